@@ -1,0 +1,39 @@
+# shardgate: the two commands a fresh Debian/Ubuntu machine needs are
+# `make demo` and `make test`; both install what they need first.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: deps build release test lint fmt demo bench fuzz clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p shardgate-bin
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint
+	$(CARGO) test --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+demo: deps release
+	@bash scripts/demo.sh
+
+bench: deps release
+	python3 bench/bench.py
+
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run request_parser -- -max_total_time=60
+	cd fuzz && $(CARGO) +nightly fuzz run reply_scanner -- -max_total_time=60
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Benchmark shardgate against twemproxy (nutcracker) and direct Redis.
+
+One run starts everything it measures, on free loopback ports in one temp
+dir, and kills it all at exit (Ctrl-C, SIGTERM and exceptions included; the
+children also get SIGKILL from the kernel if this script itself is killed):
+
+* real redis-servers (persistence off) as backends;
+* nutcracker and shardgate in front of the SAME backends, each reading the
+  same twemproxy-format pool definition (only `listen:` differs, since two
+  processes cannot listen on one port);
+* redis-benchmark as the load generator.
+
+Method
+------
+* Medians of rounds: every measurement is repeated `--rounds` times
+  (default 3) and the report shows the median, because requests/s moves
+  ~10% from run to run on a shared 2-core machine.
+* Interleaving: within a round the targets (direct, twemproxy, shardgate)
+  run back to back for the same test and pipeline depth, in an order that
+  rotates every round, so slow drift (thermal, noisy neighbours) spreads
+  evenly over the targets instead of favouring whichever runs first.
+* CPU per request: utime+stime (fields 14 and 15 of /proc/PID/stat, in
+  clock ticks of os.sysconf('SC_CLK_TCK')) of the proxy process, all its
+  threads and any child processes, read right before and right after each
+  redis-benchmark invocation; CPU us/request = delta / requests. The same
+  for the redis-server(s), for reference. CPU per request is steadier than
+  requests/s and does not depend on who won the 2 cores.
+* One test per invocation (`-t set`, then `-t get`, then `-t mset`), so
+  each CPU delta belongs to exactly one test. MSET in redis-benchmark sets
+  10 keys per request. Before round 1, a short unmeasured run per target
+  fills the keyspace and opens the proxies' backend connections.
+* Idle connections: 10,000 TCP connections to a freshly started proxy, each
+  sends one PING and reads +PONG (so each is a real session); VmRSS from
+  /proc/PID/status before and with them open.
+
+Layout: scenarios.py (what to run: add scenarios there), processes.py
+(children, ports, /proc), deploy.py (servers and proxies), load.py
+(redis-benchmark, rounds), idle.py (idle connections), report.py
+(BENCHMARKS.md and the terminal table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from deploy import deploy
+from idle import CONNECTIONS, run_idle_test
+from load import PIPELINE_SCALE, TEST_SCALE, run_rounds, warm_up
+from processes import BenchError, Processes, raise_nofile
+from report import REPO_ROOT, print_idle, print_summary, render
+from scenarios import SCENARIOS
+
+# Like scripts/demo.sh: SHARDGATE_BIN overrides the default binary.
+DEFAULT_SHARDGATE = Path(os.environ.get("SHARDGATE_BIN", REPO_ROOT / "target/release/shardgate"))
+INSTALL_HINT = "sudo apt-get install -y redis-server redis-tools nutcracker"
+DEFAULT_REQUESTS = 300_000
+QUICK_REQUESTS = 20_000
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    keys = [s.key for s in SCENARIOS]
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rounds", type=int, help="rounds; medians are reported (default 3; --quick: 1)"
+    )
+    ap.add_argument(
+        "--requests",
+        type=int,
+        help=f"requests per -P 1 SET/GET run (default {DEFAULT_REQUESTS:,}; --quick: "
+        f"{QUICK_REQUESTS:,}); -P 16 runs use x{PIPELINE_SCALE[16]:g}, "
+        f"MSET x{TEST_SCALE['mset']:g}",
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: few requests, one round")
+    ap.add_argument(
+        "--scenarios",
+        default=",".join(keys),
+        help=f"comma-separated subset of: {', '.join(keys)} (default: all)",
+    )
+    ap.add_argument("--tests", help="comma-separated subset of set,get,mset (default: all)")
+    ap.add_argument("--pipelines", help="comma-separated pipeline depths (default: 1,16)")
+    ap.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
+    ap.add_argument(
+        "--out",
+        help="report path, relative to the repo root unless absolute (default: "
+        "BENCHMARKS.md; with --quick: target/bench/BENCHMARKS-quick.md)",
+    )
+    ap.add_argument("--json", type=Path, help="also write the raw per-round samples here")
+    ap.add_argument(
+        "--shardgate",
+        type=Path,
+        default=DEFAULT_SHARDGATE,
+        help="the shardgate binary (default: $SHARDGATE_BIN, else target/release/shardgate)",
+    )
+    ap.add_argument(
+        "--no-shardgate",
+        action="store_true",
+        help="benchmark direct and twemproxy only (to test this harness)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="shardgate --workers (default 1, like twemproxy's single thread; "
+        "0: don't pass it, shardgate's default of one per core)",
+    )
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle-connections test")
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per redis-benchmark run")
+    args = ap.parse_args(argv)
+
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.requests = args.requests or (QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
+    quick_out = "target/bench/BENCHMARKS-quick.md"
+    args.out = REPO_ROOT / (args.out or (quick_out if args.quick else "BENCHMARKS.md"))
+    args.workers = args.workers or None
+    if args.no_shardgate:
+        args.shardgate = None
+    wanted = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    if not wanted or any(k not in keys for k in wanted):
+        ap.error(f"--scenarios {args.scenarios!r}: choose from {', '.join(keys)}")
+    args.scenario_list = [narrow(s, args) for s in SCENARIOS if s.key in wanted]
+    return args
+
+
+def narrow(scenario, args):
+    """Applies --tests and --pipelines to a scenario."""
+    if args.tests:
+        scenario = replace(scenario, tests=tuple(t.strip() for t in args.tests.split(",")))
+    if args.pipelines:
+        scenario = replace(scenario, pipelines=tuple(int(p) for p in args.pipelines.split(",")))
+    return scenario
+
+
+def find_tools(args) -> dict[str, str]:
+    tools = {}
+    for name, usual in (
+        ("redis-server", "/usr/bin/redis-server"),
+        ("redis-benchmark", "/usr/bin/redis-benchmark"),
+        ("nutcracker", "/usr/sbin/nutcracker"),  # /usr/sbin is not always on PATH
+    ):
+        path = shutil.which(name) or (usual if os.access(usual, os.X_OK) else None)
+        if path is None:
+            raise BenchError(f"{name} is missing; install it with: {INSTALL_HINT}")
+        tools[name] = path
+    if args.shardgate is not None and not os.access(args.shardgate, os.X_OK):
+        raise BenchError(
+            f"the shardgate binary is missing: {args.shardgate}\n"
+            "  build it with `make release` (cargo build --release -p shardgate-bin),\n"
+            "  or point --shardgate at a binary, or pass --no-shardgate to benchmark "
+            "direct and twemproxy only"
+        )
+    return tools
+
+
+def measure(procs: Processes, args, workdir: Path) -> tuple:
+    print(f"starting servers and proxies in {workdir} ...", flush=True)
+    deployments = [deploy(procs, args, workdir, sc) for sc in args.scenario_list]
+    for dep in deployments:
+        warm_up(args, dep)
+    failures: list[str] = []
+    results = run_rounds(args, deployments, failures)
+    idle = {} if args.no_idle else run_idle_test(procs, args, workdir, failures)
+    for dep in deployments:
+        dep.commands = {k: v.replace(str(workdir), "$WORKDIR") for k, v in dep.commands.items()}
+    return deployments, results, failures, idle
+
+
+def write_json(path: Path, results: dict, idle: dict) -> None:
+    samples = {"|".join(map(str, k)): [vars(s) for s in v] for k, v in results.items()}
+    path.write_text(json.dumps({"samples": samples, "idle": idle}, indent=1))
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Even when started with SIGINT ignored (a background job), Ctrl-C and
+    # SIGTERM must run the cleanup below.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    procs = Processes()
+    started = time.monotonic()
+    try:
+        args.tools = find_tools(args)
+        # Before spawning anything: nutcracker inherits the raised limit.
+        raise_nofile(2 * CONNECTIONS + 1000)
+        with tempfile.TemporaryDirectory(prefix="shardgate-bench-") as tmp:
+            try:
+                deployments, results, failures, idle = measure(procs, args, Path(tmp))
+            finally:
+                procs.kill_all()  # before the temp dir goes away under them
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; every server and proxy was stopped", file=sys.stderr)
+        return 130
+    elapsed = time.monotonic() - started
+    print_summary(deployments, results)
+    print_idle(idle)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(args, deployments, results, failures, idle, elapsed))
+    if args.json:
+        write_json(args.json, results, idle)
+    print(f"\nwrote {args.out} ({elapsed / 60:.1f} min)")
+    if failures:
+        print(f"bench: error: {len(failures)} measurement(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+//! The `shardgate` binary: command line, logging, signals and exit codes.
+//! Everything else lives in the `shardgate` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use shardgate::config;
+use shardgate::{Options, Proxy};
+use tracing_subscriber::EnvFilter;
+
+/// A fast Redis proxy: shards keys like twemproxy, speaks Redis exactly.
+#[derive(Debug, Parser)]
+#[command(name = "shardgate", version, about)]
+struct Cli {
+    /// Configuration file (twemproxy's nutcracker.yml format plus extensions).
+    #[arg(short = 'c', long = "conf-file", value_name = "FILE", default_value = "conf/shardgate.yml")]
+    conf_file: PathBuf,
+
+    /// Check the configuration file and exit (0 if valid).
+    #[arg(short = 't', long = "test-conf")]
+    test_conf: bool,
+
+    /// Worker threads; default: one per core.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+
+    /// More logging: -v debug, -vv trace. RUST_LOG overrides.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    shutdown_grace: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let config = match config::load(&cli.conf_file) {
+        Ok(config) => config,
+        Err(error) => {
+            eprint!("shardgate: invalid configuration {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.test_conf {
+        println!(
+            "shardgate: configuration file '{}' syntax is ok ({} pool{})",
+            cli.conf_file.display(),
+            config.pools.len(),
+            if config.pools.len() == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    raise_fd_limit();
+    let workers = cli
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = Options {
+        workers,
+        shutdown_grace: Duration::from_secs(cli.shutdown_grace),
+    };
+    let proxy = match Proxy::start(config, options) {
+        Ok(proxy) => proxy,
+        Err(error) => {
+            eprintln!("shardgate: cannot start: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, "shardgate started");
+    match wait_for_signal() {
+        Ok(signal) => tracing::info!("{signal} received: shutting down"),
+        Err(error) => tracing::error!("cannot wait for signals: {error}; shutting down"),
+    }
+    proxy.shutdown();
+    tracing::info!("shardgate stopped");
+    ExitCode::SUCCESS
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Many idle clients need many descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!("file descriptor limit: {limit}"),
+        Err(error) => tracing::warn!("cannot raise the file descriptor limit: {error}"),
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT.
+fn wait_for_signal() -> std::io::Result<&'static str> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = terminate.recv() => Ok("SIGTERM"),
+            _ = interrupt.recv() => Ok("SIGINT"),
+        }
+    })
+}

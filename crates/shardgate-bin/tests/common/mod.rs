@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests: a real redis-server (or
+//! several) with the real shardgate binary in front.
+
+#![allow(dead_code)]
+
+use test_support::ports::free_port;
+use test_support::{RedisServer, RespClient, Shardgate};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shardgate");
+
+/// A running proxy in front of real servers.
+pub struct Setup {
+    pub servers: Vec<RedisServer>,
+    pub proxy: Shardgate,
+    pub port: u16,
+}
+
+impl Setup {
+    pub fn client(&self) -> RespClient {
+        RespClient::connect(self.port).expect("connect to shardgate")
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+/// `servers` fresh redis-servers behind one pool; `extra` is appended to
+/// the pool's YAML (indented two spaces, e.g. "timeout: 300").
+pub fn start(servers: usize, extra: &[&str]) -> Setup {
+    let servers: Vec<RedisServer> = (0..servers).map(|_| RedisServer::start()).collect();
+    start_with(servers, extra, &[])
+}
+
+/// Like [`start`], over given servers, with extra command-line arguments.
+pub fn start_with(servers: Vec<RedisServer>, extra: &[&str], args: &[&str]) -> Setup {
+    let port = free_port();
+    let mut yaml = format!("test:\n  listen: 127.0.0.1:{port}\n  redis: true\n");
+    for line in extra {
+        yaml.push_str(&format!("  {line}\n"));
+    }
+    yaml.push_str("  servers:\n");
+    for server in &servers {
+        yaml.push_str(&format!("    - {}:1\n", server.addr()));
+    }
+    let mut builder = Shardgate::builder(BIN, &yaml).wait_port(port);
+    for arg in args {
+        builder = builder.arg(*arg);
+    }
+    let proxy = builder.start();
+    Setup {
+        servers,
+        proxy,
+        port,
+    }
+}

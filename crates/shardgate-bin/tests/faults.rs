@@ -1,0 +1,209 @@
+//! Bad input, dead and hung backends, slow readers, limits: each gets a
+//! precise error and never affects other clients.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use test_support::resp::{encode, Reply};
+use test_support::{assert_eventually, RespClient};
+
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn malformed_input_gets_a_protocol_error_and_other_clients_do_not_notice() {
+    let setup = common::start(1, &[]);
+    let mut healthy = setup.client();
+    assert_eq!(healthy.cmd(&["SET", "k", "v"]).unwrap(), Reply::Simple("OK".into()));
+    // A healthy request, then garbage in the same packet: the first is
+    // answered, then the error, then the connection closes (as Redis does).
+    for (garbage, reason) in [
+        (&b"*2\r\n$3\r\nGET\r\n$x\r\n"[..], "ERR Protocol error: invalid bulk length"),
+        (&b"*2\r\n+GET\r\n"[..], "ERR Protocol error: expected '$', got '+'"),
+        (&b"*abc\r\n"[..], "ERR Protocol error: invalid multibulk length"),
+        (&b"SET k \"unbalanced\r\n"[..], "ERR Protocol error: unbalanced quotes in request"),
+    ] {
+        let mut bad = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+        let mut request = encode(&["GET", "k"]);
+        request.extend_from_slice(garbage);
+        bad.write_all(&request).unwrap();
+        let got = String::from_utf8(read_to_close(&mut bad)).unwrap();
+        assert_eq!(got, format!("$1\r\nv\r\n-{reason}\r\n"), "for {garbage:?}");
+        assert_eq!(healthy.cmd(&["GET", "k"]).unwrap(), Reply::Bulk(b"v".to_vec()));
+    }
+}
+
+#[test]
+fn oversize_requests_get_a_clear_error() {
+    let setup = common::start(1, &["max_request_bytes: 1024"]);
+    let mut bad = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    bad.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n").unwrap();
+    let got = String::from_utf8(read_to_close(&mut bad)).unwrap();
+    assert_eq!(got, "-ERR Protocol error: invalid bulk length\r\n");
+    let mut inline = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let long_line = vec![b'a'; 70 * 1024];
+    let _ = inline.write_all(&long_line);
+    let got = String::from_utf8(read_to_close(&mut inline)).unwrap();
+    assert_eq!(got, "-ERR Protocol error: too big inline request\r\n");
+    assert_eq!(setup.client().cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+}
+
+#[test]
+fn a_dead_backend_gets_immediate_errors_and_the_proxy_reconnects() {
+    let mut setup = common::start(1, &["timeout: 2000", "server_retry_timeout: 200"]);
+    let mut client = setup.client();
+    assert_eq!(client.cmd(&["SET", "a", "1"]).unwrap(), Reply::Simple("OK".into()));
+    setup.servers[0].kill();
+    // Every request now fails fast with an error naming the pool and server.
+    let addr = setup.servers[0].addr();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let reply = client.cmd(&["GET", "a"]).unwrap();
+        let Reply::Error(message) = reply else {
+            panic!("expected an error while the server is down, got {reply:?}");
+        };
+        assert!(message.starts_with("ERR shardgate: "), "{message}");
+        assert!(message.contains(&format!("pool 'test' server {addr}")), "{message}");
+        assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    }
+    setup.servers[0].restart();
+    assert_eventually!(
+        client.cmd(&["SET", "a", "2"]).ok() == Some(Reply::Simple("OK".into())),
+        "the proxy never reconnected: {}",
+        setup.proxy.log()
+    );
+    // The client's own connection stayed open throughout.
+    assert_eq!(client.cmd(&["GET", "a"]).unwrap(), Reply::Bulk(b"2".to_vec()));
+}
+
+#[test]
+fn a_backend_killed_under_pipelined_traffic_loses_no_client_connection() {
+    let mut setup = common::start(1, &["timeout: 1000", "server_retry_timeout: 100"]);
+    let port = setup.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut client = RespClient::connect(port).unwrap();
+                let (mut ok, mut errors) = (0u64, 0u64);
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    // Every request gets exactly one reply: OK or an error.
+                    match client.cmd(&["SET", &format!("w{w}:{i}"), "v"]) {
+                        Ok(Reply::Simple(s)) if s == "OK" => ok += 1,
+                        Ok(Reply::Error(_)) => errors += 1,
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                (ok, errors)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    setup.servers[0].kill();
+    std::thread::sleep(Duration::from_millis(300));
+    setup.servers[0].restart();
+    let mut probe = setup.client();
+    assert_eventually!(
+        probe.cmd(&["PING"]).is_ok() && probe.cmd(&["SET", "probe", "1"]).ok() == Some(Reply::Simple("OK".into())),
+        "no recovery"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        let (ok, errors) = worker.join().expect("a client connection broke");
+        assert!(ok > 0, "no successful writes");
+        assert!(errors > 0, "the kill produced no errors at all (ok={ok})");
+    }
+}
+
+#[test]
+fn a_hung_backend_times_out_within_the_pool_timeout() {
+    let setup = common::start(1, &["timeout: 300"]);
+    let mut client = setup.client();
+    assert_eq!(client.cmd(&["SET", "a", "1"]).unwrap(), Reply::Simple("OK".into()));
+    setup.servers[0].pause();
+    let started = Instant::now();
+    let reply = client.cmd(&["GET", "a"]).unwrap();
+    let elapsed = started.elapsed();
+    setup.servers[0].resume();
+    let Reply::Error(message) = reply else {
+        panic!("expected a timeout error, got {reply:?}");
+    };
+    assert!(message.contains("did not reply within 300 ms"), "{message}");
+    assert!(elapsed >= Duration::from_millis(250), "too early: {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(2000), "too late: {elapsed:?}");
+    assert_eventually!(
+        client.cmd(&["GET", "a"]).ok() == Some(Reply::Bulk(b"1".to_vec())),
+        "no recovery after SIGCONT"
+    );
+}
+
+#[test]
+fn client_connections_caps_clients_with_redis_wording() {
+    let setup = common::start(1, &["client_connections: 2"]);
+    let mut first = setup.client();
+    let mut second = setup.client();
+    assert_eq!(first.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    assert_eq!(second.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    let mut third = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    let got = String::from_utf8(read_to_close(&mut third)).unwrap();
+    assert_eq!(got, "-ERR max number of clients reached\r\n");
+    drop(first);
+    assert_eventually!(
+        RespClient::connect(setup.port)
+            .and_then(|mut c| c.cmd(&["PING"]))
+            .ok()
+            == Some(Reply::Simple("PONG".into())),
+        "a freed slot was never reused"
+    );
+}
+
+/// A client that pipelines reads of a large value and never reads the
+/// replies is cut off at `client_output_limit`; others carry on.
+#[test]
+fn a_slow_reader_is_cut_off_at_the_output_limit() {
+    let setup = common::start(1, &["client_output_limit: 1048576"]);
+    let value = "v".repeat(100_000);
+    setup.servers[0].cmd(&["SET", "big", &value]);
+    let mut slow = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    slow.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend(encode(&["GET", "big"]));
+    }
+    // 200 x 100 KB = 20 MB of replies against a 1 MB limit.
+    let _ = slow.write_all(&batch);
+    let mut healthy = setup.client();
+    for i in 0..50 {
+        assert_eq!(
+            healthy.cmd(&["SET", &format!("h{i}"), "1"]).unwrap(),
+            Reply::Simple("OK".into())
+        );
+    }
+    // The slow client's connection is closed by the proxy: reading it to the
+    // end terminates, having received far less than was asked.
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the slow reader was not disconnected: {e}"),
+        }
+    }
+    assert!(received < 20_000_000, "received {received} bytes: not cut off");
+    let log = setup.proxy.log();
+    assert!(log.contains("reply bytes unread"), "log: {log}");
+}

@@ -1,0 +1,173 @@
+//! Name -> [`CommandSpec`], case-insensitively and without allocating.
+//!
+//! The name is hashed lowercased (FNV-1a) as it is read, then found in the
+//! generated open-addressing table (`table::INDEX`, at most
+//! `table::MAX_PROBE` extra probes) and compared ASCII case-insensitively in
+//! place: nothing is copied. Subcommands live in the same table as
+//! `parent|sub`, so `CONFIG GET` costs a second probe, nothing more.
+
+use super::args::Args;
+use super::spec::CommandSpec;
+use super::table::{ALL, COMMANDS, INDEX, MAX_NAME_LEN, MAX_PROBE};
+
+/// Must match `fnv1a` in scripts/gen-command-table.py.
+const FNV_OFFSET: u32 = 0x811C_9DC5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// Continues an FNV-1a hash over `bytes`, lowercased.
+fn hash_lowercase(mut hash: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        hash = (hash ^ u32::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// The entry with this hash for which `is_it` holds, and its position in
+/// `ALL` (top-level commands come first).
+fn find(hash: u32, is_it: impl Fn(&[u8]) -> bool) -> Option<(usize, &'static CommandSpec)> {
+    let mask = INDEX.len() - 1;
+    let mut slot = hash as usize & mask;
+    for _ in 0..=MAX_PROBE {
+        let entry = usize::from(*INDEX.get(slot)?);
+        let spec: &'static CommandSpec = ALL.get(entry)?;
+        if is_it(spec.name.as_bytes()) {
+            return Some((entry, spec));
+        }
+        slot = (slot + 1) & mask;
+    }
+    None
+}
+
+/// The command (or `parent|sub` subcommand) with this exact name, ASCII
+/// case-insensitively.
+pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let hash = hash_lowercase(FNV_OFFSET, name);
+    find(hash, |candidate| candidate.eq_ignore_ascii_case(name)).map(|(_, spec)| spec)
+}
+
+/// The command a request runs, as Redis resolves it: `args[0]` names the
+/// command; for a container command (CONFIG, CLIENT, OBJECT, ...) `args[1]`
+/// names the subcommand. Unknown command or subcommand: None. A container
+/// with no subcommand argument resolves to the container itself (whose
+/// arity then rejects the call, as in Redis).
+pub fn lookup<A: Args + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
+    let name = args.arg(0)?;
+    if name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let hash = hash_lowercase(FNV_OFFSET, name);
+    let (entry, command) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name))?;
+    if entry >= COMMANDS.len() {
+        // `config|get` is no command name: Redis looks args[0] up among
+        // top-level commands only.
+        return None;
+    }
+    if !command.is_container() {
+        return Some(command);
+    }
+    let Some(sub) = args.arg(1) else {
+        return Some(command);
+    };
+    let parent = command.name.as_bytes();
+    if parent.len() + 1 + sub.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let hash = hash_lowercase(hash_lowercase(FNV_OFFSET, parent), b"|");
+    let hash = hash_lowercase(hash, sub);
+    find(hash, |candidate| {
+        candidate.len() == parent.len() + 1 + sub.len()
+            && candidate.starts_with(parent)
+            && candidate.get(parent.len()) == Some(&b'|')
+            && candidate
+                .get(parent.len() + 1..)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(sub))
+    })
+    .map(|(_, spec)| spec)
+}
+
+/// All top-level commands, sorted by name (subcommands hang off their
+/// container: [`CommandSpec::subcommands`]).
+pub fn commands() -> &'static [CommandSpec] {
+    &COMMANDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_found_in_any_case() {
+        for spec in ALL {
+            assert_eq!(
+                lookup_name(spec.name.as_bytes()).map(|s| s.name),
+                Some(spec.name)
+            );
+            let upper = spec.name.to_ascii_uppercase();
+            assert_eq!(
+                lookup_name(upper.as_bytes()).map(|s| s.name),
+                Some(spec.name)
+            );
+        }
+    }
+
+    #[test]
+    fn commands_resolve_case_insensitively() {
+        for name in ["get", "GET", "Get", "gEt"] {
+            assert_eq!(lookup(&[name, "k"]).map(CommandSpec::name), Some("get"));
+        }
+        assert_eq!(
+            lookup(&["GEORADIUS_RO"]).map(CommandSpec::name),
+            Some("georadius_ro")
+        );
+    }
+
+    #[test]
+    fn subcommands_resolve_from_the_second_argument() {
+        let name = |args: &[&str]| lookup(args).map(CommandSpec::name);
+        assert_eq!(name(&["CONFIG", "GET", "maxmemory"]), Some("config|get"));
+        assert_eq!(name(&["config", "Set", "a", "b"]), Some("config|set"));
+        assert_eq!(name(&["object", "ENCODING", "k"]), Some("object|encoding"));
+        assert_eq!(name(&["CLIENT", "NO-EVICT", "on"]), Some("client|no-evict"));
+        assert_eq!(name(&["xinfo", "stream", "s"]), Some("xinfo|stream"));
+        // Redis resolves a lone container to itself; its arity (-2) then fails.
+        assert_eq!(name(&["CONFIG"]), Some("config"));
+        assert_eq!(name(&["CONFIG", "NOPE"]), None);
+        // Only containers look at args[1].
+        assert_eq!(name(&["GET", "GET"]), Some("get"));
+    }
+
+    #[test]
+    fn unknown_and_malformed_names_are_none() {
+        let none = |args: &[&[u8]]| assert!(lookup(args).is_none(), "{args:?}");
+        none(&[]);
+        none(&[b""]);
+        none(&[b"nosuchcommand"]);
+        none(&[b"GET\0"]);
+        none(&[b"config|get"]); // only through args[1]
+        none(&[&[0xff, 0xfe]]);
+        none(&[&[b'a'; 4096]]);
+        none(&[b"CONFIG", &[b'g'; 4096]]);
+        // Longer than any name by one byte.
+        none(&[&[b'x'; MAX_NAME_LEN + 1]]);
+        // `config|get` by name is fine through lookup_name.
+        assert!(lookup_name(b"CONFIG|GET").is_some());
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_complete() {
+        let top = commands();
+        assert!(top
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.name < b.name)));
+        let subs: usize = top.iter().map(|c| c.subcommands.len()).sum();
+        assert_eq!(ALL.len(), top.len() + subs);
+        for command in top {
+            for sub in command.subcommands {
+                assert_eq!(sub.name.split_once('|').map(|p| p.0), Some(command.name));
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Configuration: twemproxy's `nutcracker.yml` accepted as it is, plus
+//! shardgate's extensions.
+//!
+//! Two stages: [`raw`] mirrors the file with serde (unknown keys are
+//! errors), then [`validate`] produces a typed [`Config`]. Every error in
+//! the file is reported at once, each with the pool and key it concerns;
+//! nothing falls back to a default silently.
+
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keyspace::{DistributionKind, HashFunction, HashTag};
+
+pub use validate::parse;
+
+/// A validated configuration: one or more independent pools.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pools: Vec<PoolConfig>,
+}
+
+/// Where a pool accepts clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    /// A unix socket path and its permissions (twemproxy's `/path 0666`).
+    Unix { path: PathBuf, mode: Option<u32> },
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix { path, .. } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A secret (a backend password): never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// One pool: a listen address, a set of servers and how keys map to them.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub listen: ListenAddr,
+    pub hash: HashFunction,
+    pub hash_tag: HashTag,
+    pub distribution: DistributionKind,
+    /// Bound on every request to a backend. twemproxy waits forever when
+    /// `timeout` is absent; shardgate defaults to [`DEFAULT_TIMEOUT`] so a
+    /// hung server never hangs its clients.
+    pub timeout: Duration,
+    pub backlog: u32,
+    pub preconnect: bool,
+    pub redis_auth: Option<Secret>,
+    pub redis_db: u32,
+    /// Shared, pipelined connections per server per worker.
+    pub server_connections: u32,
+    /// Maximum clients of this pool across all workers (0 = no limit).
+    pub client_connections: u32,
+    pub auto_eject_hosts: bool,
+    pub server_retry_timeout: Duration,
+    pub server_failure_limit: u32,
+    pub tcpkeepalive: bool,
+    pub servers: Vec<ServerConfig>,
+    pub connect_timeout: Duration,
+    /// Reply bytes a client may leave unread before it is disconnected.
+    pub client_output_limit: usize,
+    /// Largest request (bulk argument) a client may send.
+    pub max_request_bytes: usize,
+}
+
+/// One backend server line: `host:port:weight [name]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub name: Option<String>,
+}
+
+impl ServerConfig {
+    /// The name this server has on the hash ring (twemproxy's rule).
+    pub fn ring_name(&self) -> String {
+        keyspace::ring_name(&self.host, self.port, self.name.as_deref())
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_CLIENT_OUTPUT_LIMIT: usize = 256 << 20;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} problem{}:",
+            self.file,
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        problems: vec![format!("cannot read: {e}")],
+    })?;
+    parse(&text).map_err(|problems| ConfigError { file, problems })
+}

@@ -1,0 +1,33 @@
+//! The config file as written: serde structs that mirror twemproxy's
+//! `nutcracker.yml` pool keys, plus shardgate's extensions. Nothing here is
+//! validated; [`super::validate`] turns it into typed values.
+
+use serde::Deserialize;
+
+/// One pool as written in the YAML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    // twemproxy's keys.
+    pub listen: Option<String>,
+    pub hash: Option<String>,
+    pub hash_tag: Option<String>,
+    pub distribution: Option<String>,
+    pub timeout: Option<i64>,
+    pub backlog: Option<i64>,
+    pub preconnect: Option<bool>,
+    pub redis: Option<bool>,
+    pub redis_auth: Option<String>,
+    pub redis_db: Option<i64>,
+    pub server_connections: Option<i64>,
+    pub client_connections: Option<i64>,
+    pub auto_eject_hosts: Option<bool>,
+    pub server_retry_timeout: Option<i64>,
+    pub server_failure_limit: Option<i64>,
+    pub tcpkeepalive: Option<bool>,
+    pub servers: Option<Vec<String>>,
+    // shardgate's extensions (docs/configuration.md).
+    pub connect_timeout: Option<i64>,
+    pub client_output_limit: Option<i64>,
+    pub max_request_bytes: Option<i64>,
+}

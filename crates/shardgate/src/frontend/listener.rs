@@ -1,0 +1,157 @@
+//! Listening sockets and the accept loop.
+//!
+//! Every worker binds its own TCP socket to each pool's address with
+//! `SO_REUSEPORT`, so the kernel spreads new connections over workers and
+//! no accept is shared between threads. A unix socket cannot be shared that
+//! way; worker 0 serves it alone.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Notify};
+
+use super::session;
+use crate::worker::pool::PoolWorker;
+
+/// A bound, not yet async, listening socket (created before workers start,
+/// so bind errors stop the proxy before it serves anything).
+pub enum BoundListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// Binds a TCP listener that other workers can bind too.
+pub fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<BoundListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(BoundListener::Tcp(socket.into()))
+}
+
+/// Binds a unix socket, replacing a stale socket file.
+pub fn bind_unix(path: &Path, mode: Option<u32>) -> io::Result<BoundListener> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        std::fs::remove_file(path)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(BoundListener::Unix(listener))
+}
+
+/// Counts a worker's live sessions so shutdown can wait for them.
+#[derive(Default)]
+pub struct SessionTracker {
+    live: Cell<usize>,
+    idle: Notify,
+}
+
+impl SessionTracker {
+    fn enter(&self) {
+        self.live.set(self.live.get() + 1);
+    }
+    fn leave(&self) {
+        self.live.set(self.live.get() - 1);
+        if self.live.get() == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+    /// Resolves when no session is left.
+    pub async fn wait_idle(&self) {
+        while self.live.get() > 0 {
+            self.idle.notified().await;
+        }
+    }
+}
+
+/// Accepts clients until shutdown, starting a session for each.
+pub async fn accept_loop(
+    listener: BoundListener,
+    pool: Rc<PoolWorker>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: Rc<SessionTracker>,
+) -> io::Result<()> {
+    match listener {
+        BoundListener::Tcp(std_listener) => {
+            let listener = TcpListener::from_std(std_listener)?;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            if pool.config().tcpkeepalive {
+                                let _ = socket2::SockRef::from(&stream).set_keepalive(true);
+                            }
+                            start_session(stream, &pool, &shutdown, &tracker);
+                        }
+                        Err(e) => accept_failed(e).await,
+                    },
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        }
+        BoundListener::Unix(std_listener) => {
+            let listener = UnixListener::from_std(std_listener)?;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => start_session(stream, &pool, &shutdown, &tracker),
+                        Err(e) => accept_failed(e).await,
+                    },
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Out of file descriptors and the like: say so and back off briefly
+/// instead of spinning.
+async fn accept_failed(error: io::Error) {
+    tracing::warn!("accept failed: {error}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn start_session<S>(
+    mut stream: S,
+    pool: &Rc<PoolWorker>,
+    shutdown: &watch::Receiver<bool>,
+    tracker: &Rc<SessionTracker>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    if !pool.state.admit_client() {
+        tokio::task::spawn_local(async move {
+            // Redis's own wording when maxclients is reached.
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+        });
+        return;
+    }
+    let pool = pool.clone();
+    let shutdown = shutdown.clone();
+    let tracker = tracker.clone();
+    tracker.enter();
+    tokio::task::spawn_local(async move {
+        session::run(stream, pool.clone(), shutdown).await;
+        pool.state.release_client();
+        tracker.leave();
+    });
+}

@@ -1,0 +1,123 @@
+//! Socket writes of queued `Bytes` with `writev`, so replies and requests
+//! go out without being copied into one buffer first.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Most buffers handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// Writes every queued buffer, in order, and empties the queue.
+pub async fn write_all_queued<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
+    while !queue.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
+            *slot = IoSlice::new(buf);
+            count += 1;
+        }
+        let written = writer.write_vectored(&slices[..count]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        consume(queue, written);
+    }
+    Ok(())
+}
+
+/// Writes as much of the queue as the socket takes right now, without
+/// waiting; returns the number of bytes written.
+pub fn write_queued_now<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> io::Result<usize> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut total = 0;
+    while !queue.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
+            *slot = IoSlice::new(buf);
+            count += 1;
+        }
+        match Pin::new(&mut *writer).poll_write_vectored(&mut cx, &slices[..count]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => {
+                total += n;
+                consume(queue, n);
+            }
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Reads what the socket holds right now, without waiting: `Some(0)` at
+/// end of stream, `None` when nothing is ready.
+pub fn read_now<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut chunk = [0u8; 16 * 1024];
+    let mut read_buf = ReadBuf::new(&mut chunk);
+    match Pin::new(reader).poll_read(&mut cx, &mut read_buf) {
+        Poll::Ready(Ok(())) => {
+            buf.extend_from_slice(read_buf.filled());
+            Ok(Some(read_buf.filled().len()))
+        }
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(None),
+    }
+}
+
+/// Drops `n` written bytes from the front of the queue.
+pub fn consume(queue: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            return;
+        };
+        if front.len() <= n {
+            n -= front.len();
+            queue.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_splits_buffers_at_any_point() {
+        let mut queue: VecDeque<Bytes> = ["abc", "de", "fgh"].into_iter().map(Bytes::from).collect();
+        consume(&mut queue, 4);
+        assert_eq!(queue, VecDeque::from([Bytes::from("e"), Bytes::from("fgh")]));
+        consume(&mut queue, 4);
+        assert!(queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn writes_everything_in_order_through_short_writes() {
+        // A duplex pipe with a tiny buffer forces partial writes.
+        let (mut a, mut b) = tokio::io::duplex(3);
+        let reader = tokio::spawn(async move {
+            let mut out = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out).await.map(|_| out)
+        });
+        let mut queue: VecDeque<Bytes> = (0..100).map(|i| Bytes::from(format!("{i},"))).collect();
+        write_all_queued(&mut a, &mut queue).await.expect("write");
+        drop(a);
+        let expected: String = (0..100).map(|i| format!("{i},")).collect();
+        assert_eq!(reader.await.expect("join").expect("read"), expected.as_bytes());
+    }
+}

@@ -1,0 +1,86 @@
+//! Workers: one OS thread each, running a current-thread tokio runtime
+//! with its own listeners and its own backend connections, so the hot path
+//! takes no cross-thread lock and makes no cross-thread hop.
+//!
+//! # Layout
+//! - [`pool`]: a worker's view of one pool (topology + backend connections).
+
+pub mod pool;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::LocalSet;
+
+use crate::frontend::listener::{accept_loop, BoundListener, SessionTracker};
+use crate::topology::PoolState;
+use pool::PoolWorker;
+
+/// Everything one worker thread starts with.
+pub struct WorkerSetup {
+    pub id: usize,
+    pub pools: Vec<Arc<PoolState>>,
+    /// (pool index, listener) pairs this worker accepts on.
+    pub listeners: Vec<(usize, BoundListener)>,
+    pub shutdown: watch::Receiver<bool>,
+    /// How long sessions may take to finish once shutdown starts.
+    pub grace: Duration,
+}
+
+/// Starts a worker thread.
+pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("shardgate-worker-{}", setup.id))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(worker = setup.id, "cannot start worker runtime: {e}");
+                    return;
+                }
+            };
+            LocalSet::new().block_on(&runtime, run(setup));
+        })
+}
+
+async fn run(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        pools,
+        listeners,
+        mut shutdown,
+        grace,
+    } = setup;
+    let pools: Vec<Rc<PoolWorker>> = pools
+        .into_iter()
+        .map(|state| Rc::new(PoolWorker::new(state)))
+        .collect();
+    let tracker = Rc::new(SessionTracker::default());
+    for (index, listener) in listeners {
+        let Some(pool) = pools.get(index).cloned() else {
+            continue;
+        };
+        let shutdown = shutdown.clone();
+        let tracker = tracker.clone();
+        tokio::task::spawn_local(async move {
+            let name = pool.config().name.clone();
+            if let Err(e) = accept_loop(listener, pool, shutdown, tracker).await {
+                tracing::error!(pool = %name, "listener failed: {e}");
+            }
+        });
+    }
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    if tokio::time::timeout(grace, tracker.wait_idle()).await.is_err() {
+        tracing::warn!(worker = id, "sessions still open after the {grace:?} shutdown grace; closing them");
+    }
+}

@@ -1,0 +1,79 @@
+//! The shardgate binary under test, started from a YAML config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{wait_for_port, Child};
+
+/// Builds a [`Shardgate`].
+pub struct ShardgateBuilder {
+    binary: PathBuf,
+    yaml: String,
+    args: Vec<String>,
+    wait_ports: Vec<u16>,
+}
+
+impl ShardgateBuilder {
+    /// An extra command-line argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+    /// A port to wait for before `start` returns (a pool's listen port).
+    pub fn wait_port(mut self, port: u16) -> Self {
+        self.wait_ports.push(port);
+        self
+    }
+    pub fn start(self) -> Shardgate {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("shardgate.yml");
+        std::fs::write(&conf, &self.yaml).expect("write shardgate.yml");
+        let mut command = Command::new(&self.binary);
+        command.arg("-c").arg(&conf).args(&self.args);
+        let mut child = Child::spawn("shardgate", command, &dir.path().join("shardgate.log"));
+        for &port in &self.wait_ports {
+            wait_for_port(&mut child, port, Duration::from_secs(20));
+        }
+        Shardgate { child, dir }
+    }
+}
+
+/// A running shardgate process. Killed on drop.
+pub struct Shardgate {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Shardgate {
+    /// `binary` is usually `env!("CARGO_BIN_EXE_shardgate")`.
+    pub fn builder(binary: impl AsRef<Path>, yaml: &str) -> ShardgateBuilder {
+        ShardgateBuilder {
+            binary: binary.as_ref().to_path_buf(),
+            yaml: yaml.to_string(),
+            args: Vec::new(),
+            wait_ports: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...).
+    pub fn signal(&self, signal: &str) {
+        self.child.signal(signal);
+    }
+}

@@ -1,0 +1,249 @@
+//! `redis-server` and `redis-sentinel` guards.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::ports::free_port;
+use crate::process::{wait_for_port, Child};
+use crate::resp::{Reply, RespClient};
+use crate::require_program;
+
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Builds a [`RedisServer`].
+#[derive(Default)]
+pub struct RedisBuilder {
+    port: Option<u16>,
+    args: Vec<String>,
+    password: Option<String>,
+}
+
+impl RedisBuilder {
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+    /// An extra `--name value` argument for redis-server.
+    pub fn arg(mut self, name: &str, value: &str) -> Self {
+        self.args.push(format!("--{name}"));
+        self.args.push(value.to_string());
+        self
+    }
+    /// Starts as a replica of `master`.
+    pub fn replica_of(self, master: &RedisServer) -> Self {
+        let port = master.port().to_string();
+        let mut builder = self;
+        builder.args.extend(["--replicaof".into(), "127.0.0.1".into(), port]);
+        builder
+    }
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_string());
+        self.arg("requirepass", password)
+    }
+    pub fn start(self) -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = self.port.unwrap_or_else(free_port);
+        let mut server = RedisServer {
+            port,
+            args: self.args,
+            password: self.password,
+            child: None,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+}
+
+/// A real `redis-server` on a free loopback port in a temp dir. Killed on drop.
+pub struct RedisServer {
+    port: u16,
+    args: Vec<String>,
+    password: Option<String>,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn builder() -> RedisBuilder {
+        RedisBuilder::default()
+    }
+
+    /// A plain server with persistence off.
+    pub fn start() -> RedisServer {
+        RedisBuilder::default().start()
+    }
+
+    fn spawn(&mut self) {
+        let program = require_program("redis-server", "redis-server");
+        let mut command = Command::new(program);
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.args);
+        let log = self.dir.path().join("redis.log");
+        let mut child = Child::spawn(&format!("redis-server:{}", self.port), command, &log);
+        wait_for_port(&mut child, self.port, READY_DEADLINE);
+        self.child = Some(child);
+        crate::assert_eventually!(
+            within = READY_DEADLINE,
+            self.try_client().and_then(|mut c| c.cmd(&["PING"]).ok()).is_some_and(|r| !r.is_error()
+                || r == Reply::Error("LOADING Redis is loading the dataset in memory".into())),
+            "redis-server on {} never answered PING",
+            self.port
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.pid()).unwrap_or(0)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn try_client(&self) -> Option<RespClient> {
+        let mut client = RespClient::connect(self.port).ok()?;
+        if let Some(password) = &self.password {
+            client.cmd(&["AUTH", password]).ok()?;
+        }
+        Some(client)
+    }
+
+    /// A connection straight to this server (authenticated if it has a password).
+    ///
+    /// # Panics
+    /// When the server does not accept connections.
+    pub fn client(&self) -> RespClient {
+        self.try_client()
+            .unwrap_or_else(|| panic!("cannot connect to redis-server on {}", self.port))
+    }
+
+    /// Runs one command directly on this server.
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        self.client()
+            .cmd(args)
+            .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.port))
+    }
+
+    /// SIGKILL, like a crash. The port stays reserved for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill();
+        }
+    }
+
+    /// Starts again on the same port and dir after [`kill`](Self::kill).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGSTOP: the server hangs with its sockets open.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            child.signal("STOP");
+        }
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            child.signal("CONT");
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.child.as_ref().map(|c| c.log()).unwrap_or_default()
+    }
+
+    /// Number of keys in db 0.
+    pub fn dbsize(&self) -> i64 {
+        match self.cmd(&["DBSIZE"]) {
+            Reply::Integer(n) => n,
+            other => panic!("DBSIZE on {}: {other:?}", self.port),
+        }
+    }
+
+    /// `calls` of one command from INFO commandstats (0 if never called).
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let info = self.cmd(&["INFO", "commandstats"]).bulk_str().unwrap_or_default();
+        let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A real `redis-sentinel` watching the given masters. Killed on drop.
+pub struct Sentinel {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    /// Starts a sentinel monitoring `masters` as `(name, port)` with the
+    /// given quorum and `down-after-milliseconds`.
+    pub fn start(masters: &[(&str, u16)], quorum: u32, down_after_ms: u64) -> Sentinel {
+        let program = require_program("redis-sentinel", "redis-sentinel");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut conf = format!("port {port}\nbind 127.0.0.1\ndir {}\n", dir.path().display());
+        for (name, master_port) in masters {
+            conf.push_str(&format!(
+                "sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                 sentinel down-after-milliseconds {name} {down_after_ms}\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n"
+            ));
+        }
+        let conf_path = dir.path().join("sentinel.conf");
+        std::fs::write(&conf_path, conf).expect("write sentinel.conf");
+        let mut command = Command::new(program);
+        command.arg(&conf_path);
+        let mut child = Child::spawn(
+            &format!("redis-sentinel:{port}"),
+            command,
+            &dir.path().join("sentinel.log"),
+        );
+        wait_for_port(&mut child, port, READY_DEADLINE);
+        Sentinel {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn client(&self) -> RespClient {
+        RespClient::connect(self.port).expect("connect to sentinel")
+    }
+
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what shardgate's tests, demo and benchmark need, only where
+# missing: Debian's redis-server, redis-sentinel, redis-tools (redis-cli,
+# redis-benchmark) and nutcracker (twemproxy, the reference peer), plus the
+# rustfmt and clippy components. Runs `apt-get update` once, and only when
+# something is missing.
+set -euo pipefail
+
+packages=(redis-server redis-sentinel redis-tools nutcracker "$@")
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    if [[ $(id -u) -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null; then
+        sudo=(sudo)
+    else
+        echo "error: need root (or sudo) to run: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's packages start system services where an init system runs; the
+# tests start their own servers on free ports, so those are not needed.
+for service in redis-server redis-sentinel nutcracker; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+        echo "note: the system's $service service is running; tests use their own ports and do not need it"
+    fi
+done
+
+if command -v rustup >/dev/null; then
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+            rustup component add "$component"
+        fi
+    done
+fi
