@@ -77,7 +77,7 @@ fn requests_split_at_every_byte_get_the_same_replies() {
     request.extend(encode(&["GET", "split"]));
     request.extend(b"PING\r\n");
     request.extend(encode(&["STRLEN", "split"]));
-    let expected = "+OK\r\n$28\r\na value with spaces\r\nand CRLF\r\n+PONG\r\n:28\r\n";
+    let expected = "+OK\r\n$29\r\na value with spaces\r\nand CRLF\r\n+PONG\r\n:29\r\n";
     for cut in 1..request.len() {
         let mut stream = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
         stream.set_nodelay(true).unwrap();

@@ -151,8 +151,25 @@ fn a_hung_backend_times_out_within_the_pool_timeout() {
 #[test]
 fn client_connections_caps_clients_with_redis_wording() {
     let setup = common::start(1, &["client_connections: 2"]);
-    let mut first = setup.client();
-    let mut second = setup.client();
+    // The harness's readiness probe is a connection too: wait until the
+    // proxy has seen it close before counting on two free slots.
+    let admitted = || {
+        let mut client = None;
+        assert_eventually!(
+            {
+                let mut c = setup.client();
+                let ok = c.cmd(&["PING"]).ok() == Some(Reply::Simple("PONG".into()));
+                if ok {
+                    client = Some(c);
+                }
+                ok
+            },
+            "no free client slot"
+        );
+        client.expect("admitted")
+    };
+    let mut first = admitted();
+    let mut second = admitted();
     assert_eq!(first.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     assert_eq!(second.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     let mut third = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();

@@ -3,19 +3,20 @@
 //!
 //! Data path: a client's bytes are parsed into requests (argument ranges
 //! over the client's own bytes), each request is routed by a pure function
-//! of (request, topology snapshot), forwarded on a shared, pipelined
-//! backend connection, and its reply, scanned for its end but never
-//! rebuilt, is written back in order. See `docs/architecture.md`.
+//! of (request, command, topology snapshot), forwarded on a shared,
+//! pipelined backend connection, and its reply, scanned for its end but
+//! never rebuilt, is written back in order. See `docs/architecture.md`.
 //!
 //! # Layout
 //! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].
 //! - [`command`]: the Redis 7 command table: flags and key positions.
-//! - [`topology`]: immutable pool snapshots and the shared per-pool state.
-//! - [`route`]: (request, topology) -> where it goes. Pure.
-//! - [`dispatch`]: a routed request -> a pending reply.
-//! - [`backend`]: shared pipelined backend connections with reconnect.
-//! - [`frontend`]: listeners and client sessions.
+//! - [`topology`]: immutable topology snapshots and the shared per-pool state.
+//! - [`route`]: (request, command, topology) -> where it goes. Pure.
+//! - [`fanout`]: split, broadcast and SCAN plans and their reply merges. Pure.
+//! - [`backend`]: pipelined backend connections, per-node sets, leases.
+//! - [`frontend`]: listeners, client sessions, the client registry.
 //! - [`worker`]: one thread + current-thread runtime per core.
+//! - [`metrics`]: single-writer counters and histograms.
 //! - [`lifecycle`]: start, graceful shutdown.
 //! - [`io`]: vectored writes of queued buffers.
 
@@ -24,10 +25,11 @@
 pub mod backend;
 pub mod command;
 pub mod config;
-pub mod dispatch;
+pub mod fanout;
 pub mod frontend;
 pub mod io;
 pub mod lifecycle;
+pub mod metrics;
 pub mod route;
 pub mod topology;
 pub mod worker;

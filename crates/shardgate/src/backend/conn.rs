@@ -1,47 +1,47 @@
-//! One shared, pipelined backend connection.
+//! One pipelined backend connection.
 //!
-//! Many client sessions of one worker send requests through a
-//! [`BackendConn`] handle; one task owns the socket. It writes every queued
-//! request with one `writev`, and matches replies to requests by order (a
-//! FIFO of pending reply senders), so a connection carries as many requests
-//! in flight as clients send. When the connection breaks, every pending
-//! request gets an error at once, and the task reconnects with exponential
-//! backoff; while it is down, new requests fail fast without queueing.
+//! Sessions of one worker send requests through [`Conn`] handles; one task
+//! owns the socket. [`Conn::send`] is synchronous: it appends the frame to
+//! the outbox and a reply slot to the FIFO, and wakes the task, which writes
+//! everything queued with one `writev` and matches replies to slots by
+//! order. So a connection carries as many requests in flight as its
+//! clients send, and many clients' requests share one write.
+//!
+//! When the connection breaks or a request outlives its deadline, every
+//! waiting request gets an error at once and the task reconnects with
+//! exponential backoff; while it is down, new requests fail fast.
+//!
+//! The same type serves shared connections (many sessions, picked per
+//! client) and leased ones (one session: transactions, blocking calls).
+//! When the last handle is dropped the task answers what is in flight,
+//! then closes; [`Conn::close`] closes at once (a client that left in the
+//! middle of a blocking call).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ReplyScanner};
 use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
 use super::error::{BackendError, BackendErrorKind};
-use super::handshake;
-use crate::config::Secret;
-use crate::io::write_all_queued;
+use super::handshake::{self, Handshake};
+use super::slot::{slot, ReplySlot, SlotSender};
+use super::stats::NodeStats;
+use crate::io::consume;
 
-/// Requests queued to one connection before senders wait (backpressure).
-const QUEUE_DEPTH: usize = 4096;
-/// Requests taken off the queue per write.
-const WRITE_BATCH: usize = 256;
 const READ_CHUNK: usize = 16 * 1024;
+const MAX_IOVECS: usize = 64;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
-
-/// The reply to one request, or why there is none.
-pub type ReplyResult = Result<Bytes, BackendError>;
-pub type ReplyReceiver = oneshot::Receiver<ReplyResult>;
-
-struct Pending {
-    frame: Bytes,
-    reply: oneshot::Sender<ReplyResult>,
-}
 
 /// How a connection is doing, as its senders see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,164 +54,52 @@ pub enum Status {
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
-pub struct BackendSettings {
-    pub addr: SocketAddr,
+pub struct ConnSettings {
+    pub addr: std::net::SocketAddr,
     /// `pool 'alpha' server 127.0.0.1:6379`, for logs and client errors.
     pub name: Arc<str>,
-    pub auth: Option<Secret>,
-    pub db: u32,
+    /// AUTH / SELECT / HELLO run on every new connection.
+    pub handshake: Handshake,
+    /// Bound on one request (the pool's `timeout`).
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Longest wait between reconnects (twemproxy's `server_retry_timeout`).
+    /// Longest wait between reconnects.
     pub max_backoff: Duration,
     pub tcp_keepalive: bool,
 }
 
-/// A handle to one connection task; cheap to clone within a worker.
-#[derive(Clone)]
-pub struct BackendConn {
-    tx: mpsc::Sender<Pending>,
-    status: Rc<Cell<Status>>,
-    last_error: Rc<Cell<Option<Arc<str>>>>,
-    name: Arc<str>,
+struct InFlight {
+    slot: SlotSender,
+    sent: Instant,
+    /// None: no deadline (a blocking call with timeout 0).
+    deadline: Option<Instant>,
 }
 
-impl BackendConn {
-    /// Queues one request frame; the receiver yields its reply. Fails at
-    /// once, without queueing, while the connection is down.
-    pub async fn send(&self, frame: Bytes) -> Result<ReplyReceiver, BackendError> {
-        if let Status::Down { until } = self.status.get() {
-            if Instant::now() < until {
-                return Err(self.unavailable());
-            }
-        }
-        let (reply, receiver) = oneshot::channel();
-        self.tx
-            .send(Pending { frame, reply })
-            .await
-            .map_err(|_| self.unavailable())?;
-        Ok(receiver)
-    }
-
-    pub fn status(&self) -> Status {
-        self.status.get()
-    }
-
-    fn unavailable(&self) -> BackendError {
-        let reason = self.last_error.take();
-        self.last_error.set(reason.clone());
-        BackendError {
-            server: self.name.clone(),
-            kind: BackendErrorKind::Unavailable(reason.unwrap_or_else(|| "not connected".into())),
-        }
-    }
+#[derive(Default)]
+struct Queue {
+    /// Frames not yet written, in order.
+    outbox: VecDeque<Bytes>,
+    /// One entry per request, written or not, in order.
+    fifo: VecDeque<InFlight>,
+    /// How many entries at the back of `fifo` are still in `outbox`.
+    unsent: usize,
 }
 
-/// Starts a connection task on the current worker (`spawn_local`).
-pub fn spawn(settings: BackendSettings) -> BackendConn {
-    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let status = Rc::new(Cell::new(Status::Connecting));
-    let last_error = Rc::new(Cell::new(None));
-    let conn = BackendConn {
-        tx,
-        status: status.clone(),
-        last_error: last_error.clone(),
-        name: settings.name.clone(),
-    };
-    let task = ConnTask {
-        settings,
-        rx,
-        status,
-        last_error,
-    };
-    tokio::task::spawn_local(task.run());
-    conn
+struct Shared {
+    settings: ConnSettings,
+    stats: Arc<NodeStats>,
+    queue: RefCell<Queue>,
+    status: Cell<Status>,
+    last_error: RefCell<Option<Arc<str>>>,
+    task: RefCell<Option<Waker>>,
+    handles: Cell<usize>,
+    close_now: Cell<bool>,
 }
 
-struct ConnTask {
-    settings: BackendSettings,
-    rx: mpsc::Receiver<Pending>,
-    status: Rc<Cell<Status>>,
-    last_error: Rc<Cell<Option<Arc<str>>>>,
-}
-
-impl ConnTask {
-    async fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            self.status.set(Status::Connecting);
-            let failure = match self.connect().await {
-                Ok(stream) => {
-                    if self.last_error.take().is_some() {
-                        tracing::info!(server = %self.settings.name, "backend connection restored");
-                    }
-                    self.status.set(Status::Up);
-                    backoff = MIN_BACKOFF;
-                    match self.serve(stream).await {
-                        Ok(()) => return, // every handle is gone: the worker is stopping
-                        Err(kind) => {
-                            tracing::warn!(server = %self.settings.name, "backend connection lost: {kind:?}");
-                            kind_reason(&kind)
-                        }
-                    }
-                }
-                Err(reason) => {
-                    if self.last_error.take().is_none() {
-                        tracing::warn!(server = %self.settings.name, "cannot connect to backend: {reason}");
-                    }
-                    reason
-                }
-            };
-            self.last_error.set(Some(failure.clone()));
-            let until = Instant::now() + backoff;
-            self.status.set(Status::Down { until });
-            if !self.refuse_until(until, &failure).await {
-                return;
-            }
-            backoff = (backoff * 2).min(self.settings.max_backoff.max(MIN_BACKOFF));
-        }
-    }
-
-    async fn connect(&self) -> Result<TcpStream, Arc<str>> {
-        let settings = &self.settings;
-        let connect = async {
-            let mut stream = TcpStream::connect(settings.addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            if settings.tcp_keepalive {
-                let sock = socket2::SockRef::from(&stream);
-                sock.set_keepalive(true).map_err(|e| e.to_string())?;
-            }
-            handshake::run(&mut stream, settings.auth.as_ref(), settings.db).await?;
-            Ok::<_, String>(stream)
-        };
-        match tokio::time::timeout(settings.connect_timeout, connect).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(reason)) => Err(reason.into()),
-            Err(_) => Err(format!(
-                "connect timed out after {} ms",
-                settings.connect_timeout.as_millis()
-            )
-            .into()),
-        }
-    }
-
-    /// While down, answers queued requests with an error until `until`.
-    /// Returns false when every handle is gone.
-    async fn refuse_until(&mut self, until: Instant, reason: &Arc<str>) -> bool {
-        let sleep = sleep_until(until);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => return true,
-                pending = self.rx.recv() => match pending {
-                    Some(pending) => {
-                        let _ = pending.reply.send(Err(self.error(BackendErrorKind::Unavailable(reason.clone()))));
-                    }
-                    None => return false,
-                },
-            }
+impl Shared {
+    fn wake_task(&self) {
+        if let Some(waker) = self.task.borrow_mut().take() {
+            waker.wake();
         }
     }
 
@@ -222,112 +110,379 @@ impl ConnTask {
         }
     }
 
-    /// Carries traffic until the connection fails (Err) or every handle is
-    /// dropped (Ok). Pending requests are failed before returning.
-    async fn serve(&mut self, mut stream: TcpStream) -> Result<(), BackendErrorKind> {
-        let mut in_flight: VecDeque<(Instant, oneshot::Sender<ReplyResult>)> = VecDeque::new();
-        let result = self.pump(&mut stream, &mut in_flight).await;
-        if let Err(kind) = &result {
-            for (_, reply) in in_flight.drain(..) {
-                let _ = reply.send(Err(self.error(kind.clone())));
-            }
-        }
-        result
+    fn unavailable(&self) -> BackendError {
+        let reason = self
+            .last_error
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "not connected".into());
+        self.error(BackendErrorKind::Unavailable(reason))
     }
 
-    async fn pump(
-        &mut self,
-        stream: &mut TcpStream,
-        in_flight: &mut VecDeque<(Instant, oneshot::Sender<ReplyResult>)>,
-    ) -> Result<(), BackendErrorKind> {
-        let timeout = self.settings.timeout;
-        let mut scanner = ReplyScanner::new(Limits::default());
-        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
-        let mut batch: Vec<Pending> = Vec::with_capacity(WRITE_BATCH);
-        let mut writes: VecDeque<Bytes> = VecDeque::with_capacity(WRITE_BATCH);
-        // One timer, re-armed only when the oldest request changes.
-        let timer = sleep_until(Instant::now() + timeout);
-        tokio::pin!(timer);
-        let mut armed_for: Option<Instant> = None;
-        loop {
-            if let Some(&(sent, _)) = in_flight.front() {
-                if armed_for != Some(sent) {
-                    timer.as_mut().reset(sent + timeout);
-                    armed_for = Some(sent);
-                }
+    /// Fails every request: those never written as `unsent`, the rest as `sent`.
+    fn fail_all(&self, sent: &BackendErrorKind, unsent: &BackendErrorKind) {
+        let (fifo, unsent_count) = {
+            let mut queue = self.queue.borrow_mut();
+            queue.outbox.clear();
+            let unsent_count = std::mem::take(&mut queue.unsent);
+            (std::mem::take(&mut queue.fifo), unsent_count)
+        };
+        let written = fifo.len() - unsent_count;
+        self.stats.outstanding.sub(fifo.len() as u64);
+        self.stats.errors.add(fifo.len() as u64);
+        for (i, entry) in fifo.into_iter().enumerate() {
+            let kind = if i < written { sent } else { unsent };
+            entry.slot.complete(Err(self.error(kind.clone())));
+        }
+    }
+}
+
+/// A handle to one connection task. Cloning shares the connection.
+pub struct Conn {
+    shared: Rc<Shared>,
+}
+
+impl Clone for Conn {
+    fn clone(&self) -> Self {
+        self.shared.handles.set(self.shared.handles.get() + 1);
+        Conn {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let left = self.shared.handles.get() - 1;
+        self.shared.handles.set(left);
+        if left == 0 {
+            self.shared.wake_task();
+        }
+    }
+}
+
+impl Conn {
+    /// Starts a connection task on the current worker (`spawn_local`).
+    pub fn spawn(settings: ConnSettings, stats: Arc<NodeStats>) -> Conn {
+        let shared = Rc::new(Shared {
+            settings,
+            stats,
+            queue: RefCell::new(Queue::default()),
+            status: Cell::new(Status::Connecting),
+            last_error: RefCell::new(None),
+            task: RefCell::new(None),
+            handles: Cell::new(1),
+            close_now: Cell::new(false),
+        });
+        tokio::task::spawn_local(run(shared.clone()));
+        Conn { shared }
+    }
+
+    /// Queues one request frame, bounded by the connection's `timeout`.
+    pub fn send(&self, frame: Bytes) -> ReplySlot {
+        self.send_with_timeout(frame, Some(self.shared.settings.timeout))
+    }
+
+    /// Queues one request frame with its own bound (`None`: wait as long
+    /// as it takes, for a blocking call with timeout 0). Fails at once,
+    /// without queueing, while the connection is down.
+    pub fn send_with_timeout(&self, frame: Bytes, timeout: Option<Duration>) -> ReplySlot {
+        let shared = &self.shared;
+        if let Status::Down { until } = shared.status.get() {
+            if Instant::now() < until {
+                shared.stats.requests.inc();
+                shared.stats.errors.inc();
+                return ReplySlot::ready(Err(shared.unavailable()));
             }
-            tokio::select! {
-                biased;
-                read = stream.read_buf(&mut read_buf) => {
-                    match read {
-                        Ok(0) => return Err(BackendErrorKind::ConnectionLost("closed by the server".into())),
-                        Ok(_) => {}
-                        Err(e) => return Err(BackendErrorKind::ConnectionLost(e.to_string().into())),
-                    }
-                    self.deliver(&mut scanner, &mut read_buf, in_flight)?;
-                    if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
-                        read_buf.reserve(READ_CHUNK);
-                    }
-                }
-                count = self.rx.recv_many(&mut batch, WRITE_BATCH) => {
-                    if count == 0 {
-                        return Ok(());
-                    }
-                    let now = Instant::now();
-                    for pending in batch.drain(..) {
-                        writes.push_back(pending.frame);
-                        in_flight.push_back((now, pending.reply));
-                    }
-                    write_all_queued(stream, &mut writes)
-                        .await
-                        .map_err(|e| BackendErrorKind::ConnectionLost(e.to_string().into()))?;
-                }
-                () = &mut timer, if !in_flight.is_empty() => {
-                    if let Some(&(sent, _)) = in_flight.front() {
-                        if sent + timeout <= Instant::now() {
-                            return Err(BackendErrorKind::Timeout(timeout.as_millis() as u64));
-                        }
-                    }
-                    armed_for = None;
-                }
-            }
+        }
+        let (sender, receiver) = slot();
+        let now = Instant::now();
+        {
+            let mut queue = shared.queue.borrow_mut();
+            queue.outbox.push_back(frame);
+            queue.fifo.push_back(InFlight {
+                slot: sender,
+                sent: now,
+                deadline: timeout.map(|t| now + t),
+            });
+            queue.unsent += 1;
+        }
+        shared.stats.outstanding.add(1);
+        shared.stats.requests.inc();
+        shared.wake_task();
+        receiver
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status.get()
+    }
+
+    /// True while the connection can take requests (up or connecting).
+    pub fn is_usable(&self) -> bool {
+        match self.shared.status.get() {
+            Status::Down { until } => Instant::now() >= until,
+            _ => true,
         }
     }
 
-    /// Hands every complete reply in `read_buf` to the oldest waiter.
-    fn deliver(
-        &self,
-        scanner: &mut ReplyScanner,
-        read_buf: &mut BytesMut,
-        in_flight: &mut VecDeque<(Instant, oneshot::Sender<ReplyResult>)>,
-    ) -> Result<(), BackendErrorKind> {
-        loop {
-            let frame = match scanner.scan(read_buf) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(BackendErrorKind::Protocol(e.to_string().into())),
-            };
-            let reply = read_buf.split_to(frame.len).freeze();
-            match in_flight.pop_front() {
-                // A client that went away dropped its receiver: nothing to do.
-                Some((_, waiter)) => {
-                    let _ = waiter.send(Ok(reply));
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.shared.queue.borrow().fifo.len()
+    }
+
+    /// Closes the connection now: pending requests get an error and the
+    /// socket is closed (a blocking call on it ends on the server).
+    pub fn close(&self) {
+        self.shared.close_now.set(true);
+        self.shared.wake_task();
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.shared.settings.name
+    }
+
+    pub fn settings(&self) -> &ConnSettings {
+        &self.shared.settings
+    }
+}
+
+/// Why `serve` returned.
+enum Stop {
+    /// Every handle is gone and nothing is in flight, or `close()`.
+    Closed,
+    Failed(BackendErrorKind),
+}
+
+async fn run(shared: Rc<Shared>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if finished(&shared) {
+            break;
+        }
+        shared.status.set(Status::Connecting);
+        let failure: Arc<str> = match connect(&shared.settings).await {
+            Ok(stream) => {
+                if shared.last_error.borrow_mut().take().is_some() {
+                    tracing::info!(server = %shared.settings.name, "backend connection restored");
                 }
-                None => {
-                    return Err(BackendErrorKind::Protocol(
-                        "a reply arrived with no request waiting for it".into(),
-                    ))
+                shared.status.set(Status::Up);
+                shared.stats.connections.add(1);
+                backoff = MIN_BACKOFF;
+                let stop = serve(&shared, stream).await;
+                shared.stats.connections.sub(1);
+                match stop {
+                    Stop::Closed => break,
+                    Stop::Failed(kind) => {
+                        tracing::debug!(server = %shared.settings.name, "backend connection lost: {kind}");
+                        shared.stats.connection_failures.inc();
+                        let lost = BackendErrorKind::ConnectionLost(kind.reason());
+                        shared.fail_all(&kind, &lost);
+                        kind.reason()
+                    }
                 }
+            }
+            Err(reason) => {
+                shared.stats.connection_failures.inc();
+                if shared.last_error.borrow().is_none() {
+                    tracing::warn!(server = %shared.settings.name, "cannot connect to backend: {reason}");
+                }
+                let kind = BackendErrorKind::Unavailable(reason.clone());
+                shared.fail_all(&kind, &kind);
+                reason
+            }
+        };
+        *shared.last_error.borrow_mut() = Some(failure);
+        let until = Instant::now() + backoff;
+        shared.status.set(Status::Down { until });
+        if !wait_while_down(&shared, until).await {
+            break;
+        }
+        backoff = (backoff * 2).min(shared.settings.max_backoff.max(MIN_BACKOFF));
+    }
+    let closed = BackendErrorKind::ConnectionLost("connection closed by the proxy".into());
+    shared.fail_all(&closed, &closed);
+}
+
+fn finished(shared: &Shared) -> bool {
+    shared.close_now.get() || (shared.handles.get() == 0 && shared.queue.borrow().fifo.is_empty())
+}
+
+async fn connect(settings: &ConnSettings) -> Result<TcpStream, Arc<str>> {
+    let connect = async {
+        let mut stream = TcpStream::connect(settings.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        if settings.tcp_keepalive {
+            socket2::SockRef::from(&stream)
+                .set_keepalive(true)
+                .map_err(|e| e.to_string())?;
+        }
+        handshake::run(&mut stream, &settings.handshake).await?;
+        Ok::<_, String>(stream)
+    };
+    match tokio::time::timeout(settings.connect_timeout, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(reason)) => Err(reason.into()),
+        Err(_) => Err(format!(
+            "connect timed out after {} ms",
+            settings.connect_timeout.as_millis()
+        )
+        .into()),
+    }
+}
+
+/// While down, fails whatever is queued until `until`. Returns false when
+/// the connection is finished.
+async fn wait_while_down(shared: &Shared, until: Instant) -> bool {
+    let sleep = sleep_until(until);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return !finished(shared),
+            () = task_wake(shared) => {
+                if finished(shared) {
+                    return false;
+                }
+                let reason = shared.last_error.borrow().clone().unwrap_or_else(|| "not connected".into());
+                let kind = BackendErrorKind::Unavailable(reason);
+                shared.fail_all(&kind, &kind);
             }
         }
     }
 }
 
-fn kind_reason(kind: &BackendErrorKind) -> Arc<str> {
-    match kind {
-        BackendErrorKind::Unavailable(r)
-        | BackendErrorKind::ConnectionLost(r)
-        | BackendErrorKind::Protocol(r) => r.clone(),
-        BackendErrorKind::Timeout(ms) => format!("no reply within {ms} ms").into(),
+/// Resolves the next time a handle wakes the task (a send, a drop, a close).
+async fn task_wake(shared: &Shared) {
+    let mut registered = false;
+    poll_fn(|cx| {
+        if registered {
+            return Poll::Ready(());
+        }
+        registered = true;
+        *shared.task.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Carries traffic until the connection fails or is finished.
+async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
+    let (mut reader, writer) = stream.into_split();
+    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+    let timer = sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed_for: Option<Instant> = None;
+    loop {
+        if finished(shared) {
+            return Stop::Closed;
+        }
+        if let Err(e) = flush(shared, &writer) {
+            return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
+        }
+        let (want_write, deadline) = {
+            let queue = shared.queue.borrow();
+            (!queue.outbox.is_empty(), queue.fifo.front().and_then(|f| f.deadline))
+        };
+        if deadline != armed_for {
+            if let Some(deadline) = deadline {
+                timer.as_mut().reset(deadline);
+            }
+            armed_for = deadline;
+        }
+        if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
+            read_buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            biased;
+            read = reader.read_buf(&mut read_buf) => match read {
+                Ok(0) => return Stop::Failed(BackendErrorKind::ConnectionLost("closed by the server".into())),
+                Ok(n) => {
+                    shared.stats.bytes_in.add(n as u64);
+                    if let Err(kind) = deliver(shared, &mut scanner, &mut read_buf) {
+                        return Stop::Failed(kind);
+                    }
+                }
+                Err(e) => return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into())),
+            },
+            writable = writer.writable(), if want_write => {
+                if let Err(e) = writable {
+                    return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
+                }
+            }
+            () = task_wake(shared) => {}
+            () = &mut timer, if armed_for.is_some() => {
+                let expired = shared.queue.borrow().fifo.front()
+                    .and_then(|f| f.deadline)
+                    .is_some_and(|d| d <= Instant::now());
+                if expired {
+                    let ms = shared.settings.timeout.as_millis() as u64;
+                    return Stop::Failed(BackendErrorKind::Timeout(ms));
+                }
+                armed_for = None;
+            }
+        }
     }
 }
+
+/// Writes as much of the outbox as the socket takes now.
+fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
+    let mut queue = shared.queue.borrow_mut();
+    while !queue.outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, buf) in slices.iter_mut().zip(queue.outbox.iter()) {
+            *slot = IoSlice::new(buf);
+            count += 1;
+        }
+        match writer.try_write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                shared.stats.bytes_out.add(n as u64);
+                let before = queue.outbox.len();
+                consume(&mut queue.outbox, n);
+                let done = before - queue.outbox.len();
+                queue.unsent -= done;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn deliver(
+    shared: &Shared,
+    scanner: &mut ReplyScanner,
+    read_buf: &mut BytesMut,
+) -> Result<(), BackendErrorKind> {
+    let mut now = None;
+    loop {
+        let frame = match scanner.scan(read_buf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(BackendErrorKind::Protocol(e.to_string().into())),
+        };
+        let reply = read_buf.split_to(frame.len).freeze();
+        let entry = {
+            let mut queue = shared.queue.borrow_mut();
+            // A reply to a frame not fully written yet cannot exist.
+            if queue.fifo.len() <= queue.unsent {
+                None
+            } else {
+                queue.fifo.pop_front()
+            }
+        };
+        let Some(entry) = entry else {
+            return Err(BackendErrorKind::Protocol(
+                "a reply arrived with no request waiting for it".into(),
+            ));
+        };
+        let now = *now.get_or_insert_with(Instant::now);
+        shared.stats.outstanding.sub(1);
+        shared.stats.record_latency(now.saturating_duration_since(entry.sent));
+        entry.slot.complete(Ok(reply));
+    }
+}
+

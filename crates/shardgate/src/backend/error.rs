@@ -51,3 +51,21 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
+
+impl BackendErrorKind {
+    /// The reason alone, for logs and for the next "unavailable" error.
+    pub fn reason(&self) -> Arc<str> {
+        match self {
+            BackendErrorKind::Unavailable(r)
+            | BackendErrorKind::ConnectionLost(r)
+            | BackendErrorKind::Protocol(r) => r.clone(),
+            BackendErrorKind::Timeout(ms) => format!("no reply within {ms} ms").into(),
+        }
+    }
+}
+
+impl fmt::Display for BackendErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}

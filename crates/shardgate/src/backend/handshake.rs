@@ -1,33 +1,80 @@
 //! What a fresh backend connection sends before it carries client traffic:
-//! AUTH (when the pool has `redis_auth`) and SELECT (when `redis_db` is not 0).
+//! AUTH (with a user for Redis 6 ACLs), HELLO 3 for RESP3 connections, and
+//! SELECT for a database other than 0. Pipelined: one round trip.
 
 use bytes::BytesMut;
 use resp::{Limits, ReplyScanner, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::config::Secret;
+use crate::config::BackendAuth;
 
-/// Runs AUTH and SELECT; returns why it failed, with the password never in
-/// the message.
-pub async fn run(stream: &mut TcpStream, auth: Option<&Secret>, db: u32) -> Result<(), String> {
-    let mut commands = Vec::new();
-    if let Some(secret) = auth {
-        commands.push(("AUTH", Request::from_args(&[b"AUTH".as_slice(), secret.expose().as_bytes()])));
+/// The state a new connection must be put in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handshake {
+    pub auth: Option<BackendAuth>,
+    pub db: u32,
+    pub resp3: bool,
+    /// `CLIENT SETNAME`, so operators can tell shardgate's connections apart.
+    pub client_name: Option<String>,
+}
+
+impl Handshake {
+    /// The commands to send, each with the name used in error messages.
+    fn commands(&self) -> Vec<(&'static str, Request)> {
+        let mut commands = Vec::new();
+        let credentials = self.auth.as_ref().map(|auth| {
+            (
+                auth.user.as_deref().unwrap_or("default").as_bytes(),
+                auth.password.expose().as_bytes(),
+            )
+        });
+        if self.resp3 {
+            let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
+            if let Some((user, password)) = credentials {
+                args.extend([b"AUTH".as_slice(), user, password]);
+            }
+            commands.push(("HELLO", Request::from_args(&args)));
+        } else if let Some(auth) = &self.auth {
+            let password = auth.password.expose().as_bytes();
+            let request = match &auth.user {
+                Some(user) => Request::from_args(&[b"AUTH".as_slice(), user.as_bytes(), password]),
+                None => Request::from_args(&[b"AUTH".as_slice(), password]),
+            };
+            commands.push(("AUTH", request));
+        }
+        if self.db != 0 {
+            let db = self.db.to_string();
+            commands.push(("SELECT", Request::from_args(&[b"SELECT".as_slice(), db.as_bytes()])));
+        }
+        if let Some(name) = &self.client_name {
+            commands.push((
+                "CLIENT SETNAME",
+                Request::from_args(&[b"CLIENT".as_slice(), b"SETNAME", name.as_bytes()]),
+            ));
+        }
+        commands
     }
-    if db != 0 {
-        commands.push(("SELECT", Request::from_args(&[b"SELECT".to_vec(), db.to_string().into_bytes()])));
-    }
+}
+
+/// Runs the handshake; returns why it failed, the password never in the
+/// message.
+pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let commands = handshake.commands();
     if commands.is_empty() {
         return Ok(());
     }
+    let mut out = Vec::new();
     for (_, request) in &commands {
-        stream
-            .write_all(&request.raw)
-            .await
-            .map_err(|e| format!("handshake write failed: {e}"))?;
+        out.extend_from_slice(&request.raw);
     }
-    let mut buf = BytesMut::with_capacity(256);
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| format!("handshake write failed: {e}"))?;
+    let mut buf = BytesMut::with_capacity(512);
     let mut scanner = ReplyScanner::new(Limits::default());
     for (name, _) in &commands {
         let frame = loop {
@@ -41,13 +88,30 @@ pub async fn run(stream: &mut TcpStream, auth: Option<&Secret>, db: u32) -> Resu
                 .await
                 .map_err(|e| format!("handshake read failed: {e}"))?;
             if n == 0 {
-                return Err(format!("closed during {name}"));
+                return Err(format!("closed by the server during {name}"));
             }
         };
-        if frame.first() == Some(&b'-') {
-            let text = String::from_utf8_lossy(frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default());
+        if let Some(text) = error_text(&frame) {
             return Err(format!("{name} failed: {text}"));
         }
     }
     Ok(())
+}
+
+/// The message of an error reply (`-ERR ...` or a RESP3 blob error).
+pub fn error_text(frame: &[u8]) -> Option<String> {
+    match frame.first() {
+        Some(b'-') => Some(
+            String::from_utf8_lossy(frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default())
+                .into_owned(),
+        ),
+        Some(b'!') => {
+            let body = frame.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+            Some(
+                String::from_utf8_lossy(frame.get(body..frame.len().saturating_sub(2)).unwrap_or_default())
+                    .into_owned(),
+            )
+        }
+        _ => None,
+    }
 }

@@ -1,15 +1,25 @@
-//! Backend connections: shared, pipelined connections to one server, owned
-//! by one worker.
+//! Backend connections: pipelined connections shared by a worker's
+//! clients, leased connections for one client's transaction or blocking
+//! call, and the per-node sets that hold them.
 //!
 //! # Layout
-//! - [`conn`]: one connection task: a FIFO of pending replies, reconnect
-//!   with backoff, a per-request deadline.
-//! - [`error`]: [`BackendError`], which side failed and how a client hears it.
-//! - [`handshake`]: AUTH and SELECT on a fresh connection.
+//! - `conn`: [`Conn`], one pipelined connection and its task.
+//! - `slot`: [`ReplySlot`], where one reply is delivered.
+//! - `node`: [`Node`], a worker's connections to one node; [`Lease`].
+//! - `handshake`: AUTH / HELLO / SELECT on connect.
+//! - `stats`: [`NodeStats`], per-node counters.
+//! - `error`: [`BackendError`], worded for the client.
 
 mod conn;
 mod error;
-pub(crate) mod handshake;
+pub mod handshake;
+mod node;
+mod slot;
+mod stats;
 
-pub use conn::{spawn, BackendConn, BackendSettings, ReplyReceiver, Status};
-pub use error::BackendError;
+pub use conn::{Conn, ConnSettings, Status};
+pub use error::{BackendError, BackendErrorKind};
+pub use handshake::Handshake;
+pub use node::{ConnKey, Lease, Node};
+pub use slot::{slot, ReplyResult, ReplySlot, SlotSender};
+pub use stats::NodeStats;

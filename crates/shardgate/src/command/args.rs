@@ -45,3 +45,14 @@ impl<A: Args + ?Sized> Args for &A {
         (**self).arg(i)
     }
 }
+
+impl Args for resp::Request {
+    #[inline]
+    fn argc(&self) -> usize {
+        resp::Request::argc(self)
+    }
+    #[inline]
+    fn arg(&self, i: usize) -> Option<&[u8]> {
+        resp::Request::arg(self, i)
+    }
+}

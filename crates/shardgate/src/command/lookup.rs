@@ -48,44 +48,102 @@ pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
     find(hash, |candidate| candidate.eq_ignore_ascii_case(name)).map(|(_, spec)| spec)
 }
 
-/// The command a request runs, as Redis resolves it: `args[0]` names the
+/// A command's position in the table: a dense index for per-command
+/// arrays (metrics, routing classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommandId(pub u16);
+
+impl CommandId {
+    /// How many ids exist (commands and subcommands).
+    pub const COUNT: usize = ALL.len();
+
+    pub fn spec(self) -> Option<&'static CommandSpec> {
+        ALL.get(usize::from(self.0)).copied()
+    }
+}
+
+/// How a request's command name resolved.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolution {
+    /// A command or subcommand of the table.
+    Known(CommandId, &'static CommandSpec),
+    /// A container command (CONFIG, CLIENT, ...) with a subcommand the
+    /// table does not know.
+    UnknownSubcommand(CommandId, &'static CommandSpec),
+    /// Not a command of the table (unknown, or renamed on the server).
+    Unknown,
+}
+
+impl Resolution {
+    /// The spec of a known command.
+    pub fn spec(&self) -> Option<&'static CommandSpec> {
+        match self {
+            Resolution::Known(_, spec) => Some(spec),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves a request's command as Redis does: `args[0]` names the
 /// command; for a container command (CONFIG, CLIENT, OBJECT, ...) `args[1]`
-/// names the subcommand. Unknown command or subcommand: None. A container
-/// with no subcommand argument resolves to the container itself (whose
-/// arity then rejects the call, as in Redis).
-pub fn lookup<A: Args + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
-    let name = args.arg(0)?;
+/// names the subcommand. A container with no subcommand argument resolves
+/// to the container itself (whose arity then rejects the call, as in Redis).
+pub fn resolve<A: Args + ?Sized>(args: &A) -> Resolution {
+    let Some(name) = args.arg(0) else {
+        return Resolution::Unknown;
+    };
     if name.len() > MAX_NAME_LEN {
-        return None;
+        return Resolution::Unknown;
     }
     let hash = hash_lowercase(FNV_OFFSET, name);
-    let (entry, command) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name))?;
+    let Some((entry, command)) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name)) else {
+        return Resolution::Unknown;
+    };
     if entry >= COMMANDS.len() {
         // `config|get` is no command name: Redis looks args[0] up among
         // top-level commands only.
-        return None;
+        return Resolution::Unknown;
     }
+    let id = CommandId(entry as u16);
     if !command.is_container() {
-        return Some(command);
+        return Resolution::Known(id, command);
     }
     let Some(sub) = args.arg(1) else {
-        return Some(command);
+        return Resolution::Known(id, command);
     };
     let parent = command.name.as_bytes();
     if parent.len() + 1 + sub.len() > MAX_NAME_LEN {
-        return None;
+        return Resolution::UnknownSubcommand(id, command);
     }
     let hash = hash_lowercase(hash_lowercase(FNV_OFFSET, parent), b"|");
     let hash = hash_lowercase(hash, sub);
-    find(hash, |candidate| {
+    let found = find(hash, |candidate| {
         candidate.len() == parent.len() + 1 + sub.len()
             && candidate.starts_with(parent)
             && candidate.get(parent.len()) == Some(&b'|')
             && candidate
                 .get(parent.len() + 1..)
                 .is_some_and(|rest| rest.eq_ignore_ascii_case(sub))
-    })
-    .map(|(_, spec)| spec)
+    });
+    match found {
+        Some((entry, spec)) => Resolution::Known(CommandId(entry as u16), spec),
+        None => Resolution::UnknownSubcommand(id, command),
+    }
+}
+
+/// The command a request runs (see [`resolve`]); None when unknown.
+pub fn lookup<A: Args + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
+    resolve(args).spec()
+}
+
+/// The id of a command or `parent|sub` subcommand by its exact name.
+pub fn id_of(name: &str) -> Option<CommandId> {
+    if name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let hash = hash_lowercase(FNV_OFFSET, name.as_bytes());
+    find(hash, |candidate| candidate.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(entry, _)| CommandId(entry as u16))
 }
 
 /// All top-level commands, sorted by name (subcommands hang off their

@@ -51,7 +51,7 @@ mod table;
 
 pub use args::Args;
 pub use keys::KeyRef;
-pub use lookup::{commands, lookup, lookup_name};
+pub use lookup::{commands, id_of, lookup, lookup_name, resolve, CommandId, Resolution};
 pub use spec::{
     AclCategories, BeginSearch, CommandFlags, CommandSpec, FindKeys, Group, KeySpec, KeySpecFlags,
 };

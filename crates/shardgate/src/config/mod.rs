@@ -60,6 +60,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Credentials shardgate presents to a backend: a password (`AUTH pass`)
+/// or, for Redis 6 ACLs, a user and password (`AUTH user pass`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAuth {
+    pub user: Option<String>,
+    pub password: Secret,
+}
+
 /// One pool: a listen address, a set of servers and how keys map to them.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -74,8 +82,10 @@ pub struct PoolConfig {
     pub timeout: Duration,
     pub backlog: u32,
     pub preconnect: bool,
-    pub redis_auth: Option<Secret>,
+    pub redis_auth: Option<BackendAuth>,
     pub redis_db: u32,
+    /// Databases a client may SELECT (Redis's `databases`, default 16).
+    pub databases: u32,
     /// Shared, pipelined connections per server per worker.
     pub server_connections: u32,
     /// Maximum clients of this pool across all workers (0 = no limit).
@@ -86,6 +96,8 @@ pub struct PoolConfig {
     pub tcpkeepalive: bool,
     pub servers: Vec<ServerConfig>,
     pub connect_timeout: Duration,
+    /// Longest wait between reconnects to a failed server.
+    pub reconnect_backoff_max: Duration,
     /// Reply bytes a client may leave unread before it is disconnected.
     pub client_output_limit: usize,
     /// Largest request (bulk argument) a client may send.
@@ -111,6 +123,7 @@ impl ServerConfig {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub const DEFAULT_CLIENT_OUTPUT_LIMIT: usize = 256 << 20;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
 

@@ -28,6 +28,9 @@ pub struct RawPool {
     pub servers: Option<Vec<String>>,
     // shardgate's extensions (docs/configuration.md).
     pub connect_timeout: Option<i64>,
+    pub reconnect_backoff_max: Option<i64>,
     pub client_output_limit: Option<i64>,
     pub max_request_bytes: Option<i64>,
+    pub redis_user: Option<String>,
+    pub databases: Option<i64>,
 }

@@ -140,6 +140,11 @@ impl Checker<'_> {
         let timeout = self.millis("timeout", raw.timeout, DEFAULT_TIMEOUT);
         let connect_timeout =
             self.millis("connect_timeout", raw.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let reconnect_backoff_max = self.millis(
+            "reconnect_backoff_max",
+            raw.reconnect_backoff_max,
+            DEFAULT_RECONNECT_BACKOFF_MAX,
+        );
         let server_retry_timeout = self.millis(
             "server_retry_timeout",
             raw.server_retry_timeout,
@@ -173,8 +178,18 @@ impl Checker<'_> {
                 self.problem("redis_auth", "is empty (remove the key for no password)");
                 None
             }
-            auth => auth.map(Secret::new),
+            auth => auth.map(|password| BackendAuth {
+                user: raw.redis_user.clone(),
+                password: Secret::new(password),
+            }),
         };
+        if raw.redis_user.is_some() && redis_auth.is_none() {
+            self.problem("redis_user", "needs `redis_auth` (the user's password)");
+        }
+        let databases = self.number("databases", raw.databases, 16, 1, i32::MAX as i64) as u32;
+        if redis_db >= databases {
+            self.problem("redis_db", format!("{redis_db} is not below `databases` ({databases})"));
+        }
         let listen = listen?;
         if self.problems.len() != before {
             return None;
@@ -190,6 +205,7 @@ impl Checker<'_> {
             preconnect: raw.preconnect.unwrap_or(false),
             redis_auth,
             redis_db,
+            databases,
             server_connections,
             client_connections,
             auto_eject_hosts: raw.auto_eject_hosts.unwrap_or(false),
@@ -198,6 +214,7 @@ impl Checker<'_> {
             tcpkeepalive: raw.tcpkeepalive.unwrap_or(false),
             servers,
             connect_timeout,
+            reconnect_backoff_max,
             client_output_limit,
             max_request_bytes,
         })

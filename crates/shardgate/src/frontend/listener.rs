@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
-use super::session;
+use super::session::{self, ClientStream};
 use crate::worker::pool::PoolWorker;
 
 /// A bound, not yet async, listening socket (created before workers start,
@@ -90,15 +90,16 @@ pub async fn accept_loop(
     match listener {
         BoundListener::Tcp(std_listener) => {
             let listener = TcpListener::from_std(std_listener)?;
+            let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
+                        Ok((stream, peer)) => {
                             let _ = stream.set_nodelay(true);
                             if pool.config().tcpkeepalive {
                                 let _ = socket2::SockRef::from(&stream).set_keepalive(true);
                             }
-                            start_session(stream, &pool, &shutdown, &tracker);
+                            start_session(stream, peer.to_string(), local.clone(), &pool, &shutdown, &tracker);
                         }
                         Err(e) => accept_failed(e).await,
                     },
@@ -108,10 +109,15 @@ pub async fn accept_loop(
         }
         BoundListener::Unix(std_listener) => {
             let listener = UnixListener::from_std(std_listener)?;
+            let local = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_default();
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => start_session(stream, &pool, &shutdown, &tracker),
+                        Ok((stream, _)) => start_session(stream, format!("{local}:0"), local.clone(), &pool, &shutdown, &tracker),
                         Err(e) => accept_failed(e).await,
                     },
                     _ = shutdown.changed() => return Ok(()),
@@ -128,14 +134,14 @@ async fn accept_failed(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-fn start_session<S>(
+fn start_session<S: ClientStream>(
     mut stream: S,
+    peer: String,
+    local: String,
     pool: &Rc<PoolWorker>,
     shutdown: &watch::Receiver<bool>,
     tracker: &Rc<SessionTracker>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-{
+) {
     if !pool.state.admit_client() {
         tokio::task::spawn_local(async move {
             // Redis's own wording when maxclients is reached.
@@ -150,7 +156,10 @@ fn start_session<S>(
     let tracker = tracker.clone();
     tracker.enter();
     tokio::task::spawn_local(async move {
-        session::run(stream, pool.clone(), shutdown).await;
+        let entry = pool.state.clients.register(peer, local, pool.config().redis_db);
+        let id = entry.id;
+        session::run(stream, pool.clone(), entry, shutdown).await;
+        pool.state.clients.unregister(id);
         pool.state.release_client();
         tracker.leave();
     });

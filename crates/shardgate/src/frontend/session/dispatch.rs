@@ -1,0 +1,351 @@
+//! One request -> where it goes: a shard (master or replica), a split
+//! across shards, every shard, or a SCAN step; session commands go to
+//! `local` and `transaction`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use resp::Request;
+
+use super::pending::{Combine, FanoutPart, Pending};
+use super::{ClientStream, Flow, Session};
+use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
+use crate::command::{self, CommandSpec, Resolution};
+use crate::fanout::{scan, split};
+use crate::route::{self, default_shard_index, Merge, Route, SplitKind};
+
+impl<S: ClientStream> Session<S> {
+    /// Routes one request and starts it on its way.
+    pub(super) fn dispatch(&mut self, request: Request) -> Flow {
+        let resolution = command::resolve(&request);
+        if let Resolution::Known(id, _) = resolution {
+            self.client.entry.touch(Some(id));
+        }
+        if self.tx.in_multi() {
+            return self.dispatch_in_multi(request, resolution);
+        }
+        let route = route::route(
+            &request,
+            &resolution,
+            &self.view.topology,
+            self.pool.rules,
+            &mut self.keys,
+        );
+        self.dispatch_route(route, request, resolution)
+    }
+
+    pub(super) fn dispatch_route(&mut self, route: Route, request: Request, resolution: Resolution) -> Flow {
+        match route {
+            Route::Shard {
+                shard,
+                read,
+                blocking,
+                ..
+            } => self.forward(shard, read, blocking, request, resolution.spec()),
+            Route::Session(command) => self.session_command(command, request),
+            Route::Split(kind) => self.split(kind, request),
+            Route::Broadcast(merge) => self.broadcast(merge, request),
+            Route::Scan => self.scan(request),
+            Route::Refuse(refusal) => {
+                let message = refusal.message(&self.pool.config().name);
+                self.push_error(&message);
+                Flow::Next
+            }
+        }
+    }
+
+    /// Sends a request to one shard: on the client's pinned connection if
+    /// it has one there (WATCH), on a leased connection if it blocks, else
+    /// on the client's shared connection to the shard's node.
+    fn forward(
+        &mut self,
+        shard: usize,
+        read: bool,
+        blocking: bool,
+        request: Request,
+        spec: Option<&'static CommandSpec>,
+    ) -> Flow {
+        if let Some(lease) = self.tx.pinned_to(shard) {
+            let timeout = self.blocking_timeout(blocking, spec, &request);
+            let slot = lease.conn().send_with_timeout(request.raw, timeout);
+            self.push(Pending::Reply(slot));
+            return Flow::Next;
+        }
+        let node = match self.node_for(shard, read) {
+            Ok(node) => node,
+            Err(error) => {
+                self.push(Pending::Reply(ReplySlot::ready(Err(error))));
+                return Flow::Next;
+            }
+        };
+        if blocking {
+            // Earlier commands must have run (LPUSH then BLPOP), and later
+            // ones must wait for it: a barrier on both sides.
+            if !self.queue.is_empty() {
+                self.held = Some(request);
+                return Flow::Barrier;
+            }
+            let timeout = self.blocking_timeout(true, spec, &request);
+            let lease = node.lease(self.client.conn_key());
+            let slot = lease.conn().send_with_timeout(request.raw, timeout);
+            self.push(Pending::Leased { slot, lease });
+            return Flow::Barrier;
+        }
+        let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| conn.send(request.raw));
+        self.push(Pending::Reply(slot));
+        Flow::Next
+    }
+
+    /// How long a call may take: the pool's `timeout`, plus a blocking
+    /// call's own timeout (None: it may wait forever, as asked).
+    fn blocking_timeout(&self, blocking: bool, spec: Option<&CommandSpec>, request: &Request) -> Option<Duration> {
+        let timeout = self.pool.config().timeout;
+        if !blocking {
+            return Some(timeout);
+        }
+        match spec.map(|spec| own_timeout(spec, request)) {
+            Some(Some(Some(own))) => Some(own + timeout),
+            Some(Some(None)) => None,
+            // Unparseable: the server answers with an error at once.
+            _ => Some(timeout),
+        }
+    }
+
+    /// The node a request for `shard` goes to: the master, or for a read a
+    /// replica as the pool's read policy says.
+    pub(super) fn node_for(&self, shard: usize, _read: bool) -> Result<Rc<Node>, BackendError> {
+        let view = self
+            .view
+            .shards
+            .get(shard)
+            .and_then(|s| s.master.clone());
+        match view {
+            Some(node) => Ok(node),
+            None => Err(self.shard_unavailable(shard)),
+        }
+    }
+
+    fn shard_unavailable(&self, shard: usize) -> BackendError {
+        let topology = &self.view.topology;
+        let (name, reason) = match topology.shards.get(shard) {
+            Some(s) => (s.name.clone(), s.down.clone().unwrap_or_else(|| "no master".into())),
+            None => ("?".into(), "no such shard".into()),
+        };
+        BackendError {
+            server: format!("pool '{}' shard '{name}'", self.pool.config().name).into(),
+            kind: BackendErrorKind::Unavailable(reason),
+        }
+    }
+
+    /// Sends `frame` to the shard's node on the client's shared connection.
+    fn send_to_shard(&self, shard: usize, read: bool, frame: Bytes) -> ReplySlot {
+        match self.node_for(shard, read) {
+            Ok(node) => node.with_shared(self.client.conn_key(), self.client.id(), |conn| conn.send(frame)),
+            Err(error) => ReplySlot::ready(Err(error)),
+        }
+    }
+
+    fn shard_name(&self, shard: usize) -> Arc<str> {
+        self.view
+            .topology
+            .shards
+            .get(shard)
+            .map_or_else(|| "?".into(), |s| s.name.clone())
+    }
+
+    /// MGET, MSET, DEL... with keys on several shards: one request per shard.
+    fn split(&mut self, kind: SplitKind, request: Request) -> Flow {
+        let topology = self.view.topology.clone();
+        let plan = match split::plan(kind, &request, |key| topology.shard_of(key)) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                let message = refusal.message(&self.pool.config().name);
+                self.push_error(&message);
+                return Flow::Next;
+            }
+        };
+        let read = kind == SplitKind::Mget || request.arg(0).is_some_and(|n| n.eq_ignore_ascii_case(b"EXISTS"));
+        let parts = plan
+            .parts
+            .iter()
+            .map(|part| {
+                FanoutPart::shared(
+                    self.shard_name(part.shard),
+                    self.send_to_shard(part.shard, read, part.request.raw.clone()),
+                )
+            })
+            .collect();
+        self.push(Pending::Fanout {
+            parts,
+            combine: Box::new(Combine::Split(plan)),
+        });
+        Flow::Next
+    }
+
+    /// A command for the whole keyspace: sent to every shard that owns
+    /// keys, replies merged.
+    fn broadcast(&mut self, merge: Merge, request: Request) -> Flow {
+        let mut shards: Vec<usize> = self.view.topology.live_shards().map(|(i, _)| i).collect();
+        if shards.is_empty() {
+            let message = route::Refusal::NoShard.message(&self.pool.config().name);
+            self.push_error(&message);
+            return Flow::Next;
+        }
+        match merge {
+            Merge::RandomKey => fastrand::shuffle(&mut shards),
+            Merge::Wait => return self.wait(request, &shards),
+            _ => {}
+        }
+        let proxy_info = match merge {
+            Merge::Info => match self.info_plan(&request) {
+                InfoPlan::ProxyOnly(text) => {
+                    self.push(Pending::Ready(self.encode_info(&text)));
+                    return Flow::Next;
+                }
+                InfoPlan::Shards { proxy } => proxy,
+            },
+            _ => None,
+        };
+        let parts = shards
+            .into_iter()
+            .map(|shard| {
+                FanoutPart::shared(
+                    self.shard_name(shard),
+                    self.send_to_shard(shard, false, request.raw.clone()),
+                )
+            })
+            .collect();
+        self.push(Pending::Fanout {
+            parts,
+            combine: Box::new(Combine::Broadcast { merge, proxy_info }),
+        });
+        Flow::Next
+    }
+
+    /// WAIT: on every shard, how many replicas have the client's writes.
+    ///
+    /// The client's writes went through shared connections, whose
+    /// replication offset other clients move too, and WAIT there would stall
+    /// them. So each shard gets a leased connection that first publishes to
+    /// an internal channel (a write every replica receives, so the
+    /// connection's offset passes the client's last write, which has run:
+    /// WAIT is a barrier), then WAITs; the reply is the smallest count.
+    fn wait(&mut self, request: Request, shards: &[usize]) -> Flow {
+        if request.argc() != 3 {
+            let shard = self.default_shard();
+            return self.forward(shard, false, false, request, None);
+        }
+        if !self.queue.is_empty() {
+            self.held = Some(request);
+            return Flow::Barrier;
+        }
+        let spec = command::lookup_name(b"wait");
+        let timeout = self.blocking_timeout(true, spec, &request);
+        let mut parts = Vec::with_capacity(shards.len());
+        for &shard in shards {
+            let name = self.shard_name(shard);
+            let node = match self.node_for(shard, false) {
+                Ok(node) => node,
+                Err(error) => {
+                    parts.push(FanoutPart::shared(name, ReplySlot::ready(Err(error))));
+                    continue;
+                }
+            };
+            let lease = node.lease(self.client.conn_key());
+            // Its reply (a receiver count) is not needed.
+            drop(lease.conn().send(Bytes::from_static(WAIT_MARKER)));
+            let slot = lease.conn().send_with_timeout(request.raw.clone(), timeout);
+            parts.push(FanoutPart {
+                shard: name,
+                slot,
+                lease: Some(lease),
+            });
+        }
+        self.push(Pending::Fanout {
+            parts,
+            combine: Box::new(Combine::Broadcast {
+                merge: Merge::Wait,
+                proxy_info: None,
+            }),
+        });
+        Flow::Barrier
+    }
+
+    /// One SCAN step: the cursor says which shard, and that shard's own cursor.
+    fn scan(&mut self, request: Request) -> Flow {
+        let topology = self.view.topology.clone();
+        let Some(cursor) = request.arg(1) else {
+            // Arity error, in the server's words.
+            return self.forward(0, true, false, request, None);
+        };
+        let Some(position) = scan::decode(cursor, topology.shard_count()) else {
+            self.push_error("ERR invalid cursor");
+            return Flow::Next;
+        };
+        let live = |i: usize| topology.shards.get(i).is_some_and(|s| !s.ejected);
+        let (shard, cursor) = if live(position.shard) {
+            (position.shard, position.cursor)
+        } else {
+            match (position.shard..topology.shard_count()).find(|&i| live(i)) {
+                Some(next) => (next, 0),
+                None => {
+                    self.push(Pending::Ready(Bytes::from_static(b"*2\r\n$1\r\n0\r\n*0\r\n")));
+                    return Flow::Next;
+                }
+            }
+        };
+        let next_shard = (shard + 1..topology.shard_count()).find(|&i| live(i));
+        let shard_request = scan::shard_request(&request, cursor);
+        let slot = self.send_to_shard(shard, true, shard_request.raw);
+        self.push(Pending::Scan {
+            slot,
+            shard,
+            next_shard,
+        });
+        Flow::Next
+    }
+
+    /// The pool's default shard, for commands without keys.
+    pub(super) fn default_shard(&self) -> usize {
+        default_shard_index(&self.view.topology).unwrap_or(0)
+    }
+}
+
+/// What WAIT publishes first: `PUBLISH __shardgate:wait ""`.
+const WAIT_MARKER: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$16\r\n__shardgate:wait\r\n$0\r\n\r\n";
+
+/// What an INFO request needs.
+pub(super) enum InfoPlan {
+    /// `INFO proxy`: answered by the proxy alone.
+    ProxyOnly(String),
+    /// Sent to the shards, with the proxy section first if asked for.
+    Shards { proxy: Option<String> },
+}
+
+/// A blocking call's own timeout: `Some(None)` waits forever (timeout 0),
+/// `None` when the argument does not parse.
+fn own_timeout(spec: &CommandSpec, request: &Request) -> Option<Option<Duration>> {
+    let argc = request.argc();
+    let (arg, millis) = match spec.name() {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "brpoplpush" | "blmove" => (argc.checked_sub(1)?, false),
+        "blmpop" | "bzmpop" => (1, false),
+        "wait" => (2, true),
+        "xread" | "xreadgroup" => {
+            let block = request.args().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+            (block + 1, true)
+        }
+        _ => return None,
+    };
+    let text = std::str::from_utf8(request.arg(arg)?).ok()?;
+    let seconds = if millis {
+        text.parse::<u64>().ok()? as f64 / 1000.0
+    } else {
+        text.parse::<f64>().ok()?
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds.min(1e9))))
+}

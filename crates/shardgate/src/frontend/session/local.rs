@@ -1,0 +1,492 @@
+//! Commands about the client's own connection, answered by the proxy the
+//! way Redis answers them: PING, ECHO, QUIT, SELECT, HELLO, AUTH, RESET,
+//! CLIENT.
+
+use bytes::{Bytes, BytesMut};
+use resp::Request;
+
+use super::client::ReplyMode;
+use super::dispatch::InfoPlan;
+use super::pending::Pending;
+use super::{ClientStream, End, Flow, Session};
+use crate::command::REDIS_VERSION;
+use crate::route::SessionCommand;
+
+impl<S: ClientStream> Session<S> {
+    pub(super) fn session_command(&mut self, command: SessionCommand, request: Request) -> Flow {
+        match command {
+            SessionCommand::Ping => self.ping(&request),
+            SessionCommand::Echo => {
+                match request.argc() {
+                    2 => {
+                        let reply = bulk(request.arg(1).unwrap_or_default());
+                        self.push(Pending::Ready(reply));
+                    }
+                    _ => self.push_error(&arity("echo")),
+                }
+                Flow::Next
+            }
+            SessionCommand::Quit => {
+                self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
+                Flow::Close(End::Quit)
+            }
+            SessionCommand::Select => self.select(&request),
+            SessionCommand::Hello => self.hello(&request),
+            SessionCommand::Auth => self.auth(&request),
+            SessionCommand::Reset => self.reset(),
+            SessionCommand::Multi => self.multi(),
+            SessionCommand::Exec => self.exec_outside(),
+            SessionCommand::Discard => self.discard_outside(),
+            SessionCommand::Watch => self.watch(request),
+            SessionCommand::Unwatch => self.unwatch(),
+            SessionCommand::Client => self.client_command(&request),
+            SessionCommand::Subscribe(_) | SessionCommand::Unsubscribe(_) | SessionCommand::Monitor => {
+                let name = String::from_utf8_lossy(request.arg(0).unwrap_or_default()).to_lowercase();
+                self.push_error(&format!("ERR shardgate: '{name}' is not supported yet"));
+                Flow::Next
+            }
+            SessionCommand::Slowlog => self.slowlog(&request),
+        }
+    }
+
+    fn exec_outside(&mut self) -> Flow {
+        self.push_error("ERR EXEC without MULTI");
+        Flow::Next
+    }
+
+    fn discard_outside(&mut self) -> Flow {
+        self.push_error("ERR DISCARD without MULTI");
+        Flow::Next
+    }
+
+    fn ping(&mut self, request: &Request) -> Flow {
+        let reply = match request.argc() {
+            1 => Bytes::from_static(b"+PONG\r\n"),
+            2 => bulk(request.arg(1).unwrap_or_default()),
+            _ => return self.error_next(&arity("ping")),
+        };
+        self.push(Pending::Ready(reply));
+        Flow::Next
+    }
+
+    fn error_next(&mut self, message: &str) -> Flow {
+        self.push_error(message);
+        Flow::Next
+    }
+
+    /// SELECT: the client's database; its requests then use backend
+    /// connections that have selected it. A barrier, so commands before
+    /// and after it keep their order across the two connection sets.
+    fn select(&mut self, request: &Request) -> Flow {
+        if request.argc() != 2 {
+            return self.error_next(&arity("select"));
+        }
+        let Some(db) = parse_integer(request.arg(1).unwrap_or_default()) else {
+            return self.error_next("ERR value is not an integer or out of range");
+        };
+        let databases = i64::from(self.pool.config().databases);
+        if !(0..databases).contains(&db) {
+            return self.error_next("ERR DB index is out of range");
+        }
+        self.client.set_db(db as u32);
+        self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
+        Flow::Barrier
+    }
+
+    /// HELLO [protover [AUTH user pass] [SETNAME name]]: the protocol the
+    /// client speaks (its requests then use RESP3 backend connections) and
+    /// the server's identity.
+    fn hello(&mut self, request: &Request) -> Flow {
+        let mut resp3 = self.client.resp3;
+        if let Some(version) = request.arg(1) {
+            match parse_integer(version) {
+                Some(2) => resp3 = false,
+                Some(3) => resp3 = true,
+                Some(_) => return self.error_next("NOPROTO unsupported protocol version"),
+                None => return self.error_next("ERR Protocol version is not an integer or out of range"),
+            }
+        }
+        let mut name = None;
+        let mut i = 2;
+        while let Some(option) = request.arg(i) {
+            let more = request.argc() - i - 1;
+            if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                let user = request.arg(i + 1).unwrap_or_default();
+                let password = request.arg(i + 2).unwrap_or_default();
+                if let Err(message) = self.authenticate(Some(user), password) {
+                    return self.error_next(&message);
+                }
+                i += 3;
+            } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                let value = request.arg(i + 1).unwrap_or_default();
+                if !valid_client_name(value) {
+                    return self.error_next(INVALID_NAME);
+                }
+                name = Some(String::from_utf8_lossy(value).into_owned());
+                i += 2;
+            } else {
+                let option = String::from_utf8_lossy(option);
+                return self.error_next(&format!("ERR Syntax error in HELLO option '{option}'"));
+            }
+        }
+        if let Some(name) = name {
+            self.client.entry.set_name((!name.is_empty()).then_some(name));
+        }
+        self.client.set_resp3(resp3);
+        let reply = self.hello_reply();
+        self.push(Pending::Ready(reply));
+        Flow::Barrier
+    }
+
+    fn hello_reply(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(160);
+        let fields: [(&str, HelloValue); 7] = [
+            ("server", HelloValue::Str("redis")),
+            ("version", HelloValue::Str(REDIS_VERSION)),
+            ("proto", HelloValue::Int(if self.client.resp3 { 3 } else { 2 })),
+            ("id", HelloValue::Int(self.client.id() as i64)),
+            ("mode", HelloValue::Str("standalone")),
+            ("role", HelloValue::Str("master")),
+            ("modules", HelloValue::EmptyArray),
+        ];
+        if self.client.resp3 {
+            resp::encode::map_header(&mut out, fields.len());
+        } else {
+            resp::encode::array_header(&mut out, fields.len() * 2);
+        }
+        for (key, value) in fields {
+            resp::encode::bulk(&mut out, key.as_bytes());
+            match value {
+                HelloValue::Str(s) => resp::encode::bulk(&mut out, s.as_bytes()),
+                HelloValue::Int(n) => resp::encode::integer(&mut out, n),
+                HelloValue::EmptyArray => resp::encode::array_header(&mut out, 0),
+            }
+        }
+        out.freeze()
+    }
+
+    fn auth(&mut self, request: &Request) -> Flow {
+        let result = match request.argc() {
+            2 => self.authenticate(None, request.arg(1).unwrap_or_default()),
+            3 => self.authenticate(request.arg(1), request.arg(2).unwrap_or_default()),
+            _ => Err("ERR syntax error".to_string()),
+        };
+        match result {
+            Ok(()) => self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n"))),
+            Err(message) => self.push_error(&message),
+        }
+        Flow::Next
+    }
+
+    /// Checks credentials against the pool's client users. Without any
+    /// configured, the default user takes any password, as a Redis without
+    /// `requirepass`; a password alone is then an error, in Redis's words.
+    fn authenticate(&mut self, user: Option<&[u8]>, _password: &[u8]) -> Result<(), String> {
+        match user {
+            None => Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into()),
+            Some(user) if user == b"default" => Ok(()),
+            Some(_) => Err("WRONGPASS invalid username-password pair or user is disabled.".into()),
+        }
+    }
+
+    /// RESET: the connection as new (database, protocol, name, transaction,
+    /// reply mode); answered `+RESET`.
+    fn reset(&mut self) -> Flow {
+        self.tx.reset();
+        let db = self.pool.config().redis_db;
+        self.client.set_db(db);
+        self.client.set_resp3(false);
+        self.client.reply_mode = ReplyMode::On;
+        self.client.entry.set_name(None);
+        self.client.entry.multi.store(-1, std::sync::atomic::Ordering::Relaxed);
+        self.push(Pending::Ready(Bytes::from_static(b"+RESET\r\n")));
+        Flow::Barrier
+    }
+
+    fn client_command(&mut self, request: &Request) -> Flow {
+        let sub = request.arg(1).map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let argc = request.argc();
+        let reply: Result<Bytes, String> = match (sub.as_slice(), argc) {
+            (b"ID", 2) => Ok(integer(self.client.id() as i64)),
+            (b"GETNAME", 2) => Ok(match self.client.entry.name() {
+                Some(name) => bulk(name.as_bytes()),
+                None => self.null(),
+            }),
+            (b"SETNAME", 3) => {
+                let value = request.arg(2).unwrap_or_default();
+                if valid_client_name(value) {
+                    let name = String::from_utf8_lossy(value).into_owned();
+                    self.client.entry.set_name((!name.is_empty()).then_some(name));
+                    Ok(Bytes::from_static(b"+OK\r\n"))
+                } else {
+                    Err(INVALID_NAME.into())
+                }
+            }
+            (b"INFO", 2) => Ok(verbatim_or_bulk(self.client.resp3, &format!("{}\n", self.client.entry.line()))),
+            (b"LIST", _) => Ok(self.client_list(request)),
+            (b"KILL", _) => self.client_kill(request),
+            (b"REPLY", 3) => {
+                let mode = request.arg(2).unwrap_or_default();
+                if mode.eq_ignore_ascii_case(b"ON") {
+                    self.client.reply_mode = ReplyMode::On;
+                    Ok(Bytes::from_static(b"+OK\r\n"))
+                } else if mode.eq_ignore_ascii_case(b"OFF") {
+                    self.client.reply_mode = ReplyMode::Off;
+                    return Flow::Next;
+                } else if mode.eq_ignore_ascii_case(b"SKIP") {
+                    self.client.reply_mode = ReplyMode::SkipNext;
+                    return Flow::Next;
+                } else {
+                    Err("ERR syntax error".into())
+                }
+            }
+            (b"SETINFO", 4) | (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => Ok(Bytes::from_static(b"+OK\r\n")),
+            (b"GETREDIR", 2) => Ok(integer(-1)),
+            (b"TRACKINGINFO", 2) => Ok(self.tracking_info()),
+            (b"TRACKING" | b"CACHING" | b"PAUSE" | b"UNPAUSE" | b"UNBLOCK", _) => Err(format!(
+                "ERR shardgate: CLIENT {} is not supported through the proxy",
+                String::from_utf8_lossy(&sub)
+            )),
+            (b"HELP", 2) => Ok(client_help()),
+            (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"REPLY" | b"SETINFO" | b"NO-EVICT" | b"GETREDIR" | b"TRACKINGINFO" | b"HELP", _) => {
+                Err(arity(&format!("client|{}", String::from_utf8_lossy(&sub).to_lowercase())))
+            }
+            _ if argc < 2 => Err(arity("client")),
+            _ => Err(format!(
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(request.arg(1).unwrap_or_default())
+            )),
+        };
+        match reply {
+            Ok(bytes) => self.push(Pending::Ready(bytes)),
+            Err(message) => self.push_error(&message),
+        }
+        Flow::Next
+    }
+
+    fn client_list(&self, request: &Request) -> Bytes {
+        let mut ids: Option<Vec<u64>> = None;
+        let mut i = 2;
+        while let Some(option) = request.arg(i) {
+            if option.eq_ignore_ascii_case(b"ID") {
+                ids = Some(
+                    request
+                        .args()
+                        .skip(i + 1)
+                        .filter_map(|a| std::str::from_utf8(a).ok()?.parse().ok())
+                        .collect(),
+                );
+                break;
+            }
+            i += 2;
+        }
+        let mut text = String::new();
+        for entry in self.pool.state.clients.list() {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&entry.id)) {
+                continue;
+            }
+            text.push_str(&entry.line());
+            text.push('\n');
+        }
+        verbatim_or_bulk(self.client.resp3, &text)
+    }
+
+    /// CLIENT KILL addr | CLIENT KILL [ID id] [ADDR addr] [LADDR addr]
+    /// [USER name] [SKIPME yes/no], among this pool's clients.
+    fn client_kill(&self, request: &Request) -> Result<Bytes, String> {
+        let clients = self.pool.state.clients.list();
+        if request.argc() == 3 {
+            let addr = request.arg(2).unwrap_or_default();
+            return match clients.iter().find(|c| c.addr.as_bytes() == addr) {
+                Some(entry) => {
+                    entry.kill();
+                    Ok(Bytes::from_static(b"+OK\r\n"))
+                }
+                None => Err("ERR No such client".into()),
+            };
+        }
+        if request.argc() < 4 || request.argc() % 2 != 0 {
+            return Err("ERR syntax error".into());
+        }
+        let mut skip_me = true;
+        let mut filters: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for pair in request.args().skip(2).collect::<Vec<_>>().chunks(2) {
+            let [name, value] = pair else {
+                return Err("ERR syntax error".into());
+            };
+            let name = name.to_ascii_uppercase();
+            match name.as_slice() {
+                b"SKIPME" => {
+                    skip_me = match value.to_ascii_lowercase().as_slice() {
+                        b"yes" => true,
+                        b"no" => false,
+                        _ => return Err("ERR syntax error".into()),
+                    }
+                }
+                b"ID" | b"ADDR" | b"LADDR" | b"USER" => filters.push((name, value.to_vec())),
+                _ => return Err("ERR syntax error".into()),
+            }
+        }
+        let mut killed = 0;
+        for entry in clients {
+            if skip_me && entry.id == self.client.id() {
+                continue;
+            }
+            let matches = filters.iter().all(|(name, value)| match name.as_slice() {
+                b"ID" => entry.id.to_string().as_bytes() == value.as_slice(),
+                b"ADDR" => entry.addr.as_bytes() == value.as_slice(),
+                b"LADDR" => entry.laddr.as_bytes() == value.as_slice(),
+                b"USER" => entry.user.lock().map(|u| u.as_bytes() == value.as_slice()).unwrap_or(false),
+                _ => false,
+            });
+            if matches {
+                entry.kill();
+                killed += 1;
+            }
+        }
+        Ok(integer(killed))
+    }
+
+    fn tracking_info(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        if self.client.resp3 {
+            resp::encode::map_header(&mut out, 3);
+        } else {
+            resp::encode::array_header(&mut out, 6);
+        }
+        resp::encode::bulk(&mut out, b"flags");
+        resp::encode::array_header(&mut out, 1);
+        resp::encode::bulk(&mut out, b"off");
+        resp::encode::bulk(&mut out, b"redirect");
+        resp::encode::integer(&mut out, -1);
+        resp::encode::bulk(&mut out, b"prefixes");
+        resp::encode::array_header(&mut out, 0);
+        out.freeze()
+    }
+
+    /// The proxy's slow log (requests slower than the pool's
+    /// `slowlog_threshold` through the proxy).
+    fn slowlog(&mut self, request: &Request) -> Flow {
+        let sub = request.arg(1).map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let reply = match sub.as_slice() {
+            b"LEN" => integer(0),
+            b"RESET" => Bytes::from_static(b"+OK\r\n"),
+            b"GET" => Bytes::from_static(b"*0\r\n"),
+            _ => return self.error_next("ERR unknown subcommand. Try SLOWLOG HELP."),
+        };
+        self.push(Pending::Ready(reply));
+        Flow::Next
+    }
+
+    /// Decides what INFO needs: the proxy section alone, or the shards'
+    /// sections (with the proxy section first when asked for).
+    pub(super) fn info_plan(&self, request: &Request) -> InfoPlan {
+        let sections: Vec<String> = request
+            .args()
+            .skip(1)
+            .map(|s| String::from_utf8_lossy(s).to_lowercase())
+            .collect();
+        let wants_proxy = sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| matches!(s.as_str(), "proxy" | "all" | "everything" | "default"));
+        let proxy = wants_proxy.then(|| self.proxy_info_section());
+        if sections.len() == 1 && sections.first().is_some_and(|s| s == "proxy") {
+            return InfoPlan::ProxyOnly(proxy.unwrap_or_default());
+        }
+        InfoPlan::Shards { proxy }
+    }
+
+    fn proxy_info_section(&self) -> String {
+        let config = self.pool.config();
+        format!(
+            "# Proxy\r\nproxy:shardgate\r\nproxy_version:{}\r\npool:{}\r\npool_shards:{}\r\npool_clients:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            config.name,
+            self.view.topology.shard_count(),
+            self.pool.state.clients.count(),
+        )
+    }
+
+    pub(super) fn encode_info(&self, text: &str) -> Bytes {
+        verbatim_or_bulk(self.client.resp3, text)
+    }
+
+    fn null(&self) -> Bytes {
+        Bytes::from_static(if self.client.resp3 { b"_\r\n" } else { b"$-1\r\n" })
+    }
+}
+
+enum HelloValue {
+    Str(&'static str),
+    Int(i64),
+    EmptyArray,
+}
+
+const INVALID_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+/// Redis's rule: printable ASCII without spaces.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+/// Redis's wording for a wrong number of arguments.
+pub(super) fn arity(command: &str) -> String {
+    format!("ERR wrong number of arguments for '{command}' command")
+}
+
+/// `string2ll`: an integer with no sign quirks or spaces.
+fn parse_integer(bytes: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.starts_with('+') || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn bulk(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 16);
+    resp::encode::bulk(&mut out, payload);
+    out.freeze()
+}
+
+fn integer(n: i64) -> Bytes {
+    let mut out = BytesMut::with_capacity(24);
+    resp::encode::integer(&mut out, n);
+    out.freeze()
+}
+
+/// A text reply: a verbatim string in RESP3 (as Redis sends CLIENT LIST
+/// and INFO), a bulk string in RESP2.
+pub(super) fn verbatim_or_bulk(resp3: bool, text: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(text.len() + 24);
+    if resp3 {
+        out.extend_from_slice(format!("={}\r\ntxt:", text.len() + 4).as_bytes());
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        resp::encode::bulk(&mut out, text.as_bytes());
+    }
+    out.freeze()
+}
+
+fn client_help() -> Bytes {
+    let lines = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ID", "    Return the ID of the current connection.",
+        "GETNAME", "    Return the name of the current connection.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "INFO", "    Return information about the current client connection.",
+        "LIST [ID <id> [<id> ...]]", "    Return information about the proxy's client connections.",
+        "KILL <ip:port> | KILL <option> <value> [<option> <value> [...]]", "    Kill connections (ID, ADDR, LADDR, USER, SKIPME).",
+        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+        "HELP", "    Print this help.",
+    ];
+    let mut out = BytesMut::new();
+    resp::encode::array_header(&mut out, lines.len());
+    for line in lines {
+        resp::encode::simple(&mut out, line.as_bytes());
+    }
+    out.freeze()
+}

@@ -1,0 +1,283 @@
+//! One client connection: read every ready request, dispatch each, write
+//! the replies back in order, one `writev` per batch.
+//!
+//! The loop is strictly read batch -> dispatch -> collect -> write. While a
+//! batch's replies are written the session reads nothing more, so a client
+//! that does not read its replies stops being read (TCP pushes back on it)
+//! instead of growing the proxy's memory; replies it leaves unread beyond
+//! `client_output_limit` get it disconnected.
+//!
+//! Dispatching is synchronous: sending to a backend connection queues the
+//! frame and returns a reply slot, so a batch of a thousand pipelined
+//! requests is routed without yielding once. A request that changes which
+//! backend connection the client's traffic uses (a transaction's first
+//! key, a blocking call, EXEC, SELECT) is a *barrier*: the replies before
+//! it are collected first, so the client's commands still run in order.
+//!
+//! # Layout
+//! - `client`: the client's own state (database, protocol, name, user).
+//! - `pending`: a reply that is ready or will be, and how it resolves.
+//! - `dispatch`: one request -> where it goes (shard, split, broadcast, scan).
+//! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
+//! - `local`: commands the proxy answers itself (PING, SELECT, HELLO, CLIENT...).
+//! - `stream`: the client socket (TCP or unix).
+
+mod client;
+mod dispatch;
+mod local;
+mod pending;
+pub mod stream;
+mod transaction;
+
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use resp::{Limits, ProtocolError, Request, RequestParser};
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use crate::frontend::clients::ClientEntry;
+use crate::io::{write_all_queued, write_queued_now};
+use crate::worker::pool::{PoolView, PoolWorker};
+use client::Client;
+use pending::Pending;
+pub use stream::ClientStream;
+use transaction::Transaction;
+
+/// Requests dispatched before their replies are collected; the rest wait
+/// in the read buffer (this bounds the replies one batch holds).
+const MAX_BATCH: usize = 1024;
+/// Reply bytes gathered before trying to write them out mid-batch.
+const FLUSH_AT: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs one client session to its end.
+pub async fn run<S: ClientStream>(
+    stream: S,
+    pool: Rc<PoolWorker>,
+    entry: Arc<ClientEntry>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let limits = Limits {
+        max_bulk_len: pool.config().max_request_bytes,
+        ..Limits::default()
+    };
+    let view = pool.view();
+    let client = Client::new(entry, pool.config());
+    let mut session = Session {
+        stream,
+        view,
+        pool,
+        client,
+        parser: RequestParser::new(limits),
+        read_buf: BytesMut::new(),
+        queue: VecDeque::new(),
+        out: VecDeque::new(),
+        out_len: 0,
+        held: None,
+        tx: Transaction::default(),
+        keys: Vec::new(),
+        shutdown,
+    };
+    match session.serve().await {
+        Err(reason @ End::SlowReader(_)) => {
+            tracing::warn!(pool = %session.pool.config().name, client = session.client.id(), "client {reason}")
+        }
+        Err(reason) => tracing::debug!(client = session.client.id(), "client session ended: {reason}"),
+        Ok(()) => {}
+    }
+}
+
+/// A reply to write, in request order.
+struct Queued {
+    pending: Pending,
+    /// CLIENT REPLY OFF / SKIP: resolved (so ordering holds) but not written.
+    silent: bool,
+}
+
+pub(crate) struct Session<S> {
+    stream: S,
+    pool: Rc<PoolWorker>,
+    /// The topology view this batch is routed with.
+    view: Rc<PoolView>,
+    client: Client,
+    parser: RequestParser,
+    read_buf: BytesMut,
+    queue: VecDeque<Queued>,
+    out: VecDeque<Bytes>,
+    out_len: usize,
+    /// A request parsed but not dispatched: it waits behind a barrier.
+    held: Option<Request>,
+    tx: Transaction,
+    /// Scratch space for key positions.
+    keys: Vec<usize>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// What the session does after dispatching one request.
+#[derive(Debug)]
+pub(crate) enum Flow {
+    /// Dispatch the next request.
+    Next,
+    /// Collect every reply queued so far before dispatching more.
+    Barrier,
+    /// Write the replies queued so far, then end the session.
+    Close(End),
+}
+
+/// Why a session ends.
+#[derive(Debug)]
+pub(crate) enum End {
+    Io(io::Error),
+    ClientClosed,
+    Quit,
+    Protocol(ProtocolError),
+    SlowReader(usize),
+    Shutdown,
+    Killed,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Io(e) => write!(f, "i/o error: {e}"),
+            End::ClientClosed => f.write_str("client closed the connection"),
+            End::Quit => f.write_str("QUIT"),
+            End::Protocol(e) => write!(f, "protocol error: {e}"),
+            End::SlowReader(n) => write!(f, "disconnected: client left {n} reply bytes unread"),
+            End::Shutdown => f.write_str("proxy shutting down"),
+            End::Killed => f.write_str("killed by CLIENT KILL"),
+        }
+    }
+}
+
+impl<S: ClientStream> Session<S> {
+    async fn serve(&mut self) -> Result<(), End> {
+        loop {
+            let flow = self.dispatch_batch();
+            if !self.queue.is_empty() {
+                self.collect_replies().await?;
+            }
+            match flow {
+                Flow::Close(end) => return Err(end),
+                Flow::Barrier => {}
+                Flow::Next => self.read_more().await?,
+            }
+        }
+    }
+
+    /// Waits for more bytes from the client. While idle the read buffer is
+    /// released, so an idle client costs no buffer memory.
+    async fn read_more(&mut self) -> Result<(), End> {
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if !*self.shutdown.borrow() {
+            enum Woken {
+                Readable(io::Result<()>),
+                Shutdown,
+                Killed,
+            }
+            let entry = self.client.entry.clone();
+            let woken = tokio::select! {
+                biased;
+                readable = self.stream.ready_to_read() => Woken::Readable(readable),
+                _ = self.shutdown.changed() => Woken::Shutdown,
+                () = entry.killed() => Woken::Killed,
+            };
+            match woken {
+                Woken::Readable(readable) => readable.map_err(End::Io)?,
+                Woken::Shutdown => return self.read_after_shutdown(),
+                Woken::Killed => return Err(End::Killed),
+            }
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        match self.stream.read_buf(&mut self.read_buf).await {
+            Ok(0) => Err(End::ClientClosed),
+            Ok(_) => Ok(()),
+            Err(e) => Err(End::Io(e)),
+        }
+    }
+
+    /// Shutting down: serve what the client has already sent, but wait for
+    /// nothing more.
+    fn read_after_shutdown(&mut self) -> Result<(), End> {
+        match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
+            Ok(Some(0)) => Err(End::ClientClosed),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(End::Shutdown),
+            Err(e) => Err(End::Io(e)),
+        }
+    }
+
+    /// Parses and dispatches requests until the read buffer has no complete
+    /// request left (`Next`), the batch is full or a barrier is reached
+    /// (`Barrier`), or the session must end (`Close`).
+    fn dispatch_batch(&mut self) -> Flow {
+        self.view = self.pool.view();
+        if let Some(request) = self.held.take() {
+            match self.dispatch(request) {
+                Flow::Next => {}
+                other => return other,
+            }
+        }
+        while self.queue.len() < MAX_BATCH {
+            let request = match self.parser.next(&mut self.read_buf) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Flow::Next,
+                Err(e) => {
+                    let mut out = BytesMut::new();
+                    resp::encode::protocol_error(&mut out, &e);
+                    self.push(Pending::Ready(out.freeze()));
+                    return Flow::Close(End::Protocol(e));
+                }
+            };
+            match self.dispatch(request) {
+                Flow::Next => {}
+                other => return other,
+            }
+        }
+        Flow::Barrier
+    }
+
+    /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
+    fn push(&mut self, pending: Pending) {
+        let silent = self.client.take_reply_silence();
+        self.queue.push_back(Queued { pending, silent });
+    }
+
+    /// Queues an error reply; `message` carries its prefix (`ERR ...`).
+    fn push_error(&mut self, message: &str) {
+        self.push(Pending::error(message));
+    }
+
+    /// Awaits every queued reply in order and writes them out.
+    async fn collect_replies(&mut self) -> Result<(), End> {
+        let limit = self.pool.config().client_output_limit;
+        while let Some(Queued { pending, silent }) = self.queue.pop_front() {
+            let reply = pending.resolve(&self.client).await;
+            if silent {
+                continue;
+            }
+            self.out_len += reply.len();
+            self.out.push_back(reply);
+            if self.out_len >= FLUSH_AT {
+                let written = write_queued_now(&mut self.stream, &mut self.out).map_err(End::Io)?;
+                self.out_len -= written;
+                if self.out_len > limit {
+                    return Err(End::SlowReader(self.out_len));
+                }
+            }
+        }
+        write_all_queued(&mut self.stream, &mut self.out)
+            .await
+            .map_err(End::Io)?;
+        self.out_len = 0;
+        Ok(())
+    }
+}

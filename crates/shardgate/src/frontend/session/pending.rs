@@ -1,0 +1,110 @@
+//! A reply that is ready, or will be, and how it becomes the client's bytes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::client::Client;
+use crate::backend::{Lease, ReplyResult, ReplySlot};
+use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
+use crate::route::Merge;
+
+/// How the replies of a request sent to several shards become one.
+pub enum Combine {
+    Split(SplitPlan),
+    Broadcast { merge: Merge, proxy_info: Option<String> },
+}
+
+/// One shard's share of a request sent to several shards.
+pub struct FanoutPart {
+    /// The shard's name, for errors.
+    pub shard: Arc<str>,
+    pub slot: ReplySlot,
+    /// A connection leased for this part (WAIT), given back once it answered.
+    pub lease: Option<Lease>,
+}
+
+impl FanoutPart {
+    pub fn shared(shard: Arc<str>, slot: ReplySlot) -> FanoutPart {
+        FanoutPart {
+            shard,
+            slot,
+            lease: None,
+        }
+    }
+}
+
+/// A reply in the making.
+pub enum Pending {
+    /// Made by the proxy.
+    Ready(Bytes),
+    /// One backend reply, passed through untouched.
+    Reply(ReplySlot),
+    /// A reply on a leased connection; once it is in, the lease goes back
+    /// to its pool (or is closed, when no reply came).
+    Leased { slot: ReplySlot, lease: Lease },
+    /// Replies from several shards, merged.
+    Fanout {
+        parts: Vec<FanoutPart>,
+        combine: Box<Combine>,
+    },
+    /// One shard's SCAN reply, its cursor rewritten to say which shard is next.
+    Scan {
+        slot: ReplySlot,
+        shard: usize,
+        next_shard: Option<usize>,
+    },
+}
+
+impl Pending {
+    /// An error reply; `message` carries its prefix (`ERR ...`).
+    pub fn error(message: &str) -> Pending {
+        Pending::Ready(encode_error(message))
+    }
+
+    /// Waits for the reply and returns the bytes the client gets.
+    pub async fn resolve(self, _client: &Client) -> Bytes {
+        match self {
+            Pending::Ready(bytes) => bytes,
+            Pending::Reply(slot) => reply_bytes(slot.await),
+            Pending::Leased { slot, lease } => {
+                let result = slot.await;
+                if result.is_ok() {
+                    lease.release();
+                }
+                reply_bytes(result)
+            }
+            Pending::Fanout { parts, combine } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for part in parts {
+                    let result = part.slot.await;
+                    if let (Ok(_), Some(lease)) = (&result, part.lease) {
+                        lease.release();
+                    }
+                    replies.push(PartReply::new(part.shard, result.map_err(|e| e.client_message())));
+                }
+                match *combine {
+                    Combine::Split(plan) => fanout::split::merge(&plan, replies),
+                    Combine::Broadcast { merge, proxy_info } => {
+                        fanout::broadcast::merge(merge, replies, proxy_info.as_deref())
+                    }
+                }
+            }
+            Pending::Scan {
+                slot,
+                shard,
+                next_shard,
+            } => match slot.await {
+                Ok(reply) => fanout::scan::rewrite_reply(&reply, shard, next_shard).unwrap_or(reply),
+                Err(e) => encode_error(&e.client_message()),
+            },
+        }
+    }
+}
+
+fn reply_bytes(result: ReplyResult) -> Bytes {
+    match result {
+        Ok(bytes) => bytes,
+        Err(error) => encode_error(&error.client_message()),
+    }
+}

@@ -1,0 +1,26 @@
+//! The client socket: TCP or unix, read only once it is readable so an
+//! idle client holds no read buffer.
+
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+/// A client connection the session can serve.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// Resolves when a read would not block (data, end of stream or error).
+    fn ready_to_read(&self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl ClientStream for TcpStream {
+    fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
+        self.readable()
+    }
+}
+
+impl ClientStream for UnixStream {
+    fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
+        self.readable()
+    }
+}

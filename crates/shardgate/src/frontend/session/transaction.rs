@@ -1,0 +1,342 @@
+//! Transactions: MULTI / EXEC / DISCARD / WATCH / UNWATCH on a connection
+//! leased for the client alone.
+//!
+//! A transaction runs on one shard: the shard of its first key (or of the
+//! keys WATCHed before it). Until a key says which shard, commands without
+//! keys are queued by the proxy (answered `+QUEUED` after the same arity
+//! check Redis makes); when the first key arrives, the proxy leases a
+//! connection to that shard and replays MULTI and the queued commands on
+//! it. A key on another shard is refused with CROSSSLOT and dooms the
+//! transaction: EXEC then answers EXECABORT, as Redis does after any
+//! queueing error. EXEC and DISCARD give the connection back clean; a
+//! client that leaves mid-transaction has it closed.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use resp::Request;
+
+use super::pending::Pending;
+use super::{ClientStream, Flow, Session};
+use crate::backend::Lease;
+use crate::command::Resolution;
+use crate::route::{self, Merge, Refusal, Route, SessionCommand, CROSSSLOT};
+
+const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
+const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// A connection leased for WATCH / MULTI and the shard it reaches.
+struct Pinned {
+    shard: usize,
+    lease: Lease,
+}
+
+/// Inside MULTI.
+#[derive(Default)]
+struct Multi {
+    /// Commands without keys queued before the shard was known.
+    early: Vec<Request>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    dirty: bool,
+    /// Commands queued (for CLIENT LIST's `multi=`).
+    queued: i32,
+}
+
+/// The client's transaction state.
+#[derive(Default)]
+pub struct Transaction {
+    pinned: Option<Pinned>,
+    multi: Option<Multi>,
+}
+
+impl Transaction {
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// The leased connection, if the client has one to `shard` (WATCH).
+    pub fn pinned_to(&self, shard: usize) -> Option<&Lease> {
+        self.pinned
+            .as_ref()
+            .filter(|p| p.shard == shard)
+            .map(|p| &p.lease)
+    }
+
+    /// Drops all transaction state; a leased connection is closed.
+    pub fn reset(&mut self) {
+        *self = Transaction::default();
+    }
+}
+
+impl<S: ClientStream> Session<S> {
+    pub(super) fn watch(&mut self, request: Request) -> Flow {
+        if request.argc() < 2 {
+            self.push_error("ERR wrong number of arguments for 'watch' command");
+            return Flow::Next;
+        }
+        let topology = self.view.topology.clone();
+        let mut shard = None;
+        for key in request.args().skip(1) {
+            match (topology.shard_of(key), shard) {
+                (None, _) => return self.refuse(Refusal::NoShard),
+                (Some(s), None) => shard = Some(s),
+                (Some(s), Some(first)) if s != first => return self.refuse(Refusal::CrossSlot),
+                _ => {}
+            }
+        }
+        let shard = shard.unwrap_or(0);
+        match &self.tx.pinned {
+            Some(pinned) if pinned.shard == shard => {
+                let slot = pinned.lease.conn().send(request.raw);
+                self.push(Pending::Reply(slot));
+                Flow::Next
+            }
+            Some(_) => self.refuse(Refusal::CrossSlot),
+            None => match self.pin(shard, request) {
+                Ok(()) => Flow::Next,
+                Err(flow) => flow,
+            },
+        }
+    }
+
+    /// Leases a connection to `shard` and sends `first` on it. Earlier
+    /// replies are collected first (a barrier), so the client's earlier
+    /// commands have run. Err: what the caller returns meanwhile.
+    fn pin(&mut self, shard: usize, first: Request) -> Result<(), Flow> {
+        if !self.queue.is_empty() {
+            self.held = Some(first);
+            return Err(Flow::Barrier);
+        }
+        let node = match self.node_for(shard, false) {
+            Ok(node) => node,
+            Err(error) => {
+                self.push_error(&error.client_message());
+                if let Some(multi) = &mut self.tx.multi {
+                    multi.dirty = true;
+                }
+                return Err(Flow::Next);
+            }
+        };
+        let lease = node.lease(self.client.conn_key());
+        if let Some(multi) = &mut self.tx.multi {
+            // The proxy answered MULTI and the early commands already.
+            drop(lease.conn().send(Bytes::from_static(MULTI)));
+            for early in multi.early.drain(..) {
+                drop(lease.conn().send(early.raw));
+            }
+        }
+        let slot = lease.conn().send(first.raw);
+        self.push(Pending::Reply(slot));
+        self.tx.pinned = Some(Pinned { shard, lease });
+        Ok(())
+    }
+
+    pub(super) fn unwatch(&mut self) -> Flow {
+        match self.tx.pinned.take() {
+            Some(pinned) => {
+                let slot = pinned.lease.conn().send(Bytes::from_static(b"*1\r\n$7\r\nUNWATCH\r\n"));
+                self.push(Pending::Leased {
+                    slot,
+                    lease: pinned.lease,
+                });
+                Flow::Barrier
+            }
+            None => {
+                self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
+                Flow::Next
+            }
+        }
+    }
+
+    pub(super) fn multi(&mut self) -> Flow {
+        self.tx.multi = Some(Multi::default());
+        self.client.entry.multi.store(0, Relaxed);
+        match &self.tx.pinned {
+            Some(pinned) => {
+                let slot = pinned.lease.conn().send(Bytes::from_static(MULTI));
+                self.push(Pending::Reply(slot));
+            }
+            None => self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n"))),
+        }
+        Flow::Next
+    }
+
+    /// A command inside MULTI: queued on the transaction's connection, or
+    /// by the proxy until a key says which shard.
+    pub(super) fn dispatch_in_multi(&mut self, request: Request, resolution: Resolution) -> Flow {
+        let route = route::route(
+            &request,
+            &resolution,
+            &self.view.topology,
+            self.pool.rules,
+            &mut self.keys,
+        );
+        let flow = match route {
+            Route::Session(SessionCommand::Exec) => return self.exec(),
+            Route::Session(SessionCommand::Discard) => return self.discard(),
+            Route::Session(SessionCommand::Quit | SessionCommand::Reset) => {
+                return self.dispatch_route(route, request, resolution)
+            }
+            Route::Session(SessionCommand::Multi) => self.nested(request, "ERR MULTI calls can not be nested"),
+            Route::Session(SessionCommand::Watch) => self.nested(request, "ERR WATCH inside MULTI is not allowed"),
+            Route::Session(SessionCommand::Ping | SessionCommand::Echo) => self.queue_keyless(request, resolution),
+            Route::Session(other) => {
+                let name = resolution.spec().map_or("?", |s| s.name());
+                let _ = other;
+                self.doom(&format!("ERR shardgate: '{name}' inside MULTI is not supported"))
+            }
+            Route::Shard {
+                keyless: true, ..
+            }
+            | Route::Broadcast(Merge::Info | Merge::Wait) => self.queue_keyless(request, resolution),
+            Route::Shard { shard, .. } => self.queue_on(shard, request),
+            Route::Split(_) => self.doom(CROSSSLOT),
+            Route::Broadcast(_) | Route::Scan => {
+                let name = resolution.spec().map_or("?", |s| s.name());
+                let message = Refusal::MultiShard(name).message(&self.pool.config().name);
+                self.doom(&message)
+            }
+            Route::Refuse(refusal) => {
+                let message = refusal.message(&self.pool.config().name);
+                self.doom(&message)
+            }
+        };
+        if let Some(multi) = &mut self.tx.multi {
+            multi.queued += 1;
+            self.client.entry.multi.store(multi.queued, Relaxed);
+        }
+        flow
+    }
+
+    /// MULTI or WATCH inside MULTI: Redis's own error, which does not doom
+    /// the transaction; from the server when the connection is leased.
+    fn nested(&mut self, request: Request, error: &str) -> Flow {
+        match &self.tx.pinned {
+            Some(pinned) => {
+                let slot = pinned.lease.conn().send(request.raw);
+                self.push(Pending::Reply(slot));
+            }
+            None => self.push_error(error),
+        }
+        Flow::Next
+    }
+
+    /// Refuses a command inside MULTI; EXEC will answer EXECABORT.
+    fn doom(&mut self, message: &str) -> Flow {
+        if let Some(multi) = &mut self.tx.multi {
+            multi.dirty = true;
+        }
+        self.push_error(message);
+        Flow::Next
+    }
+
+    fn queue_on(&mut self, shard: usize, request: Request) -> Flow {
+        match &self.tx.pinned {
+            Some(pinned) if pinned.shard == shard => {
+                let slot = pinned.lease.conn().send(request.raw);
+                self.push(Pending::Reply(slot));
+                Flow::Next
+            }
+            Some(_) => self.doom(CROSSSLOT),
+            None => match self.pin(shard, request) {
+                Ok(()) => Flow::Next,
+                Err(flow) => flow,
+            },
+        }
+    }
+
+    fn queue_keyless(&mut self, request: Request, resolution: Resolution) -> Flow {
+        if let Some(pinned) = &self.tx.pinned {
+            let slot = pinned.lease.conn().send(request.raw);
+            self.push(Pending::Reply(slot));
+            return Flow::Next;
+        }
+        if let Some(spec) = resolution.spec() {
+            if !spec.arity_ok(request.argc()) {
+                return self.doom(&format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    spec.name()
+                ));
+            }
+        }
+        if let Some(multi) = &mut self.tx.multi {
+            multi.early.push(request);
+        }
+        self.push(Pending::Ready(Bytes::from_static(b"+QUEUED\r\n")));
+        Flow::Next
+    }
+
+    fn exec(&mut self) -> Flow {
+        let Some(multi) = self.tx.multi.take() else {
+            self.push_error("ERR EXEC without MULTI");
+            return Flow::Next;
+        };
+        self.client.entry.multi.store(-1, Relaxed);
+        if multi.dirty {
+            // Closing the leased connection discards the transaction and
+            // its WATCHes on the server.
+            self.tx.pinned = None;
+            self.push_error(EXECABORT);
+            return Flow::Barrier;
+        }
+        if let Some(pinned) = self.tx.pinned.take() {
+            let slot = pinned.lease.conn().send(Bytes::from_static(EXEC));
+            self.push(Pending::Leased {
+                slot,
+                lease: pinned.lease,
+            });
+            return Flow::Barrier;
+        }
+        if multi.early.is_empty() {
+            self.push(Pending::Ready(Bytes::from_static(b"*0\r\n")));
+            return Flow::Next;
+        }
+        // Only commands without keys: run them on the default shard.
+        let shard = self.default_shard();
+        let node = match self.node_for(shard, false) {
+            Ok(node) => node,
+            Err(error) => {
+                self.push_error(&error.client_message());
+                return Flow::Next;
+            }
+        };
+        let lease = node.lease(self.client.conn_key());
+        drop(lease.conn().send(Bytes::from_static(MULTI)));
+        for early in multi.early {
+            drop(lease.conn().send(early.raw));
+        }
+        let slot = lease.conn().send(Bytes::from_static(EXEC));
+        self.push(Pending::Leased { slot, lease });
+        Flow::Barrier
+    }
+
+    fn discard(&mut self) -> Flow {
+        if self.tx.multi.take().is_none() {
+            self.push_error("ERR DISCARD without MULTI");
+            return Flow::Next;
+        }
+        self.client.entry.multi.store(-1, Relaxed);
+        match self.tx.pinned.take() {
+            Some(pinned) => {
+                let slot = pinned.lease.conn().send(Bytes::from_static(DISCARD));
+                self.push(Pending::Leased {
+                    slot,
+                    lease: pinned.lease,
+                });
+                Flow::Barrier
+            }
+            None => {
+                self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
+                Flow::Next
+            }
+        }
+    }
+
+    pub(super) fn refuse(&mut self, refusal: Refusal) -> Flow {
+        let message = refusal.message(&self.pool.config().name);
+        self.push_error(&message);
+        Flow::Next
+    }
+}

@@ -1,0 +1,71 @@
+//! What all workers share about one pool.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::Topology;
+use crate::config::PoolConfig;
+use crate::frontend::clients::Clients;
+
+/// A pool's config, its published topology and its client count.
+pub struct PoolState {
+    pub config: Arc<PoolConfig>,
+    topology: ArcSwap<Topology>,
+    /// Clients connected to this pool, across workers (`client_connections`).
+    pub admitted: AtomicU32,
+    /// Every connected client, for CLIENT LIST / KILL.
+    pub clients: Clients,
+    /// Clients turned away at `client_connections`.
+    pub rejected_clients: AtomicU64,
+}
+
+impl PoolState {
+    pub fn new(config: PoolConfig) -> PoolState {
+        let topology = Topology::from_config(&config);
+        PoolState {
+            config: Arc::new(config),
+            topology: ArcSwap::from_pointee(topology),
+            admitted: AtomicU32::new(0),
+            clients: Clients::default(),
+            rejected_clients: AtomicU64::new(0),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.load_full()
+    }
+
+    /// The current snapshot's version, without touching its reference
+    /// count (cheap enough to check on every batch).
+    #[inline]
+    pub fn topology_version(&self) -> u64 {
+        self.topology.load().version
+    }
+
+    /// Publishes a new snapshot; workers pick it up at their next batch.
+    pub fn publish(&self, topology: Topology) {
+        self.topology.store(Arc::new(topology));
+    }
+
+    /// Counts a new client unless the pool is full. Returns false when full.
+    pub fn admit_client(&self) -> bool {
+        let limit = self.config.client_connections;
+        let admitted = self
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.rejected_clients.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    pub fn release_client(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
