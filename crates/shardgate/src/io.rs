@@ -63,7 +63,10 @@ pub fn write_queued_now<W: AsyncWrite + Unpin>(
 
 /// Reads what the socket holds right now, without waiting: `Some(0)` at
 /// end of stream, `None` when nothing is ready.
-pub fn read_now<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+pub fn read_now<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> io::Result<Option<usize>> {
     let mut cx = Context::from_waker(Waker::noop());
     let mut chunk = [0u8; 16 * 1024];
     let mut read_buf = ReadBuf::new(&mut chunk);
@@ -99,9 +102,13 @@ mod tests {
 
     #[test]
     fn consume_splits_buffers_at_any_point() {
-        let mut queue: VecDeque<Bytes> = ["abc", "de", "fgh"].into_iter().map(Bytes::from).collect();
+        let mut queue: VecDeque<Bytes> =
+            ["abc", "de", "fgh"].into_iter().map(Bytes::from).collect();
         consume(&mut queue, 4);
-        assert_eq!(queue, VecDeque::from([Bytes::from("e"), Bytes::from("fgh")]));
+        assert_eq!(
+            queue,
+            VecDeque::from([Bytes::from("e"), Bytes::from("fgh")])
+        );
         consume(&mut queue, 4);
         assert!(queue.is_empty());
     }
@@ -112,12 +119,17 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(3);
         let reader = tokio::spawn(async move {
             let mut out = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out).await.map(|_| out)
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out)
+                .await
+                .map(|_| out)
         });
         let mut queue: VecDeque<Bytes> = (0..100).map(|i| Bytes::from(format!("{i},"))).collect();
         write_all_queued(&mut a, &mut queue).await.expect("write");
         drop(a);
         let expected: String = (0..100).map(|i| format!("{i},")).collect();
-        assert_eq!(reader.await.expect("join").expect("read"), expected.as_bytes());
+        assert_eq!(
+            reader.await.expect("join").expect("read"),
+            expected.as_bytes()
+        );
     }
 }

@@ -64,7 +64,8 @@ impl Proxy {
             match &config.listen {
                 ListenAddr::Tcp(addr) => {
                     for listeners in per_worker.iter_mut() {
-                        listeners.push((index, bind_tcp(*addr, config.backlog).map_err(bind_error)?));
+                        listeners
+                            .push((index, bind_tcp(*addr, config.backlog).map_err(bind_error)?));
                     }
                 }
                 ListenAddr::Unix { path, mode } => {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::ports::free_port;
 use crate::process::{wait_for_port, Child};
-use crate::resp::{Reply, RespClient};
 use crate::require_program;
+use crate::resp::{Reply, RespClient};
 
 const READY_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -34,7 +34,9 @@ impl RedisBuilder {
     pub fn replica_of(self, master: &RedisServer) -> Self {
         let port = master.port().to_string();
         let mut builder = self;
-        builder.args.extend(["--replicaof".into(), "127.0.0.1".into(), port]);
+        builder
+            .args
+            .extend(["--replicaof".into(), "127.0.0.1".into(), port]);
         builder
     }
     pub fn password(mut self, password: &str) -> Self {
@@ -92,8 +94,10 @@ impl RedisServer {
         self.child = Some(child);
         crate::assert_eventually!(
             within = READY_DEADLINE,
-            self.try_client().and_then(|mut c| c.cmd(&["PING"]).ok()).is_some_and(|r| !r.is_error()
-                || r == Reply::Error("LOADING Redis is loading the dataset in memory".into())),
+            self.try_client()
+                .and_then(|mut c| c.cmd(&["PING"]).ok())
+                .is_some_and(|r| !r.is_error()
+                    || r == Reply::Error("LOADING Redis is loading the dataset in memory".into())),
             "redis-server on {} never answered PING",
             self.port
         );
@@ -181,7 +185,10 @@ impl RedisServer {
 
     /// `calls` of one command from INFO commandstats (0 if never called).
     pub fn command_calls(&self, command: &str) -> u64 {
-        let info = self.cmd(&["INFO", "commandstats"]).bulk_str().unwrap_or_default();
+        let info = self
+            .cmd(&["INFO", "commandstats"])
+            .bulk_str()
+            .unwrap_or_default();
         let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
         info.lines()
             .find_map(|line| line.strip_prefix(&prefix))
@@ -205,7 +212,10 @@ impl Sentinel {
         let program = require_program("redis-sentinel", "redis-sentinel");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let mut conf = format!("port {port}\nbind 127.0.0.1\ndir {}\n", dir.path().display());
+        let mut conf = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n",
+            dir.path().display()
+        );
         for (name, master_port) in masters {
             conf.push_str(&format!(
                 "sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\

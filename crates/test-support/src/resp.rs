@@ -75,6 +75,63 @@ impl RespClient {
     pub fn read_reply(&mut self) -> std::io::Result<Reply> {
         read_reply(&mut self.reader)
     }
+
+    /// Reads one reply and returns its exact bytes.
+    pub fn read_raw(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut raw = Vec::new();
+        read_raw(&mut self.reader, &mut raw)?;
+        Ok(raw)
+    }
+
+    /// Sends one command and returns the exact bytes of its reply.
+    pub fn cmd_raw(&mut self, args: &[&str]) -> std::io::Result<Vec<u8>> {
+        self.send(args)?;
+        self.read_raw()
+    }
+}
+
+/// Appends one complete reply frame, as received, to `raw`.
+fn read_raw(reader: &mut impl BufRead, raw: &mut Vec<u8>) -> std::io::Result<()> {
+    let start = raw.len();
+    reader.read_until(b'\n', raw)?;
+    if !raw.ends_with(b"\r\n") {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let line = raw[start..raw.len() - 2].to_vec();
+    let kind = line.first().copied().unwrap_or(0);
+    let number = || -> std::io::Result<i64> {
+        std::str::from_utf8(&line[1..])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid(format!("bad length line {line:?}")))
+    };
+    match kind {
+        b'$' | b'=' | b'!' => {
+            let n = number()?;
+            if n >= 0 {
+                let at = raw.len();
+                raw.resize(at + n as usize + 2, 0);
+                reader.read_exact(&mut raw[at..])?;
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = number()?;
+            let elements = if kind == b'%' || kind == b'|' {
+                n * 2
+            } else {
+                n
+            };
+            for _ in 0..elements.max(0) {
+                read_raw(reader, raw)?;
+            }
+            if kind == b'|' {
+                // An attribute precedes the value it describes.
+                read_raw(reader, raw)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Encodes a command as a RESP array of bulk strings.
@@ -108,7 +165,10 @@ fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
 fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     let line = read_line(reader)?;
     let (kind, rest) = line.split_at(1);
-    let number = || rest.parse::<i64>().map_err(|e| invalid(format!("{line}: {e}")));
+    let number = || {
+        rest.parse::<i64>()
+            .map_err(|e| invalid(format!("{line}: {e}")))
+    };
     Ok(match kind {
         "+" => Reply::Simple(rest.to_string()),
         "-" => Reply::Error(rest.to_string()),

@@ -49,7 +49,9 @@ pub enum Status {
     Connecting,
     Up,
     /// Failed; requests are refused until this instant, then it reconnects.
-    Down { until: Instant },
+    Down {
+        until: Instant,
+    },
 }
 
 /// Where and how to connect.
@@ -383,7 +385,10 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
         }
         let (want_write, deadline) = {
             let queue = shared.queue.borrow();
-            (!queue.outbox.is_empty(), queue.fifo.front().and_then(|f| f.deadline))
+            (
+                !queue.outbox.is_empty(),
+                queue.fifo.front().and_then(|f| f.deadline),
+            )
         };
         if deadline != armed_for {
             if let Some(deadline) = deadline {
@@ -481,8 +486,9 @@ fn deliver(
         };
         let now = *now.get_or_insert_with(Instant::now);
         shared.stats.outstanding.sub(1);
-        shared.stats.record_latency(now.saturating_duration_since(entry.sent));
+        shared
+            .stats
+            .record_latency(now.saturating_duration_since(entry.sent));
         entry.slot.complete(Ok(reply));
     }
 }
-

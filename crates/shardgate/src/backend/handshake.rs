@@ -44,7 +44,10 @@ impl Handshake {
         }
         if self.db != 0 {
             let db = self.db.to_string();
-            commands.push(("SELECT", Request::from_args(&[b"SELECT".as_slice(), db.as_bytes()])));
+            commands.push((
+                "SELECT",
+                Request::from_args(&[b"SELECT".as_slice(), db.as_bytes()]),
+            ));
         }
         if let Some(name) = &self.client_name {
             commands.push((
@@ -102,14 +105,22 @@ where
 pub fn error_text(frame: &[u8]) -> Option<String> {
     match frame.first() {
         Some(b'-') => Some(
-            String::from_utf8_lossy(frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default())
-                .into_owned(),
+            String::from_utf8_lossy(
+                frame
+                    .get(1..frame.len().saturating_sub(2))
+                    .unwrap_or_default(),
+            )
+            .into_owned(),
         ),
         Some(b'!') => {
             let body = frame.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
             Some(
-                String::from_utf8_lossy(frame.get(body..frame.len().saturating_sub(2)).unwrap_or_default())
-                    .into_owned(),
+                String::from_utf8_lossy(
+                    frame
+                        .get(body..frame.len().saturating_sub(2))
+                        .unwrap_or_default(),
+                )
+                .into_owned(),
             )
         }
         _ => None,

@@ -6,6 +6,7 @@
 //! - `conn`: [`Conn`], one pipelined connection and its task.
 //! - `slot`: [`ReplySlot`], where one reply is delivered.
 //! - `node`: [`Node`], a worker's connections to one node; [`Lease`].
+//! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
 //! - `handshake`: AUTH / HELLO / SELECT on connect.
 //! - `stats`: [`NodeStats`], per-node counters.
 //! - `error`: [`BackendError`], worded for the client.
@@ -13,6 +14,7 @@
 mod conn;
 mod error;
 pub mod handshake;
+mod link;
 mod node;
 mod slot;
 mod stats;
@@ -20,6 +22,7 @@ mod stats;
 pub use conn::{Conn, ConnSettings, Status};
 pub use error::{BackendError, BackendErrorKind};
 pub use handshake::Handshake;
+pub use link::{Family, Link, LinkEvent, LinkMode, LinkSettings, SessionWaker};
 pub use node::{ConnKey, Lease, Node};
 pub use slot::{slot, ReplyResult, ReplySlot, SlotSender};
 pub use stats::NodeStats;

@@ -41,12 +41,7 @@ pub struct Node {
 impl Node {
     /// Opens `per_key` shared connections with the default key at once
     /// (so the first requests need not wait for a connect).
-    pub fn new(
-        base: ConnSettings,
-        label: Arc<str>,
-        per_key: usize,
-        stats: Arc<NodeStats>,
-    ) -> Node {
+    pub fn new(base: ConnSettings, label: Arc<str>, per_key: usize, stats: Arc<NodeStats>) -> Node {
         let default_key = ConnKey {
             db: base.handshake.db,
             resp3: base.handshake.resp3,
@@ -120,7 +115,8 @@ impl Node {
                 .position(|(k, _)| *k == key)
                 .map(|i| idle.swap_remove(i).1)
         };
-        let conn = reused.unwrap_or_else(|| Conn::spawn(self.settings_for(key), self.stats.clone()));
+        let conn =
+            reused.unwrap_or_else(|| Conn::spawn(self.settings_for(key), self.stats.clone()));
         Lease {
             conn,
             node: self.clone(),

@@ -96,7 +96,8 @@ pub fn resolve<A: Args + ?Sized>(args: &A) -> Resolution {
         return Resolution::Unknown;
     }
     let hash = hash_lowercase(FNV_OFFSET, name);
-    let Some((entry, command)) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name)) else {
+    let Some((entry, command)) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name))
+    else {
         return Resolution::Unknown;
     };
     if entry >= COMMANDS.len() {
@@ -142,8 +143,10 @@ pub fn id_of(name: &str) -> Option<CommandId> {
         return None;
     }
     let hash = hash_lowercase(FNV_OFFSET, name.as_bytes());
-    find(hash, |candidate| candidate.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|(entry, _)| CommandId(entry as u16))
+    find(hash, |candidate| {
+        candidate.eq_ignore_ascii_case(name.as_bytes())
+    })
+    .map(|(entry, _)| CommandId(entry as u16))
 }
 
 /// All top-level commands, sorted by name (subcommands hang off their

@@ -29,7 +29,10 @@ pub struct Config {
 pub enum ListenAddr {
     Tcp(SocketAddr),
     /// A unix socket path and its permissions (twemproxy's `/path 0666`).
-    Unix { path: PathBuf, mode: Option<u32> },
+    Unix {
+        path: PathBuf,
+        mode: Option<u32>,
+    },
 }
 
 impl fmt::Display for ListenAddr {

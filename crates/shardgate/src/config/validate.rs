@@ -22,7 +22,11 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
     let mapping = match document {
         yaml_serde::Value::Mapping(mapping) => mapping,
         yaml_serde::Value::Null => return Err(vec!["no pools are defined".to_string()]),
-        _ => return Err(vec!["the top level must be a map of pool names to pools".into()]),
+        _ => {
+            return Err(vec![
+                "the top level must be a map of pool names to pools".into()
+            ])
+        }
     };
     let mut problems = Vec::new();
     let mut pools = Vec::new();
@@ -125,7 +129,10 @@ impl Checker<'_> {
             Some(tag) => match tag.as_bytes() {
                 [open, close] => HashTag::Pair(*open, *close),
                 _ => {
-                    self.problem("hash_tag", format!("'{tag}' must be exactly two characters"));
+                    self.problem(
+                        "hash_tag",
+                        format!("'{tag}' must be exactly two characters"),
+                    );
                     HashTag::None
                 }
             },
@@ -138,8 +145,11 @@ impl Checker<'_> {
             },
         };
         let timeout = self.millis("timeout", raw.timeout, DEFAULT_TIMEOUT);
-        let connect_timeout =
-            self.millis("connect_timeout", raw.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let connect_timeout = self.millis(
+            "connect_timeout",
+            raw.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        );
         let reconnect_backoff_max = self.millis(
             "reconnect_backoff_max",
             raw.reconnect_backoff_max,
@@ -154,10 +164,20 @@ impl Checker<'_> {
         let redis_db = self.number("redis_db", raw.redis_db, 0, 0, i32::MAX as i64) as u32;
         let server_connections =
             self.number("server_connections", raw.server_connections, 1, 1, 1024) as u32;
-        let client_connections =
-            self.number("client_connections", raw.client_connections, 0, 0, u32::MAX as i64) as u32;
-        let server_failure_limit =
-            self.number("server_failure_limit", raw.server_failure_limit, 2, 1, 1_000_000) as u32;
+        let client_connections = self.number(
+            "client_connections",
+            raw.client_connections,
+            0,
+            0,
+            u32::MAX as i64,
+        ) as u32;
+        let server_failure_limit = self.number(
+            "server_failure_limit",
+            raw.server_failure_limit,
+            2,
+            1,
+            1_000_000,
+        ) as u32;
         let client_output_limit = self.number(
             "client_output_limit",
             raw.client_output_limit,
@@ -188,7 +208,10 @@ impl Checker<'_> {
         }
         let databases = self.number("databases", raw.databases, 16, 1, i32::MAX as i64) as u32;
         if redis_db >= databases {
-            self.problem("redis_db", format!("{redis_db} is not below `databases` ({databases})"));
+            self.problem(
+                "redis_db",
+                format!("{redis_db} is not below `databases` ({databases})"),
+            );
         }
         let listen = listen?;
         if self.problems.len() != before {
@@ -225,7 +248,10 @@ impl Checker<'_> {
             None => default,
             Some(ms) if ms > 0 => Duration::from_millis(ms as u64),
             Some(ms) => {
-                self.problem(key, format!("{ms} must be a positive number of milliseconds"));
+                self.problem(
+                    key,
+                    format!("{ms} must be a positive number of milliseconds"),
+                );
                 default
             }
         }
@@ -262,7 +288,10 @@ impl Checker<'_> {
             });
         }
         if parts.next().is_some() {
-            self.problem("listen", format!("'{listen}': expected host:port or /unix/path [mode]"));
+            self.problem(
+                "listen",
+                format!("'{listen}': expected host:port or /unix/path [mode]"),
+            );
             return None;
         }
         match resolve(address) {
@@ -276,7 +305,10 @@ impl Checker<'_> {
 
     fn servers(&mut self, servers: Option<&[String]>) -> Vec<ServerConfig> {
         let Some(servers) = servers.filter(|s| !s.is_empty()) else {
-            self.problem("servers", "missing or empty (e.g. `servers: [\"127.0.0.1:6379:1\"]`)");
+            self.problem(
+                "servers",
+                "missing or empty (e.g. `servers: [\"127.0.0.1:6379:1\"]`)",
+            );
             return Vec::new();
         };
         let mut parsed: Vec<ServerConfig> = Vec::new();
@@ -385,18 +417,30 @@ sock:
     fn accepts_twemproxys_own_example() {
         let config = parse(NUTCRACKER_YML).expect("valid");
         assert_eq!(config.pools.len(), 3);
-        let gamma = config.pools.iter().find(|p| p.name == "gamma").expect("gamma");
+        let gamma = config
+            .pools
+            .iter()
+            .find(|p| p.name == "gamma")
+            .expect("gamma");
         assert_eq!(gamma.timeout, Duration::from_millis(400));
         assert_eq!(gamma.server_connections, 2);
         assert_eq!(gamma.hash_tag, HashTag::Pair(b'{', b'}'));
         assert_eq!(gamma.servers[1].weight, 2);
         assert_eq!(gamma.servers[1].name.as_deref(), Some("server2"));
         assert_eq!(gamma.servers[1].ring_name(), "server2");
-        let alpha = config.pools.iter().find(|p| p.name == "alpha").expect("alpha");
+        let alpha = config
+            .pools
+            .iter()
+            .find(|p| p.name == "alpha")
+            .expect("alpha");
         assert_eq!(alpha.servers[0].ring_name(), "127.0.0.1:6379");
         assert_eq!(alpha.hash_tag, HashTag::None);
         assert_eq!(alpha.timeout, DEFAULT_TIMEOUT);
-        let sock = config.pools.iter().find(|p| p.name == "sock").expect("sock");
+        let sock = config
+            .pools
+            .iter()
+            .find(|p| p.name == "sock")
+            .expect("sock");
         assert_eq!(
             sock.listen,
             ListenAddr::Unix {
@@ -456,7 +500,10 @@ c:
         .expect_err("invalid");
         let all = problems.join("\n");
         assert!(all.contains("memcached pools are not supported"), "{all}");
-        assert!(all.contains("pools 'b' and 'c' both listen on 127.0.0.1:6"), "{all}");
+        assert!(
+            all.contains("pools 'b' and 'c' both listen on 127.0.0.1:6"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -51,9 +51,14 @@ fn all_ok(replies: Vec<PartReply>) -> Bytes {
 fn same(replies: Vec<PartReply>) -> Bytes {
     match frames(&replies) {
         Ok(frames) => {
-            let first = frames.first().cloned().unwrap_or_else(|| Bytes::from_static(b"$-1\r\n"));
+            let first = frames
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Bytes::from_static(b"$-1\r\n"));
             match frames.iter().zip(&replies).find(|(f, _)| **f != first) {
-                Some((_, reply)) => reply.named_error(b"-ERR shardgate: shards answered differently\r\n"),
+                Some((_, reply)) => {
+                    reply.named_error(b"-ERR shardgate: shards answered differently\r\n")
+                }
                 None => first,
             }
         }
@@ -255,8 +260,12 @@ fn keyspace(texts: &[String]) -> String {
     let mut dbs: Vec<(u32, u64, u64, u128)> = Vec::new();
     for text in texts {
         for line in text.split("\r\n") {
-            let Some((db, fields)) = line.split_once(':') else { continue };
-            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some((db, fields)) = line.split_once(':') else {
+                continue;
+            };
+            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
             let mut keys = 0;
             let mut expires = 0;
             let mut ttl = 0u64;
@@ -282,8 +291,14 @@ fn keyspace(texts: &[String]) -> String {
     dbs.sort_by_key(|(db, ..)| *db);
     let mut out = String::from("# Keyspace\r\n");
     for (db, keys, expires, weighted) in dbs {
-        let avg = if expires == 0 { 0 } else { weighted / u128::from(expires) };
-        out.push_str(&format!("db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
+        let avg = if expires == 0 {
+            0
+        } else {
+            weighted / u128::from(expires)
+        };
+        out.push_str(&format!(
+            "db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"
+        ));
     }
     out.push_str("\r\n");
     out
@@ -308,20 +323,40 @@ mod tests {
 
     #[test]
     fn sums_mins_and_all_ok() {
-        assert_eq!(&merge(Merge::Sum, vec![ok(":2\r\n"), ok(":3\r\n")], None)[..], b":5\r\n");
-        assert_eq!(&merge(Merge::Wait, vec![ok(":2\r\n"), ok(":1\r\n")], None)[..], b":1\r\n");
-        assert_eq!(&merge(Merge::AllOk, vec![ok("+OK\r\n"), ok("+OK\r\n")], None)[..], b"+OK\r\n");
+        assert_eq!(
+            &merge(Merge::Sum, vec![ok(":2\r\n"), ok(":3\r\n")], None)[..],
+            b":5\r\n"
+        );
+        assert_eq!(
+            &merge(Merge::Wait, vec![ok(":2\r\n"), ok(":1\r\n")], None)[..],
+            b":1\r\n"
+        );
+        assert_eq!(
+            &merge(Merge::AllOk, vec![ok("+OK\r\n"), ok("+OK\r\n")], None)[..],
+            b"+OK\r\n"
+        );
         let failed = merge(Merge::AllOk, vec![ok("+OK\r\n"), ok("-ERR nope\r\n")], None);
         assert_eq!(&failed[..], b"-ERR nope (shard s)\r\n");
         let down = PartReply::new("b".into(), Err("ERR shardgate: down".into()));
-        assert_eq!(&merge(Merge::Sum, vec![ok(":1\r\n"), down], None)[..], b"-ERR shardgate: down\r\n");
+        assert_eq!(
+            &merge(Merge::Sum, vec![ok(":1\r\n"), down], None)[..],
+            b"-ERR shardgate: down\r\n"
+        );
     }
 
     #[test]
     fn concat_union_and_pairs() {
-        let keys = merge(Merge::Concat, vec![ok("*1\r\n$1\r\na\r\n"), ok("*1\r\n$1\r\nb\r\n")], None);
+        let keys = merge(
+            Merge::Concat,
+            vec![ok("*1\r\n$1\r\na\r\n"), ok("*1\r\n$1\r\nb\r\n")],
+            None,
+        );
         assert_eq!(&keys[..], b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
-        let union = merge(Merge::Union, vec![ok("*1\r\n$1\r\na\r\n"), ok("*1\r\n$1\r\na\r\n")], None);
+        let union = merge(
+            Merge::Union,
+            vec![ok("*1\r\n$1\r\na\r\n"), ok("*1\r\n$1\r\na\r\n")],
+            None,
+        );
         assert_eq!(&union[..], b"*1\r\n$1\r\na\r\n");
         let pairs = merge(
             Merge::SumPairs,
@@ -329,7 +364,11 @@ mod tests {
             None,
         );
         assert_eq!(&pairs[..], b"*2\r\n$1\r\na\r\n:3\r\n");
-        let exists = merge(Merge::AndArrays, vec![ok("*2\r\n:1\r\n:1\r\n"), ok("*2\r\n:0\r\n:1\r\n")], None);
+        let exists = merge(
+            Merge::AndArrays,
+            vec![ok("*2\r\n:1\r\n:1\r\n"), ok("*2\r\n:0\r\n:1\r\n")],
+            None,
+        );
         assert_eq!(&exists[..], b"*2\r\n:0\r\n:1\r\n");
     }
 
@@ -338,9 +377,19 @@ mod tests {
         let a = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=100\r\n";
         let b = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=300\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
         let bulk = |s: &str| ok(&format!("${}\r\n{s}\r\n", s.len()));
-        let merged = merge(Merge::Info, vec![bulk(a), bulk(b)], Some("# Proxy\r\nworkers:2\r\n\r\n"));
+        let merged = merge(
+            Merge::Info,
+            vec![bulk(a), bulk(b)],
+            Some("# Proxy\r\nworkers:2\r\n\r\n"),
+        );
         let text = String::from_utf8(string(&merged).expect("bulk").to_vec()).expect("utf8");
-        assert!(text.starts_with("# Proxy\r\nworkers:2\r\n\r\n# Server\r\n"), "{text}");
-        assert!(text.contains("db0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0"), "{text}");
+        assert!(
+            text.starts_with("# Proxy\r\nworkers:2\r\n\r\n# Server\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0"),
+            "{text}"
+        );
     }
 }

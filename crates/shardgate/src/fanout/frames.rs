@@ -26,7 +26,11 @@ pub fn aggregate(frame: &Bytes) -> Option<Aggregate> {
     let header = frame.get(1..line_end.checked_sub(1)?)?;
     let count: i64 = std::str::from_utf8(header).ok()?.parse().ok()?;
     let count = usize::try_from(count).ok()?;
-    let count = if kind == b'%' { count.checked_mul(2)? } else { count };
+    let count = if kind == b'%' {
+        count.checked_mul(2)?
+    } else {
+        count
+    };
     let mut elements = Vec::with_capacity(count.min(1024));
     let mut rest = frame.slice(line_end + 1..);
     let mut scanner = ReplyScanner::new(Limits::default());
@@ -89,11 +93,14 @@ mod tests {
         let frame = Bytes::from_static(b"*3\r\n$1\r\na\r\n$-1\r\n:5\r\n");
         let agg = aggregate(&frame).expect("array");
         assert_eq!(agg.kind, b'*');
-        assert_eq!(agg.elements, vec![
-            Bytes::from_static(b"$1\r\na\r\n"),
-            Bytes::from_static(b"$-1\r\n"),
-            Bytes::from_static(b":5\r\n"),
-        ]);
+        assert_eq!(
+            agg.elements,
+            vec![
+                Bytes::from_static(b"$1\r\na\r\n"),
+                Bytes::from_static(b"$-1\r\n"),
+                Bytes::from_static(b":5\r\n"),
+            ]
+        );
         let map = Bytes::from_static(b"%1\r\n$2\r\nch\r\n:2\r\n");
         assert_eq!(aggregate(&map).expect("map").elements.len(), 2);
         assert!(aggregate(&Bytes::from_static(b"*-1\r\n")).is_none());
@@ -107,8 +114,14 @@ mod tests {
         assert_eq!(integer(b"+12\r\n"), None);
         assert!(is_error(b"-ERR x\r\n"));
         assert!(is_null(b"_\r\n"));
-        assert_eq!(string(&Bytes::from_static(b"=8\r\ntxt:abcd\r\n")).as_deref(), Some(&b"txt:abcd"[..]));
-        assert_eq!(string(&Bytes::from_static(b"$2\r\nhi\r\n")).as_deref(), Some(&b"hi"[..]));
+        assert_eq!(
+            string(&Bytes::from_static(b"=8\r\ntxt:abcd\r\n")).as_deref(),
+            Some(&b"txt:abcd"[..])
+        );
+        assert_eq!(
+            string(&Bytes::from_static(b"$2\r\nhi\r\n")).as_deref(),
+            Some(&b"hi"[..])
+        );
         let mut out = BytesMut::new();
         aggregate_header(&mut out, b'%', 4);
         assert_eq!(&out[..], b"%2\r\n");

@@ -64,7 +64,10 @@ pub fn rewrite_reply(reply: &Bytes, shard: usize, next_shard: Option<usize>) -> 
         encode(Position { shard, cursor })?
     } else {
         match next_shard {
-            Some(next) => encode(Position { shard: next, cursor: 0 })?,
+            Some(next) => encode(Position {
+                shard: next,
+                cursor: 0,
+            })?,
             None => 0,
         }
     };
@@ -82,13 +85,28 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_foreign_shards() {
-        let p = Position { shard: 2, cursor: 12345 };
+        let p = Position {
+            shard: 2,
+            cursor: 12345,
+        };
         let c = encode(p).expect("fits");
         assert_eq!(decode(c.to_string().as_bytes(), 3), Some(p));
         assert_eq!(decode(c.to_string().as_bytes(), 2), None);
-        assert_eq!(decode(b"0", 3), Some(Position { shard: 0, cursor: 0 }));
+        assert_eq!(
+            decode(b"0", 3),
+            Some(Position {
+                shard: 0,
+                cursor: 0
+            })
+        );
         assert_eq!(decode(b"x", 3), None);
-        assert_eq!(encode(Position { shard: 0, cursor: u64::MAX }), None);
+        assert_eq!(
+            encode(Position {
+                shard: 0,
+                cursor: u64::MAX
+            }),
+            None
+        );
     }
 
     #[test]
@@ -100,6 +118,9 @@ mod tests {
         assert_eq!(&last[..], b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
         let mid = Bytes::from_static(b"*2\r\n$2\r\n17\r\n*0\r\n");
         let next = rewrite_reply(&mid, 1, Some(2)).expect("scan reply");
-        assert_eq!(&next[..], format!("*2\r\n$5\r\n{}\r\n*0\r\n", (17 << 10) | 1).as_bytes());
+        assert_eq!(
+            &next[..],
+            format!("*2\r\n$5\r\n{}\r\n*0\r\n", (17 << 10) | 1).as_bytes()
+        );
     }
 }

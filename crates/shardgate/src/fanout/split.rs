@@ -60,7 +60,11 @@ pub fn plan(
             args.push(name);
             for &position in &positions {
                 for offset in 0..stride {
-                    args.push(request.arg(1 + position * stride + offset).unwrap_or_default());
+                    args.push(
+                        request
+                            .arg(1 + position * stride + offset)
+                            .unwrap_or_default(),
+                    );
                 }
             }
             Part {
@@ -143,31 +147,52 @@ mod tests {
     #[test]
     fn plans_by_shard_in_first_key_order() {
         let request = Request::from_args(&["MSET", "a", "1", "b", "2", "c", "3"]);
-        let plan = plan(SplitKind::Mset, &request, |k| Some(usize::from(k[0] == b'b'))).expect("plan");
+        let plan = plan(SplitKind::Mset, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
         assert_eq!(plan.keys, 3);
         assert_eq!(plan.parts.len(), 2);
         assert_eq!(plan.parts[0].shard, 0);
         assert_eq!(plan.parts[0].positions, vec![0, 2]);
-        assert_eq!(&plan.parts[0].request.raw[..], &Request::from_args(&["MSET", "a", "1", "c", "3"]).raw[..]);
+        assert_eq!(
+            &plan.parts[0].request.raw[..],
+            &Request::from_args(&["MSET", "a", "1", "c", "3"]).raw[..]
+        );
         assert_eq!(plan.parts[1].positions, vec![1]);
     }
 
     #[test]
     fn mget_keeps_order_and_puts_errors_where_the_keys_were() {
         let request = Request::from_args(&["MGET", "a", "b", "c"]);
-        let plan = plan(SplitKind::Mget, &request, |k| Some(usize::from(k[0] == b'b'))).expect("plan");
-        let merged = merge(&plan, vec![ok(b"*2\r\n$1\r\nA\r\n_\r\n"), ok(b"*1\r\n$1\r\nB\r\n")]);
+        let plan = plan(SplitKind::Mget, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
+        let merged = merge(
+            &plan,
+            vec![ok(b"*2\r\n$1\r\nA\r\n_\r\n"), ok(b"*1\r\n$1\r\nB\r\n")],
+        );
         assert_eq!(&merged[..], b"*3\r\n$1\r\nA\r\n$1\r\nB\r\n_\r\n");
         let failed = PartReply::new("s1".into(), Err("ERR shardgate: down".into()));
         let merged = merge(&plan, vec![ok(b"*2\r\n$1\r\nA\r\n$1\r\nC\r\n"), failed]);
-        assert_eq!(&merged[..], b"*3\r\n$1\r\nA\r\n-ERR shardgate: down\r\n$1\r\nC\r\n");
+        assert_eq!(
+            &merged[..],
+            b"*3\r\n$1\r\nA\r\n-ERR shardgate: down\r\n$1\r\nC\r\n"
+        );
     }
 
     #[test]
     fn counts_sum_and_the_first_error_names_its_shard() {
         let request = Request::from_args(&["DEL", "a", "b"]);
-        let plan = plan(SplitKind::Count, &request, |k| Some(usize::from(k[0] == b'b'))).expect("plan");
-        assert_eq!(&merge(&plan, vec![ok(b":1\r\n"), ok(b":1\r\n")])[..], b":2\r\n");
+        let plan = plan(SplitKind::Count, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
+        assert_eq!(
+            &merge(&plan, vec![ok(b":1\r\n"), ok(b":1\r\n")])[..],
+            b":2\r\n"
+        );
         let merged = merge(&plan, vec![ok(b":1\r\n"), ok(b"-WRONGTYPE x\r\n")]);
         assert_eq!(&merged[..], b"-WRONGTYPE x (shard s)\r\n");
     }

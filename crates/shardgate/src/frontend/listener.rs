@@ -90,7 +90,10 @@ pub async fn accept_loop(
     match listener {
         BoundListener::Tcp(std_listener) => {
             let listener = TcpListener::from_std(std_listener)?;
-            let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let local = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
@@ -156,7 +159,10 @@ fn start_session<S: ClientStream>(
     let tracker = tracker.clone();
     tracker.enter();
     tokio::task::spawn_local(async move {
-        let entry = pool.state.clients.register(peer, local, pool.config().redis_db);
+        let entry = pool
+            .state
+            .clients
+            .register(peer, local, pool.config().redis_db);
         let id = entry.id;
         session::run(stream, pool.clone(), entry, shutdown).await;
         pool.state.clients.unregister(id);

@@ -126,12 +126,30 @@ const TABLE: &[(&str, Class)] = &[
     ("discard", Class::Session(SessionCommand::Discard)),
     ("watch", Class::Session(SessionCommand::Watch)),
     ("unwatch", Class::Session(SessionCommand::Unwatch)),
-    ("subscribe", Class::Session(SessionCommand::Subscribe(SubKind::Channel))),
-    ("psubscribe", Class::Session(SessionCommand::Subscribe(SubKind::Pattern))),
-    ("ssubscribe", Class::Session(SessionCommand::Subscribe(SubKind::Shard))),
-    ("unsubscribe", Class::Session(SessionCommand::Unsubscribe(SubKind::Channel))),
-    ("punsubscribe", Class::Session(SessionCommand::Unsubscribe(SubKind::Pattern))),
-    ("sunsubscribe", Class::Session(SessionCommand::Unsubscribe(SubKind::Shard))),
+    (
+        "subscribe",
+        Class::Session(SessionCommand::Subscribe(SubKind::Channel)),
+    ),
+    (
+        "psubscribe",
+        Class::Session(SessionCommand::Subscribe(SubKind::Pattern)),
+    ),
+    (
+        "ssubscribe",
+        Class::Session(SessionCommand::Subscribe(SubKind::Shard)),
+    ),
+    (
+        "unsubscribe",
+        Class::Session(SessionCommand::Unsubscribe(SubKind::Channel)),
+    ),
+    (
+        "punsubscribe",
+        Class::Session(SessionCommand::Unsubscribe(SubKind::Pattern)),
+    ),
+    (
+        "sunsubscribe",
+        Class::Session(SessionCommand::Unsubscribe(SubKind::Shard)),
+    ),
     ("monitor", Class::Session(SessionCommand::Monitor)),
     ("client", Class::Session(SessionCommand::Client)),
     ("slowlog", Class::Session(SessionCommand::Slowlog)),
@@ -211,7 +229,10 @@ fn classes() -> &'static [Class] {
 /// The routing class of a command of the table.
 #[inline]
 pub fn class_of(id: CommandId) -> Class {
-    classes().get(usize::from(id.0)).copied().unwrap_or(Class::Keyed)
+    classes()
+        .get(usize::from(id.0))
+        .copied()
+        .unwrap_or(Class::Keyed)
 }
 
 #[cfg(test)]
@@ -230,9 +251,18 @@ mod tests {
     #[test]
     fn every_table_name_exists_and_subcommands_inherit() {
         assert_eq!(classes().len(), CommandId::COUNT);
-        assert_eq!(class(&["CLIENT", "LIST"]), Class::Session(SessionCommand::Client));
-        assert_eq!(class(&["client", "setname", "x"]), Class::Session(SessionCommand::Client));
-        assert_eq!(class(&["SCRIPT", "LOAD", "return 1"]), Class::Broadcast(Merge::Same));
+        assert_eq!(
+            class(&["CLIENT", "LIST"]),
+            Class::Session(SessionCommand::Client)
+        );
+        assert_eq!(
+            class(&["client", "setname", "x"]),
+            Class::Session(SessionCommand::Client)
+        );
+        assert_eq!(
+            class(&["SCRIPT", "LOAD", "return 1"]),
+            Class::Broadcast(Merge::Same)
+        );
         assert_eq!(class(&["CLUSTER", "INFO"]), Class::SingleShard);
         assert_eq!(class(&["CONFIG", "GET", "x"]), Class::Keyed);
         assert_eq!(class(&["GET", "k"]), Class::Keyed);

@@ -107,9 +107,7 @@ pub fn route(
         Class::Replication if rules.manages_replication => {
             Route::Refuse(Refusal::Replication(spec.name()))
         }
-        Class::Replication | Class::SingleShard if single => {
-            keyed(request, spec, topology, keys)
-        }
+        Class::Replication | Class::SingleShard if single => keyed(request, spec, topology, keys),
         Class::Replication | Class::SingleShard => Route::Refuse(Refusal::MultiShard(spec.name())),
         Class::Keyed => keyed(request, spec, topology, keys),
         Class::Channel => match request.arg(1) {
@@ -163,7 +161,12 @@ fn default_shard(topology: &Topology, read: bool, blocking: bool) -> Route {
 }
 
 /// Routes by the command's keys: all on one shard, or CROSSSLOT.
-fn keyed(request: &Request, spec: &CommandSpec, topology: &Topology, keys: &mut Vec<usize>) -> Route {
+fn keyed(
+    request: &Request,
+    spec: &CommandSpec,
+    topology: &Topology,
+    keys: &mut Vec<usize>,
+) -> Route {
     let read = spec.is_readonly();
     let blocking = spec.is_blocking_call(request);
     spec.keys(request, keys);

@@ -5,7 +5,9 @@ use crate::command::resolve;
 use crate::config::parse;
 
 fn topology(servers: usize) -> Topology {
-    let mut yaml = String::from("p:\n  listen: 127.0.0.1:1\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n");
+    let mut yaml = String::from(
+        "p:\n  listen: 127.0.0.1:1\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n",
+    );
     for i in 0..servers {
         yaml.push_str(&format!("   - 127.0.0.1:{}:1\n", 7000 + i));
     }
@@ -40,11 +42,21 @@ fn keyed_commands_go_to_their_keys_shard() {
         let shard = t.shard_of(key.as_bytes()).expect("shard");
         assert_eq!(
             route_of(&t, &["GET", key]),
-            Route::Shard { shard, read: true, blocking: false, keyless: false }
+            Route::Shard {
+                shard,
+                read: true,
+                blocking: false,
+                keyless: false
+            }
         );
         assert_eq!(
             route_of(&t, &["set", key, "v"]),
-            Route::Shard { shard, read: false, blocking: false, keyless: false }
+            Route::Shard {
+                shard,
+                read: false,
+                blocking: false,
+                keyless: false
+            }
         );
     }
 }
@@ -53,9 +65,18 @@ fn keyed_commands_go_to_their_keys_shard() {
 fn multi_key_commands_on_one_shard_are_forwarded_else_crossslot() {
     let t = topology(3);
     let (a, b) = keys_on_two_shards(&t);
-    assert_eq!(route_of(&t, &["SUNION", &a, &b]), Route::Refuse(Refusal::CrossSlot));
-    assert_eq!(route_of(&t, &["RENAME", &a, &b]), Route::Refuse(Refusal::CrossSlot));
-    assert_eq!(route_of(&t, &["MSETNX", &a, "1", &b, "2"]), Route::Refuse(Refusal::CrossSlot));
+    assert_eq!(
+        route_of(&t, &["SUNION", &a, &b]),
+        Route::Refuse(Refusal::CrossSlot)
+    );
+    assert_eq!(
+        route_of(&t, &["RENAME", &a, &b]),
+        Route::Refuse(Refusal::CrossSlot)
+    );
+    assert_eq!(
+        route_of(&t, &["MSETNX", &a, "1", &b, "2"]),
+        Route::Refuse(Refusal::CrossSlot)
+    );
     assert_eq!(
         route_of(&t, &["EVAL", "return 1", "2", &a, &b]),
         Route::Refuse(Refusal::CrossSlot)
@@ -67,7 +88,12 @@ fn multi_key_commands_on_one_shard_are_forwarded_else_crossslot() {
     let shard = t.shard_of(a.as_bytes()).expect("shard");
     assert_eq!(
         route_of(&t, &["SUNION", &a, &a]),
-        Route::Shard { shard, read: true, blocking: false, keyless: false }
+        Route::Shard {
+            shard,
+            read: true,
+            blocking: false,
+            keyless: false
+        }
     );
 }
 
@@ -75,14 +101,32 @@ fn multi_key_commands_on_one_shard_are_forwarded_else_crossslot() {
 fn mget_and_friends_split_only_across_shards() {
     let t = topology(3);
     let (a, b) = keys_on_two_shards(&t);
-    assert_eq!(route_of(&t, &["MGET", &a, &b]), Route::Split(SplitKind::Mget));
-    assert_eq!(route_of(&t, &["MSET", &a, "1", &b, "2"]), Route::Split(SplitKind::Mset));
-    assert_eq!(route_of(&t, &["DEL", &a, &b]), Route::Split(SplitKind::Count));
-    assert_eq!(route_of(&t, &["exists", &a, &b]), Route::Split(SplitKind::Count));
+    assert_eq!(
+        route_of(&t, &["MGET", &a, &b]),
+        Route::Split(SplitKind::Mget)
+    );
+    assert_eq!(
+        route_of(&t, &["MSET", &a, "1", &b, "2"]),
+        Route::Split(SplitKind::Mset)
+    );
+    assert_eq!(
+        route_of(&t, &["DEL", &a, &b]),
+        Route::Split(SplitKind::Count)
+    );
+    assert_eq!(
+        route_of(&t, &["exists", &a, &b]),
+        Route::Split(SplitKind::Count)
+    );
     // One shard: no split.
-    assert!(matches!(route_of(&t, &["MGET", &a, &a]), Route::Shard { .. }));
+    assert!(matches!(
+        route_of(&t, &["MGET", &a, &a]),
+        Route::Shard { .. }
+    ));
     // Malformed: forwarded whole for the server's own error.
-    assert!(matches!(route_of(&t, &["MSET", &a, "1", &b]), Route::Shard { .. } | Route::Refuse(_)));
+    assert!(matches!(
+        route_of(&t, &["MSET", &a, "1", &b]),
+        Route::Shard { .. } | Route::Refuse(_)
+    ));
 }
 
 #[test]
@@ -90,27 +134,51 @@ fn keyless_commands_go_to_the_default_shard() {
     let t = topology(3);
     assert_eq!(
         route_of(&t, &["TIME"]),
-        Route::Shard { shard: 0, read: false, blocking: false, keyless: true }
+        Route::Shard {
+            shard: 0,
+            read: false,
+            blocking: false,
+            keyless: true
+        }
     );
     assert_eq!(
         route_of(&t, &["EVAL", "return 1", "0"]),
-        Route::Shard { shard: 0, read: false, blocking: false, keyless: true }
+        Route::Shard {
+            shard: 0,
+            read: false,
+            blocking: false,
+            keyless: true
+        }
     );
     assert_eq!(
         route_of(&t, &["CONFIG", "GET", "maxmemory"]),
-        Route::Shard { shard: 0, read: true, blocking: false, keyless: true }
+        Route::Shard {
+            shard: 0,
+            read: true,
+            blocking: false,
+            keyless: true
+        }
     );
 }
 
 #[test]
 fn blocking_calls_are_marked() {
     let t = topology(1);
-    assert!(matches!(route_of(&t, &["BLPOP", "q", "0"]), Route::Shard { blocking: true, .. }));
+    assert!(matches!(
+        route_of(&t, &["BLPOP", "q", "0"]),
+        Route::Shard { blocking: true, .. }
+    ));
     assert!(matches!(
         route_of(&t, &["XREAD", "BLOCK", "10", "STREAMS", "s", "$"]),
         Route::Shard { blocking: true, .. }
     ));
-    assert!(matches!(route_of(&t, &["LPOP", "q"]), Route::Shard { blocking: false, .. }));
+    assert!(matches!(
+        route_of(&t, &["LPOP", "q"]),
+        Route::Shard {
+            blocking: false,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -119,24 +187,44 @@ fn whole_keyspace_commands_broadcast_on_several_shards_only() {
     let t1 = topology(1);
     assert_eq!(route_of(&t3, &["FLUSHALL"]), Route::Broadcast(Merge::AllOk));
     assert_eq!(route_of(&t3, &["DBSIZE"]), Route::Broadcast(Merge::Sum));
-    assert_eq!(route_of(&t3, &["KEYS", "*"]), Route::Broadcast(Merge::Concat));
+    assert_eq!(
+        route_of(&t3, &["KEYS", "*"]),
+        Route::Broadcast(Merge::Concat)
+    );
     assert_eq!(route_of(&t3, &["SCAN", "0"]), Route::Scan);
-    assert!(matches!(route_of(&t1, &["FLUSHALL"]), Route::Shard { shard: 0, .. }));
-    assert!(matches!(route_of(&t1, &["SCAN", "0"]), Route::Shard { shard: 0, .. }));
+    assert!(matches!(
+        route_of(&t1, &["FLUSHALL"]),
+        Route::Shard { shard: 0, .. }
+    ));
+    assert!(matches!(
+        route_of(&t1, &["SCAN", "0"]),
+        Route::Shard { shard: 0, .. }
+    ));
 }
 
 #[test]
 fn unsound_commands_are_refused_on_several_shards() {
     let t3 = topology(3);
     let t1 = topology(1);
-    assert_eq!(route_of(&t3, &["SWAPDB", "0", "1"]), Route::Refuse(Refusal::MultiShard("swapdb")));
-    assert_eq!(route_of(&t3, &["DEBUG", "RELOAD"]), Route::Refuse(Refusal::MultiShard("debug")));
+    assert_eq!(
+        route_of(&t3, &["SWAPDB", "0", "1"]),
+        Route::Refuse(Refusal::MultiShard("swapdb"))
+    );
+    assert_eq!(
+        route_of(&t3, &["DEBUG", "RELOAD"]),
+        Route::Refuse(Refusal::MultiShard("debug"))
+    );
     assert_eq!(
         route_of(&t3, &["CLUSTER", "INFO"]),
         Route::Refuse(Refusal::MultiShard("cluster|info"))
     );
-    assert!(matches!(route_of(&t1, &["SWAPDB", "0", "1"]), Route::Shard { .. }));
-    let managed = PoolRules { manages_replication: true };
+    assert!(matches!(
+        route_of(&t1, &["SWAPDB", "0", "1"]),
+        Route::Shard { .. }
+    ));
+    let managed = PoolRules {
+        manages_replication: true,
+    };
     assert_eq!(
         route_with(&t1, &["REPLICAOF", "NO", "ONE"], managed),
         Route::Refuse(Refusal::Replication("replicaof"))
@@ -150,11 +238,21 @@ fn unknown_commands_are_writes_routed_by_their_first_argument() {
     let shard = t.shard_of(b"somekey").expect("shard");
     assert_eq!(
         route_of(&t, &["MYRENAMEDGET", "somekey"]),
-        Route::Shard { shard, read: false, blocking: false, keyless: false }
+        Route::Shard {
+            shard,
+            read: false,
+            blocking: false,
+            keyless: false
+        }
     );
     assert_eq!(
         route_of(&t, &["NOSUCHCOMMAND"]),
-        Route::Shard { shard: 0, read: false, blocking: false, keyless: true }
+        Route::Shard {
+            shard: 0,
+            read: false,
+            blocking: false,
+            keyless: true
+        }
     );
 }
 
@@ -164,9 +262,17 @@ fn publish_goes_to_the_channels_shard_and_session_commands_to_the_session() {
     let shard = t.shard_of(b"news").expect("shard");
     assert_eq!(
         route_of(&t, &["PUBLISH", "news", "hi"]),
-        Route::Shard { shard, read: false, blocking: false, keyless: false }
+        Route::Shard {
+            shard,
+            read: false,
+            blocking: false,
+            keyless: false
+        }
     );
-    assert_eq!(route_of(&t, &["MULTI"]), Route::Session(SessionCommand::Multi));
+    assert_eq!(
+        route_of(&t, &["MULTI"]),
+        Route::Session(SessionCommand::Multi)
+    );
     assert_eq!(
         route_of(&t, &["PSUBSCRIBE", "n*"]),
         Route::Session(SessionCommand::Subscribe(SubKind::Pattern))

@@ -80,7 +80,13 @@ async fn run(setup: WorkerSetup) {
             break;
         }
     }
-    if tokio::time::timeout(grace, tracker.wait_idle()).await.is_err() {
-        tracing::warn!(worker = id, "sessions still open after the {grace:?} shutdown grace; closing them");
+    if tokio::time::timeout(grace, tracker.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            worker = id,
+            "sessions still open after the {grace:?} shutdown grace; closing them"
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::{ClientStream, Flow, Session};
 use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
 use crate::command::{self, CommandSpec, Resolution};
 use crate::fanout::{scan, split};
-use crate::route::{self, default_shard_index, Merge, Route, SplitKind};
+use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
 
 impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
@@ -26,6 +26,11 @@ impl<S: ClientStream> Session<S> {
         if self.tx.in_multi() {
             return self.dispatch_in_multi(request, resolution);
         }
+        if self.in_subscribed_mode() {
+            if let Some(flow) = self.refuse_in_subscribed_mode(&resolution) {
+                return flow;
+            }
+        }
         let route = route::route(
             &request,
             &resolution,
@@ -36,7 +41,12 @@ impl<S: ClientStream> Session<S> {
         self.dispatch_route(route, request, resolution)
     }
 
-    pub(super) fn dispatch_route(&mut self, route: Route, request: Request, resolution: Resolution) -> Flow {
+    pub(super) fn dispatch_route(
+        &mut self,
+        route: Route,
+        request: Request,
+        resolution: Resolution,
+    ) -> Flow {
         match route {
             Route::Shard {
                 shard,
@@ -54,6 +64,32 @@ impl<S: ClientStream> Session<S> {
                 Flow::Next
             }
         }
+    }
+
+    /// RESP2 subscribed mode allows only (P|S)(UN)SUBSCRIBE, PING, QUIT
+    /// and RESET, as in Redis; anything else is refused in Redis's words.
+    fn refuse_in_subscribed_mode(&mut self, resolution: &Resolution) -> Option<Flow> {
+        let Resolution::Known(id, spec) = resolution else {
+            return None;
+        };
+        let allowed = matches!(
+            route::class_of(*id),
+            route::Class::Session(
+                SessionCommand::Subscribe(_)
+                    | SessionCommand::Unsubscribe(_)
+                    | SessionCommand::Ping
+                    | SessionCommand::Quit
+                    | SessionCommand::Reset
+            )
+        );
+        if allowed {
+            return None;
+        }
+        self.push_error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name()
+        ));
+        Some(Flow::Next)
     }
 
     /// Sends a request to one shard: on the client's pinned connection if
@@ -90,17 +126,28 @@ impl<S: ClientStream> Session<S> {
             let timeout = self.blocking_timeout(true, spec, &request);
             let lease = node.lease(self.client.conn_key());
             let slot = lease.conn().send_with_timeout(request.raw, timeout);
-            self.push(Pending::Leased { slot, lease });
+            self.push(Pending::Leased {
+                slot,
+                lease,
+                instead: None,
+            });
             return Flow::Barrier;
         }
-        let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| conn.send(request.raw));
+        let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+            conn.send(request.raw)
+        });
         self.push(Pending::Reply(slot));
         Flow::Next
     }
 
     /// How long a call may take: the pool's `timeout`, plus a blocking
     /// call's own timeout (None: it may wait forever, as asked).
-    fn blocking_timeout(&self, blocking: bool, spec: Option<&CommandSpec>, request: &Request) -> Option<Duration> {
+    fn blocking_timeout(
+        &self,
+        blocking: bool,
+        spec: Option<&CommandSpec>,
+        request: &Request,
+    ) -> Option<Duration> {
         let timeout = self.pool.config().timeout;
         if !blocking {
             return Some(timeout);
@@ -116,11 +163,7 @@ impl<S: ClientStream> Session<S> {
     /// The node a request for `shard` goes to: the master, or for a read a
     /// replica as the pool's read policy says.
     pub(super) fn node_for(&self, shard: usize, _read: bool) -> Result<Rc<Node>, BackendError> {
-        let view = self
-            .view
-            .shards
-            .get(shard)
-            .and_then(|s| s.master.clone());
+        let view = self.view.shards.get(shard).and_then(|s| s.master.clone());
         match view {
             Some(node) => Ok(node),
             None => Err(self.shard_unavailable(shard)),
@@ -130,7 +173,10 @@ impl<S: ClientStream> Session<S> {
     fn shard_unavailable(&self, shard: usize) -> BackendError {
         let topology = &self.view.topology;
         let (name, reason) = match topology.shards.get(shard) {
-            Some(s) => (s.name.clone(), s.down.clone().unwrap_or_else(|| "no master".into())),
+            Some(s) => (
+                s.name.clone(),
+                s.down.clone().unwrap_or_else(|| "no master".into()),
+            ),
             None => ("?".into(), "no such shard".into()),
         };
         BackendError {
@@ -142,7 +188,9 @@ impl<S: ClientStream> Session<S> {
     /// Sends `frame` to the shard's node on the client's shared connection.
     fn send_to_shard(&self, shard: usize, read: bool, frame: Bytes) -> ReplySlot {
         match self.node_for(shard, read) {
-            Ok(node) => node.with_shared(self.client.conn_key(), self.client.id(), |conn| conn.send(frame)),
+            Ok(node) => node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+                conn.send(frame)
+            }),
             Err(error) => ReplySlot::ready(Err(error)),
         }
     }
@@ -166,7 +214,10 @@ impl<S: ClientStream> Session<S> {
                 return Flow::Next;
             }
         };
-        let read = kind == SplitKind::Mget || request.arg(0).is_some_and(|n| n.eq_ignore_ascii_case(b"EXISTS"));
+        let read = kind == SplitKind::Mget
+            || request
+                .arg(0)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"EXISTS"));
         let parts = plan
             .parts
             .iter()
@@ -291,7 +342,9 @@ impl<S: ClientStream> Session<S> {
             match (position.shard..topology.shard_count()).find(|&i| live(i)) {
                 Some(next) => (next, 0),
                 None => {
-                    self.push(Pending::Ready(Bytes::from_static(b"*2\r\n$1\r\n0\r\n*0\r\n")));
+                    self.push(Pending::Ready(Bytes::from_static(
+                        b"*2\r\n$1\r\n0\r\n*0\r\n",
+                    )));
                     return Flow::Next;
                 }
             }
@@ -329,11 +382,15 @@ pub(super) enum InfoPlan {
 fn own_timeout(spec: &CommandSpec, request: &Request) -> Option<Option<Duration>> {
     let argc = request.argc();
     let (arg, millis) = match spec.name() {
-        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "brpoplpush" | "blmove" => (argc.checked_sub(1)?, false),
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "brpoplpush" | "blmove" => {
+            (argc.checked_sub(1)?, false)
+        }
         "blmpop" | "bzmpop" => (1, false),
         "wait" => (2, true),
         "xread" | "xreadgroup" => {
-            let block = request.args().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+            let block = request
+                .args()
+                .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
             (block + 1, true)
         }
         _ => return None,

@@ -40,11 +40,9 @@ impl<S: ClientStream> Session<S> {
             SessionCommand::Watch => self.watch(request),
             SessionCommand::Unwatch => self.unwatch(),
             SessionCommand::Client => self.client_command(&request),
-            SessionCommand::Subscribe(_) | SessionCommand::Unsubscribe(_) | SessionCommand::Monitor => {
-                let name = String::from_utf8_lossy(request.arg(0).unwrap_or_default()).to_lowercase();
-                self.push_error(&format!("ERR shardgate: '{name}' is not supported yet"));
-                Flow::Next
-            }
+            SessionCommand::Subscribe(kind) => self.subscribe(kind, request),
+            SessionCommand::Unsubscribe(kind) => self.unsubscribe(kind, request),
+            SessionCommand::Monitor => self.monitor(),
             SessionCommand::Slowlog => self.slowlog(&request),
         }
     }
@@ -60,10 +58,21 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn ping(&mut self, request: &Request) -> Flow {
-        let reply = match request.argc() {
-            1 => Bytes::from_static(b"+PONG\r\n"),
-            2 => bulk(request.arg(1).unwrap_or_default()),
-            _ => return self.error_next(&arity("ping")),
+        if request.argc() > 2 {
+            return self.error_next(&arity("ping"));
+        }
+        let reply = if self.in_subscribed_mode() {
+            // Subscribed RESP2 clients get PING's reply as a message.
+            let mut out = BytesMut::with_capacity(32);
+            resp::encode::array_header(&mut out, 2);
+            resp::encode::bulk(&mut out, b"pong");
+            resp::encode::bulk(&mut out, request.arg(1).unwrap_or_default());
+            out.freeze()
+        } else {
+            match request.arg(1) {
+                None => Bytes::from_static(b"+PONG\r\n"),
+                Some(arg) => bulk(arg),
+            }
         };
         self.push(Pending::Ready(reply));
         Flow::Next
@@ -103,7 +112,10 @@ impl<S: ClientStream> Session<S> {
                 Some(2) => resp3 = false,
                 Some(3) => resp3 = true,
                 Some(_) => return self.error_next("NOPROTO unsupported protocol version"),
-                None => return self.error_next("ERR Protocol version is not an integer or out of range"),
+                None => {
+                    return self
+                        .error_next("ERR Protocol version is not an integer or out of range")
+                }
             }
         }
         let mut name = None;
@@ -129,8 +141,14 @@ impl<S: ClientStream> Session<S> {
                 return self.error_next(&format!("ERR Syntax error in HELLO option '{option}'"));
             }
         }
+        if resp3 != self.client.resp3 && self.pubsub.as_ref().is_some_and(|p| p.total() > 0) {
+            return self
+                .error_next("ERR shardgate: HELLO cannot change the protocol while subscribed");
+        }
         if let Some(name) = name {
-            self.client.entry.set_name((!name.is_empty()).then_some(name));
+            self.client
+                .entry
+                .set_name((!name.is_empty()).then_some(name));
         }
         self.client.set_resp3(resp3);
         let reply = self.hello_reply();
@@ -143,7 +161,10 @@ impl<S: ClientStream> Session<S> {
         let fields: [(&str, HelloValue); 7] = [
             ("server", HelloValue::Str("redis")),
             ("version", HelloValue::Str(REDIS_VERSION)),
-            ("proto", HelloValue::Int(if self.client.resp3 { 3 } else { 2 })),
+            (
+                "proto",
+                HelloValue::Int(if self.client.resp3 { 3 } else { 2 }),
+            ),
             ("id", HelloValue::Int(self.client.id() as i64)),
             ("mode", HelloValue::Str("standalone")),
             ("role", HelloValue::Str("master")),
@@ -193,18 +214,25 @@ impl<S: ClientStream> Session<S> {
     /// reply mode); answered `+RESET`.
     fn reset(&mut self) -> Flow {
         self.tx.reset();
+        self.pubsub = None;
         let db = self.pool.config().redis_db;
         self.client.set_db(db);
         self.client.set_resp3(false);
         self.client.reply_mode = ReplyMode::On;
         self.client.entry.set_name(None);
-        self.client.entry.multi.store(-1, std::sync::atomic::Ordering::Relaxed);
+        self.client
+            .entry
+            .multi
+            .store(-1, std::sync::atomic::Ordering::Relaxed);
         self.push(Pending::Ready(Bytes::from_static(b"+RESET\r\n")));
         Flow::Barrier
     }
 
     fn client_command(&mut self, request: &Request) -> Flow {
-        let sub = request.arg(1).map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let sub = request
+            .arg(1)
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
         let argc = request.argc();
         let reply: Result<Bytes, String> = match (sub.as_slice(), argc) {
             (b"ID", 2) => Ok(integer(self.client.id() as i64)),
@@ -216,13 +244,18 @@ impl<S: ClientStream> Session<S> {
                 let value = request.arg(2).unwrap_or_default();
                 if valid_client_name(value) {
                     let name = String::from_utf8_lossy(value).into_owned();
-                    self.client.entry.set_name((!name.is_empty()).then_some(name));
+                    self.client
+                        .entry
+                        .set_name((!name.is_empty()).then_some(name));
                     Ok(Bytes::from_static(b"+OK\r\n"))
                 } else {
                     Err(INVALID_NAME.into())
                 }
             }
-            (b"INFO", 2) => Ok(verbatim_or_bulk(self.client.resp3, &format!("{}\n", self.client.entry.line()))),
+            (b"INFO", 2) => Ok(verbatim_or_bulk(
+                self.client.resp3,
+                &format!("{}\n", self.client.entry.line()),
+            )),
             (b"LIST", _) => Ok(self.client_list(request)),
             (b"KILL", _) => self.client_kill(request),
             (b"REPLY", 3) => {
@@ -240,7 +273,9 @@ impl<S: ClientStream> Session<S> {
                     Err("ERR syntax error".into())
                 }
             }
-            (b"SETINFO", 4) | (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => Ok(Bytes::from_static(b"+OK\r\n")),
+            (b"SETINFO", 4) | (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => {
+                Ok(Bytes::from_static(b"+OK\r\n"))
+            }
             (b"GETREDIR", 2) => Ok(integer(-1)),
             (b"TRACKINGINFO", 2) => Ok(self.tracking_info()),
             (b"TRACKING" | b"CACHING" | b"PAUSE" | b"UNPAUSE" | b"UNBLOCK", _) => Err(format!(
@@ -248,9 +283,14 @@ impl<S: ClientStream> Session<S> {
                 String::from_utf8_lossy(&sub)
             )),
             (b"HELP", 2) => Ok(client_help()),
-            (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"REPLY" | b"SETINFO" | b"NO-EVICT" | b"GETREDIR" | b"TRACKINGINFO" | b"HELP", _) => {
-                Err(arity(&format!("client|{}", String::from_utf8_lossy(&sub).to_lowercase())))
-            }
+            (
+                b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"REPLY" | b"SETINFO" | b"NO-EVICT"
+                | b"GETREDIR" | b"TRACKINGINFO" | b"HELP",
+                _,
+            ) => Err(arity(&format!(
+                "client|{}",
+                String::from_utf8_lossy(&sub).to_lowercase()
+            ))),
             _ if argc < 2 => Err(arity("client")),
             _ => Err(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
@@ -336,7 +376,11 @@ impl<S: ClientStream> Session<S> {
                 b"ID" => entry.id.to_string().as_bytes() == value.as_slice(),
                 b"ADDR" => entry.addr.as_bytes() == value.as_slice(),
                 b"LADDR" => entry.laddr.as_bytes() == value.as_slice(),
-                b"USER" => entry.user.lock().map(|u| u.as_bytes() == value.as_slice()).unwrap_or(false),
+                b"USER" => entry
+                    .user
+                    .lock()
+                    .map(|u| u.as_bytes() == value.as_slice())
+                    .unwrap_or(false),
                 _ => false,
             });
             if matches {
@@ -367,7 +411,10 @@ impl<S: ClientStream> Session<S> {
     /// The proxy's slow log (requests slower than the pool's
     /// `slowlog_threshold` through the proxy).
     fn slowlog(&mut self, request: &Request) -> Flow {
-        let sub = request.arg(1).map(|s| s.to_ascii_uppercase()).unwrap_or_default();
+        let sub = request
+            .arg(1)
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
         let reply = match sub.as_slice() {
             b"LEN" => integer(0),
             b"RESET" => Bytes::from_static(b"+OK\r\n"),
@@ -413,7 +460,11 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn null(&self) -> Bytes {
-        Bytes::from_static(if self.client.resp3 { b"_\r\n" } else { b"$-1\r\n" })
+        Bytes::from_static(if self.client.resp3 {
+            b"_\r\n"
+        } else {
+            b"$-1\r\n"
+        })
     }
 }
 
@@ -474,14 +525,22 @@ pub(super) fn verbatim_or_bulk(resp3: bool, text: &str) -> Bytes {
 fn client_help() -> Bytes {
     let lines = [
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ID", "    Return the ID of the current connection.",
-        "GETNAME", "    Return the name of the current connection.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.",
-        "INFO", "    Return information about the current client connection.",
-        "LIST [ID <id> [<id> ...]]", "    Return information about the proxy's client connections.",
-        "KILL <ip:port> | KILL <option> <value> [<option> <value> [...]]", "    Kill connections (ID, ADDR, LADDR, USER, SKIPME).",
-        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
-        "HELP", "    Print this help.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "LIST [ID <id> [<id> ...]]",
+        "    Return information about the proxy's client connections.",
+        "KILL <ip:port> | KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections (ID, ADDR, LADDR, USER, SKIPME).",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "HELP",
+        "    Print this help.",
     ];
     let mut out = BytesMut::new();
     resp::encode::array_header(&mut out, lines.len());

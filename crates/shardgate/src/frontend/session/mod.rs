@@ -26,6 +26,7 @@ mod client;
 mod dispatch;
 mod local;
 mod pending;
+mod pubsub;
 pub mod stream;
 mod transaction;
 
@@ -39,11 +40,13 @@ use resp::{Limits, ProtocolError, Request, RequestParser};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::backend::SessionWaker;
 use crate::frontend::clients::ClientEntry;
 use crate::io::{write_all_queued, write_queued_now};
 use crate::worker::pool::{PoolView, PoolWorker};
 use client::Client;
 use pending::Pending;
+use pubsub::{LinkActivity, PubSub};
 pub use stream::ClientStream;
 use transaction::Transaction;
 
@@ -79,6 +82,8 @@ pub async fn run<S: ClientStream>(
         out_len: 0,
         held: None,
         tx: Transaction::default(),
+        pubsub: None,
+        waker: Rc::new(SessionWaker::default()),
         keys: Vec::new(),
         shutdown,
     };
@@ -86,7 +91,10 @@ pub async fn run<S: ClientStream>(
         Err(reason @ End::SlowReader(_)) => {
             tracing::warn!(pool = %session.pool.config().name, client = session.client.id(), "client {reason}")
         }
-        Err(reason) => tracing::debug!(client = session.client.id(), "client session ended: {reason}"),
+        Err(reason) => tracing::debug!(
+            client = session.client.id(),
+            "client session ended: {reason}"
+        ),
         Ok(()) => {}
     }
 }
@@ -112,6 +120,10 @@ pub(crate) struct Session<S> {
     /// A request parsed but not dispatched: it waits behind a barrier.
     held: Option<Request>,
     tx: Transaction,
+    /// Subscriptions and MONITOR, with the links that carry them.
+    pubsub: Option<Box<PubSub>>,
+    /// Woken by this client's push links.
+    waker: Rc<SessionWaker>,
     /// Scratch space for key positions.
     keys: Vec<usize>,
     shutdown: watch::Receiver<bool>,
@@ -180,18 +192,33 @@ impl<S: ClientStream> Session<S> {
                 Readable(io::Result<()>),
                 Shutdown,
                 Killed,
+                Link,
             }
             let entry = self.client.entry.clone();
-            let woken = tokio::select! {
-                biased;
-                readable = self.stream.ready_to_read() => Woken::Readable(readable),
-                _ = self.shutdown.changed() => Woken::Shutdown,
-                () = entry.killed() => Woken::Killed,
-            };
-            match woken {
-                Woken::Readable(readable) => readable.map_err(End::Io)?,
-                Woken::Shutdown => return self.read_after_shutdown(),
-                Woken::Killed => return Err(End::Killed),
+            loop {
+                // Messages that arrived meanwhile go out before waiting.
+                if self.pubsub.is_some() {
+                    self.drain_links()?;
+                    self.flush_out().await?;
+                }
+                let waker = self.waker.clone();
+                let has_links = self.pubsub.is_some();
+                let woken = tokio::select! {
+                    biased;
+                    readable = self.stream.ready_to_read() => Woken::Readable(readable),
+                    _ = self.shutdown.changed() => Woken::Shutdown,
+                    () = entry.killed() => Woken::Killed,
+                    () = LinkActivity::new(&waker), if has_links => Woken::Link,
+                };
+                match woken {
+                    Woken::Readable(readable) => {
+                        readable.map_err(End::Io)?;
+                        break;
+                    }
+                    Woken::Shutdown => return self.read_after_shutdown(),
+                    Woken::Killed => return Err(End::Killed),
+                    Woken::Link => {}
+                }
             }
         }
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
@@ -260,7 +287,13 @@ impl<S: ClientStream> Session<S> {
     async fn collect_replies(&mut self) -> Result<(), End> {
         let limit = self.pool.config().client_output_limit;
         while let Some(Queued { pending, silent }) = self.queue.pop_front() {
-            let reply = pending.resolve(&self.client).await;
+            let reply = match pending {
+                Pending::Confirm { links, reply } => {
+                    self.await_acks(links).await?;
+                    reply
+                }
+                other => other.resolve(&self.client).await,
+            };
             if silent {
                 continue;
             }
@@ -274,6 +307,14 @@ impl<S: ClientStream> Session<S> {
                 }
             }
         }
+        if self.pubsub.is_some() {
+            self.drain_links()?;
+        }
+        self.flush_out().await
+    }
+
+    /// Writes everything in the output queue.
+    async fn flush_out(&mut self) -> Result<(), End> {
         write_all_queued(&mut self.stream, &mut self.out)
             .await
             .map_err(End::Io)?;

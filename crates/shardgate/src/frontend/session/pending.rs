@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::client::Client;
+use super::pubsub::LinkRef;
 use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
 use crate::route::Merge;
@@ -12,7 +13,10 @@ use crate::route::Merge;
 /// How the replies of a request sent to several shards become one.
 pub enum Combine {
     Split(SplitPlan),
-    Broadcast { merge: Merge, proxy_info: Option<String> },
+    Broadcast {
+        merge: Merge,
+        proxy_info: Option<String>,
+    },
 }
 
 /// One shard's share of a request sent to several shards.
@@ -41,13 +45,22 @@ pub enum Pending {
     /// One backend reply, passed through untouched.
     Reply(ReplySlot),
     /// A reply on a leased connection; once it is in, the lease goes back
-    /// to its pool (or is closed, when no reply came).
-    Leased { slot: ReplySlot, lease: Lease },
+    /// to its pool (or is closed, when no reply came). With `instead`, the
+    /// client gets that reply rather than the server's (EXECABORT for a
+    /// transaction the proxy discarded).
+    Leased {
+        slot: ReplySlot,
+        lease: Lease,
+        instead: Option<Bytes>,
+    },
     /// Replies from several shards, merged.
     Fanout {
         parts: Vec<FanoutPart>,
         combine: Box<Combine>,
     },
+    /// A Pub/Sub confirmation or MONITOR's `+OK`, sent once every link in
+    /// `links` has acknowledged (the session resolves it, see `pubsub`).
+    Confirm { links: Vec<LinkRef>, reply: Bytes },
     /// One shard's SCAN reply, its cursor rewritten to say which shard is next.
     Scan {
         slot: ReplySlot,
@@ -65,14 +78,21 @@ impl Pending {
     /// Waits for the reply and returns the bytes the client gets.
     pub async fn resolve(self, _client: &Client) -> Bytes {
         match self {
-            Pending::Ready(bytes) => bytes,
+            Pending::Ready(bytes) | Pending::Confirm { reply: bytes, .. } => bytes,
             Pending::Reply(slot) => reply_bytes(slot.await),
-            Pending::Leased { slot, lease } => {
+            Pending::Leased {
+                slot,
+                lease,
+                instead,
+            } => {
                 let result = slot.await;
                 if result.is_ok() {
                     lease.release();
                 }
-                reply_bytes(result)
+                match instead {
+                    Some(reply) => reply,
+                    None => reply_bytes(result),
+                }
             }
             Pending::Fanout { parts, combine } => {
                 let mut replies = Vec::with_capacity(parts.len());
@@ -81,7 +101,10 @@ impl Pending {
                     if let (Ok(_), Some(lease)) = (&result, part.lease) {
                         lease.release();
                     }
-                    replies.push(PartReply::new(part.shard, result.map_err(|e| e.client_message())));
+                    replies.push(PartReply::new(
+                        part.shard,
+                        result.map_err(|e| e.client_message()),
+                    ));
                 }
                 match *combine {
                     Combine::Split(plan) => fanout::split::merge(&plan, replies),
@@ -95,7 +118,9 @@ impl Pending {
                 shard,
                 next_shard,
             } => match slot.await {
-                Ok(reply) => fanout::scan::rewrite_reply(&reply, shard, next_shard).unwrap_or(reply),
+                Ok(reply) => {
+                    fanout::scan::rewrite_reply(&reply, shard, next_shard).unwrap_or(reply)
+                }
                 Err(e) => encode_error(&e.client_message()),
             },
         }

@@ -20,6 +20,7 @@ use super::pending::Pending;
 use super::{ClientStream, Flow, Session};
 use crate::backend::Lease;
 use crate::command::Resolution;
+use crate::fanout;
 use crate::route::{self, Merge, Refusal, Route, SessionCommand, CROSSSLOT};
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
@@ -136,10 +137,14 @@ impl<S: ClientStream> Session<S> {
     pub(super) fn unwatch(&mut self) -> Flow {
         match self.tx.pinned.take() {
             Some(pinned) => {
-                let slot = pinned.lease.conn().send(Bytes::from_static(b"*1\r\n$7\r\nUNWATCH\r\n"));
+                let slot = pinned
+                    .lease
+                    .conn()
+                    .send(Bytes::from_static(b"*1\r\n$7\r\nUNWATCH\r\n"));
                 self.push(Pending::Leased {
                     slot,
                     lease: pinned.lease,
+                    instead: None,
                 });
                 Flow::Barrier
             }
@@ -179,18 +184,25 @@ impl<S: ClientStream> Session<S> {
             Route::Session(SessionCommand::Quit | SessionCommand::Reset) => {
                 return self.dispatch_route(route, request, resolution)
             }
-            Route::Session(SessionCommand::Multi) => self.nested(request, "ERR MULTI calls can not be nested"),
-            Route::Session(SessionCommand::Watch) => self.nested(request, "ERR WATCH inside MULTI is not allowed"),
-            Route::Session(SessionCommand::Ping | SessionCommand::Echo) => self.queue_keyless(request, resolution),
+            Route::Session(SessionCommand::Multi) => {
+                self.nested(request, "ERR MULTI calls can not be nested")
+            }
+            Route::Session(SessionCommand::Watch) => {
+                self.nested(request, "ERR WATCH inside MULTI is not allowed")
+            }
+            Route::Session(SessionCommand::Ping | SessionCommand::Echo) => {
+                self.queue_keyless(request, resolution)
+            }
             Route::Session(other) => {
                 let name = resolution.spec().map_or("?", |s| s.name());
                 let _ = other;
-                self.doom(&format!("ERR shardgate: '{name}' inside MULTI is not supported"))
+                self.doom(&format!(
+                    "ERR shardgate: '{name}' inside MULTI is not supported"
+                ))
             }
-            Route::Shard {
-                keyless: true, ..
+            Route::Shard { keyless: true, .. } | Route::Broadcast(Merge::Info | Merge::Wait) => {
+                self.queue_keyless(request, resolution)
             }
-            | Route::Broadcast(Merge::Info | Merge::Wait) => self.queue_keyless(request, resolution),
             Route::Shard { shard, .. } => self.queue_on(shard, request),
             Route::Split(_) => self.doom(CROSSSLOT),
             Route::Broadcast(_) | Route::Scan => {
@@ -275,10 +287,19 @@ impl<S: ClientStream> Session<S> {
         };
         self.client.entry.multi.store(-1, Relaxed);
         if multi.dirty {
-            // Closing the leased connection discards the transaction and
-            // its WATCHes on the server.
-            self.tx.pinned = None;
-            self.push_error(EXECABORT);
+            // Discarded on the server too (which also drops its WATCHes),
+            // after the replies still owed on that connection.
+            match self.tx.pinned.take() {
+                Some(pinned) => {
+                    let slot = pinned.lease.conn().send(Bytes::from_static(DISCARD));
+                    self.push(Pending::Leased {
+                        slot,
+                        lease: pinned.lease,
+                        instead: Some(fanout::encode_error(EXECABORT)),
+                    });
+                }
+                None => self.push_error(EXECABORT),
+            }
             return Flow::Barrier;
         }
         if let Some(pinned) = self.tx.pinned.take() {
@@ -286,6 +307,7 @@ impl<S: ClientStream> Session<S> {
             self.push(Pending::Leased {
                 slot,
                 lease: pinned.lease,
+                instead: None,
             });
             return Flow::Barrier;
         }
@@ -308,7 +330,11 @@ impl<S: ClientStream> Session<S> {
             drop(lease.conn().send(early.raw));
         }
         let slot = lease.conn().send(Bytes::from_static(EXEC));
-        self.push(Pending::Leased { slot, lease });
+        self.push(Pending::Leased {
+            slot,
+            lease,
+            instead: None,
+        });
         Flow::Barrier
     }
 
@@ -324,6 +350,7 @@ impl<S: ClientStream> Session<S> {
                 self.push(Pending::Leased {
                     slot,
                     lease: pinned.lease,
+                    instead: None,
                 });
                 Flow::Barrier
             }
