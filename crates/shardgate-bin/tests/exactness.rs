@@ -21,11 +21,16 @@ struct Twin {
 
 impl Twin {
     fn start() -> Twin {
-        let direct = RedisServer::start();
+        Twin::start_with(RedisServer::start(), "")
+    }
+
+    /// `direct` is the reference server; `pool_yaml` is added to the
+    /// proxy's pool (indented two spaces).
+    fn start_with(direct: RedisServer, pool_yaml: &str) -> Twin {
         let shards: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
         let port = free_port();
         let mut yaml = format!(
-            "exact:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  hash_tag: \"{{}}\"\n  servers:\n"
+            "exact:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  distribution: ketama\n  hash_tag: \"{{}}\"\n{pool_yaml}  servers:\n"
         );
         for shard in &shards {
             yaml.push_str(&format!("    - {}:1\n", shard.addr()));
@@ -382,5 +387,56 @@ fn hello_replies_have_redis_shape() {
             String::from_utf8_lossy(&expected),
             "{bad:?}"
         );
+    }
+}
+
+#[test]
+fn authentication_and_permissions_match_redis() {
+    // The reference: requirepass plus an ACL user, as a Redis admin would set them.
+    let direct = RedisServer::builder().password("top").start();
+    direct.cmd(&[
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">r",
+        "~app:*",
+        "+@read",
+        "+@connection",
+    ]);
+    let twin = Twin::start_with(
+        direct,
+        "  password: top\n  users:\n    - name: reader\n      password: r\n      commands: \"+@read +@connection\"\n      keys: [\"app:*\"]\n",
+    );
+    let script: &[&[&str]] = &[
+        &["GET", "app:1"],
+        &["PING"],
+        &["HELLO", "3"],
+        &["AUTH", "wrong"],
+        &["AUTH", "reader", "wrong"],
+        &["AUTH", "ghost", "r"],
+        &["AUTH", "reader", "r"],
+        &["GET", "app:1"],
+        &["GET", "other"],
+        &["MGET", "app:1", "other"],
+        &["SET", "app:1", "x"],
+        &["FLUSHALL"],
+        &["AUTH", "top"],
+        &["SET", "app:1", "x"],
+        &["GET", "app:1"],
+    ];
+    let run = |port: u16| {
+        let mut client = RespClient::connect(port).expect("connect");
+        script
+            .iter()
+            .map(|command| {
+                String::from_utf8_lossy(&client.cmd_raw(command).expect("reply")).into_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = run(twin.direct.port());
+    let got = run(twin.proxy_port);
+    for ((command, got), expected) in script.iter().zip(&got).zip(&expected) {
+        assert_eq!(got, expected, "{command:?}");
     }
 }

@@ -8,6 +8,7 @@
 //! never rebuilt, is written back in order. See `docs/architecture.md`.
 //!
 //! # Layout
+//! - [`auth`]: client users, passwords and permissions. Pure.
 //! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].
 //! - [`command`]: the Redis 7 command table: flags and key positions.
 //! - [`topology`]: immutable topology snapshots and the shared per-pool state.
@@ -22,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod backend;
 pub mod command;
 pub mod config;

@@ -71,6 +71,17 @@ pub struct BackendAuth {
     pub password: Secret,
 }
 
+/// A client user of the proxy (not of the backends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: Secret,
+    /// ACL-style command rules (`+@all -@dangerous`), already checked.
+    pub commands: String,
+    /// Key patterns the user may touch; None: every key.
+    pub keys: Option<Vec<String>>,
+}
+
 /// One pool: a listen address, a set of servers and how keys map to them.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -89,6 +100,12 @@ pub struct PoolConfig {
     pub redis_db: u32,
     /// Databases a client may SELECT (Redis's `databases`, default 16).
     pub databases: u32,
+    /// The password clients AUTH with (Redis's `requirepass`), if any.
+    pub password: Option<Secret>,
+    /// Named client users.
+    pub users: Vec<UserConfig>,
+    /// Failed AUTHs per second, pool-wide, past which failures are slowed.
+    pub auth_failures_per_second: u32,
     /// Shared, pipelined connections per server per worker.
     pub server_connections: u32,
     /// Maximum clients of this pool across all workers (0 = no limit).

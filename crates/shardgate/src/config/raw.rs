@@ -33,4 +33,17 @@ pub struct RawPool {
     pub max_request_bytes: Option<i64>,
     pub redis_user: Option<String>,
     pub databases: Option<i64>,
+    pub password: Option<String>,
+    pub users: Option<Vec<RawUser>>,
+    pub auth_failures_per_second: Option<i64>,
+}
+
+/// One client user as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    pub password: String,
+    pub commands: Option<String>,
+    pub keys: Option<Vec<String>>,
 }

@@ -207,6 +207,21 @@ impl Checker<'_> {
             self.problem("redis_user", "needs `redis_auth` (the user's password)");
         }
         let databases = self.number("databases", raw.databases, 16, 1, i32::MAX as i64) as u32;
+        let password = match raw.password {
+            Some(p) if p.is_empty() => {
+                self.problem("password", "is empty (remove the key for no password)");
+                None
+            }
+            p => p.map(Secret::new),
+        };
+        let users = self.users(raw.users.unwrap_or_default());
+        let auth_failures_per_second = self.number(
+            "auth_failures_per_second",
+            raw.auth_failures_per_second,
+            100,
+            0,
+            u32::MAX as i64,
+        ) as u32;
         if redis_db >= databases {
             self.problem(
                 "redis_db",
@@ -229,6 +244,9 @@ impl Checker<'_> {
             redis_auth,
             redis_db,
             databases,
+            password,
+            users,
+            auth_failures_per_second,
             server_connections,
             client_connections,
             auto_eject_hosts: raw.auto_eject_hosts.unwrap_or(false),
@@ -266,6 +284,40 @@ impl Checker<'_> {
                 default
             }
         }
+    }
+
+    fn users(&mut self, raw: Vec<super::raw::RawUser>) -> Vec<UserConfig> {
+        let mut users: Vec<UserConfig> = Vec::new();
+        for (i, user) in raw.into_iter().enumerate() {
+            let key = format!("users[{i}]");
+            if user.name.is_empty() || user.name.contains(char::is_whitespace) {
+                self.problem(
+                    &key,
+                    format!("name '{}' must be a non-empty word", user.name),
+                );
+                continue;
+            }
+            if users.iter().any(|u| u.name == user.name) {
+                self.problem(&key, format!("user '{}' is defined twice", user.name));
+                continue;
+            }
+            if user.password.is_empty() {
+                self.problem(&key, format!("user '{}' needs a password", user.name));
+                continue;
+            }
+            let commands = user.commands.unwrap_or_else(|| "+@all".into());
+            if let Err(e) = crate::auth::CommandRules::parse(&commands) {
+                self.problem(&format!("{key}.commands"), e);
+                continue;
+            }
+            users.push(UserConfig {
+                name: user.name,
+                password: Secret::new(user.password),
+                commands,
+                keys: user.keys,
+            });
+        }
+        users
     }
 
     fn listen(&mut self, listen: &str) -> Option<ListenAddr> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::Topology;
+use crate::auth::{CommandRules, User, Users};
 use crate::config::PoolConfig;
 use crate::frontend::clients::Clients;
 
@@ -17,6 +18,8 @@ pub struct PoolState {
     pub admitted: AtomicU32,
     /// Every connected client, for CLIENT LIST / KILL.
     pub clients: Clients,
+    /// Who may connect, and what they may run.
+    pub users: Users,
     /// Clients turned away at `client_connections`.
     pub rejected_clients: AtomicU64,
 }
@@ -24,11 +27,13 @@ pub struct PoolState {
 impl PoolState {
     pub fn new(config: PoolConfig) -> PoolState {
         let topology = Topology::from_config(&config);
+        let users = users_of(&config);
         PoolState {
             config: Arc::new(config),
             topology: ArcSwap::from_pointee(topology),
             admitted: AtomicU32::new(0),
             clients: Clients::default(),
+            users,
             rejected_clients: AtomicU64::new(0),
         }
     }
@@ -68,4 +73,25 @@ impl PoolState {
     pub fn release_client(&self) {
         self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+fn users_of(config: &PoolConfig) -> Users {
+    let named = config
+        .users
+        .iter()
+        .map(|u| {
+            // Validated at load: the rules parse.
+            let rules = CommandRules::parse(&u.commands).unwrap_or_else(|_| CommandRules::all());
+            let keys = u
+                .keys
+                .as_ref()
+                .map(|k| k.iter().map(|p| p.as_bytes().to_vec()).collect());
+            User::new(&u.name, Some(u.password.clone()), rules, keys)
+        })
+        .collect();
+    Users::new(
+        config.password.clone(),
+        named,
+        config.auth_failures_per_second,
+    )
 }

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use crate::auth::User;
 use crate::backend::ConnKey;
 use crate::config::PoolConfig;
 use crate::frontend::clients::ClientEntry;
@@ -24,18 +25,27 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     /// The user the client authenticated as (None: not authenticated on a
     /// pool that requires it).
-    pub user: Option<Arc<str>>,
+    pub user: Option<Arc<User>>,
+    /// Failed authentications on this connection (they are slowed down).
+    pub auth_failures: u32,
 }
 
 impl Client {
-    pub fn new(entry: Arc<ClientEntry>, config: &PoolConfig) -> Client {
+    pub fn new(entry: Arc<ClientEntry>, config: &PoolConfig, user: Option<Arc<User>>) -> Client {
         Client {
             entry,
             db: config.redis_db,
             resp3: false,
             reply_mode: ReplyMode::On,
-            user: Some("default".into()),
+            user,
+            auth_failures: 0,
         }
+    }
+
+    /// Authenticated as `user` from now on.
+    pub fn set_user(&mut self, user: Option<Arc<User>>) {
+        self.entry.set_user(user.as_ref().map_or("", |u| &u.name));
+        self.user = user;
     }
 
     pub fn id(&self) -> u64 {

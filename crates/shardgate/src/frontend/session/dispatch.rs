@@ -11,8 +11,9 @@ use resp::Request;
 
 use super::pending::{Combine, FanoutPart, Pending};
 use super::{ClientStream, Flow, Session};
+use crate::auth;
 use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
-use crate::command::{self, CommandSpec, Resolution};
+use crate::command::{self, CommandFlags, CommandSpec, Resolution};
 use crate::fanout::{scan, split};
 use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
 
@@ -22,6 +23,9 @@ impl<S: ClientStream> Session<S> {
         let resolution = command::resolve(&request);
         if let Resolution::Known(id, _) = resolution {
             self.client.entry.touch(Some(id));
+        }
+        if let Some(flow) = self.check_permissions(&request, &resolution) {
+            return flow;
         }
         if self.tx.in_multi() {
             return self.dispatch_in_multi(request, resolution);
@@ -64,6 +68,56 @@ impl<S: ClientStream> Session<S> {
                 Flow::Next
             }
         }
+    }
+
+    /// NOAUTH before authentication (but for AUTH, HELLO, QUIT... which
+    /// Redis flags `no-auth`), NOPERM for what the user may not run or touch.
+    fn check_permissions(&mut self, request: &Request, resolution: &Resolution) -> Option<Flow> {
+        let spec = resolution.spec();
+        let Some(user) = &self.client.user else {
+            if spec.is_some_and(|s| s.flags().contains(CommandFlags::NO_AUTH)) {
+                return None;
+            }
+            self.push_error(auth::NOAUTH);
+            return Some(Flow::Next);
+        };
+        if user.unrestricted {
+            return None;
+        }
+        let id = match resolution {
+            Resolution::Known(id, _) => Some(*id),
+            _ => None,
+        };
+        if !user.commands.allows(id) {
+            let name = match spec {
+                Some(spec) => spec.name().to_string(),
+                None => String::from_utf8_lossy(request.arg(0).unwrap_or_default()).to_lowercase(),
+            };
+            self.push_error(&auth::denied_command(&name));
+            return Some(Flow::Next);
+        }
+        if user.keys.is_some() {
+            let user = user.clone();
+            let mut keys = std::mem::take(&mut self.keys);
+            keys.clear();
+            match spec {
+                Some(spec) => {
+                    spec.keys(request, &mut keys);
+                }
+                // Not in the table: argument 1 is taken for its key, as routing does.
+                None if request.argc() > 1 => keys.push(1),
+                None => {}
+            }
+            let denied = keys
+                .iter()
+                .any(|&i| !user.may_access(request.arg(i).unwrap_or_default()));
+            self.keys = keys;
+            if denied {
+                self.push_error(auth::DENIED_KEY);
+                return Some(Flow::Next);
+            }
+        }
+        None
     }
 
     /// RESP2 subscribed mode allows only (P|S)(UN)SUBSCRIBE, PING, QUIT

@@ -126,7 +126,8 @@ impl<S: ClientStream> Session<S> {
                 let user = request.arg(i + 1).unwrap_or_default();
                 let password = request.arg(i + 2).unwrap_or_default();
                 if let Err(message) = self.authenticate(Some(user), password) {
-                    return self.error_next(&message);
+                    self.push_auth_failure(&message);
+                    return Flow::Next;
                 }
                 i += 3;
             } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
@@ -140,6 +141,9 @@ impl<S: ClientStream> Session<S> {
                 let option = String::from_utf8_lossy(option);
                 return self.error_next(&format!("ERR Syntax error in HELLO option '{option}'"));
             }
+        }
+        if self.client.user.is_none() {
+            return self.error_next("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
         if resp3 != self.client.resp3 && self.pubsub.as_ref().is_some_and(|p| p.total() > 0) {
             return self
@@ -194,19 +198,38 @@ impl<S: ClientStream> Session<S> {
         };
         match result {
             Ok(()) => self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n"))),
-            Err(message) => self.push_error(&message),
+            Err(message) => self.push_auth_failure(&message),
         }
         Flow::Next
     }
 
-    /// Checks credentials against the pool's client users. Without any
-    /// configured, the default user takes any password, as a Redis without
-    /// `requirepass`; a password alone is then an error, in Redis's words.
-    fn authenticate(&mut self, user: Option<&[u8]>, _password: &[u8]) -> Result<(), String> {
-        match user {
-            None => Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into()),
-            Some(user) if user == b"default" => Ok(()),
-            Some(_) => Err("WRONGPASS invalid username-password pair or user is disabled.".into()),
+    /// Checks credentials against the pool's client users (see
+    /// [`crate::auth::Users`]); on success the client is that user.
+    fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), String> {
+        let user = self.pool.state.users.authenticate(user, password)?;
+        self.client.set_user(Some(user));
+        Ok(())
+    }
+
+    /// A failed AUTH: the error, held back longer the more this connection
+    /// (or the pool) fails, so passwords cannot be guessed quickly.
+    fn push_auth_failure(&mut self, message: &str) {
+        self.client.auth_failures += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let delay = self
+            .pool
+            .state
+            .users
+            .failure_delay(self.client.auth_failures, now);
+        if !message.starts_with("WRONGPASS") || delay.is_zero() {
+            self.push_error(message);
+        } else {
+            self.push(Pending::Delayed {
+                reply: crate::fanout::encode_error(message),
+                delay,
+            });
         }
     }
 
@@ -220,6 +243,8 @@ impl<S: ClientStream> Session<S> {
         self.client.set_resp3(false);
         self.client.reply_mode = ReplyMode::On;
         self.client.entry.set_name(None);
+        let user = self.pool.state.users.initial();
+        self.client.set_user(user);
         self.client
             .entry
             .multi

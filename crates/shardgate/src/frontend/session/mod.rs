@@ -69,7 +69,8 @@ pub async fn run<S: ClientStream>(
         ..Limits::default()
     };
     let view = pool.view();
-    let client = Client::new(entry, pool.config());
+    let mut client = Client::new(entry, pool.config(), None);
+    client.set_user(pool.state.users.initial());
     let mut session = Session {
         stream,
         view,

@@ -42,6 +42,11 @@ impl FanoutPart {
 pub enum Pending {
     /// Made by the proxy.
     Ready(Bytes),
+    /// Made by the proxy, held back (a failed AUTH, slowed down).
+    Delayed {
+        reply: Bytes,
+        delay: std::time::Duration,
+    },
     /// One backend reply, passed through untouched.
     Reply(ReplySlot),
     /// A reply on a leased connection; once it is in, the lease goes back
@@ -79,6 +84,10 @@ impl Pending {
     pub async fn resolve(self, _client: &Client) -> Bytes {
         match self {
             Pending::Ready(bytes) | Pending::Confirm { reply: bytes, .. } => bytes,
+            Pending::Delayed { reply, delay } => {
+                tokio::time::sleep(delay).await;
+                reply
+            }
             Pending::Reply(slot) => reply_bytes(slot.await),
             Pending::Leased {
                 slot,

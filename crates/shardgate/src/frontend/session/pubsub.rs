@@ -69,10 +69,6 @@ impl PubSub {
     pub fn all_links(&self) -> impl Iterator<Item = &Link> {
         self.links.values().chain(self.monitors.values())
     }
-
-    pub fn is_monitoring(&self) -> bool {
-        !self.monitors.is_empty()
-    }
 }
 
 fn family(kind: SubKind) -> Family {
