@@ -15,7 +15,12 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "shardgate", version, about)]
 struct Cli {
     /// Configuration file (twemproxy's nutcracker.yml format plus extensions).
-    #[arg(short = 'c', long = "conf-file", value_name = "FILE", default_value = "conf/shardgate.yml")]
+    #[arg(
+        short = 'c',
+        long = "conf-file",
+        value_name = "FILE",
+        default_value = "conf/shardgate.yml"
+    )]
     conf_file: PathBuf,
 
     /// Check the configuration file and exit (0 if valid).
@@ -79,7 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, "shardgate started");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workers,
+        "shardgate started"
+    );
     match wait_for_signal() {
         Ok(signal) => tracing::info!("{signal} received: shutting down"),
         Err(error) => tracing::error!("cannot wait for signals: {error}; shutting down"),

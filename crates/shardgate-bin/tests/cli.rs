@@ -22,7 +22,12 @@ fn dash_t_accepts_a_valid_nutcracker_yml() {
          auto_eject_hosts: true\n  redis: true\n  server_retry_timeout: 2000\n  \
          server_failure_limit: 1\n  servers:\n   - 127.0.0.1:6379:1\n",
     );
-    let output = Command::new(common::BIN).arg("-t").arg("-c").arg(file.path()).output().unwrap();
+    let output = Command::new(common::BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(file.path())
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("syntax is ok"));
 }
@@ -33,20 +38,37 @@ fn dash_t_reports_every_problem_and_exits_non_zero() {
         "alpha:\n  listen: 127.0.0.1:22121\n  hash: nope\n  servers:\n   - 127.0.0.1:6379\n\
          beta:\n  listen: nowhere\n  servers: [\"127.0.0.1:1:1\"]\n  extra_key: 1\n",
     );
-    let output = Command::new(common::BIN).arg("-t").arg("-c").arg(file.path()).output().unwrap();
+    let output = Command::new(common::BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(file.path())
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pool 'alpha': hash: unknown 'nope'"), "{stderr}");
+    assert!(
+        stderr.contains("pool 'alpha': hash: unknown 'nope'"),
+        "{stderr}"
+    );
     assert!(stderr.contains("pool 'alpha': servers[0]"), "{stderr}");
-    assert!(stderr.contains("pool 'beta': unknown field `extra_key`"), "{stderr}");
+    assert!(
+        stderr.contains("pool 'beta': unknown field `extra_key`"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_missing_config_file_is_a_clear_startup_error() {
-    let output = Command::new(common::BIN).args(["-c", "/nonexistent/shardgate.yml"]).output().unwrap();
+    let output = Command::new(common::BIN)
+        .args(["-c", "/nonexistent/shardgate.yml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("/nonexistent/shardgate.yml") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/shardgate.yml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -57,15 +79,26 @@ fn a_listen_address_in_use_stops_startup_with_exit_1() {
     let file = write_config(&format!(
         "p:\n  listen: 127.0.0.1:{port}\n  servers: [\"127.0.0.1:1:1\"]\n"
     ));
-    let mut child = Command::new(common::BIN).arg("-c").arg(file.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(common::BIN)
+        .arg("-c")
+        .arg(file.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("shardgate kept running");
     assert_eq!(status.code(), Some(1));
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains(&format!("pool 'p': cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pool 'p': cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }
 
-fn wait_exit(child: &mut std::process::Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+fn wait_exit(
+    child: &mut std::process::Child,
+    deadline: Duration,
+) -> Option<std::process::ExitStatus> {
     let start = std::time::Instant::now();
     while start.elapsed() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
@@ -81,7 +114,10 @@ fn wait_exit(child: &mut std::process::Child, deadline: Duration) -> Option<std:
 fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let mut setup = common::start(1, &[]);
     let mut client = setup.client();
-    assert_eq!(client.cmd(&["SET", "k", "v"]).unwrap(), Reply::Simple("OK".into()));
+    assert_eq!(
+        client.cmd(&["SET", "k", "v"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
     // A batch the proxy has received but not yet answered, then SIGTERM:
     // every request already sent is answered before the proxy exits.
     let mut batch = Vec::new();
@@ -91,7 +127,11 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     client.send_raw(&batch).unwrap();
     setup.proxy.signal("TERM");
     for i in 0..1000 {
-        assert_eq!(client.read_reply().unwrap(), Reply::Simple("OK".into()), "reply {i}");
+        assert_eq!(
+            client.read_reply().unwrap(),
+            Reply::Simple("OK".into()),
+            "reply {i}"
+        );
     }
     let status = setup
         .proxy
@@ -99,5 +139,8 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
         .wait_exit(Duration::from_secs(10))
         .expect("shardgate did not exit after SIGTERM");
     assert!(status.success(), "{status:?}");
-    assert!(RespClient::connect(setup.port).is_err(), "still accepting after exit");
+    assert!(
+        RespClient::connect(setup.port).is_err(),
+        "still accepting after exit"
+    );
 }

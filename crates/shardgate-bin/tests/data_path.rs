@@ -13,15 +13,33 @@ use test_support::resp::{encode, exchange_raw, Reply};
 fn forwards_commands_and_keys_land_on_the_server() {
     let setup = common::start(1, &[]);
     let mut client = setup.client();
-    assert_eq!(client.cmd(&["SET", "greeting", "hello"]).unwrap(), Reply::Simple("OK".into()));
-    assert_eq!(client.cmd(&["GET", "greeting"]).unwrap(), Reply::Bulk(b"hello".to_vec()));
-    assert_eq!(setup.servers[0].cmd(&["GET", "greeting"]), Reply::Bulk(b"hello".to_vec()));
+    assert_eq!(
+        client.cmd(&["SET", "greeting", "hello"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        client.cmd(&["GET", "greeting"]).unwrap(),
+        Reply::Bulk(b"hello".to_vec())
+    );
+    assert_eq!(
+        setup.servers[0].cmd(&["GET", "greeting"]),
+        Reply::Bulk(b"hello".to_vec())
+    );
     assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
-    assert_eq!(client.cmd(&["PING", "hi"]).unwrap(), Reply::Bulk(b"hi".to_vec()));
-    assert_eq!(client.cmd(&["ECHO", "x y"]).unwrap(), Reply::Bulk(b"x y".to_vec()));
+    assert_eq!(
+        client.cmd(&["PING", "hi"]).unwrap(),
+        Reply::Bulk(b"hi".to_vec())
+    );
+    assert_eq!(
+        client.cmd(&["ECHO", "x y"]).unwrap(),
+        Reply::Bulk(b"x y".to_vec())
+    );
     // Redis's own error for an unknown command comes back as it is.
     let reply = client.cmd(&["NOSUCHCOMMAND", "a"]).unwrap();
-    assert!(matches!(&reply, Reply::Error(e) if e.starts_with("ERR unknown command")), "{reply:?}");
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("ERR unknown command")),
+        "{reply:?}"
+    );
 }
 
 #[test]
@@ -56,7 +74,11 @@ fn a_pipelined_batch_of_10000_commands_is_answered_in_order() {
     let mut writer = client.stream().try_clone().unwrap();
     let sender = std::thread::spawn(move || writer.write_all(&batch));
     for i in 0..10_000 {
-        assert_eq!(client.read_reply().unwrap(), Reply::Simple("OK".into()), "SET {i}");
+        assert_eq!(
+            client.read_reply().unwrap(),
+            Reply::Simple("OK".into()),
+            "SET {i}"
+        );
         assert_eq!(
             client.read_reply().unwrap(),
             Reply::Bulk(format!("value:{i}").into_bytes()),
@@ -81,14 +103,20 @@ fn requests_split_at_every_byte_get_the_same_replies() {
     for cut in 1..request.len() {
         let mut stream = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         stream.write_all(&request[..cut]).unwrap();
         stream.flush().unwrap();
         std::thread::sleep(Duration::from_millis(1));
         stream.write_all(&request[cut..]).unwrap();
         let mut got = vec![0u8; expected.len()];
         stream.read_exact(&mut got).unwrap();
-        assert_eq!(String::from_utf8_lossy(&got), expected, "split at byte {cut}");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            expected,
+            "split at byte {cut}"
+        );
     }
 }
 
@@ -97,7 +125,9 @@ fn a_request_sent_one_byte_at_a_time_is_answered() {
     let setup = common::start(1, &[]);
     let mut stream = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
     stream.set_nodelay(true).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let request = encode(&["SET", "slow", "drip"]);
     for byte in &request {
         stream.write_all(std::slice::from_ref(byte)).unwrap();
@@ -105,7 +135,10 @@ fn a_request_sent_one_byte_at_a_time_is_answered() {
     let mut got = [0u8; 5];
     stream.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"+OK\r\n");
-    assert_eq!(setup.servers[0].cmd(&["GET", "slow"]), Reply::Bulk(b"drip".to_vec()));
+    assert_eq!(
+        setup.servers[0].cmd(&["GET", "slow"]),
+        Reply::Bulk(b"drip".to_vec())
+    );
 }
 
 #[test]
@@ -117,7 +150,10 @@ fn inline_commands_work_as_redis_server_accepts_them() {
         .unwrap();
     assert_eq!(client.read_reply().unwrap(), Reply::Simple("PONG".into()));
     assert_eq!(client.read_reply().unwrap(), Reply::Simple("OK".into()));
-    assert_eq!(client.read_reply().unwrap(), Reply::Bulk(b"hello world\n".to_vec()));
+    assert_eq!(
+        client.read_reply().unwrap(),
+        Reply::Bulk(b"hello world\n".to_vec())
+    );
     assert_eq!(client.read_reply().unwrap(), Reply::Integer(1));
 }
 
@@ -152,4 +188,3 @@ fn replies_reach_the_client_byte_for_byte() {
         );
     }
 }
-

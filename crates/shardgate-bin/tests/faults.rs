@@ -11,7 +11,9 @@ use test_support::resp::{encode, Reply};
 use test_support::{assert_eventually, RespClient};
 
 fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     out
@@ -21,14 +23,29 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 fn malformed_input_gets_a_protocol_error_and_other_clients_do_not_notice() {
     let setup = common::start(1, &[]);
     let mut healthy = setup.client();
-    assert_eq!(healthy.cmd(&["SET", "k", "v"]).unwrap(), Reply::Simple("OK".into()));
+    assert_eq!(
+        healthy.cmd(&["SET", "k", "v"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
     // A healthy request, then garbage in the same packet: the first is
     // answered, then the error, then the connection closes (as Redis does).
     for (garbage, reason) in [
-        (&b"*2\r\n$3\r\nGET\r\n$x\r\n"[..], "ERR Protocol error: invalid bulk length"),
-        (&b"*2\r\n+GET\r\n"[..], "ERR Protocol error: expected '$', got '+'"),
-        (&b"*abc\r\n"[..], "ERR Protocol error: invalid multibulk length"),
-        (&b"SET k \"unbalanced\r\n"[..], "ERR Protocol error: unbalanced quotes in request"),
+        (
+            &b"*2\r\n$3\r\nGET\r\n$x\r\n"[..],
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (
+            &b"*2\r\n+GET\r\n"[..],
+            "ERR Protocol error: expected '$', got '+'",
+        ),
+        (
+            &b"*abc\r\n"[..],
+            "ERR Protocol error: invalid multibulk length",
+        ),
+        (
+            &b"SET k \"unbalanced\r\n"[..],
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
     ] {
         let mut bad = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
         let mut request = encode(&["GET", "k"]);
@@ -36,7 +53,10 @@ fn malformed_input_gets_a_protocol_error_and_other_clients_do_not_notice() {
         bad.write_all(&request).unwrap();
         let got = String::from_utf8(read_to_close(&mut bad)).unwrap();
         assert_eq!(got, format!("$1\r\nv\r\n-{reason}\r\n"), "for {garbage:?}");
-        assert_eq!(healthy.cmd(&["GET", "k"]).unwrap(), Reply::Bulk(b"v".to_vec()));
+        assert_eq!(
+            healthy.cmd(&["GET", "k"]).unwrap(),
+            Reply::Bulk(b"v".to_vec())
+        );
     }
 }
 
@@ -44,7 +64,8 @@ fn malformed_input_gets_a_protocol_error_and_other_clients_do_not_notice() {
 fn oversize_requests_get_a_clear_error() {
     let setup = common::start(1, &["max_request_bytes: 1024"]);
     let mut bad = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    bad.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n").unwrap();
+    bad.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n")
+        .unwrap();
     let got = String::from_utf8(read_to_close(&mut bad)).unwrap();
     assert_eq!(got, "-ERR Protocol error: invalid bulk length\r\n");
     let mut inline = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
@@ -52,14 +73,20 @@ fn oversize_requests_get_a_clear_error() {
     let _ = inline.write_all(&long_line);
     let got = String::from_utf8(read_to_close(&mut inline)).unwrap();
     assert_eq!(got, "-ERR Protocol error: too big inline request\r\n");
-    assert_eq!(setup.client().cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    assert_eq!(
+        setup.client().cmd(&["PING"]).unwrap(),
+        Reply::Simple("PONG".into())
+    );
 }
 
 #[test]
 fn a_dead_backend_gets_immediate_errors_and_the_proxy_reconnects() {
     let mut setup = common::start(1, &["timeout: 2000", "server_retry_timeout: 200"]);
     let mut client = setup.client();
-    assert_eq!(client.cmd(&["SET", "a", "1"]).unwrap(), Reply::Simple("OK".into()));
+    assert_eq!(
+        client.cmd(&["SET", "a", "1"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
     setup.servers[0].kill();
     // Every request now fails fast with an error naming the pool and server.
     let addr = setup.servers[0].addr();
@@ -70,8 +97,15 @@ fn a_dead_backend_gets_immediate_errors_and_the_proxy_reconnects() {
             panic!("expected an error while the server is down, got {reply:?}");
         };
         assert!(message.starts_with("ERR shardgate: "), "{message}");
-        assert!(message.contains(&format!("pool 'test' server {addr}")), "{message}");
-        assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+        assert!(
+            message.contains(&format!("pool 'test' server {addr}")),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "took {:?}",
+            started.elapsed()
+        );
     }
     setup.servers[0].restart();
     assert_eventually!(
@@ -80,7 +114,10 @@ fn a_dead_backend_gets_immediate_errors_and_the_proxy_reconnects() {
         setup.proxy.log()
     );
     // The client's own connection stayed open throughout.
-    assert_eq!(client.cmd(&["GET", "a"]).unwrap(), Reply::Bulk(b"2".to_vec()));
+    assert_eq!(
+        client.cmd(&["GET", "a"]).unwrap(),
+        Reply::Bulk(b"2".to_vec())
+    );
 }
 
 #[test]
@@ -114,7 +151,8 @@ fn a_backend_killed_under_pipelined_traffic_loses_no_client_connection() {
     setup.servers[0].restart();
     let mut probe = setup.client();
     assert_eventually!(
-        probe.cmd(&["PING"]).is_ok() && probe.cmd(&["SET", "probe", "1"]).ok() == Some(Reply::Simple("OK".into())),
+        probe.cmd(&["PING"]).is_ok()
+            && probe.cmd(&["SET", "probe", "1"]).ok() == Some(Reply::Simple("OK".into())),
         "no recovery"
     );
     std::thread::sleep(Duration::from_millis(200));
@@ -130,7 +168,10 @@ fn a_backend_killed_under_pipelined_traffic_loses_no_client_connection() {
 fn a_hung_backend_times_out_within_the_pool_timeout() {
     let setup = common::start(1, &["timeout: 300"]);
     let mut client = setup.client();
-    assert_eq!(client.cmd(&["SET", "a", "1"]).unwrap(), Reply::Simple("OK".into()));
+    assert_eq!(
+        client.cmd(&["SET", "a", "1"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
     setup.servers[0].pause();
     let started = Instant::now();
     let reply = client.cmd(&["GET", "a"]).unwrap();
@@ -140,8 +181,14 @@ fn a_hung_backend_times_out_within_the_pool_timeout() {
         panic!("expected a timeout error, got {reply:?}");
     };
     assert!(message.contains("did not reply within 300 ms"), "{message}");
-    assert!(elapsed >= Duration::from_millis(250), "too early: {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(2000), "too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(250),
+        "too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2000),
+        "too late: {elapsed:?}"
+    );
     assert_eventually!(
         client.cmd(&["GET", "a"]).ok() == Some(Reply::Bulk(b"1".to_vec())),
         "no recovery after SIGCONT"
@@ -193,7 +240,8 @@ fn a_slow_reader_is_cut_off_at_the_output_limit() {
     let value = "v".repeat(100_000);
     setup.servers[0].cmd(&["SET", "big", &value]);
     let mut slow = TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
-    slow.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut batch = Vec::new();
     for _ in 0..200 {
         batch.extend(encode(&["GET", "big"]));
@@ -209,7 +257,8 @@ fn a_slow_reader_is_cut_off_at_the_output_limit() {
     }
     // The slow client's connection is closed by the proxy: reading it to the
     // end terminates, having received far less than was asked.
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut received = 0usize;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -220,7 +269,10 @@ fn a_slow_reader_is_cut_off_at_the_output_limit() {
             Err(e) => panic!("the slow reader was not disconnected: {e}"),
         }
     }
-    assert!(received < 20_000_000, "received {received} bytes: not cut off");
+    assert!(
+        received < 20_000_000,
+        "received {received} bytes: not cut off"
+    );
     let log = setup.proxy.log();
     assert!(log.contains("reply bytes unread"), "log: {log}");
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ListenAddr};
 use crate::frontend::listener::{bind_tcp, bind_unix, BoundListener};
-use crate::topology::PoolState;
+use crate::topology::{Controller, Events, PoolState};
 use crate::worker::{self, WorkerSetup};
 
 /// How the proxy runs.
@@ -39,8 +39,10 @@ pub enum StartError {
 /// A running proxy.
 pub struct Proxy {
     pools: Vec<Arc<PoolState>>,
+    events: Arc<Events>,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    control: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -85,6 +87,9 @@ impl Proxy {
             );
         }
         let (shutdown, receiver) = watch::channel(false);
+        let events = Arc::new(Events::default());
+        let control = spawn_control(pools.clone(), events.clone(), receiver.clone())
+            .map_err(StartError::Thread)?;
         let mut handles = Vec::with_capacity(workers);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let setup = WorkerSetup {
@@ -98,13 +103,19 @@ impl Proxy {
         }
         Ok(Proxy {
             pools,
+            events,
             shutdown,
             workers: handles,
+            control: Some(control),
         })
     }
 
     pub fn pools(&self) -> &[Arc<PoolState>] {
         &self.pools
+    }
+
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
     }
 
     /// Stops accepting, lets sessions finish (up to the grace period), and
@@ -114,10 +125,58 @@ impl Proxy {
         for handle in self.workers {
             let _ = handle.join();
         }
+        if let Some(control) = self.control {
+            let _ = control.join();
+        }
         for pool in &self.pools {
             if let crate::config::ListenAddr::Unix { path, .. } = &pool.config.listen {
                 let _ = std::fs::remove_file(path);
             }
         }
     }
+}
+
+/// This process's id among proxies: start time, then pid, in fixed-width
+/// hex so ids sort by age (managed failover lets the oldest act).
+fn instance_id() -> Arc<str> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{millis:012x}-{:08x}", std::process::id()).into()
+}
+
+/// The control thread: every pool's controller (health checks, Sentinel,
+/// failover) on one current-thread runtime, off the workers' hot path.
+fn spawn_control(
+    pools: Vec<Arc<PoolState>>,
+    events: Arc<Events>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let instance = instance_id();
+    std::thread::Builder::new()
+        .name("shardgate-control".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!("cannot start the control runtime: {e}");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                for pool in pools {
+                    let controller = Controller::new(pool, events.clone(), instance.clone());
+                    tokio::task::spawn_local(controller.run());
+                }
+                while !*shutdown.borrow_and_update() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+        })
 }

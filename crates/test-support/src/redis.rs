@@ -183,6 +183,35 @@ impl RedisServer {
         }
     }
 
+    /// A field of an INFO section (`INFO replication` -> `role`).
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let info = self.client().cmd(&["INFO", section]).ok()?.bulk_str()?;
+        let prefix = format!("{field}:");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map(|v| v.trim().to_string())
+    }
+
+    /// `master` or `slave`, as INFO replication says (None if unreachable).
+    pub fn role(&self) -> Option<String> {
+        self.try_client()?;
+        self.info_field("replication", "role")
+    }
+
+    /// True when this replica's link to its master is up.
+    pub fn linked(&self) -> bool {
+        self.info_field("replication", "master_link_status")
+            .as_deref()
+            == Some("up")
+    }
+
+    /// Writes this node refused because it is a replica (`errorstat_READONLY`).
+    pub fn readonly_errors(&self) -> u64 {
+        self.info_field("errorstats", "errorstat_READONLY")
+            .and_then(|v| v.strip_prefix("count=")?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `calls` of one command from INFO commandstats (0 if never called).
     pub fn command_calls(&self, command: &str) -> u64 {
         let info = self

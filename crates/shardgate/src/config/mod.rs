@@ -71,6 +71,87 @@ pub struct BackendAuth {
     pub password: Secret,
 }
 
+/// Who decides which node of a shard is its master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// The configured server is the master; health checks only observe.
+    None,
+    /// Redis Sentinel decides; the proxy follows it.
+    Sentinel,
+    /// The proxy promotes a replica itself when the master fails.
+    Managed,
+}
+
+/// Health checks of every node: PING + INFO replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes before a down node is up again.
+    pub rise: u32,
+    /// Consecutive failures before an up node is down.
+    pub fall: u32,
+}
+
+/// What happens to the keys of a shard that has no usable master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardDown {
+    /// twemproxy's `auto_eject_hosts`: the shard leaves the ring and its
+    /// keys hash to the others until it is back.
+    Eject,
+    /// Its keys get errors; the other shards are unaffected; nothing moves.
+    Fail,
+}
+
+/// Where reads (commands flagged readonly) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPolicy {
+    Master,
+    PreferReplica,
+    Replica,
+    Any,
+}
+
+/// How a read picks among the nodes its policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBalance {
+    RoundRobin,
+    LeastOutstanding,
+    LowestLatency,
+}
+
+/// With `read_policy: replica` and no fit replica: fall back to the
+/// master, or answer an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaFallback {
+    Master,
+    Error,
+}
+
+/// How far behind its master a replica may be and still serve reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaLag {
+    /// Seconds since the replica last heard from its master.
+    pub seconds: Option<u64>,
+    /// Bytes of replication stream it has not processed yet.
+    pub bytes: Option<u64>,
+}
+
+/// A node given by address (a replica, a Sentinel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+}
+
+impl NodeConfig {
+    /// `host:port`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
 /// A client user of the proxy (not of the backends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserConfig {
@@ -106,6 +187,24 @@ pub struct PoolConfig {
     pub users: Vec<UserConfig>,
     /// Failed AUTHs per second, pool-wide, past which failures are slowed.
     pub auth_failures_per_second: u32,
+    /// Declared replicas of each server (same order as `servers`).
+    pub replicas: Vec<Vec<NodeConfig>>,
+    pub sentinels: Vec<NodeConfig>,
+    pub sentinel_auth: Option<BackendAuth>,
+    pub failover: Failover,
+    pub health_check: HealthCheck,
+    /// Replicas a master lists in INFO replication join its shard.
+    pub discover_replicas: bool,
+    pub shard_down: ShardDown,
+    pub read_policy: ReadPolicy,
+    pub read_balance: ReadBalance,
+    pub max_replica_lag: ReplicaLag,
+    pub replica_fallback: ReplicaFallback,
+    /// After a client's write, its reads go to the master for this long
+    /// (zero: off).
+    pub read_your_writes: Duration,
+    /// A second address that serves reads only.
+    pub readonly_listen: Option<ListenAddr>,
     /// Shared, pipelined connections per server per worker.
     pub server_connections: u32,
     /// Maximum clients of this pool across all workers (0 = no limit).

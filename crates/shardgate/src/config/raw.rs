@@ -36,6 +36,22 @@ pub struct RawPool {
     pub password: Option<String>,
     pub users: Option<Vec<RawUser>>,
     pub auth_failures_per_second: Option<i64>,
+    // High availability.
+    pub replicas: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    pub sentinels: Option<Vec<String>>,
+    pub sentinel_auth: Option<String>,
+    pub sentinel_user: Option<String>,
+    pub failover: Option<String>,
+    pub health_check: Option<RawHealthCheck>,
+    pub discover_replicas: Option<bool>,
+    pub shard_down: Option<String>,
+    // Read/write splitting.
+    pub read_policy: Option<String>,
+    pub read_balance: Option<String>,
+    pub max_replica_lag: Option<RawReplicaLag>,
+    pub replica_fallback: Option<String>,
+    pub read_your_writes: Option<i64>,
+    pub readonly_listen: Option<String>,
 }
 
 /// One client user as written.
@@ -46,4 +62,22 @@ pub struct RawUser {
     pub password: String,
     pub commands: Option<String>,
     pub keys: Option<Vec<String>>,
+}
+
+/// `health_check:` as written (milliseconds and counts).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub interval: Option<i64>,
+    pub timeout: Option<i64>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+}
+
+/// `max_replica_lag:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplicaLag {
+    pub seconds: Option<i64>,
+    pub bytes: Option<i64>,
 }

@@ -222,6 +222,131 @@ impl Checker<'_> {
             0,
             u32::MAX as i64,
         ) as u32;
+        let replicas = self.replicas(raw.replicas.unwrap_or_default(), &servers);
+        let sentinels: Vec<NodeConfig> = raw
+            .sentinels
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, line)| match parse_node(line, true) {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    self.problem(&format!("sentinels[{i}]"), format!("'{line}': {e}"));
+                    None
+                }
+            })
+            .collect();
+        let sentinel_auth = raw.sentinel_auth.map(|password| BackendAuth {
+            user: raw.sentinel_user.clone(),
+            password: Secret::new(password),
+        });
+        let failover = match raw.failover.as_deref() {
+            None if !sentinels.is_empty() => Failover::Sentinel,
+            None | Some("none") => Failover::None,
+            Some("sentinel") => Failover::Sentinel,
+            Some("managed") => Failover::Managed,
+            Some(other) => {
+                self.problem(
+                    "failover",
+                    format!("unknown '{other}' (expected none, sentinel or managed)"),
+                );
+                Failover::None
+            }
+        };
+        if failover == Failover::Sentinel && sentinels.is_empty() {
+            self.problem(
+                "failover",
+                "sentinel mode needs `sentinels:` (host:port:weight lines)",
+            );
+        }
+        if failover != Failover::Sentinel && !sentinels.is_empty() {
+            self.problem(
+                "sentinels",
+                format!(
+                    "listed, but `failover: {}` does not use them",
+                    raw.failover.as_deref().unwrap_or("none")
+                ),
+            );
+        }
+        let raw_health = raw.health_check.unwrap_or_default();
+        let health_check = HealthCheck {
+            interval: self.millis(
+                "health_check.interval",
+                raw_health.interval,
+                Duration::from_millis(500),
+            ),
+            timeout: self.millis(
+                "health_check.timeout",
+                raw_health.timeout,
+                Duration::from_millis(300),
+            ),
+            rise: self.number("health_check.rise", raw_health.rise, 2, 1, 1000) as u32,
+            fall: self.number("health_check.fall", raw_health.fall, 3, 1, 1000) as u32,
+        };
+        let auto_eject_hosts = raw.auto_eject_hosts.unwrap_or(false);
+        let shard_down = match raw.shard_down.as_deref() {
+            None if auto_eject_hosts => ShardDown::Eject,
+            None => ShardDown::Fail,
+            Some("eject") => ShardDown::Eject,
+            Some("fail") => ShardDown::Fail,
+            Some(other) => {
+                self.problem(
+                    "shard_down",
+                    format!("unknown '{other}' (expected eject or fail)"),
+                );
+                ShardDown::Fail
+            }
+        };
+        let read_policy = match raw.read_policy.as_deref() {
+            None | Some("master") => ReadPolicy::Master,
+            Some("prefer-replica") => ReadPolicy::PreferReplica,
+            Some("replica") => ReadPolicy::Replica,
+            Some("any") => ReadPolicy::Any,
+            Some(other) => {
+                self.problem(
+                    "read_policy",
+                    format!("unknown '{other}' (expected master, prefer-replica, replica or any)"),
+                );
+                ReadPolicy::Master
+            }
+        };
+        let read_balance = match raw.read_balance.as_deref() {
+            None | Some("round-robin") => ReadBalance::RoundRobin,
+            Some("least-outstanding") => ReadBalance::LeastOutstanding,
+            Some("lowest-latency") => ReadBalance::LowestLatency,
+            Some(other) => {
+                self.problem(
+                    "read_balance",
+                    format!("unknown '{other}' (expected round-robin, least-outstanding or lowest-latency)"),
+                );
+                ReadBalance::RoundRobin
+            }
+        };
+        let raw_lag = raw.max_replica_lag.unwrap_or_default();
+        let max_replica_lag = ReplicaLag {
+            seconds: raw_lag
+                .seconds
+                .map(|s| self.number("max_replica_lag.seconds", Some(s), 0, 0, 86_400) as u64),
+            bytes: raw_lag
+                .bytes
+                .map(|b| self.number("max_replica_lag.bytes", Some(b), 0, 0, i64::MAX) as u64),
+        };
+        let replica_fallback = match raw.replica_fallback.as_deref() {
+            None | Some("master") => ReplicaFallback::Master,
+            Some("error") => ReplicaFallback::Error,
+            Some(other) => {
+                self.problem(
+                    "replica_fallback",
+                    format!("unknown '{other}' (expected master or error)"),
+                );
+                ReplicaFallback::Master
+            }
+        };
+        let read_your_writes = match raw.read_your_writes {
+            None | Some(0) => Duration::ZERO,
+            ms => self.millis("read_your_writes", ms, Duration::ZERO),
+        };
+        let readonly_listen = raw.readonly_listen.as_deref().and_then(|l| self.listen(l));
         if redis_db >= databases {
             self.problem(
                 "redis_db",
@@ -247,9 +372,22 @@ impl Checker<'_> {
             password,
             users,
             auth_failures_per_second,
+            replicas,
+            sentinels,
+            sentinel_auth,
+            failover,
+            health_check,
+            discover_replicas: raw.discover_replicas.unwrap_or(true),
+            shard_down,
+            read_policy,
+            read_balance,
+            max_replica_lag,
+            replica_fallback,
+            read_your_writes,
+            readonly_listen,
             server_connections,
             client_connections,
-            auto_eject_hosts: raw.auto_eject_hosts.unwrap_or(false),
+            auto_eject_hosts,
             server_retry_timeout,
             server_failure_limit,
             tcpkeepalive: raw.tcpkeepalive.unwrap_or(false),
@@ -284,6 +422,37 @@ impl Checker<'_> {
                 default
             }
         }
+    }
+
+    /// `replicas:` maps server names to `host:port` lists.
+    fn replicas(
+        &mut self,
+        raw: std::collections::BTreeMap<String, Vec<String>>,
+        servers: &[ServerConfig],
+    ) -> Vec<Vec<NodeConfig>> {
+        let mut replicas = vec![Vec::new(); servers.len()];
+        for (name, lines) in raw {
+            let Some(index) = servers.iter().position(|s| s.ring_name() == name) else {
+                let names: Vec<String> = servers.iter().map(ServerConfig::ring_name).collect();
+                self.problem(
+                    &format!("replicas.{name}"),
+                    format!(
+                        "no server is named '{name}' (servers: {})",
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            };
+            for (i, line) in lines.iter().enumerate() {
+                match parse_node(line, false) {
+                    Ok(node) => replicas[index].push(node),
+                    Err(e) => {
+                        self.problem(&format!("replicas.{name}[{i}]"), format!("'{line}': {e}"))
+                    }
+                }
+            }
+        }
+        replicas
     }
 
     fn users(&mut self, raw: Vec<super::raw::RawUser>) -> Vec<UserConfig> {
@@ -414,6 +583,37 @@ fn parse_server(line: &str) -> Result<ServerConfig, String> {
         addr,
         weight,
         name,
+    })
+}
+
+/// `host:port`, or with `with_weight`, also `host:port:weight` (the
+/// weight is ignored: Sentinel lines carry one in ifwe/twemproxy's format).
+fn parse_node(line: &str, with_weight: bool) -> Result<NodeConfig, String> {
+    let line = line.trim();
+    let mut fields: Vec<&str> = line.rsplitn(3, ':').collect();
+    fields.reverse();
+    let (host, port) = match (fields.as_slice(), with_weight) {
+        ([host, port], _) => (*host, *port),
+        ([host, port, weight], true) if weight.parse::<u32>().is_ok() => (*host, *port),
+        _ => {
+            return Err(if with_weight {
+                "expected host:port[:weight]"
+            } else {
+                "expected host:port"
+            }
+            .into())
+        }
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("port '{port}' must be 1..65535"))?;
+    let addr = resolve(&format!("{host}:{port}"))?;
+    Ok(NodeConfig {
+        host: host.to_string(),
+        port,
+        addr,
     })
 }
 

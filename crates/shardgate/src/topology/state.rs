@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::Topology;
+use super::{PoolStatus, Topology};
 use crate::auth::{CommandRules, User, Users};
 use crate::config::PoolConfig;
 use crate::frontend::clients::Clients;
@@ -22,6 +22,21 @@ pub struct PoolState {
     pub users: Users,
     /// Clients turned away at `client_connections`.
     pub rejected_clients: AtomicU64,
+    /// Counts kept by the controller.
+    pub stats: ControlStats,
+    /// The controller's view of every node, for the admin API.
+    status: ArcSwap<PoolStatus>,
+}
+
+/// What the controller counts, for metrics.
+#[derive(Debug, Default)]
+pub struct ControlStats {
+    /// Shards that got a usable master again after losing it.
+    pub failovers: AtomicU64,
+    /// Total time without a usable master over those, in microseconds.
+    pub failover_micros: AtomicU64,
+    /// Replicas taken out of the read rotation (down, unlinked, lagging).
+    pub replica_exclusions: AtomicU64,
 }
 
 impl PoolState {
@@ -35,6 +50,8 @@ impl PoolState {
             clients: Clients::default(),
             users,
             rejected_clients: AtomicU64::new(0),
+            stats: ControlStats::default(),
+            status: ArcSwap::from_pointee(PoolStatus::default()),
         }
     }
 
@@ -53,6 +70,15 @@ impl PoolState {
     /// Publishes a new snapshot; workers pick it up at their next batch.
     pub fn publish(&self, topology: Topology) {
         self.topology.store(Arc::new(topology));
+    }
+
+    /// The controller's latest view of the pool's nodes.
+    pub fn status(&self) -> Arc<PoolStatus> {
+        self.status.load_full()
+    }
+
+    pub fn set_status(&self, status: PoolStatus) {
+        self.status.store(Arc::new(status));
     }
 
     /// Counts a new client unless the pool is full. Returns false when full.

@@ -51,7 +51,9 @@ impl PoolWorker {
     /// Opens this worker's connections to every node of the pool. Must run
     /// inside the worker's `LocalSet`.
     pub fn new(state: Arc<PoolState>) -> PoolWorker {
-        let rules = PoolRules::default();
+        let rules = PoolRules {
+            manages_replication: state.config.failover != crate::config::Failover::None,
+        };
         let topology = state.topology();
         let mut nodes = HashMap::new();
         let shards = build_shards(&state.config, &topology, &HashMap::new(), &mut nodes);

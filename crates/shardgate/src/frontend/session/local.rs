@@ -370,7 +370,7 @@ impl<S: ClientStream> Session<S> {
                 None => Err("ERR No such client".into()),
             };
         }
-        if request.argc() < 4 || request.argc() % 2 != 0 {
+        if request.argc() < 4 || !request.argc().is_multiple_of(2) {
             return Err("ERR syntax error".into());
         }
         let mut skip_me = true;
