@@ -42,6 +42,10 @@ struct Cli {
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     shutdown_grace: u64,
+
+    /// Turn off per-command metrics (to measure what they cost).
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
     let options = Options {
         workers,
         shutdown_grace: Duration::from_secs(cli.shutdown_grace),
+        metrics: !cli.no_metrics,
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

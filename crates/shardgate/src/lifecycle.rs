@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Config, ListenAddr};
-use crate::frontend::listener::{bind_tcp, bind_unix, BoundListener};
+use crate::frontend::listener::{bind_tcp, bind_unix};
 use crate::topology::{Controller, Events, PoolState};
-use crate::worker::{self, WorkerSetup};
+use crate::worker::{self, Endpoint, WorkerListener, WorkerSetup};
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct Options {
     pub workers: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Per-command metrics (off only to measure what they cost).
+    pub metrics: bool,
 }
 
 /// Why the proxy could not start.
@@ -54,26 +56,41 @@ impl Proxy {
             .into_iter()
             .map(|pool| Arc::new(PoolState::new(pool)))
             .collect();
-        let mut per_worker: Vec<Vec<(usize, BoundListener)>> =
-            (0..workers).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
         for (index, pool) in pools.iter().enumerate() {
             let config = &pool.config;
-            let bind_error = |source| StartError::Bind {
-                pool: config.name.clone(),
-                addr: config.listen.to_string(),
-                source,
-            };
-            match &config.listen {
-                ListenAddr::Tcp(addr) => {
-                    for listeners in per_worker.iter_mut() {
-                        listeners
-                            .push((index, bind_tcp(*addr, config.backlog).map_err(bind_error)?));
+            let endpoints = std::iter::once((&config.listen, Endpoint::ReadWrite)).chain(
+                config
+                    .readonly_listen
+                    .iter()
+                    .map(|l| (l, Endpoint::ReadOnly)),
+            );
+            for (listen, endpoint) in endpoints {
+                let bind_error = |source| StartError::Bind {
+                    pool: config.name.clone(),
+                    addr: listen.to_string(),
+                    source,
+                };
+                match listen {
+                    ListenAddr::Tcp(addr) => {
+                        for listeners in per_worker.iter_mut() {
+                            let listener = bind_tcp(*addr, config.backlog).map_err(bind_error)?;
+                            listeners.push(WorkerListener {
+                                pool: index,
+                                listener,
+                                endpoint,
+                            });
+                        }
                     }
-                }
-                ListenAddr::Unix { path, mode } => {
-                    let listener = bind_unix(path, *mode).map_err(bind_error)?;
-                    if let Some(first) = per_worker.first_mut() {
-                        first.push((index, listener));
+                    ListenAddr::Unix { path, mode } => {
+                        let listener = bind_unix(path, *mode).map_err(bind_error)?;
+                        if let Some(first) = per_worker.first_mut() {
+                            first.push(WorkerListener {
+                                pool: index,
+                                listener,
+                                endpoint,
+                            });
+                        }
                     }
                 }
             }
@@ -98,6 +115,7 @@ impl Proxy {
                 listeners,
                 shutdown: receiver.clone(),
                 grace: options.shutdown_grace,
+                metrics: options.metrics,
             };
             handles.push(worker::spawn(setup).map_err(StartError::Thread)?);
         }

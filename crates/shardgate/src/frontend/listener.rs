@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use super::session::{self, ClientStream};
 use crate::worker::pool::PoolWorker;
+use crate::worker::Endpoint;
 
 /// A bound, not yet async, listening socket (created before workers start,
 /// so bind errors stop the proxy before it serves anything).
@@ -83,6 +84,7 @@ impl SessionTracker {
 /// Accepts clients until shutdown, starting a session for each.
 pub async fn accept_loop(
     listener: BoundListener,
+    endpoint: Endpoint,
     pool: Rc<PoolWorker>,
     mut shutdown: watch::Receiver<bool>,
     tracker: Rc<SessionTracker>,
@@ -102,7 +104,7 @@ pub async fn accept_loop(
                             if pool.config().tcpkeepalive {
                                 let _ = socket2::SockRef::from(&stream).set_keepalive(true);
                             }
-                            start_session(stream, peer.to_string(), local.clone(), &pool, &shutdown, &tracker);
+                            start_session(stream, peer.to_string(), local.clone(), endpoint, &pool, &shutdown, &tracker);
                         }
                         Err(e) => accept_failed(e).await,
                     },
@@ -120,7 +122,7 @@ pub async fn accept_loop(
             loop {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => start_session(stream, format!("{local}:0"), local.clone(), &pool, &shutdown, &tracker),
+                        Ok((stream, _)) => start_session(stream, format!("{local}:0"), local.clone(), endpoint, &pool, &shutdown, &tracker),
                         Err(e) => accept_failed(e).await,
                     },
                     _ = shutdown.changed() => return Ok(()),
@@ -141,6 +143,7 @@ fn start_session<S: ClientStream>(
     mut stream: S,
     peer: String,
     local: String,
+    endpoint: Endpoint,
     pool: &Rc<PoolWorker>,
     shutdown: &watch::Receiver<bool>,
     tracker: &Rc<SessionTracker>,
@@ -164,7 +167,8 @@ fn start_session<S: ClientStream>(
             .clients
             .register(peer, local, pool.config().redis_db);
         let id = entry.id;
-        session::run(stream, pool.clone(), entry, shutdown).await;
+        pool.stats.clients_accepted.inc();
+        session::run(stream, pool.clone(), entry, endpoint, shutdown).await;
         pool.state.clients.unregister(id);
         pool.state.release_client();
         tracker.leave();

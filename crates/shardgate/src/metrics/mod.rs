@@ -3,7 +3,10 @@
 //!
 //! # Layout
 //! - `cell`: [`Counter`], [`Gauge`], [`Histogram`].
+//! - `pool`: [`PoolStats`], one worker's counters for one pool.
 
 mod cell;
+mod pool;
 
 pub use cell::{Counter, Gauge, Histogram, HistogramSnapshot, LATENCY_BOUNDS_US};
+pub use pool::{CommandStats, PoolStats, UNKNOWN_COMMAND};

@@ -1,14 +1,17 @@
 //! What all workers share about one pool.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
 use super::{PoolStatus, Topology};
 use crate::auth::{CommandRules, User, Users};
+use crate::backend::NodeStats;
 use crate::config::PoolConfig;
 use crate::frontend::clients::Clients;
+use crate::metrics::PoolStats;
 
 /// A pool's config, its published topology and its client count.
 pub struct PoolState {
@@ -26,6 +29,10 @@ pub struct PoolState {
     pub stats: ControlStats,
     /// The controller's view of every node, for the admin API.
     status: ArcSwap<PoolStatus>,
+    /// Every worker's counters for this pool, summed at scrape time.
+    worker_stats: Mutex<Vec<Arc<PoolStats>>>,
+    /// Every worker's per-node counters, by node address.
+    node_stats: Mutex<Vec<(SocketAddr, Arc<NodeStats>)>>,
 }
 
 /// What the controller counts, for metrics.
@@ -52,6 +59,8 @@ impl PoolState {
             rejected_clients: AtomicU64::new(0),
             stats: ControlStats::default(),
             status: ArcSwap::from_pointee(PoolStatus::default()),
+            worker_stats: Mutex::new(Vec::new()),
+            node_stats: Mutex::new(Vec::new()),
         }
     }
 
@@ -79,6 +88,28 @@ impl PoolState {
 
     pub fn set_status(&self, status: PoolStatus) {
         self.status.store(Arc::new(status));
+    }
+
+    /// A new worker's counters, registered for scrapes.
+    pub fn new_worker_stats(&self) -> Arc<PoolStats> {
+        let stats = Arc::new(PoolStats::default());
+        lock(&self.worker_stats).push(stats.clone());
+        stats
+    }
+
+    /// A worker's new counters for one node, registered for scrapes.
+    pub fn new_node_stats(&self, addr: SocketAddr) -> Arc<NodeStats> {
+        let stats = Arc::new(NodeStats::default());
+        lock(&self.node_stats).push((addr, stats.clone()));
+        stats
+    }
+
+    pub fn worker_stats(&self) -> Vec<Arc<PoolStats>> {
+        lock(&self.worker_stats).clone()
+    }
+
+    pub fn node_stats(&self) -> Vec<(SocketAddr, Arc<NodeStats>)> {
+        lock(&self.node_stats).clone()
     }
 
     /// Counts a new client unless the pool is full. Returns false when full.
@@ -120,4 +151,8 @@ fn users_of(config: &PoolConfig) -> Users {
         named,
         config.auth_failures_per_second,
     )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -19,15 +19,31 @@ use crate::frontend::listener::{accept_loop, BoundListener, SessionTracker};
 use crate::topology::PoolState;
 use pool::PoolWorker;
 
+/// Which of a pool's addresses a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ReadWrite,
+    /// `readonly_listen`: reads only, writes answered READONLY.
+    ReadOnly,
+}
+
+/// A listening socket a worker accepts on.
+pub struct WorkerListener {
+    /// Index into the pools.
+    pub pool: usize,
+    pub listener: BoundListener,
+    pub endpoint: Endpoint,
+}
+
 /// Everything one worker thread starts with.
 pub struct WorkerSetup {
     pub id: usize,
     pub pools: Vec<Arc<PoolState>>,
-    /// (pool index, listener) pairs this worker accepts on.
-    pub listeners: Vec<(usize, BoundListener)>,
+    pub listeners: Vec<WorkerListener>,
     pub shutdown: watch::Receiver<bool>,
     /// How long sessions may take to finish once shutdown starts.
     pub grace: Duration,
+    pub metrics: bool,
 }
 
 /// Starts a worker thread.
@@ -56,21 +72,27 @@ async fn run(setup: WorkerSetup) {
         listeners,
         mut shutdown,
         grace,
+        metrics,
     } = setup;
     let pools: Vec<Rc<PoolWorker>> = pools
         .into_iter()
-        .map(|state| Rc::new(PoolWorker::new(state)))
+        .map(|state| Rc::new(PoolWorker::new(state, metrics)))
         .collect();
     let tracker = Rc::new(SessionTracker::default());
-    for (index, listener) in listeners {
-        let Some(pool) = pools.get(index).cloned() else {
+    for WorkerListener {
+        pool,
+        listener,
+        endpoint,
+    } in listeners
+    {
+        let Some(pool) = pools.get(pool).cloned() else {
             continue;
         };
         let shutdown = shutdown.clone();
         let tracker = tracker.clone();
         tokio::task::spawn_local(async move {
             let name = pool.config().name.clone();
-            if let Err(e) = accept_loop(listener, pool, shutdown, tracker).await {
+            if let Err(e) = accept_loop(listener, endpoint, pool, shutdown, tracker).await {
                 tracing::error!(pool = %name, "listener failed: {e}");
             }
         });

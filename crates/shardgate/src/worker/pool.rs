@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::backend::{ConnSettings, Handshake, Node, NodeStats};
-use crate::config::PoolConfig;
+use crate::backend::{ConnSettings, Handshake, Node};
+use crate::config::{PoolConfig, ReadBalance, ReadPolicy, ReplicaFallback};
+use crate::metrics::PoolStats;
 use crate::route::PoolRules;
 use crate::topology::{NodeAddr, PoolState, Topology};
 
@@ -21,15 +22,60 @@ pub struct ShardView {
     next_reader: Cell<usize>,
 }
 
+/// Where a read goes.
+pub enum Reader<'a> {
+    /// To the shard's master (as for a write).
+    Master,
+    Node(&'a Rc<Node>),
+    /// `read_policy: replica` with `replica_fallback: error`, and no fit replica.
+    NoReplica,
+}
+
 impl ShardView {
-    /// The next replica, round-robin (None without replicas).
-    pub fn next_replica(&self) -> Option<&Rc<Node>> {
-        if self.replicas.is_empty() {
-            return None;
+    /// Picks the node a read goes to under `policy`, balancing with
+    /// `balance` among the nodes the policy allows.
+    pub fn reader(
+        &self,
+        policy: ReadPolicy,
+        balance: ReadBalance,
+        fallback: ReplicaFallback,
+    ) -> Reader<'_> {
+        let with_master = policy == ReadPolicy::Any;
+        let count = self.replicas.len() + usize::from(with_master && self.master.is_some());
+        if policy == ReadPolicy::Master || count == 0 {
+            return match (policy, fallback) {
+                (ReadPolicy::Replica, ReplicaFallback::Error) => Reader::NoReplica,
+                _ => Reader::Master,
+            };
         }
-        let i = self.next_reader.get();
-        self.next_reader.set(i.wrapping_add(1));
-        self.replicas.get(i % self.replicas.len())
+        let candidate = |i: usize| -> Option<&Rc<Node>> {
+            match self.replicas.get(i) {
+                Some(node) => Some(node),
+                None => self.master.as_ref(),
+            }
+        };
+        let start = self.next_reader.get();
+        self.next_reader.set(start.wrapping_add(1));
+        let chosen = match balance {
+            ReadBalance::RoundRobin => start % count,
+            // Ties go round-robin, so equal nodes share the load.
+            ReadBalance::LeastOutstanding => (0..count)
+                .map(|k| (start + k) % count)
+                .min_by_key(|&i| candidate(i).map_or(u64::MAX, |n| n.stats.outstanding.get()))
+                .unwrap_or(0),
+            // A node without a sample yet counts as fastest, so it gets one.
+            ReadBalance::LowestLatency => (0..count)
+                .map(|k| (start + k) % count)
+                .min_by(|&a, &b| {
+                    let latency = |i| candidate(i).map_or(f64::MAX, |n| n.stats.latency_us());
+                    latency(a).total_cmp(&latency(b))
+                })
+                .unwrap_or(0),
+        };
+        match candidate(chosen) {
+            Some(node) => Reader::Node(node),
+            None => Reader::Master,
+        }
     }
 }
 
@@ -43,6 +89,10 @@ pub struct PoolView {
 pub struct PoolWorker {
     pub state: Arc<PoolState>,
     pub rules: PoolRules,
+    /// This worker's counters for the pool.
+    pub stats: Arc<PoolStats>,
+    /// Whether sessions keep per-command metrics.
+    pub metrics: bool,
     view: RefCell<Rc<PoolView>>,
     nodes: RefCell<HashMap<SocketAddr, Rc<Node>>>,
 }
@@ -50,14 +100,16 @@ pub struct PoolWorker {
 impl PoolWorker {
     /// Opens this worker's connections to every node of the pool. Must run
     /// inside the worker's `LocalSet`.
-    pub fn new(state: Arc<PoolState>) -> PoolWorker {
+    pub fn new(state: Arc<PoolState>, metrics: bool) -> PoolWorker {
         let rules = PoolRules {
             manages_replication: state.config.failover != crate::config::Failover::None,
         };
         let topology = state.topology();
         let mut nodes = HashMap::new();
-        let shards = build_shards(&state.config, &topology, &HashMap::new(), &mut nodes);
+        let shards = build_shards(&state, &topology, &HashMap::new(), &mut nodes);
         PoolWorker {
+            stats: state.new_worker_stats(),
+            metrics,
             state,
             rules,
             view: RefCell::new(Rc::new(PoolView { topology, shards })),
@@ -85,7 +137,7 @@ impl PoolWorker {
         let topology = self.state.topology();
         let old = std::mem::take(&mut *self.nodes.borrow_mut());
         let mut nodes = HashMap::new();
-        let shards = build_shards(&self.state.config, &topology, &old, &mut nodes);
+        let shards = build_shards(&self.state, &topology, &old, &mut nodes);
         *self.nodes.borrow_mut() = nodes;
         let view = Rc::new(PoolView { topology, shards });
         *self.view.borrow_mut() = view.clone();
@@ -94,7 +146,7 @@ impl PoolWorker {
 }
 
 fn build_shards(
-    config: &PoolConfig,
+    state: &PoolState,
     topology: &Topology,
     old: &HashMap<SocketAddr, Rc<Node>>,
     nodes: &mut HashMap<SocketAddr, Rc<Node>>,
@@ -106,7 +158,7 @@ fn build_shards(
         let node = old
             .get(&addr.addr)
             .cloned()
-            .unwrap_or_else(|| Rc::new(open_node(config, addr)));
+            .unwrap_or_else(|| Rc::new(open_node(state, addr)));
         nodes.insert(addr.addr, node.clone());
         node
     };
@@ -121,7 +173,8 @@ fn build_shards(
         .collect()
 }
 
-fn open_node(config: &PoolConfig, addr: &NodeAddr) -> Node {
+fn open_node(state: &PoolState, addr: &NodeAddr) -> Node {
+    let config = &state.config;
     let settings = ConnSettings {
         addr: addr.addr,
         name: format!("pool '{}' server {}", config.name, addr.label).into(),
@@ -140,6 +193,6 @@ fn open_node(config: &PoolConfig, addr: &NodeAddr) -> Node {
         settings,
         addr.label.clone(),
         config.server_connections as usize,
-        Arc::new(NodeStats::default()),
+        state.new_node_stats(addr.addr),
     )
 }

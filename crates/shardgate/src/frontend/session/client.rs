@@ -28,6 +28,10 @@ pub struct Client {
     pub user: Option<Arc<User>>,
     /// Failed authentications on this connection (they are slowed down).
     pub auth_failures: u32,
+    /// Connected to the pool's read-only endpoint: writes are refused.
+    pub readonly: bool,
+    /// When the client last wrote (tracked with `read_your_writes`).
+    pub last_write: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -39,6 +43,8 @@ impl Client {
             reply_mode: ReplyMode::On,
             user,
             auth_failures: 0,
+            readonly: false,
+            last_write: None,
         }
     }
 

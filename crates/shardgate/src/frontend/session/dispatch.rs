@@ -13,19 +13,41 @@ use super::pending::{Combine, FanoutPart, Pending};
 use super::{ClientStream, Flow, Session};
 use crate::auth;
 use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
-use crate::command::{self, CommandFlags, CommandSpec, Resolution};
+use crate::command::{self, AclCategories, CommandFlags, CommandSpec, Resolution};
+use crate::config::ReadPolicy;
 use crate::fanout::{scan, split};
+use crate::metrics::UNKNOWN_COMMAND;
 use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
+use crate::worker::pool::Reader;
 
 impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
     pub(super) fn dispatch(&mut self, request: Request) -> Flow {
         let resolution = command::resolve(&request);
-        if let Resolution::Known(id, _) = resolution {
-            self.client.entry.touch(Some(id));
+        self.command = match resolution {
+            Resolution::Known(id, _) => {
+                self.client.entry.touch(Some(id));
+                id.0
+            }
+            _ => UNKNOWN_COMMAND,
+        };
+        if self.metrics {
+            if let Some(stats) = self.pool.stats.command(self.command) {
+                stats.requests.inc();
+            }
         }
         if let Some(flow) = self.check_permissions(&request, &resolution) {
             return flow;
+        }
+        if self.client.readonly || !self.pool.config().read_your_writes.is_zero() {
+            let writes = writes(&resolution);
+            if writes && self.client.readonly {
+                self.push_error("READONLY You can't write against a read only replica.");
+                return Flow::Next;
+            }
+            if writes {
+                self.client.last_write = Some(std::time::Instant::now());
+            }
         }
         if self.tx.in_multi() {
             return self.dispatch_in_multi(request, resolution);
@@ -216,11 +238,59 @@ impl<S: ClientStream> Session<S> {
 
     /// The node a request for `shard` goes to: the master, or for a read a
     /// replica as the pool's read policy says.
-    pub(super) fn node_for(&self, shard: usize, _read: bool) -> Result<Rc<Node>, BackendError> {
-        let view = self.view.shards.get(shard).and_then(|s| s.master.clone());
-        match view {
-            Some(node) => Ok(node),
+    pub(super) fn node_for(&self, shard: usize, read: bool) -> Result<Rc<Node>, BackendError> {
+        let Some(view) = self.view.shards.get(shard) else {
+            return Err(self.shard_unavailable(shard));
+        };
+        if read && self.reads_may_use_replicas() {
+            let config = self.pool.config();
+            match view.reader(
+                self.read_policy(),
+                config.read_balance,
+                config.replica_fallback,
+            ) {
+                Reader::Node(node) => {
+                    if !view.master.as_ref().is_some_and(|m| Rc::ptr_eq(m, node)) {
+                        self.pool.stats.replica_reads.inc();
+                    }
+                    return Ok(node.clone());
+                }
+                Reader::Master => {}
+                Reader::NoReplica => return Err(self.no_replica(shard)),
+            }
+        }
+        match &view.master {
+            Some(node) => Ok(node.clone()),
             None => Err(self.shard_unavailable(shard)),
+        }
+    }
+
+    /// The pool's read policy; a read-only endpoint reads from replicas
+    /// even when the pool's own policy is `master`.
+    fn read_policy(&self) -> ReadPolicy {
+        match self.pool.config().read_policy {
+            ReadPolicy::Master if self.client.readonly => ReadPolicy::PreferReplica,
+            policy => policy,
+        }
+    }
+
+    /// False within `read_your_writes` of the client's last write.
+    fn reads_may_use_replicas(&self) -> bool {
+        let window = self.pool.config().read_your_writes;
+        window.is_zero()
+            || self
+                .client
+                .last_write
+                .is_none_or(|at| at.elapsed() >= window)
+    }
+
+    fn no_replica(&self, shard: usize) -> BackendError {
+        let name = self.shard_name(shard);
+        BackendError {
+            server: format!("pool '{}' shard '{name}'", self.pool.config().name).into(),
+            kind: BackendErrorKind::Unavailable(
+                "no replica fit to serve reads (read_policy: replica)".into(),
+            ),
         }
     }
 
@@ -417,6 +487,22 @@ impl<S: ClientStream> Session<S> {
     /// The pool's default shard, for commands without keys.
     pub(super) fn default_shard(&self) -> usize {
         default_shard_index(&self.view.topology).unwrap_or(0)
+    }
+}
+
+/// Whether a command changes data (for the read-only endpoint and
+/// read-your-writes): writes, admin commands, scripts that may write, and
+/// commands the table does not know (renamed ones may write).
+fn writes(resolution: &Resolution) -> bool {
+    match resolution {
+        Resolution::Known(_, spec) | Resolution::UnknownSubcommand(_, spec) => {
+            !spec.is_readonly()
+                && (spec.is_write()
+                    || spec.is_admin()
+                    || spec.acl_categories().contains(AclCategories::SCRIPTING)
+                    || (spec.flags().contains(CommandFlags::MAY_REPLICATE) && !spec.is_pubsub()))
+        }
+        Resolution::Unknown => true,
     }
 }
 

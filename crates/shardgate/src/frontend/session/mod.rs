@@ -31,9 +31,11 @@ pub mod stream;
 mod transaction;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ProtocolError, Request, RequestParser};
@@ -43,7 +45,9 @@ use tokio::sync::watch;
 use crate::backend::SessionWaker;
 use crate::frontend::clients::ClientEntry;
 use crate::io::{write_all_queued, write_queued_now};
+use crate::metrics::UNKNOWN_COMMAND;
 use crate::worker::pool::{PoolView, PoolWorker};
+use crate::worker::Endpoint;
 use client::Client;
 use pending::Pending;
 use pubsub::{LinkActivity, PubSub};
@@ -62,6 +66,7 @@ pub async fn run<S: ClientStream>(
     stream: S,
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
+    endpoint: Endpoint,
     shutdown: watch::Receiver<bool>,
 ) {
     let limits = Limits {
@@ -71,6 +76,8 @@ pub async fn run<S: ClientStream>(
     let view = pool.view();
     let mut client = Client::new(entry, pool.config(), None);
     client.set_user(pool.state.users.initial());
+    client.readonly = endpoint == Endpoint::ReadOnly;
+    let metrics = pool.metrics;
     let mut session = Session {
         stream,
         view,
@@ -86,10 +93,15 @@ pub async fn run<S: ClientStream>(
         pubsub: None,
         waker: Rc::new(SessionWaker::default()),
         keys: Vec::new(),
+        command: UNKNOWN_COMMAND,
+        batch_started: Instant::now(),
+        metrics,
         shutdown,
     };
     match session.serve().await {
+        Err(End::Protocol(_)) => session.pool.stats.protocol_errors.inc(),
         Err(reason @ End::SlowReader(_)) => {
+            session.pool.stats.slow_clients.inc();
             tracing::warn!(pool = %session.pool.config().name, client = session.client.id(), "client {reason}")
         }
         Err(reason) => tracing::debug!(
@@ -105,6 +117,8 @@ struct Queued {
     pending: Pending,
     /// CLIENT REPLY OFF / SKIP: resolved (so ordering holds) but not written.
     silent: bool,
+    /// The command's metrics index (a command id, or `UNKNOWN_COMMAND`).
+    command: u16,
 }
 
 pub(crate) struct Session<S> {
@@ -127,6 +141,12 @@ pub(crate) struct Session<S> {
     waker: Rc<SessionWaker>,
     /// Scratch space for key positions.
     keys: Vec<usize>,
+    /// The metrics index of the command being dispatched.
+    command: u16,
+    /// When the current batch was read (request latency starts there).
+    batch_started: Instant,
+    /// Whether per-command metrics are kept (`--no-metrics` turns them off).
+    metrics: bool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -248,6 +268,9 @@ impl<S: ClientStream> Session<S> {
     /// (`Barrier`), or the session must end (`Close`).
     fn dispatch_batch(&mut self) -> Flow {
         self.view = self.pool.view();
+        if self.metrics {
+            self.batch_started = Instant::now();
+        }
         if let Some(request) = self.held.take() {
             match self.dispatch(request) {
                 Flow::Next => {}
@@ -276,7 +299,11 @@ impl<S: ClientStream> Session<S> {
     /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
     fn push(&mut self, pending: Pending) {
         let silent = self.client.take_reply_silence();
-        self.queue.push_back(Queued { pending, silent });
+        self.queue.push_back(Queued {
+            pending,
+            silent,
+            command: self.command,
+        });
     }
 
     /// Queues an error reply; `message` carries its prefix (`ERR ...`).
@@ -287,14 +314,46 @@ impl<S: ClientStream> Session<S> {
     /// Awaits every queued reply in order and writes them out.
     async fn collect_replies(&mut self) -> Result<(), End> {
         let limit = self.pool.config().client_output_limit;
-        while let Some(Queued { pending, silent }) = self.queue.pop_front() {
-            let reply = match pending {
+        // One clock read per wake-up, not per reply: replies that were
+        // already in when their turn came share the last reading.
+        let mut now = None;
+        while let Some(Queued {
+            pending,
+            silent,
+            command,
+        }) = self.queue.pop_front()
+        {
+            let (reply, waited) = match pending {
                 Pending::Confirm { links, reply } => {
                     self.await_acks(links).await?;
-                    reply
+                    (reply, true)
                 }
-                other => other.resolve(&self.client).await,
+                other => {
+                    let resolving = other.resolve(&self.client);
+                    let mut resolving = std::pin::pin!(resolving);
+                    let mut waited = false;
+                    let reply = std::future::poll_fn(|cx| {
+                        let poll = resolving.as_mut().poll(cx);
+                        waited |= poll.is_pending();
+                        poll
+                    })
+                    .await;
+                    (reply, waited)
+                }
             };
+            if self.metrics {
+                if waited || now.is_none() {
+                    now = Some(Instant::now());
+                }
+                if let (Some(stats), Some(now)) = (self.pool.stats.command(command), now) {
+                    if matches!(reply.first(), Some(b'-' | b'!')) {
+                        stats.errors.inc();
+                    }
+                    stats
+                        .latency
+                        .record(now.saturating_duration_since(self.batch_started));
+                }
+            }
             if silent {
                 continue;
             }
