@@ -46,6 +46,11 @@ struct Cli {
     /// Turn off per-command metrics (to measure what they cost).
     #[arg(long)]
     no_metrics: bool,
+
+    /// Admin HTTP server address (metrics, stats, topology, status page);
+    /// `off` disables it. Loopback unless told otherwise.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8001")]
+    admin: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +86,16 @@ fn main() -> ExitCode {
         workers,
         shutdown_grace: Duration::from_secs(cli.shutdown_grace),
         metrics: !cli.no_metrics,
+        admin: match cli.admin.as_str() {
+            "off" => None,
+            addr => match addr.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    eprintln!("shardgate: --admin '{addr}' is not an address (e.g. 127.0.0.1:8001, or off)");
+                    return ExitCode::from(1);
+                }
+            },
+        },
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

@@ -32,7 +32,9 @@ fn proxy(master: &RedisServer, extra: &str, fit: usize) -> (Shardgate, u16) {
         "rw:\n  listen: 127.0.0.1:{port}\n  health_check: {{interval: 100, timeout: 100, rise: 1, fall: 1}}\n{extra}  servers:\n    - {}:1 shard1\n",
         master.addr()
     );
-    let proxy = Shardgate::builder(common::BIN, &yaml).wait_port(port).start();
+    let proxy = Shardgate::builder(common::BIN, &yaml)
+        .wait_port(port)
+        .start();
     assert_eventually!(
         proxy.log().matches("serves reads").count() >= fit,
         "the proxy never used {fit} replicas; log:\n{}",
@@ -49,22 +51,47 @@ fn gets(server: &RedisServer) -> u64 {
 fn round_robin_spreads_reads_evenly_and_never_reads_the_master_under_replica() {
     let (master, replicas) = group(2);
     master.cmd(&["SET", "k", "v"]);
-    assert_eventually!(replicas.iter().all(|r| r.cmd(&["GET", "k"]) == Reply::Bulk(b"v".to_vec())), "not replicated");
-    let (_proxy, port) = proxy(&master, "  read_policy: replica\n  read_balance: round-robin\n", 2);
+    assert_eventually!(
+        replicas
+            .iter()
+            .all(|r| r.cmd(&["GET", "k"]) == Reply::Bulk(b"v".to_vec())),
+        "not replicated"
+    );
+    let (_proxy, port) = proxy(
+        &master,
+        "  read_policy: replica\n  read_balance: round-robin\n",
+        2,
+    );
     let before: Vec<u64> = replicas.iter().map(gets).collect();
     let master_before = gets(&master);
-    let mut clients: Vec<RespClient> = (0..4).map(|_| RespClient::connect(port).expect("connect")).collect();
+    let mut clients: Vec<RespClient> = (0..4)
+        .map(|_| RespClient::connect(port).expect("connect"))
+        .collect();
     for i in 0..2000 {
         let client = &mut clients[i % 4];
-        assert_eq!(client.cmd(&["GET", "k"]).unwrap(), Reply::Bulk(b"v".to_vec()));
+        assert_eq!(
+            client.cmd(&["GET", "k"]).unwrap(),
+            Reply::Bulk(b"v".to_vec())
+        );
     }
-    let served: Vec<u64> = replicas.iter().zip(&before).map(|(r, b)| gets(r) - b).collect();
+    let served: Vec<u64> = replicas
+        .iter()
+        .zip(&before)
+        .map(|(r, b)| gets(r) - b)
+        .collect();
     eprintln!("round-robin over 2 replicas, 2000 GETs: {served:?}");
     for n in &served {
         let share = *n as f64 / 2000.0;
-        assert!((0.45..=0.55).contains(&share), "replica share {share} of 2000 GETs: {served:?}");
+        assert!(
+            (0.45..=0.55).contains(&share),
+            "replica share {share} of 2000 GETs: {served:?}"
+        );
     }
-    assert_eq!(gets(&master) - master_before, 0, "the master served reads under read_policy: replica");
+    assert_eq!(
+        gets(&master) - master_before,
+        0,
+        "the master served reads under read_policy: replica"
+    );
     // Writes still go to the master, never to a replica.
     assert_eq!(clients[0].cmd(&["SET", "w", "1"]).unwrap(), ok());
     assert_eq!(master.cmd(&["GET", "w"]), Reply::Bulk(b"1".to_vec()));
@@ -82,7 +109,10 @@ fn a_replica_whose_link_is_cut_stops_serving_reads() {
     let nowhere = free_port().to_string();
     replicas[0].cmd(&["REPLICAOF", "127.0.0.1", &nowhere]);
     assert_eventually!(
-        proxy.log().contains(&format!("replica {} no longer serves reads", replicas[0].addr())),
+        proxy.log().contains(&format!(
+            "replica {} no longer serves reads",
+            replicas[0].addr()
+        )),
         "the cut replica was never excluded; log:\n{}",
         proxy.log()
     );
@@ -90,11 +120,19 @@ fn a_replica_whose_link_is_cut_stops_serving_reads() {
     for _ in 0..300 {
         assert!(!client.cmd(&["GET", "k"]).unwrap().is_error());
     }
-    assert_eq!(gets(&replicas[0]) - before, 0, "reads reached a replica whose link is down");
+    assert_eq!(
+        gets(&replicas[0]) - before,
+        0,
+        "reads reached a replica whose link is down"
+    );
     // It comes back when linked again.
     replicas[0].cmd(&["REPLICAOF", "127.0.0.1", &master.port().to_string()]);
     assert_eventually!(
-        proxy.log().matches(&format!("replica {} serves reads", replicas[0].addr())).count() >= 2,
+        proxy
+            .log()
+            .matches(&format!("replica {} serves reads", replicas[0].addr()))
+            .count()
+            >= 2,
         "the relinked replica never served reads again"
     );
 }
@@ -109,7 +147,10 @@ fn replicas_lagging_past_the_bound_stop_serving_reads() {
         1,
     );
     let mut client = RespClient::connect(port).expect("connect");
-    assert_eventually!(client.cmd(&["GET", "k"]).ok() == Some(Reply::Bulk(b"v".to_vec())), "no replica read");
+    assert_eventually!(
+        client.cmd(&["GET", "k"]).ok() == Some(Reply::Bulk(b"v".to_vec())),
+        "no replica read"
+    );
     // A frozen master: the replica's link looks up, but it hears nothing.
     master.pause();
     assert_eventually!(
@@ -124,13 +165,21 @@ fn replicas_lagging_past_the_bound_stop_serving_reads() {
         matches!(&reply, Reply::Error(e) if e.contains("no replica fit to serve reads")),
         "{reply:?}"
     );
-    assert_eq!(gets(&replicas[0]) - before, 0, "a read reached the lagging replica");
+    assert_eq!(
+        gets(&replicas[0]) - before,
+        0,
+        "a read reached the lagging replica"
+    );
 }
 
 #[test]
 fn reads_follow_the_clients_own_writes_with_read_your_writes() {
     let (master, replicas) = group(2);
-    let (_proxy, port) = proxy(&master, "  read_policy: replica\n  read_your_writes: 2000\n", 2);
+    let (_proxy, port) = proxy(
+        &master,
+        "  read_policy: replica\n  read_your_writes: 2000\n",
+        2,
+    );
     let master_before = gets(&master);
     let replicas_before: u64 = replicas.iter().map(gets).sum();
     let handles: Vec<_> = (0..16)
@@ -169,12 +218,28 @@ fn the_read_only_endpoint_serves_reads_and_refuses_writes() {
     let (master, replicas) = group(1);
     master.cmd(&["SET", "k", "v"]);
     let readonly = free_port();
-    let (_proxy, port) = proxy(&master, &format!("  readonly_listen: 127.0.0.1:{readonly}\n"), 1);
+    let (_proxy, port) = proxy(
+        &master,
+        &format!("  readonly_listen: 127.0.0.1:{readonly}\n"),
+        1,
+    );
     let mut reader = RespClient::connect(readonly).expect("connect read-only endpoint");
     let before = gets(&replicas[0]);
-    assert_eventually!(reader.cmd(&["GET", "k"]).ok() == Some(Reply::Bulk(b"v".to_vec())), "no read");
-    assert!(gets(&replicas[0]) > before, "the read-only endpoint did not read from the replica");
-    for write in [&["SET", "k", "x"][..], &["DEL", "k"], &["EVAL", "return 1", "0"], &["FLUSHALL"], &["NOSUCH", "k"]] {
+    assert_eventually!(
+        reader.cmd(&["GET", "k"]).ok() == Some(Reply::Bulk(b"v".to_vec())),
+        "no read"
+    );
+    assert!(
+        gets(&replicas[0]) > before,
+        "the read-only endpoint did not read from the replica"
+    );
+    for write in [
+        &["SET", "k", "x"][..],
+        &["DEL", "k"],
+        &["EVAL", "return 1", "0"],
+        &["FLUSHALL"],
+        &["NOSUCH", "k"],
+    ] {
         assert_eq!(
             reader.cmd(write).unwrap(),
             Reply::Error("READONLY You can't write against a read only replica.".into()),
@@ -192,24 +257,39 @@ fn the_read_only_endpoint_serves_reads_and_refuses_writes() {
 fn a_replica_added_with_replicaof_gets_reads_without_restart() {
     let (master, _replicas) = group(0);
     master.cmd(&["SET", "k", "v"]);
-    let (proxy, port) = proxy(&master, "  read_policy: replica\n  replica_fallback: error\n", 0);
+    let (proxy, port) = proxy(
+        &master,
+        "  read_policy: replica\n  replica_fallback: error\n",
+        0,
+    );
     let mut client = RespClient::connect(port).expect("connect");
     let reply = client.cmd(&["GET", "k"]).unwrap();
-    assert!(reply.is_error(), "no replica yet, and fallback is an error: {reply:?}");
+    assert!(
+        reply.is_error(),
+        "no replica yet, and fallback is an error: {reply:?}"
+    );
     let newcomer = RedisServer::start();
     newcomer.cmd(&["REPLICAOF", "127.0.0.1", &master.port().to_string()]);
     assert_eventually!(
-        proxy.log().contains(&format!("replica {} serves reads", newcomer.addr())),
+        proxy
+            .log()
+            .contains(&format!("replica {} serves reads", newcomer.addr())),
         "the new replica never joined; log:\n{}",
         proxy.log()
     );
     let before = gets(&newcomer);
-    assert_eq!(client.cmd(&["GET", "k"]).unwrap(), Reply::Bulk(b"v".to_vec()));
+    assert_eq!(
+        client.cmd(&["GET", "k"]).unwrap(),
+        Reply::Bulk(b"v".to_vec())
+    );
     assert_eq!(gets(&newcomer) - before, 1);
     // Detached, it stops getting reads.
     newcomer.cmd(&["REPLICAOF", "NO", "ONE"]);
     assert_eventually!(
-        proxy.log().contains(&format!("replica {} no longer serves reads", newcomer.addr())),
+        proxy.log().contains(&format!(
+            "replica {} no longer serves reads",
+            newcomer.addr()
+        )),
         "the detached replica kept serving reads"
     );
     let before = gets(&newcomer);

@@ -8,6 +8,7 @@
 //! never rebuilt, is written back in order. See `docs/architecture.md`.
 //!
 //! # Layout
+//! - [`admin`]: the admin HTTP server: metrics, stats, topology, status page.
 //! - [`auth`]: client users, passwords and permissions. Pure.
 //! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].
 //! - [`command`]: the Redis 7 command table: flags and key positions.
@@ -18,11 +19,13 @@
 //! - [`frontend`]: listeners, client sessions, the client registry.
 //! - [`worker`]: one thread + current-thread runtime per core.
 //! - [`metrics`]: single-writer counters and histograms.
+//! - [`proxy_info`]: version, uptime, workers, pools of the process.
 //! - [`lifecycle`]: start, graceful shutdown.
 //! - [`io`]: vectored writes of queued buffers.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod command;
@@ -32,6 +35,7 @@ pub mod frontend;
 pub mod io;
 pub mod lifecycle;
 pub mod metrics;
+pub mod proxy_info;
 pub mod route;
 pub mod topology;
 pub mod worker;

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::admin::Admin;
 use crate::config::{Config, ListenAddr};
 use crate::frontend::listener::{bind_tcp, bind_unix};
+use crate::proxy_info::ProxyInfo;
 use crate::topology::{Controller, Events, PoolState};
 use crate::worker::{self, Endpoint, WorkerListener, WorkerSetup};
 
@@ -23,6 +25,8 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// Per-command metrics (off only to measure what they cost).
     pub metrics: bool,
+    /// Where the admin HTTP server listens (None: no admin server).
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Why the proxy could not start.
@@ -32,6 +36,11 @@ pub enum StartError {
     Bind {
         pool: String,
         addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for the admin server on {addr}: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot start worker thread: {0}")]
@@ -51,11 +60,13 @@ impl Proxy {
     /// Binds every pool's listener and starts the workers.
     pub fn start(config: Config, options: Options) -> Result<Proxy, StartError> {
         let workers = options.workers.max(1);
+        let proxy = Arc::new(ProxyInfo::new(workers));
         let pools: Vec<Arc<PoolState>> = config
             .pools
             .into_iter()
-            .map(|pool| Arc::new(PoolState::new(pool)))
+            .map(|pool| Arc::new(PoolState::new(pool, proxy.clone())))
             .collect();
+        proxy.set_pools(&pools);
         let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
         for (index, pool) in pools.iter().enumerate() {
             let config = &pool.config;
@@ -103,10 +114,36 @@ impl Proxy {
                 "pool ready"
             );
         }
+        let admin_listener = match options.admin {
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .map_err(|source| StartError::Admin { addr, source })?,
+            ),
+            None => None,
+        };
+        if let Some(listener) = &admin_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("admin server on http://{addr}/ (metrics at /metrics)");
+            }
+        }
         let (shutdown, receiver) = watch::channel(false);
         let events = Arc::new(Events::default());
-        let control = spawn_control(pools.clone(), events.clone(), receiver.clone())
-            .map_err(StartError::Thread)?;
+        let admin = admin_listener.map(|listener| {
+            let admin = Arc::new(Admin {
+                pools: pools.clone(),
+                events: events.clone(),
+                proxy: proxy.clone(),
+            });
+            (listener, admin)
+        });
+        let control = spawn_control(
+            pools.clone(),
+            events.clone(),
+            proxy.instance.clone(),
+            admin,
+            receiver.clone(),
+        )
+        .map_err(StartError::Thread)?;
         let mut handles = Vec::with_capacity(workers);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let setup = WorkerSetup {
@@ -154,23 +191,15 @@ impl Proxy {
     }
 }
 
-/// This process's id among proxies: start time, then pid, in fixed-width
-/// hex so ids sort by age (managed failover lets the oldest act).
-fn instance_id() -> Arc<str> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!("{millis:012x}-{:08x}", std::process::id()).into()
-}
-
 /// The control thread: every pool's controller (health checks, Sentinel,
 /// failover) on one current-thread runtime, off the workers' hot path.
 fn spawn_control(
     pools: Vec<Arc<PoolState>>,
     events: Arc<Events>,
+    instance: Arc<str>,
+    admin: Option<(std::net::TcpListener, Arc<Admin>)>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let instance = instance_id();
     std::thread::Builder::new()
         .name("shardgate-control".into())
         .spawn(move || {
@@ -189,6 +218,13 @@ fn spawn_control(
                 for pool in pools {
                     let controller = Controller::new(pool, events.clone(), instance.clone());
                     tokio::task::spawn_local(controller.run());
+                }
+                if let Some((listener, admin)) = admin {
+                    tokio::task::spawn_local(crate::admin::serve(
+                        listener,
+                        admin,
+                        shutdown.clone(),
+                    ));
                 }
                 while !*shutdown.borrow_and_update() {
                     if shutdown.changed().await.is_err() {

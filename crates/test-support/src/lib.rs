@@ -13,9 +13,13 @@
 //! - [`nutcracker`]: [`Nutcracker`], Debian's twemproxy.
 //! - [`proxy`]: [`Shardgate`], the proxy under test, from a YAML config.
 //! - [`resp`]: a tiny blocking RESP client for tests that need raw bytes.
+//! - [`browser`]: headless Chromium over WebDriver.
+//! - [`http`]: a minimal HTTP GET for the admin API.
 //! - [`eventually`]: `assert_eventually!` for things that converge.
 
+pub mod browser;
 pub mod eventually;
+pub mod http;
 pub mod nutcracker;
 pub mod ports;
 pub mod process;

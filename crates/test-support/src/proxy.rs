@@ -31,11 +31,26 @@ impl ShardgateBuilder {
         std::fs::write(&conf, &self.yaml).expect("write shardgate.yml");
         let mut command = Command::new(&self.binary);
         command.arg("-c").arg(&conf).args(&self.args);
+        // Every proxy gets its own admin port unless the test chose one.
+        let admin_port = if self.args.iter().any(|a| a == "--admin") {
+            None
+        } else {
+            let port = crate::ports::free_port();
+            command.arg("--admin").arg(format!("127.0.0.1:{port}"));
+            Some(port)
+        };
         let mut child = Child::spawn("shardgate", command, &dir.path().join("shardgate.log"));
         for &port in &self.wait_ports {
             wait_for_port(&mut child, port, Duration::from_secs(20));
         }
-        Shardgate { child, dir }
+        if let Some(port) = admin_port {
+            wait_for_port(&mut child, port, Duration::from_secs(20));
+        }
+        Shardgate {
+            child,
+            dir,
+            admin_port,
+        }
     }
 }
 
@@ -43,6 +58,7 @@ impl ShardgateBuilder {
 pub struct Shardgate {
     child: Child,
     dir: tempfile::TempDir,
+    admin_port: Option<u16>,
 }
 
 impl Shardgate {
@@ -58,6 +74,19 @@ impl Shardgate {
 
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// The admin server's port (when the harness chose it).
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
+    /// GET `path` from the admin server: (status code, body).
+    pub fn admin_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let port = self
+            .admin_port
+            .ok_or_else(|| std::io::Error::other("no admin port"))?;
+        crate::http::get(port, path)
     }
 
     pub fn log(&self) -> String {

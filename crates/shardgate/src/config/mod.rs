@@ -112,6 +112,18 @@ pub enum ReadPolicy {
     Any,
 }
 
+impl ReadPolicy {
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPolicy::Master => "master",
+            ReadPolicy::PreferReplica => "prefer-replica",
+            ReadPolicy::Replica => "replica",
+            ReadPolicy::Any => "any",
+        }
+    }
+}
+
 /// How a read picks among the nodes its policy allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadBalance {
@@ -205,6 +217,10 @@ pub struct PoolConfig {
     pub read_your_writes: Duration,
     /// A second address that serves reads only.
     pub readonly_listen: Option<ListenAddr>,
+    /// Requests slower than this through the proxy go to its slow log
+    /// (None: no slow log).
+    pub slowlog_threshold: Option<Duration>,
+    pub slowlog_max_len: usize,
     /// Shared, pipelined connections per server per worker.
     pub server_connections: u32,
     /// Maximum clients of this pool across all workers (0 = no limit).

@@ -52,6 +52,9 @@ pub struct RawPool {
     pub replica_fallback: Option<String>,
     pub read_your_writes: Option<i64>,
     pub readonly_listen: Option<String>,
+    // Observability.
+    pub slowlog_log_slower_than: Option<i64>,
+    pub slowlog_max_len: Option<i64>,
 }
 
 /// One client user as written.

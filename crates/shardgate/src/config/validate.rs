@@ -347,6 +347,14 @@ impl Checker<'_> {
             ms => self.millis("read_your_writes", ms, Duration::ZERO),
         };
         let readonly_listen = raw.readonly_listen.as_deref().and_then(|l| self.listen(l));
+        // Redis's slowlog-log-slower-than: microseconds, negative disables.
+        let slowlog_threshold = match raw.slowlog_log_slower_than {
+            None => Some(Duration::from_millis(10)),
+            Some(us) if us < 0 => None,
+            Some(us) => Some(Duration::from_micros(us as u64)),
+        };
+        let slowlog_max_len =
+            self.number("slowlog_max_len", raw.slowlog_max_len, 128, 0, 1_000_000) as usize;
         if redis_db >= databases {
             self.problem(
                 "redis_db",
@@ -385,6 +393,8 @@ impl Checker<'_> {
             replica_fallback,
             read_your_writes,
             readonly_listen,
+            slowlog_threshold,
+            slowlog_max_len,
             server_connections,
             client_connections,
             auto_eject_hosts,

@@ -395,7 +395,12 @@ impl Controller {
             if usable {
                 self.finish_failover(shard);
             } else if self.lost_master_at[shard].is_none() {
-                self.lost_master_at[shard] = Some(Instant::now());
+                // The outage began with the first failed probe, not when
+                // the failures added up to `fall`.
+                let since = self.groups[shard]
+                    .master_node()
+                    .and_then(|n| n.failing_since);
+                self.lost_master_at[shard] = Some(since.unwrap_or_else(Instant::now));
             }
             if self.config.shard_down == ShardDown::Eject {
                 let down = self.groups[shard]

@@ -53,6 +53,8 @@ pub struct NodeHealth {
     /// Probes started before this are stale: the proxy changed the node's
     /// role (or verified it) after they were sent.
     pub trust_since: Option<Instant>,
+    /// When the current streak of failed probes began.
+    pub failing_since: Option<Instant>,
 }
 
 impl NodeHealth {
@@ -67,6 +69,7 @@ impl NodeHealth {
             last_error: None,
             since: Instant::now(),
             trust_since: None,
+            failing_since: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl NodeHealth {
             Ok(probe) => {
                 self.ok_streak += 1;
                 self.fail_streak = 0;
+                self.failing_since = None;
                 self.last = Some(probe);
                 self.last_error = None;
                 match self.health {
@@ -88,6 +92,7 @@ impl NodeHealth {
             }
             Err(reason) => {
                 self.fail_streak += 1;
+                self.failing_since.get_or_insert_with(Instant::now);
                 self.ok_streak = 0;
                 self.last_error = Some(reason);
                 match self.health {

@@ -11,7 +11,8 @@ use crate::auth::{CommandRules, User, Users};
 use crate::backend::NodeStats;
 use crate::config::PoolConfig;
 use crate::frontend::clients::Clients;
-use crate::metrics::PoolStats;
+use crate::metrics::{PoolStats, SlowLog};
+use crate::proxy_info::ProxyInfo;
 
 /// A pool's config, its published topology and its client count.
 pub struct PoolState {
@@ -27,6 +28,10 @@ pub struct PoolState {
     pub rejected_clients: AtomicU64,
     /// Counts kept by the controller.
     pub stats: ControlStats,
+    /// The process this pool belongs to.
+    pub proxy: Arc<ProxyInfo>,
+    /// Requests slower than the threshold through the proxy.
+    pub slowlog: SlowLog,
     /// The controller's view of every node, for the admin API.
     status: ArcSwap<PoolStatus>,
     /// Every worker's counters for this pool, summed at scrape time.
@@ -47,9 +52,10 @@ pub struct ControlStats {
 }
 
 impl PoolState {
-    pub fn new(config: PoolConfig) -> PoolState {
+    pub fn new(config: PoolConfig, proxy: Arc<ProxyInfo>) -> PoolState {
         let topology = Topology::from_config(&config);
         let users = users_of(&config);
+        let slowlog = SlowLog::new(config.slowlog_threshold, config.slowlog_max_len);
         PoolState {
             config: Arc::new(config),
             topology: ArcSwap::from_pointee(topology),
@@ -58,6 +64,8 @@ impl PoolState {
             users,
             rejected_clients: AtomicU64::new(0),
             stats: ControlStats::default(),
+            proxy,
+            slowlog,
             status: ArcSwap::from_pointee(PoolStatus::default()),
             worker_stats: Mutex::new(Vec::new()),
             node_stats: Mutex::new(Vec::new()),

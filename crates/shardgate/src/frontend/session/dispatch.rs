@@ -35,6 +35,10 @@ impl<S: ClientStream> Session<S> {
             if let Some(stats) = self.pool.stats.command(self.command) {
                 stats.requests.inc();
             }
+            if self.pool.state.slowlog.threshold().is_some() {
+                self.slow_request = Some(request.raw.clone());
+                self.slow_node = None;
+            }
         }
         if let Some(flow) = self.check_permissions(&request, &resolution) {
             return flow;
@@ -212,6 +216,9 @@ impl<S: ClientStream> Session<S> {
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(request.raw)
         });
+        if self.slow_request.is_some() {
+            self.slow_node = Some(node);
+        }
         self.push(Pending::Reply(slot));
         Flow::Next
     }

@@ -436,15 +436,41 @@ impl<S: ClientStream> Session<S> {
     /// The proxy's slow log (requests slower than the pool's
     /// `slowlog_threshold` through the proxy).
     fn slowlog(&mut self, request: &Request) -> Flow {
+        let log = &self.pool.state.slowlog;
         let sub = request
             .arg(1)
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_default();
-        let reply = match sub.as_slice() {
-            b"LEN" => integer(0),
-            b"RESET" => Bytes::from_static(b"+OK\r\n"),
-            b"GET" => Bytes::from_static(b"*0\r\n"),
-            _ => return self.error_next("ERR unknown subcommand. Try SLOWLOG HELP."),
+        let reply = match (sub.as_slice(), request.argc()) {
+            (b"LEN", 2) => integer(log.len() as i64),
+            (b"RESET", 2) => {
+                log.reset();
+                Bytes::from_static(b"+OK\r\n")
+            }
+            (b"GET", 2 | 3) => {
+                let count = match request.arg(2) {
+                    None => None,
+                    Some(n) => match parse_integer(n) {
+                        Some(n) if n >= -1 => Some(n),
+                        _ => {
+                            return self
+                                .error_next("ERR count should be greater than or equal to -1")
+                        }
+                    },
+                };
+                slowlog_entries(&log.get(count))
+            }
+            (b"HELP", 2) => slowlog_help(),
+            (b"LEN" | b"RESET" | b"GET" | b"HELP", _) => {
+                let name = format!("slowlog|{}", String::from_utf8_lossy(&sub).to_lowercase());
+                return self.error_next(&arity(&name));
+            }
+            _ => {
+                let sub = String::from_utf8_lossy(request.arg(1).unwrap_or_default()).into_owned();
+                return self.error_next(&format!(
+                    "ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."
+                ));
+            }
         };
         self.push(Pending::Ready(reply));
         Flow::Next
@@ -469,15 +495,37 @@ impl<S: ClientStream> Session<S> {
         InfoPlan::Shards { proxy }
     }
 
+    /// `# Proxy`: the proxy's version, uptime and workers, then one line
+    /// per pool with its shards, clients and commands processed.
     fn proxy_info_section(&self) -> String {
-        let config = self.pool.config();
-        format!(
-            "# Proxy\r\nproxy:shardgate\r\nproxy_version:{}\r\npool:{}\r\npool_shards:{}\r\npool_clients:{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            config.name,
-            self.view.topology.shard_count(),
-            self.pool.state.clients.count(),
-        )
+        let proxy = &self.pool.state.proxy;
+        let pools = proxy.pools();
+        let mut text = format!(
+            "# Proxy\r\nproxy:shardgate\r\nproxy_version:{}\r\nuptime_in_seconds:{}\r\nworkers:{}\r\npools:{}\r\nthis_pool:{}\r\n",
+            crate::proxy_info::ProxyInfo::version(),
+            proxy.uptime().as_secs(),
+            proxy.workers,
+            pools.len(),
+            self.pool.config().name,
+        );
+        for pool in pools {
+            let topology = pool.topology();
+            let workers = pool.worker_stats();
+            let commands: u64 = workers
+                .iter()
+                .map(|w| w.commands().map(|(_, c)| c.requests.get()).sum::<u64>())
+                .sum();
+            let replica_reads: u64 = workers.iter().map(|w| w.replica_reads.get()).sum();
+            text.push_str(&format!(
+                "pool_{}:shards={},shards_without_master={},clients={},commands_processed={commands},replica_reads={replica_reads}\r\n",
+                pool.config.name,
+                topology.shard_count(),
+                topology.shards.iter().filter(|s| s.master.is_none() && !s.ejected).count(),
+                pool.clients.count(),
+            ));
+        }
+        text.push_str("\r\n");
+        text
     }
 
     pub(super) fn encode_info(&self, text: &str) -> Bytes {
@@ -564,6 +612,48 @@ fn client_help() -> Bytes {
         "    Kill connections (ID, ADDR, LADDR, USER, SKIPME).",
         "REPLY (ON|OFF|SKIP)",
         "    Control the replies sent to the current connection.",
+        "HELP",
+        "    Print this help.",
+    ];
+    let mut out = BytesMut::new();
+    resp::encode::array_header(&mut out, lines.len());
+    for line in lines {
+        resp::encode::simple(&mut out, line.as_bytes());
+    }
+    out.freeze()
+}
+
+/// SLOWLOG GET's reply: Redis's six fields per entry, then the node.
+fn slowlog_entries(entries: &[crate::metrics::SlowEntry]) -> Bytes {
+    let mut out = BytesMut::new();
+    resp::encode::array_header(&mut out, entries.len());
+    for entry in entries {
+        resp::encode::array_header(&mut out, 7);
+        resp::encode::integer(&mut out, entry.id as i64);
+        resp::encode::integer(&mut out, entry.at_unix as i64);
+        resp::encode::integer(&mut out, entry.duration_us as i64);
+        resp::encode::array_header(&mut out, entry.args.len());
+        for arg in &entry.args {
+            resp::encode::bulk(&mut out, arg);
+        }
+        resp::encode::bulk(&mut out, entry.client_addr.as_bytes());
+        resp::encode::bulk(&mut out, entry.client_name.as_bytes());
+        resp::encode::bulk(&mut out, entry.node.as_bytes());
+    }
+    out.freeze()
+}
+
+fn slowlog_help() -> Bytes {
+    let lines = [
+        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET [<count>]",
+        "    Return top <count> entries from the proxy's slowlog (default: 10, -1 mean all).",
+        "    Entries are made of: id, timestamp, time in microseconds, arguments array,",
+        "    client IP and port, client name, and the node that served the request.",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
         "HELP",
         "    Print this help.",
     ];

@@ -94,6 +94,8 @@ pub async fn run<S: ClientStream>(
         waker: Rc::new(SessionWaker::default()),
         keys: Vec::new(),
         command: UNKNOWN_COMMAND,
+        slow_request: None,
+        slow_node: None,
         batch_started: Instant::now(),
         metrics,
         shutdown,
@@ -119,6 +121,14 @@ struct Queued {
     silent: bool,
     /// The command's metrics index (a command id, or `UNKNOWN_COMMAND`).
     command: u16,
+    /// With the slow log on: the request, and the node it went to.
+    slow: Option<Box<SlowContext>>,
+}
+
+/// What the slow log needs about a request.
+struct SlowContext {
+    raw: bytes::Bytes,
+    node: Option<Rc<crate::backend::Node>>,
 }
 
 pub(crate) struct Session<S> {
@@ -143,6 +153,10 @@ pub(crate) struct Session<S> {
     keys: Vec<usize>,
     /// The metrics index of the command being dispatched.
     command: u16,
+    /// With the slow log on: the request being dispatched, and the node
+    /// it went to (when one node answers it).
+    slow_request: Option<bytes::Bytes>,
+    slow_node: Option<Rc<crate::backend::Node>>,
     /// When the current batch was read (request latency starts there).
     batch_started: Instant,
     /// Whether per-command metrics are kept (`--no-metrics` turns them off).
@@ -299,10 +313,17 @@ impl<S: ClientStream> Session<S> {
     /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
     fn push(&mut self, pending: Pending) {
         let silent = self.client.take_reply_silence();
+        let slow = self.slow_request.as_ref().map(|raw| {
+            Box::new(SlowContext {
+                raw: raw.clone(),
+                node: self.slow_node.take(),
+            })
+        });
         self.queue.push_back(Queued {
             pending,
             silent,
             command: self.command,
+            slow,
         });
     }
 
@@ -321,6 +342,7 @@ impl<S: ClientStream> Session<S> {
             pending,
             silent,
             command,
+            slow,
         }) = self.queue.pop_front()
         {
             let (reply, waited) = match pending {
@@ -349,9 +371,11 @@ impl<S: ClientStream> Session<S> {
                     if matches!(reply.first(), Some(b'-' | b'!')) {
                         stats.errors.inc();
                     }
-                    stats
-                        .latency
-                        .record(now.saturating_duration_since(self.batch_started));
+                    let elapsed = now.saturating_duration_since(self.batch_started);
+                    stats.latency.record(elapsed);
+                    if let Some(slow) = slow.filter(|_| self.pool.state.slowlog.is_slow(elapsed)) {
+                        self.record_slow(&slow, elapsed);
+                    }
                 }
             }
             if silent {
@@ -371,6 +395,21 @@ impl<S: ClientStream> Session<S> {
             self.drain_links()?;
         }
         self.flush_out().await
+    }
+
+    fn record_slow(&self, slow: &SlowContext, elapsed: std::time::Duration) {
+        let node = slow
+            .node
+            .as_ref()
+            .map_or_else(|| "".into(), |n| n.label.clone());
+        let entry = &self.client.entry;
+        self.pool.state.slowlog.record(
+            &slow.raw,
+            elapsed,
+            entry.addr.clone(),
+            entry.name().unwrap_or_default(),
+            node,
+        );
     }
 
     /// Writes everything in the output queue.

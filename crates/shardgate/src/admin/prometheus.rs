@@ -1,0 +1,424 @@
+//! `/metrics`: every counter in the Prometheus text format (0.0.4).
+//! Worker counters are summed here, at scrape time. Labels stay bounded:
+//! pools, shards and nodes from the configuration or the topology, and
+//! command names from the command table; never keys or client addresses.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::Admin;
+use crate::metrics::{HistogramSnapshot, LATENCY_BOUNDS_US};
+use crate::proxy_info::ProxyInfo;
+
+pub fn render(admin: &Admin) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let proxy = &admin.proxy;
+    metric(&mut out, "shardgate_info", "gauge", "Build information.");
+    let _ = writeln!(
+        out,
+        "shardgate_info{{version=\"{}\"}} 1",
+        ProxyInfo::version()
+    );
+    metric(
+        &mut out,
+        "shardgate_uptime_seconds",
+        "gauge",
+        "Seconds since the proxy started.",
+    );
+    let _ = writeln!(out, "shardgate_uptime_seconds {}", proxy.uptime().as_secs());
+    metric(&mut out, "shardgate_workers", "gauge", "Worker threads.");
+    let _ = writeln!(out, "shardgate_workers {}", proxy.workers);
+    pools(&mut out, admin);
+    commands(&mut out, admin);
+    nodes(&mut out, admin);
+    out
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Label values are escaped as the text format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn pools(out: &mut String, admin: &Admin) {
+    type Get = fn(&crate::topology::PoolState) -> u64;
+    let gauges: [(&str, &str, &str, Get); 4] = [
+        (
+            "shardgate_client_connections",
+            "gauge",
+            "Clients connected now.",
+            |p| u64::from(p.admitted.load(Relaxed)),
+        ),
+        (
+            "shardgate_topology_version",
+            "gauge",
+            "Topology snapshots published.",
+            |p| p.topology().version,
+        ),
+        ("shardgate_shards", "gauge", "Shards in the pool.", |p| {
+            p.topology().shard_count() as u64
+        }),
+        (
+            "shardgate_shards_without_master",
+            "gauge",
+            "Shards with no usable master (and not ejected).",
+            |p| {
+                p.topology()
+                    .shards
+                    .iter()
+                    .filter(|s| s.master.is_none() && !s.ejected)
+                    .count() as u64
+            },
+        ),
+    ];
+    let counters: [(&str, &str, Get); 6] = [
+        (
+            "shardgate_client_connections_rejected_total",
+            "Clients turned away at client_connections.",
+            |p| p.rejected_clients.load(Relaxed),
+        ),
+        (
+            "shardgate_auth_failures_total",
+            "Failed client authentications.",
+            |p| p.users.failures(),
+        ),
+        (
+            "shardgate_failovers_total",
+            "Shards that got a usable master back after losing it.",
+            |p| p.stats.failovers.load(Relaxed),
+        ),
+        (
+            "shardgate_replica_exclusions_total",
+            "Replicas taken out of the read rotation.",
+            |p| p.stats.replica_exclusions.load(Relaxed),
+        ),
+        (
+            "shardgate_failover_seconds_total",
+            "Time shards spent without a usable master, in seconds.",
+            |p| p.stats.failover_micros.load(Relaxed) / 1_000_000,
+        ),
+        (
+            "shardgate_slowlog_entries_total",
+            "Requests logged in the proxy's slow log.",
+            |p| p.slowlog.total(),
+        ),
+    ];
+    for (name, kind, help, get) in gauges {
+        metric(out, name, kind, help);
+        for pool in &admin.pools {
+            let _ = writeln!(
+                out,
+                "{name}{{pool=\"{}\"}} {}",
+                escape(&pool.config.name),
+                get(pool)
+            );
+        }
+    }
+    for (name, help, get) in counters {
+        metric(out, name, "counter", help);
+        for pool in &admin.pools {
+            let _ = writeln!(
+                out,
+                "{name}{{pool=\"{}\"}} {}",
+                escape(&pool.config.name),
+                get(pool)
+            );
+        }
+    }
+    type WorkerGet = fn(&crate::metrics::PoolStats) -> u64;
+    let worker_counters: [(&str, &str, WorkerGet); 6] = [
+        (
+            "shardgate_clients_accepted_total",
+            "Client connections accepted.",
+            |s| s.clients_accepted.get(),
+        ),
+        (
+            "shardgate_client_protocol_errors_total",
+            "Clients disconnected for a protocol error.",
+            |s| s.protocol_errors.get(),
+        ),
+        (
+            "shardgate_slow_clients_total",
+            "Clients disconnected for leaving replies unread.",
+            |s| s.slow_clients.get(),
+        ),
+        (
+            "shardgate_replica_reads_total",
+            "Reads served by replicas.",
+            |s| s.replica_reads.get(),
+        ),
+        (
+            "shardgate_fanouts_total",
+            "Requests split across shards or sent to every shard.",
+            |s| s.fanouts.get(),
+        ),
+        (
+            "shardgate_leased_connections_total",
+            "Connections pinned to one client (transactions, blocking calls, WAIT).",
+            |s| s.leases.get(),
+        ),
+    ];
+    for (name, help, get) in worker_counters {
+        metric(out, name, "counter", help);
+        for pool in &admin.pools {
+            let total: u64 = pool.worker_stats().iter().map(|s| get(s)).sum();
+            let _ = writeln!(
+                out,
+                "{name}{{pool=\"{}\"}} {total}",
+                escape(&pool.config.name)
+            );
+        }
+    }
+}
+
+fn commands(out: &mut String, admin: &Admin) {
+    // (pool, command) -> (requests, errors, latency)
+    let mut rows: BTreeMap<(String, &'static str), (u64, u64, HistogramSnapshot)> = BTreeMap::new();
+    for pool in &admin.pools {
+        for worker in pool.worker_stats() {
+            for (name, stats) in worker.commands() {
+                let requests = stats.requests.get();
+                if requests == 0 {
+                    continue;
+                }
+                let row = rows
+                    .entry((pool.config.name.clone(), name.unwrap_or("unknown")))
+                    .or_default();
+                row.0 += requests;
+                row.1 += stats.errors.get();
+                row.2.merge(&stats.latency.snapshot());
+            }
+        }
+    }
+    metric(
+        out,
+        "shardgate_requests_total",
+        "counter",
+        "Requests by pool and command.",
+    );
+    for ((pool, command), (requests, ..)) in &rows {
+        let _ = writeln!(
+            out,
+            "shardgate_requests_total{{pool=\"{}\",command=\"{command}\"}} {requests}",
+            escape(pool)
+        );
+    }
+    metric(
+        out,
+        "shardgate_request_errors_total",
+        "counter",
+        "Error replies by pool and command.",
+    );
+    for ((pool, command), (_, errors, _)) in &rows {
+        let _ = writeln!(
+            out,
+            "shardgate_request_errors_total{{pool=\"{}\",command=\"{command}\"}} {errors}",
+            escape(pool)
+        );
+    }
+    metric(
+        out,
+        "shardgate_request_duration_seconds",
+        "histogram",
+        "Time from a request's arrival to its reply, through the proxy.",
+    );
+    for ((pool, command), (_, _, histogram)) in &rows {
+        let labels = format!("pool=\"{}\",command=\"{command}\"", escape(pool));
+        histogram_lines(
+            out,
+            "shardgate_request_duration_seconds",
+            &labels,
+            histogram,
+        );
+    }
+}
+
+fn histogram_lines(out: &mut String, name: &str, labels: &str, histogram: &HistogramSnapshot) {
+    let mut cumulative = 0;
+    for (bound, count) in LATENCY_BOUNDS_US.iter().zip(histogram.counts) {
+        cumulative += count;
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let total = histogram.count();
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        histogram.sum_us as f64 / 1e6
+    );
+    let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+}
+
+/// Per node: state and role from the controller; traffic summed over workers.
+fn nodes(out: &mut String, admin: &Admin) {
+    struct Row {
+        labels: String,
+        up: bool,
+        master: bool,
+        role: &'static str,
+        lag: Option<u64>,
+        behind: Option<u64>,
+        serves_reads: bool,
+        traffic: Traffic,
+    }
+    #[derive(Default)]
+    struct Traffic {
+        requests: u64,
+        errors: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        connections: u64,
+        connection_failures: u64,
+        latency: HistogramSnapshot,
+    }
+    let mut rows = Vec::new();
+    for pool in &admin.pools {
+        let mut traffic: BTreeMap<SocketAddr, Traffic> = BTreeMap::new();
+        for (addr, stats) in pool.node_stats() {
+            let t = traffic.entry(addr).or_default();
+            t.requests += stats.requests.get();
+            t.errors += stats.errors.get();
+            t.bytes_in += stats.bytes_in.get();
+            t.bytes_out += stats.bytes_out.get();
+            t.connections += stats.connections.get();
+            t.connection_failures += stats.connection_failures.get();
+            t.latency.merge(&stats.latency.snapshot());
+        }
+        let status = pool.status();
+        for shard in &status.shards {
+            for node in &shard.nodes {
+                let addr = node.addr.parse::<SocketAddr>().ok().or_else(|| {
+                    use std::net::ToSocketAddrs;
+                    node.addr.to_socket_addrs().ok()?.next()
+                });
+                rows.push(Row {
+                    labels: format!(
+                        "pool=\"{}\",shard=\"{}\",node=\"{}\"",
+                        escape(&pool.config.name),
+                        escape(&shard.name),
+                        escape(&node.addr)
+                    ),
+                    up: node.health == crate::topology::Health::Up,
+                    master: node.is_master,
+                    role: node.role,
+                    lag: node.lag_seconds,
+                    behind: node.behind_bytes,
+                    serves_reads: node.serves_reads,
+                    traffic: addr.and_then(|a| traffic.remove(&a)).unwrap_or_default(),
+                });
+            }
+        }
+    }
+    type Get = fn(&Row) -> Option<u64>;
+    let series: [(&str, &str, &str, Get); 13] = [
+        (
+            "shardgate_node_up",
+            "gauge",
+            "1 while health checks pass.",
+            |r| Some(u64::from(r.up)),
+        ),
+        (
+            "shardgate_node_is_master",
+            "gauge",
+            "1 for the node the shard's writes go to.",
+            |r| Some(u64::from(r.master)),
+        ),
+        (
+            "shardgate_node_serves_reads",
+            "gauge",
+            "1 for a replica fit to serve reads.",
+            |r| Some(u64::from(r.serves_reads)),
+        ),
+        (
+            "shardgate_node_replication_lag_seconds",
+            "gauge",
+            "Seconds since a replica heard from its master.",
+            |r| r.lag,
+        ),
+        (
+            "shardgate_node_replication_behind_bytes",
+            "gauge",
+            "Bytes of replication stream a replica has not processed.",
+            |r| r.behind,
+        ),
+        (
+            "shardgate_node_requests_total",
+            "counter",
+            "Requests sent to the node.",
+            |r| Some(r.traffic.requests),
+        ),
+        (
+            "shardgate_node_errors_total",
+            "counter",
+            "Requests to the node that got no reply (down, lost, timed out).",
+            |r| Some(r.traffic.errors),
+        ),
+        (
+            "shardgate_node_received_bytes_total",
+            "counter",
+            "Bytes read from the node.",
+            |r| Some(r.traffic.bytes_in),
+        ),
+        (
+            "shardgate_node_sent_bytes_total",
+            "counter",
+            "Bytes written to the node.",
+            |r| Some(r.traffic.bytes_out),
+        ),
+        (
+            "shardgate_node_connections",
+            "gauge",
+            "Open connections to the node.",
+            |r| Some(r.traffic.connections),
+        ),
+        (
+            "shardgate_node_connection_failures_total",
+            "counter",
+            "Failed connects and lost connections.",
+            |r| Some(r.traffic.connection_failures),
+        ),
+        (
+            "shardgate_node_role_master",
+            "gauge",
+            "1 while the node reports role master.",
+            |r| Some(u64::from(r.role == "master")),
+        ),
+        (
+            "shardgate_node_role_replica",
+            "gauge",
+            "1 while the node reports role replica.",
+            |r| Some(u64::from(r.role == "replica")),
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        metric(out, name, kind, help);
+        for row in &rows {
+            if let Some(value) = get(row) {
+                let _ = writeln!(out, "{name}{{{}}} {value}", row.labels);
+            }
+        }
+    }
+    metric(
+        out,
+        "shardgate_node_latency_seconds",
+        "histogram",
+        "Round trip of requests to the node.",
+    );
+    for row in &rows {
+        histogram_lines(
+            out,
+            "shardgate_node_latency_seconds",
+            &row.labels,
+            &row.traffic.latency,
+        );
+    }
+}
