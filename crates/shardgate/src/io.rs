@@ -6,8 +6,8 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -59,25 +59,6 @@ pub fn write_queued_now<W: AsyncWrite + Unpin>(
         }
     }
     Ok(total)
-}
-
-/// Reads what the socket holds right now, without waiting: `Some(0)` at
-/// end of stream, `None` when nothing is ready.
-pub fn read_now<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buf: &mut BytesMut,
-) -> io::Result<Option<usize>> {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut chunk = [0u8; 16 * 1024];
-    let mut read_buf = ReadBuf::new(&mut chunk);
-    match Pin::new(reader).poll_read(&mut cx, &mut read_buf) {
-        Poll::Ready(Ok(())) => {
-            buf.extend_from_slice(read_buf.filled());
-            Ok(Some(read_buf.filled().len()))
-        }
-        Poll::Ready(Err(e)) => Err(e),
-        Poll::Pending => Ok(None),
-    }
 }
 
 /// Drops `n` written bytes from the front of the queue.

@@ -20,6 +20,7 @@
 //! - [`worker`]: one thread + current-thread runtime per core.
 //! - [`metrics`]: single-writer counters and histograms.
 //! - [`proxy_info`]: version, uptime, workers, pools of the process.
+//! - [`scripts`]: scripts seen, to answer NOSCRIPT after failovers.
 //! - [`lifecycle`]: start, graceful shutdown.
 //! - [`io`]: vectored writes of queued buffers.
 
@@ -37,6 +38,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod proxy_info;
 pub mod route;
+pub mod scripts;
 pub mod topology;
 pub mod worker;
 

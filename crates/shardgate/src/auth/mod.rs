@@ -192,7 +192,7 @@ impl Users {
         };
         let window = self.window.load(Relaxed);
         let count = if window >> 32 == now_secs & 0xFFFF_FFFF {
-            self.window.fetch_add(1, Relaxed) & 0xFFFF_FFFF
+            (self.window.fetch_add(1, Relaxed) & 0xFFFF_FFFF) + 1
         } else {
             self.window
                 .store(((now_secs & 0xFFFF_FFFF) << 32) | 1, Relaxed);

@@ -13,6 +13,7 @@ use crate::config::PoolConfig;
 use crate::frontend::clients::Clients;
 use crate::metrics::{PoolStats, SlowLog};
 use crate::proxy_info::ProxyInfo;
+use crate::scripts::Scripts;
 
 /// A pool's config, its published topology and its client count.
 pub struct PoolState {
@@ -32,6 +33,8 @@ pub struct PoolState {
     pub proxy: Arc<ProxyInfo>,
     /// Requests slower than the threshold through the proxy.
     pub slowlog: SlowLog,
+    /// Scripts seen, to load them where EVALSHA finds them missing.
+    pub scripts: Scripts,
     /// The controller's view of every node, for the admin API.
     status: ArcSwap<PoolStatus>,
     /// Every worker's counters for this pool, summed at scrape time.
@@ -66,6 +69,7 @@ impl PoolState {
             stats: ControlStats::default(),
             proxy,
             slowlog,
+            scripts: Scripts::default(),
             status: ArcSwap::from_pointee(PoolStatus::default()),
             worker_stats: Mutex::new(Vec::new()),
             node_stats: Mutex::new(Vec::new()),

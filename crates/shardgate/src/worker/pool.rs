@@ -95,6 +95,9 @@ pub struct PoolWorker {
     pub metrics: bool,
     view: RefCell<Rc<PoolView>>,
     nodes: RefCell<HashMap<SocketAddr, Rc<Node>>>,
+    /// Fast hashes of script bodies this worker has already recorded, so
+    /// a repeated EVAL costs a hash, not a SHA1 and a lock.
+    seen_scripts: RefCell<std::collections::HashSet<u64>>,
 }
 
 impl PoolWorker {
@@ -114,11 +117,23 @@ impl PoolWorker {
             rules,
             view: RefCell::new(Rc::new(PoolView { topology, shards })),
             nodes: RefCell::new(nodes),
+            seen_scripts: RefCell::new(std::collections::HashSet::new()),
         }
     }
 
     pub fn config(&self) -> &PoolConfig {
         &self.state.config
+    }
+
+    /// True the first time this worker sees a script body.
+    pub fn first_sight_of_script(&self, body: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::with_seed(0x5ca1ab1e).hash_one(body);
+        let mut seen = self.seen_scripts.borrow_mut();
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        seen.insert(hash)
     }
 
     /// The current view, rebuilt first if a new topology was published.

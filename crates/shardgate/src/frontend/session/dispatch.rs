@@ -9,15 +9,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use resp::Request;
 
-use super::pending::{Combine, FanoutPart, Pending};
+use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
 use super::{ClientStream, Flow, Session};
 use crate::auth;
-use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
+use crate::backend::{BackendError, BackendErrorKind, Conn, Node, ReplySlot};
 use crate::command::{self, AclCategories, CommandFlags, CommandSpec, Resolution};
 use crate::config::ReadPolicy;
 use crate::fanout::{scan, split};
 use crate::metrics::UNKNOWN_COMMAND;
 use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
+use crate::scripts::{self, ScriptUse};
 use crate::worker::pool::Reader;
 
 impl<S: ClientStream> Session<S> {
@@ -43,6 +44,7 @@ impl<S: ClientStream> Session<S> {
         if let Some(flow) = self.check_permissions(&request, &resolution) {
             return flow;
         }
+        self.note_script(&request);
         if self.client.readonly || !self.pool.config().read_your_writes.is_zero() {
             let writes = writes(&resolution);
             if writes && self.client.readonly {
@@ -204,7 +206,7 @@ impl<S: ClientStream> Session<S> {
                 return Flow::Barrier;
             }
             let timeout = self.blocking_timeout(true, spec, &request);
-            let lease = node.lease(self.client.conn_key());
+            let lease = self.lease(&node);
             let slot = lease.conn().send_with_timeout(request.raw, timeout);
             self.push(Pending::Leased {
                 slot,
@@ -212,6 +214,17 @@ impl<S: ClientStream> Session<S> {
                 instead: None,
             });
             return Flow::Barrier;
+        }
+        if self.script_use() == ScriptUse::Sha {
+            let conn = node.with_shared(self.client.conn_key(), self.client.id(), Conn::clone);
+            let slot = conn.send(request.raw.clone());
+            let retry = Box::new(EvalShaRetry {
+                conn,
+                request: request.raw,
+                state: self.pool.state.clone(),
+            });
+            self.push(Pending::EvalSha { slot, retry });
+            return Flow::Next;
         }
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(request.raw)
@@ -221,6 +234,31 @@ impl<S: ClientStream> Session<S> {
         }
         self.push(Pending::Reply(slot));
         Flow::Next
+    }
+
+    /// A connection to `node` for this client alone (counted).
+    pub(super) fn lease(&self, node: &Rc<Node>) -> crate::backend::Lease {
+        self.pool.stats.leases.inc();
+        node.lease(self.client.conn_key())
+    }
+
+    /// How the command being dispatched uses scripts.
+    fn script_use(&self) -> ScriptUse {
+        if self.command == UNKNOWN_COMMAND {
+            return ScriptUse::None;
+        }
+        scripts::script_use(command::CommandId(self.command))
+    }
+
+    /// Remembers script bodies (EVAL, SCRIPT LOAD) for NOSCRIPT retries.
+    fn note_script(&self, request: &Request) {
+        if let ScriptUse::Body(index) = self.script_use() {
+            if let Some(body) = request.arg(index) {
+                if self.pool.first_sight_of_script(body) {
+                    self.pool.state.scripts.remember(body);
+                }
+            }
+        }
     }
 
     /// How long a call may take: the pool's `timeout`, plus a blocking
@@ -359,6 +397,7 @@ impl<S: ClientStream> Session<S> {
                 )
             })
             .collect();
+        self.pool.stats.fanouts.inc();
         self.push(Pending::Fanout {
             parts,
             combine: Box::new(Combine::Split(plan)),
@@ -399,6 +438,7 @@ impl<S: ClientStream> Session<S> {
                 )
             })
             .collect();
+        self.pool.stats.fanouts.inc();
         self.push(Pending::Fanout {
             parts,
             combine: Box::new(Combine::Broadcast { merge, proxy_info }),
@@ -435,7 +475,7 @@ impl<S: ClientStream> Session<S> {
                     continue;
                 }
             };
-            let lease = node.lease(self.client.conn_key());
+            let lease = self.lease(&node);
             // Its reply (a receiver count) is not needed.
             drop(lease.conn().send(Bytes::from_static(WAIT_MARKER)));
             let slot = lease.conn().send_with_timeout(request.raw.clone(), timeout);

@@ -114,6 +114,29 @@ pub async fn run<S: ClientStream>(
     }
 }
 
+/// Resolves when the client closes its connection (or it fails), reading
+/// whatever it sends meanwhile into `read_buf` for later (up to a bound;
+/// past it, the client is no longer watched until its replies are out).
+async fn watch_client<S: ClientStream>(stream: &mut S, read_buf: &mut BytesMut) -> End {
+    const WATCH_LIMIT: usize = 1 << 20;
+    loop {
+        if read_buf.len() >= WATCH_LIMIT {
+            return std::future::pending().await;
+        }
+        if let Err(e) = stream.ready_to_read().await {
+            return End::Io(e);
+        }
+        if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
+            read_buf.reserve(READ_CHUNK);
+        }
+        match stream.read_buf(read_buf).await {
+            Ok(0) => return End::ClientClosed,
+            Ok(_) => {}
+            Err(e) => return End::Io(e),
+        }
+    }
+}
+
 /// A reply to write, in request order.
 struct Queued {
     pending: Pending,
@@ -205,12 +228,16 @@ impl<S: ClientStream> Session<S> {
     async fn serve(&mut self) -> Result<(), End> {
         loop {
             let flow = self.dispatch_batch();
+            // What the parser has seen: bytes read while replies were
+            // awaited (see `watch_client`) are dispatched before reading more.
+            let parsed = self.read_buf.len();
             if !self.queue.is_empty() {
                 self.collect_replies().await?;
             }
             match flow {
                 Flow::Close(end) => return Err(end),
                 Flow::Barrier => {}
+                Flow::Next if self.read_buf.len() > parsed => {}
                 Flow::Next => self.read_more().await?,
             }
         }
@@ -222,7 +249,10 @@ impl<S: ClientStream> Session<S> {
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
         }
-        if !*self.shutdown.borrow() {
+        if *self.shutdown.borrow() {
+            return self.read_after_shutdown().await;
+        }
+        {
             enum Woken {
                 Readable(io::Result<()>),
                 Shutdown,
@@ -250,7 +280,7 @@ impl<S: ClientStream> Session<S> {
                         readable.map_err(End::Io)?;
                         break;
                     }
-                    Woken::Shutdown => return self.read_after_shutdown(),
+                    Woken::Shutdown => return self.read_after_shutdown().await,
                     Woken::Killed => return Err(End::Killed),
                     Woken::Link => {}
                 }
@@ -266,13 +296,21 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// Shutting down: serve what the client has already sent, but wait for
-    /// nothing more.
-    fn read_after_shutdown(&mut self) -> Result<(), End> {
-        match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
-            Ok(Some(0)) => Err(End::ClientClosed),
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(End::Shutdown),
+    /// Shutting down: serve what the client has already sent (waiting a
+    /// moment for bytes still in flight), but wait for nothing more.
+    async fn read_after_shutdown(&mut self) -> Result<(), End> {
+        const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+        match tokio::time::timeout(SETTLE, self.stream.ready_to_read()).await {
+            Err(_) => return Err(End::Shutdown),
+            Ok(Err(e)) => return Err(End::Io(e)),
+            Ok(Ok(())) => {}
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        match self.stream.read_buf(&mut self.read_buf).await {
+            Ok(0) => Err(End::ClientClosed),
+            Ok(_) => Ok(()),
             Err(e) => Err(End::Io(e)),
         }
     }
@@ -351,16 +389,23 @@ impl<S: ClientStream> Session<S> {
                     (reply, true)
                 }
                 other => {
-                    let resolving = other.resolve(&self.client);
+                    // While a reply is awaited, the client is watched: one
+                    // that leaves ends the session at once, so a blocking
+                    // call it left behind is cancelled (its lease closed).
+                    let resolving = other.resolve();
                     let mut resolving = std::pin::pin!(resolving);
+                    let watch = watch_client(&mut self.stream, &mut self.read_buf);
+                    let mut watch = std::pin::pin!(watch);
                     let mut waited = false;
-                    let reply = std::future::poll_fn(|cx| {
-                        let poll = resolving.as_mut().poll(cx);
-                        waited |= poll.is_pending();
-                        poll
+                    let outcome = std::future::poll_fn(|cx| {
+                        if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
+                            return std::task::Poll::Ready(Ok(reply));
+                        }
+                        waited = true;
+                        watch.as_mut().poll(cx).map(Err)
                     })
                     .await;
-                    (reply, waited)
+                    (outcome?, waited)
                 }
             };
             if self.metrics {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::client::Client;
 use super::pubsub::LinkRef;
 use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
@@ -38,6 +37,13 @@ impl FanoutPart {
     }
 }
 
+/// How to retry an EVALSHA the node did not know.
+pub struct EvalShaRetry {
+    pub conn: crate::backend::Conn,
+    pub request: Bytes,
+    pub state: std::sync::Arc<crate::topology::PoolState>,
+}
+
 /// A reply in the making.
 pub enum Pending {
     /// Made by the proxy.
@@ -66,6 +72,12 @@ pub enum Pending {
     /// A Pub/Sub confirmation or MONITOR's `+OK`, sent once every link in
     /// `links` has acknowledged (the session resolves it, see `pubsub`).
     Confirm { links: Vec<LinkRef>, reply: Bytes },
+    /// EVALSHA: if the node answers NOSCRIPT and the proxy has seen the
+    /// script, it is loaded there and the call retried.
+    EvalSha {
+        slot: ReplySlot,
+        retry: Box<EvalShaRetry>,
+    },
     /// One shard's SCAN reply, its cursor rewritten to say which shard is next.
     Scan {
         slot: ReplySlot,
@@ -81,7 +93,7 @@ impl Pending {
     }
 
     /// Waits for the reply and returns the bytes the client gets.
-    pub async fn resolve(self, _client: &Client) -> Bytes {
+    pub async fn resolve(self) -> Bytes {
         match self {
             Pending::Ready(bytes) | Pending::Confirm { reply: bytes, .. } => bytes,
             Pending::Delayed { reply, delay } => {
@@ -122,6 +134,17 @@ impl Pending {
                     }
                 }
             }
+            Pending::EvalSha { slot, retry } => {
+                let reply = slot.await;
+                if let Ok(frame) = &reply {
+                    if frame.starts_with(b"-NOSCRIPT") {
+                        if let Some(retried) = retry.run().await {
+                            return reply_bytes(retried);
+                        }
+                    }
+                }
+                reply_bytes(reply)
+            }
             Pending::Scan {
                 slot,
                 shard,
@@ -140,5 +163,20 @@ fn reply_bytes(result: ReplyResult) -> Bytes {
     match result {
         Ok(bytes) => bytes,
         Err(error) => encode_error(&error.client_message()),
+    }
+}
+
+impl EvalShaRetry {
+    /// Loads the script and runs the EVALSHA again; None if the proxy has
+    /// not seen the script (the NOSCRIPT stands).
+    async fn run(&self) -> Option<ReplyResult> {
+        let mut buf = bytes::BytesMut::from(&self.request[..]);
+        let request = resp::RequestParser::new(resp::Limits::default())
+            .next(&mut buf)
+            .ok()??;
+        let body = self.state.scripts.body(request.arg(1)?)?;
+        let load = resp::Request::from_args(&[&b"SCRIPT"[..], b"LOAD", &body]);
+        drop(self.conn.send(load.raw));
+        Some(self.conn.send(self.request.clone()).await)
     }
 }

@@ -120,7 +120,7 @@ impl<S: ClientStream> Session<S> {
                 return Err(Flow::Next);
             }
         };
-        let lease = node.lease(self.client.conn_key());
+        let lease = self.lease(&node);
         if let Some(multi) = &mut self.tx.multi {
             // The proxy answered MULTI and the early commands already.
             drop(lease.conn().send(Bytes::from_static(MULTI)));
@@ -324,7 +324,7 @@ impl<S: ClientStream> Session<S> {
                 return Flow::Next;
             }
         };
-        let lease = node.lease(self.client.conn_key());
+        let lease = self.lease(&node);
         drop(lease.conn().send(Bytes::from_static(MULTI)));
         for early in multi.early {
             drop(lease.conn().send(early.raw));

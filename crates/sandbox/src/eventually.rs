@@ -20,7 +20,7 @@ pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> Op
 
 /// Asserts that a condition becomes true within a deadline (default 10 s).
 ///
-/// ```ignore
+/// ```text
 /// assert_eventually!(proxy_answers(), "proxy never answered");
 /// assert_eventually!(within = Duration::from_secs(3), master_is(b), "no failover");
 /// ```
