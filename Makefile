@@ -25,8 +25,9 @@ test: deps lint
 fmt:
 	$(CARGO) fmt --all
 
+# `make demo ARGS="--chaos 20"` kills a random master every 20 s.
 demo: deps release
-	@bash scripts/demo.sh
+	./target/release/shardgate demo $(ARGS)
 
 bench: deps release
 	python3 bench/bench.py

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what shardgate's tests, demo and benchmark need, only where
 # missing: Debian's redis-server, redis-sentinel, redis-tools (redis-cli,
-# redis-benchmark) and nutcracker (twemproxy, the reference peer), plus the
-# rustfmt and clippy components. Runs `apt-get update` once, and only when
-# something is missing.
+# redis-benchmark), nutcracker (twemproxy, the reference peer), chromium and
+# chromium-driver (the status page's browser test); redis-py from PyPI (a
+# real client library the tests drive); the rustfmt and clippy components.
+# Runs `apt-get update` once, and only when a package is missing.
 set -euo pipefail
 
-packages=(redis-server redis-sentinel redis-tools nutcracker "$@")
+packages=(redis-server redis-sentinel redis-tools nutcracker chromium chromium-driver "$@")
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -36,6 +37,11 @@ for service in redis-server redis-sentinel nutcracker; do
         echo "note: the system's $service service is running; tests use their own ports and do not need it"
     fi
 done
+
+if ! python3 -c "import redis" 2>/dev/null; then
+    echo "installing redis-py (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check redis
+fi
 
 if command -v rustup >/dev/null; then
     for component in rustfmt clippy; do

@@ -339,3 +339,46 @@ fn a_proxy_restarted_during_a_failover_finds_the_new_master() {
     );
     assert_eq!(master.readonly_errors(), 0);
 }
+
+#[test]
+fn evalsha_keeps_working_after_a_failover() {
+    let (mut master, replicas) = group(1);
+    let (_proxy, port) = proxy(&format!(
+        "  failover: managed\n  timeout: 500\n  servers:\n    - {}:1 shard1\n",
+        master.addr()
+    ));
+    let mut client = RespClient::connect(port).expect("connect");
+    let sha = client
+        .cmd(&["SCRIPT", "LOAD", "return 'scripted'"])
+        .unwrap()
+        .bulk_str()
+        .unwrap();
+    assert_eq!(
+        client.cmd(&["EVALSHA", &sha, "0"]).unwrap(),
+        Reply::Bulk(b"scripted".to_vec())
+    );
+    // Redis 7 does not replicate its script cache: the replica lacks it.
+    assert_eq!(
+        replicas[0].cmd(&["SCRIPT", "EXISTS", &sha]),
+        Reply::Array(vec![Reply::Integer(0)])
+    );
+    master.kill();
+    first_write_after(&mut client, "k", Duration::from_secs(15));
+    // The new master answers NOSCRIPT; the proxy loads the script and retries.
+    assert_eq!(
+        client.cmd(&["EVALSHA", &sha, "0"]).unwrap(),
+        Reply::Bulk(b"scripted".to_vec())
+    );
+    assert_eq!(
+        replicas[0].cmd(&["SCRIPT", "EXISTS", &sha]),
+        Reply::Array(vec![Reply::Integer(1)])
+    );
+    // A script the proxy never saw still gets Redis's own NOSCRIPT.
+    let reply = client
+        .cmd(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"])
+        .unwrap();
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("NOSCRIPT")),
+        "{reply:?}"
+    );
+}
