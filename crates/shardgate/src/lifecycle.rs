@@ -136,14 +136,28 @@ impl Proxy {
             });
             (listener, admin)
         });
+        let (ready, settled) = std::sync::mpsc::channel();
         let control = spawn_control(
             pools.clone(),
             events.clone(),
             proxy.instance.clone(),
             admin,
+            ready,
             receiver.clone(),
         )
         .map_err(StartError::Thread)?;
+        // Serve only once every pool knows its nodes' roles (bounded: a
+        // controller gives up waiting after its settle budget).
+        let wait_until = std::time::Instant::now() + Duration::from_secs(6);
+        for _ in &pools {
+            let left = wait_until.saturating_duration_since(std::time::Instant::now());
+            if settled.recv_timeout(left).is_err() {
+                tracing::warn!(
+                    "the first health checks took too long; serving with the configured roles"
+                );
+                break;
+            }
+        }
         let mut handles = Vec::with_capacity(workers);
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let setup = WorkerSetup {
@@ -177,6 +191,12 @@ impl Proxy {
     /// waits for every worker.
     pub fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Every session finishes what it has read, then ends.
+        for pool in &self.pools {
+            for client in pool.clients.list() {
+                client.request_shutdown();
+            }
+        }
         for handle in self.workers {
             let _ = handle.join();
         }
@@ -198,6 +218,7 @@ fn spawn_control(
     events: Arc<Events>,
     instance: Arc<str>,
     admin: Option<(std::net::TcpListener, Arc<Admin>)>,
+    ready: std::sync::mpsc::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -217,7 +238,7 @@ fn spawn_control(
             local.block_on(&runtime, async move {
                 for pool in pools {
                     let controller = Controller::new(pool, events.clone(), instance.clone());
-                    tokio::task::spawn_local(controller.run());
+                    tokio::task::spawn_local(controller.run(ready.clone()));
                 }
                 if let Some((listener, admin)) = admin {
                     tokio::task::spawn_local(crate::admin::serve(

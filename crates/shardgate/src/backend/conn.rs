@@ -72,9 +72,18 @@ pub struct ConnSettings {
 
 struct InFlight {
     slot: SlotSender,
-    sent: Instant,
+    /// When it was written (one clock read per write, not per request).
+    sent: Option<Instant>,
     /// None: no deadline (a blocking call with timeout 0).
-    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+impl InFlight {
+    /// Written requests wait until `sent + timeout`; unwritten ones have no
+    /// deadline yet (a connect that hangs is bounded by `connect_timeout`).
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.sent? + self.timeout?)
+    }
 }
 
 #[derive(Default)]
@@ -198,14 +207,13 @@ impl Conn {
             }
         }
         let (sender, receiver) = slot();
-        let now = Instant::now();
         {
             let mut queue = shared.queue.borrow_mut();
             queue.outbox.push_back(frame);
             queue.fifo.push_back(InFlight {
                 slot: sender,
-                sent: now,
-                deadline: timeout.map(|t| now + t),
+                sent: None,
+                timeout,
             });
             queue.unsent += 1;
         }
@@ -387,7 +395,7 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
             let queue = shared.queue.borrow();
             (
                 !queue.outbox.is_empty(),
-                queue.fifo.front().and_then(|f| f.deadline),
+                queue.fifo.front().and_then(InFlight::deadline),
             )
         };
         if deadline != armed_for {
@@ -419,7 +427,7 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
             () = task_wake(shared) => {}
             () = &mut timer, if armed_for.is_some() => {
                 let expired = shared.queue.borrow().fifo.front()
-                    .and_then(|f| f.deadline)
+                    .and_then(InFlight::deadline)
                     .is_some_and(|d| d <= Instant::now());
                 if expired {
                     let ms = shared.settings.timeout.as_millis() as u64;
@@ -434,6 +442,7 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
 /// Writes as much of the outbox as the socket takes now.
 fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
     let mut queue = shared.queue.borrow_mut();
+    let mut now = None;
     while !queue.outbox.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
@@ -448,7 +457,14 @@ fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
                 let before = queue.outbox.len();
                 consume(&mut queue.outbox, n);
                 let done = before - queue.outbox.len();
+                let first = queue.fifo.len() - queue.unsent;
                 queue.unsent -= done;
+                if done > 0 {
+                    let now = *now.get_or_insert_with(Instant::now);
+                    for entry in queue.fifo.range_mut(first..first + done) {
+                        entry.sent = Some(now);
+                    }
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
@@ -486,9 +502,11 @@ fn deliver(
         };
         let now = *now.get_or_insert_with(Instant::now);
         shared.stats.outstanding.sub(1);
-        shared
-            .stats
-            .record_latency(now.saturating_duration_since(entry.sent));
+        shared.stats.record_latency(
+            entry
+                .sent
+                .map_or(Duration::ZERO, |sent| now.saturating_duration_since(sent)),
+        );
         entry.slot.complete(Ok(reply));
     }
 }

@@ -6,11 +6,11 @@
 //! stores (one writer), so listing clients never touches the hot path.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use crate::command::CommandId;
 
@@ -33,17 +33,30 @@ pub struct ClientEntry {
     pub multi: std::sync::atomic::AtomicI32,
     pub name: Mutex<Option<String>>,
     pub user: Mutex<String>,
-    killed: AtomicBool,
-    kill: Notify,
+    /// 0: nothing; [`SHUTDOWN`]: finish and leave; [`KILLED`]: leave now.
+    signal: AtomicU8,
+    /// Wakes the session for a signal (lock-free: the session registers
+    /// on every wait).
+    waker: AtomicWaker,
 }
 
+/// The proxy is shutting down: the session serves what it has read, then ends.
+pub const SHUTDOWN: u8 = 1;
+/// CLIENT KILL: the session ends now.
+pub const KILLED: u8 = 2;
+
 impl ClientEntry {
-    pub fn touch(&self, command: Option<CommandId>) {
-        let ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+    /// Notes activity at `now` (once per batch: no clock read here).
+    pub fn touch(&self, now: Instant) {
+        let ms = u64::try_from(now.saturating_duration_since(self.created).as_millis())
+            .unwrap_or(u64::MAX);
         self.last_active_ms.store(ms, Relaxed);
-        if let Some(id) = command {
-            self.last_command.store(id.0.saturating_add(1), Relaxed);
-        }
+    }
+
+    /// Notes the command being run (CLIENT LIST's `cmd=`).
+    #[inline]
+    pub fn set_command(&self, id: CommandId) {
+        self.last_command.store(id.0.saturating_add(1), Relaxed);
     }
 
     pub fn name(&self) -> Option<String> {
@@ -58,21 +71,35 @@ impl ClientEntry {
         *lock(&self.user) = user.to_string();
     }
 
-    /// Asks the session to close (CLIENT KILL).
+    /// Asks the session to close now (CLIENT KILL).
     pub fn kill(&self) {
-        self.killed.store(true, Relaxed);
-        self.kill.notify_one();
+        self.raise(KILLED);
     }
 
-    pub fn is_killed(&self) -> bool {
-        self.killed.load(Relaxed)
+    /// Asks the session to finish what it has read and close (shutdown).
+    pub fn request_shutdown(&self) {
+        self.raise(SHUTDOWN);
     }
 
-    /// Resolves when the client is killed.
-    pub async fn killed(&self) {
-        while !self.is_killed() {
-            self.kill.notified().await;
-        }
+    fn raise(&self, signal: u8) {
+        self.signal.fetch_max(signal, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// The strongest signal raised so far (0: none).
+    pub fn signal(&self) -> u8 {
+        self.signal.load(Ordering::Acquire)
+    }
+
+    /// Resolves with the signal once one is raised.
+    pub fn signalled(&self) -> impl std::future::Future<Output = u8> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            match self.signal() {
+                0 => std::task::Poll::Pending,
+                signal => std::task::Poll::Ready(signal),
+            }
+        })
     }
 
     /// One CLIENT LIST line (Redis's field names, without the trailing newline).
@@ -144,8 +171,8 @@ impl Clients {
             multi: std::sync::atomic::AtomicI32::new(-1),
             name: Mutex::new(None),
             user: Mutex::new("default".into()),
-            killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            signal: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
         });
         lock(&self.entries).insert(id, entry.clone());
         entry

@@ -166,9 +166,13 @@ fn start_session<S: ClientStream>(
             .state
             .clients
             .register(peer, local, pool.config().redis_db);
+        // A client accepted as shutdown began may have missed the signal.
+        if *shutdown.borrow() {
+            entry.request_shutdown();
+        }
         let id = entry.id;
         pool.stats.clients_accepted.inc();
-        session::run(stream, pool.clone(), entry, endpoint, shutdown).await;
+        session::run(stream, pool.clone(), entry, endpoint).await;
         pool.state.clients.unregister(id);
         pool.state.release_client();
         tracker.leave();

@@ -123,7 +123,8 @@ impl Controller {
     }
 
     /// Runs until the proxy stops (the task is dropped with its runtime).
-    pub async fn run(mut self) {
+    /// `ready` is told once the first view of the pool is published.
+    pub async fn run(mut self, ready: std::sync::mpsc::Sender<()>) {
         for group in self.groups.clone() {
             for node in &group.nodes {
                 self.start_checker(node.addr.addr);
@@ -133,6 +134,10 @@ impl Controller {
             let names: Vec<Arc<str>> = self.groups.iter().map(|g| g.name.clone()).collect();
             sentinel::spawn_watchers(&self.config, names, self.tx.clone(), self.events.clone());
         }
+        self.settle().await;
+        self.reconcile().await;
+        self.publish();
+        let _ = ready.send(());
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -145,6 +150,42 @@ impl Controller {
             self.reconcile().await;
             self.publish();
         }
+    }
+
+    /// Before serving: learn every node's role (and, with Sentinel, each
+    /// master's address), so the first write never goes to a node that
+    /// turns out to be a replica. Bounded by [`Controller::settle_budget`].
+    async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.settle_budget();
+        let mut heard_from_sentinel =
+            vec![self.config.failover != Failover::Sentinel; self.groups.len()];
+        loop {
+            let probed = self
+                .groups
+                .iter()
+                .all(|g| g.nodes.iter().all(|n| n.health != Health::Unknown));
+            if probed && heard_from_sentinel.iter().all(|h| *h) {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(input)) => {
+                    if let Input::Sentinel(SentinelReport::Master { shard, .. }) = &input {
+                        if let Some(heard) = heard_from_sentinel.get_mut(*shard) {
+                            *heard = true;
+                        }
+                    }
+                    self.handle(input).await;
+                    self.reconcile().await;
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
+    /// How long startup waits for the first probes and Sentinel answers.
+    pub fn settle_budget(&self) -> Duration {
+        let config = &self.config;
+        (config.health_check.timeout.max(config.connect_timeout) * 2).min(Duration::from_secs(5))
     }
 
     fn start_checker(&mut self, addr: SocketAddr) {

@@ -27,7 +27,7 @@ impl<S: ClientStream> Session<S> {
         let resolution = command::resolve(&request);
         self.command = match resolution {
             Resolution::Known(id, _) => {
-                self.client.entry.touch(Some(id));
+                self.client.entry.set_command(id);
                 id.0
             }
             _ => UNKNOWN_COMMAND,

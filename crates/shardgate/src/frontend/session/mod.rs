@@ -40,10 +40,9 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ProtocolError, Request, RequestParser};
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 
 use crate::backend::SessionWaker;
-use crate::frontend::clients::ClientEntry;
+use crate::frontend::clients::{ClientEntry, KILLED};
 use crate::io::{write_all_queued, write_queued_now};
 use crate::metrics::UNKNOWN_COMMAND;
 use crate::worker::pool::{PoolView, PoolWorker};
@@ -67,7 +66,6 @@ pub async fn run<S: ClientStream>(
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
-    shutdown: watch::Receiver<bool>,
 ) {
     let limits = Limits {
         max_bulk_len: pool.config().max_request_bytes,
@@ -98,7 +96,6 @@ pub async fn run<S: ClientStream>(
         slow_node: None,
         batch_started: Instant::now(),
         metrics,
-        shutdown,
     };
     match session.serve().await {
         Err(End::Protocol(_)) => session.pool.stats.protocol_errors.inc(),
@@ -184,7 +181,6 @@ pub(crate) struct Session<S> {
     batch_started: Instant,
     /// Whether per-command metrics are kept (`--no-metrics` turns them off).
     metrics: bool,
-    shutdown: watch::Receiver<bool>,
 }
 
 /// What the session does after dispatching one request.
@@ -249,41 +245,37 @@ impl<S: ClientStream> Session<S> {
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
         }
-        if *self.shutdown.borrow() {
-            return self.read_after_shutdown().await;
-        }
-        {
+        let entry = self.client.entry.clone();
+        loop {
+            match entry.signal() {
+                0 => {}
+                KILLED => return Err(End::Killed),
+                _ => return self.read_after_shutdown().await,
+            }
+            // Messages that arrived meanwhile go out before waiting.
+            if self.pubsub.is_some() {
+                self.drain_links()?;
+                self.flush_out().await?;
+            }
             enum Woken {
                 Readable(io::Result<()>),
-                Shutdown,
-                Killed,
+                Signal,
                 Link,
             }
-            let entry = self.client.entry.clone();
-            loop {
-                // Messages that arrived meanwhile go out before waiting.
-                if self.pubsub.is_some() {
-                    self.drain_links()?;
-                    self.flush_out().await?;
+            let waker = self.waker.clone();
+            let has_links = self.pubsub.is_some();
+            let woken = tokio::select! {
+                biased;
+                readable = self.stream.ready_to_read() => Woken::Readable(readable),
+                _ = entry.signalled() => Woken::Signal,
+                () = LinkActivity::new(&waker), if has_links => Woken::Link,
+            };
+            match woken {
+                Woken::Readable(readable) => {
+                    readable.map_err(End::Io)?;
+                    break;
                 }
-                let waker = self.waker.clone();
-                let has_links = self.pubsub.is_some();
-                let woken = tokio::select! {
-                    biased;
-                    readable = self.stream.ready_to_read() => Woken::Readable(readable),
-                    _ = self.shutdown.changed() => Woken::Shutdown,
-                    () = entry.killed() => Woken::Killed,
-                    () = LinkActivity::new(&waker), if has_links => Woken::Link,
-                };
-                match woken {
-                    Woken::Readable(readable) => {
-                        readable.map_err(End::Io)?;
-                        break;
-                    }
-                    Woken::Shutdown => return self.read_after_shutdown().await,
-                    Woken::Killed => return Err(End::Killed),
-                    Woken::Link => {}
-                }
+                Woken::Signal | Woken::Link => {}
             }
         }
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
@@ -322,6 +314,7 @@ impl<S: ClientStream> Session<S> {
         self.view = self.pool.view();
         if self.metrics {
             self.batch_started = Instant::now();
+            self.client.entry.touch(self.batch_started);
         }
         if let Some(request) = self.held.take() {
             match self.dispatch(request) {
