@@ -244,6 +244,10 @@ fn transactions_match_redis() {
             &["MULTI"],
             &["INCR", "{t}a"],
             &["EXEC"],
+            &["MULTI"],
+            &["UNWATCH"],
+            &["SET", "{t}a", "9"],
+            &["EXEC"],
         ],
     );
 }

@@ -294,7 +294,7 @@ fn a_down_shard_fails_only_its_own_keys_and_says_which() {
 fn ejection_rehashes_keys_and_fail_mode_keeps_them_in_place() {
     // eject (twemproxy's auto_eject_hosts): the dead shard's keys move.
     let (mut servers, proxy, port) = three_shards(
-        "  auto_eject_hosts: true\n  server_failure_limit: 1\n  health_check: {interval: 100, timeout: 100}\n",
+        "  auto_eject_hosts: true\n  server_failure_limit: 1\n  server_retry_timeout: 300\n  health_check: {interval: 100, timeout: 100}\n",
     );
     let mut c = RespClient::connect(port).expect("connect");
     servers[2].kill();

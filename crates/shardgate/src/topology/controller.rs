@@ -57,6 +57,8 @@ pub struct Controller {
     lost_master_at: Vec<Option<Instant>>,
     /// Per shard: the last failover attempt (one per health interval).
     last_attempt: Vec<Option<Instant>>,
+    /// Per shard: when it was ejected.
+    ejected_at: Vec<Option<Instant>>,
     /// Replicas last published as fit, per shard (to log changes).
     fit: Vec<Vec<SocketAddr>>,
     version: u64,
@@ -116,6 +118,7 @@ impl Controller {
             checkers: HashMap::new(),
             lost_master_at: vec![None; shards],
             last_attempt: vec![None; shards],
+            ejected_at: vec![None; shards],
             fit: vec![Vec::new(); shards],
             version: 0,
             fall,
@@ -444,18 +447,38 @@ impl Controller {
                 self.lost_master_at[shard] = Some(since.unwrap_or_else(Instant::now));
             }
             if self.config.shard_down == ShardDown::Eject {
-                let down = self.groups[shard]
-                    .master_node()
-                    .is_some_and(|n| n.health == Health::Down);
-                if down != self.groups[shard].ejected {
-                    self.groups[shard].ejected = down;
-                    let verb = if down { "ejected from" } else { "back in" };
-                    self.record(shard, "eject", format!("shard {verb} the ring"));
-                }
+                self.eject_or_readmit(shard);
             }
             if self.config.failover == Failover::Managed {
                 self.manage(shard, usable).await;
             }
+        }
+    }
+
+    /// twemproxy's ejection: a shard whose master failed
+    /// `server_failure_limit` probes in a row leaves the ring (its keys
+    /// hash to the others); it comes back once healthy again, and no
+    /// sooner than `server_retry_timeout` after it left.
+    fn eject_or_readmit(&mut self, shard: usize) {
+        let down = self.groups[shard]
+            .master_node()
+            .is_some_and(|n| n.health == Health::Down);
+        let group = &mut self.groups[shard];
+        match (group.ejected, down) {
+            (false, true) => {
+                group.ejected = true;
+                self.ejected_at[shard] = Some(Instant::now());
+                self.record(shard, "eject", "shard ejected from the ring".into());
+            }
+            (true, false)
+                if self.ejected_at[shard]
+                    .is_none_or(|at| at.elapsed() >= self.config.server_retry_timeout) =>
+            {
+                group.ejected = false;
+                self.ejected_at[shard] = None;
+                self.record(shard, "eject", "shard back in the ring".into());
+            }
+            _ => {}
         }
     }
 

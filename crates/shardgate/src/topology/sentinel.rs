@@ -59,6 +59,9 @@ struct Watcher {
     tx: mpsc::UnboundedSender<Input>,
     events: Arc<Events>,
     resync: Notify,
+    /// Events recently recorded by any of the pool's watchers: every
+    /// Sentinel reports the same event, the log keeps it once.
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<(String, std::time::Instant)>>>,
 }
 
 /// Starts a watcher per Sentinel of the pool.
@@ -68,6 +71,7 @@ pub fn spawn_watchers(
     tx: mpsc::UnboundedSender<Input>,
     events: Arc<Events>,
 ) {
+    let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     for sentinel in &config.sentinels {
         let watcher = Arc::new(Watcher {
             sentinel: sentinel.clone(),
@@ -83,6 +87,7 @@ pub fn spawn_watchers(
             tx: tx.clone(),
             events: events.clone(),
             resync: Notify::new(),
+            recent: recent.clone(),
         });
         tokio::task::spawn_local(watcher.clone().query_loop());
         tokio::task::spawn_local(watcher.subscribe_loop());
@@ -241,7 +246,15 @@ impl Watcher {
             ("+failover-end", _) => self.resync.notify_one(),
             _ => {}
         }
-        // Every event is worth a line in the log and the event list.
+        // Replicas' ups and downs are shown by the proxy's own health
+        // events; the rest is worth a line, once for all Sentinels.
+        let about_replica = words.first() == Some(&"slave");
+        if about_replica && matches!(channel.as_ref(), "+sdown" | "-sdown") {
+            return;
+        }
+        if !self.first_report(&format!("{channel} {payload}")) {
+            return;
+        }
         let shard_name = words
             .iter()
             .position(|w| *w == "@")
@@ -250,8 +263,23 @@ impl Watcher {
             .and_then(|name| self.shard_of(name.as_bytes()))
             .and_then(|i| self.names.get(i));
         if shard_name.is_some() {
-            self.record(shard_name, format!("{}: {channel} {payload}", self.label()));
+            self.record(shard_name, format!("Sentinel: {channel} {payload}"));
         }
+    }
+}
+
+impl Watcher {
+    /// True unless another watcher recorded the same event in the last
+    /// few seconds.
+    fn first_report(&self, event: &str) -> bool {
+        const WINDOW: Duration = Duration::from_secs(5);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|(_, at)| at.elapsed() < WINDOW);
+        if recent.iter().any(|(seen, _)| seen == event) {
+            return false;
+        }
+        recent.push_back((event.to_string(), std::time::Instant::now()));
+        true
     }
 }
 

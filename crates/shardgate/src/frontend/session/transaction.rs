@@ -190,9 +190,9 @@ impl<S: ClientStream> Session<S> {
             Route::Session(SessionCommand::Watch) => {
                 self.nested(request, "ERR WATCH inside MULTI is not allowed")
             }
-            Route::Session(SessionCommand::Ping | SessionCommand::Echo) => {
-                self.queue_keyless(request, resolution)
-            }
+            Route::Session(
+                SessionCommand::Ping | SessionCommand::Echo | SessionCommand::Unwatch,
+            ) => self.queue_keyless(request, resolution),
             Route::Session(other) => {
                 let name = resolution.spec().map_or("?", |s| s.name());
                 let _ = other;
