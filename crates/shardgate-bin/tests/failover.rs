@@ -6,27 +6,13 @@
 
 mod common;
 
+use common::{group, ok};
+
 use std::time::{Duration, Instant};
 
 use test_support::ports::free_port;
 use test_support::resp::Reply;
 use test_support::{assert_eventually, RedisServer, RespClient, Sentinel, Shardgate};
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
-
-/// A master with `replicas` replicas, all linked.
-fn group(replicas: usize) -> (RedisServer, Vec<RedisServer>) {
-    let master = RedisServer::start();
-    let replicas: Vec<RedisServer> = (0..replicas)
-        .map(|_| RedisServer::builder().replica_of(&master).start())
-        .collect();
-    for replica in &replicas {
-        assert_eventually!(replica.linked(), "replica {} never linked", replica.port());
-    }
-    (master, replicas)
-}
 
 fn proxy(yaml_body: &str) -> (Shardgate, u16) {
     let port = free_port();

@@ -5,24 +5,11 @@
 
 mod common;
 
+use common::{group, ok};
+
 use test_support::ports::free_port;
 use test_support::resp::Reply;
 use test_support::{assert_eventually, RedisServer, RespClient, Shardgate};
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
-
-fn group(replicas: usize) -> (RedisServer, Vec<RedisServer>) {
-    let master = RedisServer::start();
-    let replicas: Vec<RedisServer> = (0..replicas)
-        .map(|_| RedisServer::builder().replica_of(&master).start())
-        .collect();
-    for replica in &replicas {
-        assert_eventually!(replica.linked(), "replica {} never linked", replica.port());
-    }
-    (master, replicas)
-}
 
 /// A proxy over `master` with `extra` pool lines; waits until the proxy
 /// serves reads from `fit` replicas (its log says so).

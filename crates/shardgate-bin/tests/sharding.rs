@@ -6,19 +6,13 @@
 
 mod common;
 
+use common::{bulk, ok};
+
 use std::collections::BTreeSet;
 
 use test_support::ports::free_port;
 use test_support::resp::Reply;
 use test_support::{assert_eventually, RedisServer, RespClient, Shardgate};
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(s.as_bytes().to_vec())
-}
 
 /// Keys `prefix0..n` and which server holds each (asked directly).
 fn placement(servers: &[RedisServer], keys: &[String]) -> Vec<usize> {

@@ -3,13 +3,11 @@
 
 mod common;
 
+use common::ok;
+
 use std::time::Duration;
 
 use test_support::resp::{exchange_raw, Reply};
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
 
 #[test]
 fn select_uses_its_own_database_without_affecting_others() {

@@ -221,37 +221,23 @@ fn spawn_control(
     ready: std::sync::mpsc::Sender<()>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("shardgate-control".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!("cannot start the control runtime: {e}");
-                    return;
-                }
-            };
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, async move {
-                for pool in pools {
-                    let controller = Controller::new(pool, events.clone(), instance.clone());
-                    tokio::task::spawn_local(controller.run(ready.clone()));
-                }
-                if let Some((listener, admin)) = admin {
-                    tokio::task::spawn_local(crate::admin::serve(
-                        listener,
-                        admin,
-                        shutdown.clone(),
-                    ));
-                }
-                while !*shutdown.borrow_and_update() {
-                    if shutdown.changed().await.is_err() {
-                        break;
-                    }
-                }
-            });
-        })
+    crate::worker::spawn_thread("shardgate-control".into(), move || async move {
+        for pool in pools {
+            let controller = Controller::new(pool, events.clone(), instance.clone());
+            tokio::task::spawn_local(controller.run(ready.clone()));
+        }
+        if let Some((listener, admin)) = admin {
+            tokio::task::spawn_local(crate::admin::serve(listener, admin, shutdown.clone()));
+        }
+        until_shutdown(&mut shutdown).await;
+    })
+}
+
+/// Resolves once shutdown has been asked for (or its sender is gone).
+pub async fn until_shutdown(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use test_support::ports::free_port;
-use test_support::{RedisServer, RespClient, Shardgate};
+use test_support::resp::Reply;
+use test_support::{assert_eventually, RedisServer, RespClient, Shardgate};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shardgate");
 
@@ -53,4 +54,24 @@ pub fn start_with(servers: Vec<RedisServer>, extra: &[&str], args: &[&str]) -> S
         proxy,
         port,
     }
+}
+
+pub fn ok() -> Reply {
+    Reply::Simple("OK".into())
+}
+
+pub fn bulk(s: &str) -> Reply {
+    Reply::Bulk(s.as_bytes().to_vec())
+}
+
+/// A master with `replicas` replicas, all linked.
+pub fn group(replicas: usize) -> (RedisServer, Vec<RedisServer>) {
+    let master = RedisServer::start();
+    let replicas: Vec<RedisServer> = (0..replicas)
+        .map(|_| RedisServer::builder().replica_of(&master).start())
+        .collect();
+    for replica in &replicas {
+        assert_eventually!(replica.linked(), "replica {} never linked", replica.port());
+    }
+    (master, replicas)
 }

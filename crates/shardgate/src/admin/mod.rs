@@ -61,13 +61,7 @@ pub async fn serve(
         .route("/events", get(events))
         .route("/api/overview", get(overview))
         .with_state(admin);
-    let stop = async move {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
-    };
+    let stop = async move { crate::lifecycle::until_shutdown(&mut shutdown).await };
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await

@@ -19,11 +19,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -37,6 +35,7 @@ use super::error::{BackendError, BackendErrorKind};
 use super::handshake::{self, Handshake};
 use super::slot::{slot, ReplySlot, SlotSender};
 use super::stats::NodeStats;
+use super::wake::TaskWake;
 use crate::io::consume;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -102,16 +101,14 @@ struct Shared {
     queue: RefCell<Queue>,
     status: Cell<Status>,
     last_error: RefCell<Option<Arc<str>>>,
-    task: RefCell<Option<Waker>>,
+    task: TaskWake,
     handles: Cell<usize>,
     close_now: Cell<bool>,
 }
 
 impl Shared {
     fn wake_task(&self) {
-        if let Some(waker) = self.task.borrow_mut().take() {
-            waker.wake();
-        }
+        self.task.wake();
     }
 
     fn error(&self, kind: BackendErrorKind) -> BackendError {
@@ -181,7 +178,7 @@ impl Conn {
             queue: RefCell::new(Queue::default()),
             status: Cell::new(Status::Connecting),
             last_error: RefCell::new(None),
-            task: RefCell::new(None),
+            task: TaskWake::default(),
             handles: Cell::new(1),
             close_now: Cell::new(false),
         });
@@ -318,28 +315,14 @@ fn finished(shared: &Shared) -> bool {
 }
 
 async fn connect(settings: &ConnSettings) -> Result<TcpStream, Arc<str>> {
-    let connect = async {
-        let mut stream = TcpStream::connect(settings.addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        if settings.tcp_keepalive {
-            socket2::SockRef::from(&stream)
-                .set_keepalive(true)
-                .map_err(|e| e.to_string())?;
-        }
-        handshake::run(&mut stream, &settings.handshake).await?;
-        Ok::<_, String>(stream)
-    };
-    match tokio::time::timeout(settings.connect_timeout, connect).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(reason)) => Err(reason.into()),
-        Err(_) => Err(format!(
-            "connect timed out after {} ms",
-            settings.connect_timeout.as_millis()
-        )
-        .into()),
-    }
+    handshake::connect(
+        settings.addr,
+        &settings.handshake,
+        settings.connect_timeout,
+        settings.tcp_keepalive,
+    )
+    .await
+    .map_err(Arc::from)
 }
 
 /// While down, fails whatever is queued until `until`. Returns false when
@@ -350,7 +333,7 @@ async fn wait_while_down(shared: &Shared, until: Instant) -> bool {
     loop {
         tokio::select! {
             () = &mut sleep => return !finished(shared),
-            () = task_wake(shared) => {
+            () = shared.task.next() => {
                 if finished(shared) {
                     return false;
                 }
@@ -360,20 +343,6 @@ async fn wait_while_down(shared: &Shared, until: Instant) -> bool {
             }
         }
     }
-}
-
-/// Resolves the next time a handle wakes the task (a send, a drop, a close).
-async fn task_wake(shared: &Shared) {
-    let mut registered = false;
-    poll_fn(|cx| {
-        if registered {
-            return Poll::Ready(());
-        }
-        registered = true;
-        *shared.task.borrow_mut() = Some(cx.waker().clone());
-        Poll::Pending
-    })
-    .await
 }
 
 /// Carries traffic until the connection fails or is finished.
@@ -424,7 +393,7 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
                     return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
                 }
             }
-            () = task_wake(shared) => {}
+            () = shared.task.next() => {}
             () = &mut timer, if armed_for.is_some() => {
                 let expired = shared.queue.borrow().fifo.front()
                     .and_then(InFlight::deadline)

@@ -59,6 +59,33 @@ impl Handshake {
     }
 }
 
+/// Connects to `addr` (TCP_NODELAY, keepalive if asked) and runs the
+/// handshake, all within `timeout`; the error says why, never with the
+/// password.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    handshake: &Handshake,
+    timeout: std::time::Duration,
+    keepalive: bool,
+) -> Result<tokio::net::TcpStream, String> {
+    let connect = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        if keepalive {
+            socket2::SockRef::from(&stream)
+                .set_keepalive(true)
+                .map_err(|e| e.to_string())?;
+        }
+        run(&mut stream, handshake).await?;
+        Ok(stream)
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| format!("connect timed out after {} ms", timeout.as_millis()))?
+}
+
 /// Runs the handshake; returns why it failed, the password never in the
 /// message.
 pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<(), String>

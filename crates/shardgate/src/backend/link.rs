@@ -14,11 +14,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
-use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::time::sleep;
 
 use super::handshake::{self, Handshake};
+use super::wake::TaskWake;
 use crate::fanout::frames::{aggregate, string};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -138,15 +138,13 @@ struct Shared {
     /// What the link is subscribed to (per family), restored on reconnect.
     subscribed: RefCell<[BTreeSet<Bytes>; 3]>,
     monitoring: Cell<bool>,
-    task: RefCell<Option<Waker>>,
+    task: TaskWake,
     closed: Cell<bool>,
 }
 
 impl Shared {
     fn wake_task(&self) {
-        if let Some(waker) = self.task.borrow_mut().take() {
-            waker.wake();
-        }
+        self.task.wake();
     }
 
     fn push_event(&self, event: LinkEvent) {
@@ -196,7 +194,7 @@ impl Link {
             owners: RefCell::new(VecDeque::new()),
             subscribed: RefCell::new(Default::default()),
             monitoring: Cell::new(false),
-            task: RefCell::new(None),
+            task: TaskWake::default(),
             closed: Cell::new(false),
         });
         tokio::task::spawn_local(run(shared.clone()));
@@ -300,7 +298,7 @@ async fn run(shared: Rc<Shared>) {
         }
         tokio::select! {
             () = sleep(backoff) => {}
-            () = task_wake(&shared) => {}
+            () = shared.task.next() => {}
         }
         backoff = (backoff * 2).min(shared.settings.max_backoff.max(MIN_BACKOFF));
     }
@@ -327,28 +325,7 @@ fn restore(shared: &Shared) {
 async fn connect(shared: &Shared) -> Result<TcpStream, String> {
     let settings = &shared.settings;
     let addr = (settings.resolve)().ok_or("the shard has no master")?;
-    let connect = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        handshake::run(&mut stream, &settings.handshake).await?;
-        Ok::<_, String>(stream)
-    };
-    tokio::time::timeout(settings.connect_timeout, connect)
-        .await
-        .unwrap_or_else(|_| Err("connect timed out".into()))
-}
-
-async fn task_wake(shared: &Shared) {
-    let mut registered = false;
-    poll_fn(|cx| {
-        if registered {
-            return Poll::Ready(());
-        }
-        registered = true;
-        *shared.task.borrow_mut() = Some(cx.waker().clone());
-        Poll::Pending
-    })
-    .await
+    handshake::connect(addr, &settings.handshake, settings.connect_timeout, false).await
 }
 
 /// Carries the link until it fails (the reason) or is closed.
@@ -385,7 +362,7 @@ async fn serve(shared: &Shared, stream: TcpStream) -> String {
                 },
                 Err(e) => return e.to_string(),
             },
-            () = task_wake(shared) => {}
+            () = shared.task.next() => {}
         }
     }
 }

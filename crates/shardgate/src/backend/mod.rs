@@ -9,6 +9,7 @@
 //! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
 //! - `handshake`: AUTH / HELLO / SELECT on connect.
 //! - `stats`: [`NodeStats`], per-node counters.
+//! - `wake`: how handles wake a connection task.
 //! - `error`: [`BackendError`], worded for the client.
 
 mod conn;
@@ -18,6 +19,7 @@ mod link;
 mod node;
 mod slot;
 mod stats;
+mod wake;
 
 pub use conn::{Conn, ConnSettings, Status};
 pub use error::{BackendError, BackendErrorKind};

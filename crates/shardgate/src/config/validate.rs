@@ -240,19 +240,20 @@ impl Checker<'_> {
             user: raw.sentinel_user.clone(),
             password: Secret::new(password),
         });
-        let failover = match raw.failover.as_deref() {
-            None if !sentinels.is_empty() => Failover::Sentinel,
-            None | Some("none") => Failover::None,
-            Some("sentinel") => Failover::Sentinel,
-            Some("managed") => Failover::Managed,
-            Some(other) => {
-                self.problem(
-                    "failover",
-                    format!("unknown '{other}' (expected none, sentinel or managed)"),
-                );
+        let failover = self.choice(
+            "failover",
+            raw.failover.as_deref(),
+            &[
+                ("none", Failover::None),
+                ("sentinel", Failover::Sentinel),
+                ("managed", Failover::Managed),
+            ],
+            if sentinels.is_empty() {
                 Failover::None
-            }
-        };
+            } else {
+                Failover::Sentinel
+            },
+        );
         if failover == Failover::Sentinel && sentinels.is_empty() {
             self.problem(
                 "failover",
@@ -284,44 +285,37 @@ impl Checker<'_> {
             fall: self.number("health_check.fall", raw_health.fall, 3, 1, 1000) as u32,
         };
         let auto_eject_hosts = raw.auto_eject_hosts.unwrap_or(false);
-        let shard_down = match raw.shard_down.as_deref() {
-            None if auto_eject_hosts => ShardDown::Eject,
-            None => ShardDown::Fail,
-            Some("eject") => ShardDown::Eject,
-            Some("fail") => ShardDown::Fail,
-            Some(other) => {
-                self.problem(
-                    "shard_down",
-                    format!("unknown '{other}' (expected eject or fail)"),
-                );
+        let shard_down = self.choice(
+            "shard_down",
+            raw.shard_down.as_deref(),
+            &[("eject", ShardDown::Eject), ("fail", ShardDown::Fail)],
+            if auto_eject_hosts {
+                ShardDown::Eject
+            } else {
                 ShardDown::Fail
-            }
-        };
-        let read_policy = match raw.read_policy.as_deref() {
-            None | Some("master") => ReadPolicy::Master,
-            Some("prefer-replica") => ReadPolicy::PreferReplica,
-            Some("replica") => ReadPolicy::Replica,
-            Some("any") => ReadPolicy::Any,
-            Some(other) => {
-                self.problem(
-                    "read_policy",
-                    format!("unknown '{other}' (expected master, prefer-replica, replica or any)"),
-                );
-                ReadPolicy::Master
-            }
-        };
-        let read_balance = match raw.read_balance.as_deref() {
-            None | Some("round-robin") => ReadBalance::RoundRobin,
-            Some("least-outstanding") => ReadBalance::LeastOutstanding,
-            Some("lowest-latency") => ReadBalance::LowestLatency,
-            Some(other) => {
-                self.problem(
-                    "read_balance",
-                    format!("unknown '{other}' (expected round-robin, least-outstanding or lowest-latency)"),
-                );
-                ReadBalance::RoundRobin
-            }
-        };
+            },
+        );
+        let read_policy = self.choice(
+            "read_policy",
+            raw.read_policy.as_deref(),
+            &[
+                ("master", ReadPolicy::Master),
+                ("prefer-replica", ReadPolicy::PreferReplica),
+                ("replica", ReadPolicy::Replica),
+                ("any", ReadPolicy::Any),
+            ],
+            ReadPolicy::Master,
+        );
+        let read_balance = self.choice(
+            "read_balance",
+            raw.read_balance.as_deref(),
+            &[
+                ("round-robin", ReadBalance::RoundRobin),
+                ("least-outstanding", ReadBalance::LeastOutstanding),
+                ("lowest-latency", ReadBalance::LowestLatency),
+            ],
+            ReadBalance::RoundRobin,
+        );
         let raw_lag = raw.max_replica_lag.unwrap_or_default();
         let max_replica_lag = ReplicaLag {
             seconds: raw_lag
@@ -331,17 +325,15 @@ impl Checker<'_> {
                 .bytes
                 .map(|b| self.number("max_replica_lag.bytes", Some(b), 0, 0, i64::MAX) as u64),
         };
-        let replica_fallback = match raw.replica_fallback.as_deref() {
-            None | Some("master") => ReplicaFallback::Master,
-            Some("error") => ReplicaFallback::Error,
-            Some(other) => {
-                self.problem(
-                    "replica_fallback",
-                    format!("unknown '{other}' (expected master or error)"),
-                );
-                ReplicaFallback::Master
-            }
-        };
+        let replica_fallback = self.choice(
+            "replica_fallback",
+            raw.replica_fallback.as_deref(),
+            &[
+                ("master", ReplicaFallback::Master),
+                ("error", ReplicaFallback::Error),
+            ],
+            ReplicaFallback::Master,
+        );
         let read_your_writes = match raw.read_your_writes {
             None | Some(0) => Duration::ZERO,
             ms => self.millis("read_your_writes", ms, Duration::ZERO),
@@ -407,6 +399,31 @@ impl Checker<'_> {
             client_output_limit,
             max_request_bytes,
         })
+    }
+
+    /// One of `options` by name; `default` when absent; a problem listing
+    /// the options when the name is unknown.
+    fn choice<T: Copy>(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        options: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some(value) = value else {
+            return default;
+        };
+        match options.iter().find(|(name, _)| *name == value) {
+            Some((_, choice)) => *choice,
+            None => {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                self.problem(
+                    key,
+                    format!("unknown '{value}' (expected {})", names.join(", ")),
+                );
+                default
+            }
+        }
     }
 
     fn millis(&mut self, key: &str, value: Option<i64>, default: Duration) -> Duration {

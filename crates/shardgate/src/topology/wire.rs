@@ -26,15 +26,7 @@ impl WireConn {
         handshake: &Handshake,
         timeout: Duration,
     ) -> Result<WireConn, String> {
-        let connect = async {
-            let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            handshake::run(&mut stream, handshake).await?;
-            Ok::<_, String>(stream)
-        };
-        let stream = tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| format!("connect timed out after {} ms", timeout.as_millis()))??;
+        let stream = handshake::connect(addr, handshake, timeout, false).await?;
         Ok(WireConn {
             stream,
             buf: BytesMut::with_capacity(4096),

@@ -48,20 +48,27 @@ pub struct WorkerSetup {
 
 /// Starts a worker thread.
 pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
+    spawn_thread(format!("shardgate-worker-{}", setup.id), move || run(setup))
+}
+
+/// An OS thread running `make()`'s future on its own current-thread
+/// runtime and `LocalSet` (so tasks may be `!Send`): workers and the
+/// control thread.
+pub fn spawn_thread<F, Fut>(name: String, make: F) -> std::io::Result<JoinHandle<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     std::thread::Builder::new()
-        .name(format!("shardgate-worker-{}", setup.id))
+        .name(name.clone())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!(worker = setup.id, "cannot start worker runtime: {e}");
-                    return;
-                }
-            };
-            LocalSet::new().block_on(&runtime, run(setup));
+                Ok(runtime) => LocalSet::new().block_on(&runtime, make()),
+                Err(e) => tracing::error!("{name}: cannot start its runtime: {e}"),
+            }
         })
 }
 
@@ -97,11 +104,7 @@ async fn run(setup: WorkerSetup) {
             }
         });
     }
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            break;
-        }
-    }
+    crate::lifecycle::until_shutdown(&mut shutdown).await;
     if tokio::time::timeout(grace, tracker.wait_idle())
         .await
         .is_err()

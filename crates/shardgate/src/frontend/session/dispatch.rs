@@ -63,14 +63,19 @@ impl<S: ClientStream> Session<S> {
                 return flow;
             }
         }
-        let route = route::route(
-            &request,
-            &resolution,
+        let route = self.route(&request, &resolution);
+        self.dispatch_route(route, request, resolution)
+    }
+
+    /// Where `request` goes with this batch's topology.
+    pub(super) fn route(&mut self, request: &Request, resolution: &Resolution) -> Route {
+        route::route(
+            request,
+            resolution,
             &self.view.topology,
             self.pool.rules,
             &mut self.keys,
-        );
-        self.dispatch_route(route, request, resolution)
+        )
     }
 
     pub(super) fn dispatch_route(

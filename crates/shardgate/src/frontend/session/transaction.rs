@@ -21,11 +21,12 @@ use super::{ClientStream, Flow, Session};
 use crate::backend::Lease;
 use crate::command::Resolution;
 use crate::fanout;
-use crate::route::{self, Merge, Refusal, Route, SessionCommand, CROSSSLOT};
+use crate::route::{Merge, Refusal, Route, SessionCommand, CROSSSLOT};
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
+const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 /// A connection leased for WATCH / MULTI and the shard it reaches.
@@ -135,12 +136,16 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(super) fn unwatch(&mut self) -> Flow {
+        self.end_pinned(UNWATCH)
+    }
+
+    /// Ends the client's pinned connection with `command` (UNWATCH,
+    /// DISCARD), which leaves it clean: it goes back to its pool once
+    /// answered. Without one, the proxy answers `+OK` itself.
+    fn end_pinned(&mut self, command: &'static [u8]) -> Flow {
         match self.tx.pinned.take() {
             Some(pinned) => {
-                let slot = pinned
-                    .lease
-                    .conn()
-                    .send(Bytes::from_static(b"*1\r\n$7\r\nUNWATCH\r\n"));
+                let slot = pinned.lease.conn().send(Bytes::from_static(command));
                 self.push(Pending::Leased {
                     slot,
                     lease: pinned.lease,
@@ -171,13 +176,7 @@ impl<S: ClientStream> Session<S> {
     /// A command inside MULTI: queued on the transaction's connection, or
     /// by the proxy until a key says which shard.
     pub(super) fn dispatch_in_multi(&mut self, request: Request, resolution: Resolution) -> Flow {
-        let route = route::route(
-            &request,
-            &resolution,
-            &self.view.topology,
-            self.pool.rules,
-            &mut self.keys,
-        );
+        let route = self.route(&request, &resolution);
         let flow = match route {
             Route::Session(SessionCommand::Exec) => return self.exec(),
             Route::Session(SessionCommand::Discard) => return self.discard(),
@@ -344,21 +343,7 @@ impl<S: ClientStream> Session<S> {
             return Flow::Next;
         }
         self.client.entry.multi.store(-1, Relaxed);
-        match self.tx.pinned.take() {
-            Some(pinned) => {
-                let slot = pinned.lease.conn().send(Bytes::from_static(DISCARD));
-                self.push(Pending::Leased {
-                    slot,
-                    lease: pinned.lease,
-                    instead: None,
-                });
-                Flow::Barrier
-            }
-            None => {
-                self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
-                Flow::Next
-            }
-        }
+        self.end_pinned(DISCARD)
     }
 
     pub(super) fn refuse(&mut self, refusal: Refusal) -> Flow {
