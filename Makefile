@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release test lint fmt demo bench fuzz clean
+.PHONY: deps build release test lint fmt demo bench bench-quick bench-failover fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -29,8 +29,18 @@ fmt:
 demo: deps release
 	./target/release/shardgate demo $(ARGS)
 
+# Throughput scenarios, idle connections, then the failover benchmark;
+# writes BENCHMARKS.md. `make bench ARGS="--rounds 5"` passes options.
 bench: deps release
-	python3 bench/bench.py
+	python3 bench/bench.py $(ARGS)
+
+# A few minutes' smoke run; writes target/bench/BENCHMARKS-quick.md.
+bench-quick: deps release
+	python3 bench/bench.py --quick $(ARGS)
+
+# The failover benchmark alone; writes target/bench/FAILOVER.md.
+bench-failover: deps release
+	python3 bench/failover.py $(ARGS)
 
 fuzz:
 	cd fuzz && $(CARGO) +nightly fuzz run request_parser -- -max_total_time=60

@@ -9,34 +9,54 @@ children also get SIGKILL from the kernel if this script itself is killed):
 * nutcracker and shardgate in front of the SAME backends, each reading the
   same twemproxy-format pool definition (only `listen:` differs, since two
   processes cannot listen on one port);
+* in some scenarios, several shardgate *variants* side by side over the same
+  backends (extra pool keys such as `read_policy: any`, or extra arguments
+  such as `--no-metrics`), and replicas (`--replicaof`, linked before any
+  load, listed under `replicas:` for shardgate);
 * redis-benchmark as the load generator.
+
+Every shardgate gets `--admin 127.0.0.1:<free port>` (the default admin
+address is shared; a second instance could not start).
 
 Method
 ------
 * Medians of rounds: every measurement is repeated `--rounds` times
-  (default 3) and the report shows the median, because requests/s moves
-  ~10% from run to run on a shared 2-core machine.
-* Interleaving: within a round the targets (direct, twemproxy, shardgate)
-  run back to back for the same test and pipeline depth, in an order that
+  (default 3; 7 for the reads and metrics scenarios, whose claims are about
+  differences of a few percent) and the report shows the median, because
+  requests/s moves ~10% from run to run on a shared 2-core machine. A
+  claim (e.g. "read_policy any costs <= 5% more CPU per GET than master")
+  is judged on the median of the per-round ratios of the two targets.
+* Interleaving: within a round the targets (direct, twemproxy, shardgate,
+  or a scenario's shardgate variants) run back to back for the same test and pipeline depth, in an order that
   rotates every round, so slow drift (thermal, noisy neighbours) spreads
   evenly over the targets instead of favouring whichever runs first.
-* CPU per request: utime+stime (fields 14 and 15 of /proc/PID/stat, in
-  clock ticks of os.sysconf('SC_CLK_TCK')) of the proxy process, all its
-  threads and any child processes, read right before and right after each
+* CPU per request: the CPU time of the proxy process, all its threads and
+  any child processes, read right before and right after each
   redis-benchmark invocation; CPU us/request = delta / requests. The same
-  for the redis-server(s), for reference. CPU per request is steadier than
+  for the redis-server(s), for reference. The CPU time is the sum of every
+  thread's on-CPU nanoseconds (first field of /proc/PID/task/TID/schedstat);
+  if a thread exited in between (its time would be missing) or schedstat
+  is absent, it is utime+stime (fields 14 and 15 of /proc/PID/stat, in
+  clock ticks of os.sysconf('SC_CLK_TCK'), usually 10 ms) instead, and the report
+  says how often that happened. CPU per request is steadier than
   requests/s and does not depend on who won the 2 cores.
 * One test per invocation (`-t set`, then `-t get`, then `-t mset`), so
   each CPU delta belongs to exactly one test. MSET in redis-benchmark sets
   10 keys per request. Before round 1, a short unmeasured run per target
   fills the keyspace and opens the proxies' backend connections.
+* Where reads went: for the reads scenario, `cmdstat_get` calls of every
+  node (INFO commandstats) right before and after each invocation.
 * Idle connections: 10,000 TCP connections to a freshly started proxy, each
   sends one PING and reads +PONG (so each is a real session); VmRSS from
   /proc/PID/status before and with them open.
+* Failover (bench/failover.py, after everything above is stopped): a master
+  killed with SIGKILL under a steady write load, in Sentinel and managed
+  mode; see that file.
 
 Layout: scenarios.py (what to run: add scenarios there), processes.py
 (children, ports, /proc), deploy.py (servers and proxies), load.py
-(redis-benchmark, rounds), idle.py (idle connections), report.py
+(redis-benchmark, rounds), idle.py (idle connections), failover.py (the
+failover benchmark; also runs alone: `make bench-failover`), report.py
 (BENCHMARKS.md and the terminal table).
 """
 
@@ -53,6 +73,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import failover
 from deploy import deploy
 from idle import CONNECTIONS, run_idle_test
 from load import PIPELINE_SCALE, TEST_SCALE, run_rounds, warm_up
@@ -73,7 +94,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--rounds", type=int, help="rounds; medians are reported (default 3; --quick: 1)"
+        "--rounds",
+        type=int,
+        help="rounds; medians are reported (default 3, 7 for the reads and metrics "
+        "scenarios; --quick: 1; given: that many for every scenario)",
     )
     ap.add_argument(
         "--requests",
@@ -116,9 +140,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "0: don't pass it, shardgate's default of one per core)",
     )
     ap.add_argument("--no-idle", action="store_true", help="skip the idle-connections test")
+    ap.add_argument(
+        "--no-failover", action="store_true", help="skip the failover benchmark (bench/failover.py)"
+    )
+    ap.add_argument(
+        "--failover-runs", type=int, help="failover runs per mode (default 3; --quick: 1)"
+    )
     ap.add_argument("--timeout", type=int, default=300, help="seconds per redis-benchmark run")
     args = ap.parse_args(argv)
 
+    args.rounds_given = args.rounds is not None or args.quick
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.requests = args.requests or (QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
     quick_out = "target/bench/BENCHMARKS-quick.md"
@@ -130,6 +161,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not wanted or any(k not in keys for k in wanted):
         ap.error(f"--scenarios {args.scenarios!r}: choose from {', '.join(keys)}")
     args.scenario_list = [narrow(s, args) for s in SCENARIOS if s.key in wanted]
+    if args.no_shardgate:
+        args.no_failover = True  # it measures shardgate only
+    args.failover = failover.settings_from(
+        args.quick, args.failover_runs, ",".join(failover.MODES), 50, 5000, None, None, 30.0,
+        args.workers,
+    )  # fmt: skip
     return args
 
 
@@ -148,7 +185,7 @@ def find_tools(args) -> dict[str, str]:
         ("redis-server", "/usr/bin/redis-server"),
         ("redis-benchmark", "/usr/bin/redis-benchmark"),
         ("nutcracker", "/usr/sbin/nutcracker"),  # /usr/sbin is not always on PATH
-    ):
+    ) + ((("redis-sentinel", "/usr/bin/redis-sentinel"),) if not args.no_failover else ()):
         path = shutil.which(name) or (usual if os.access(usual, os.X_OK) else None)
         if path is None:
             raise BenchError(f"{name} is missing; install it with: {INSTALL_HINT}")
@@ -173,12 +210,20 @@ def measure(procs: Processes, args, workdir: Path) -> tuple:
     idle = {} if args.no_idle else run_idle_test(procs, args, workdir, failures)
     for dep in deployments:
         dep.commands = {k: v.replace(str(workdir), "$WORKDIR") for k, v in dep.commands.items()}
-    return deployments, results, failures, idle
+    # Every server and proxy of the throughput part stops first: the failover
+    # runs get the machine to themselves.
+    procs.kill_all()
+    fo = None
+    if not args.no_failover:
+        print("failover benchmark (bench/failover.py) ...", flush=True)
+        fo = failover.run_all(args.tools, args.shardgate, args.failover, workdir)
+        failures += fo["failures"]
+    return deployments, results, failures, idle, fo
 
 
-def write_json(path: Path, results: dict, idle: dict) -> None:
+def write_json(path: Path, results: dict, idle: dict, fo: dict | None) -> None:
     samples = {"|".join(map(str, k)): [vars(s) for s in v] for k, v in results.items()}
-    path.write_text(json.dumps({"samples": samples, "idle": idle}, indent=1))
+    path.write_text(json.dumps({"samples": samples, "idle": idle, "failover": fo}, indent=1))
 
 
 def _interrupt(signum, frame):
@@ -199,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         raise_nofile(2 * CONNECTIONS + 1000)
         with tempfile.TemporaryDirectory(prefix="shardgate-bench-") as tmp:
             try:
-                deployments, results, failures, idle = measure(procs, args, Path(tmp))
+                deployments, results, failures, idle, fo = measure(procs, args, Path(tmp))
             finally:
                 procs.kill_all()  # before the temp dir goes away under them
     except BenchError as e:
@@ -211,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print_summary(deployments, results)
     print_idle(idle)
+    if fo:
+        failover.print_summary(fo)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(args, deployments, results, failures, idle, elapsed))
+    args.out.write_text(render(args, deployments, results, failures, idle, elapsed, fo))
     if args.json:
-        write_json(args.json, results, idle)
+        write_json(args.json, results, idle, fo)
     print(f"\nwrote {args.out} ({elapsed / 60:.1f} min)")
     if failures:
         print(f"bench: error: {len(failures)} measurement(s) failed:", file=sys.stderr)

@@ -1,29 +1,59 @@
-"""Starting a scenario: its redis-servers, then each proxy in front of them.
+"""Starting a scenario: its redis-servers (masters, then replicas), then
+each target (twemproxy, shardgate variants) in front of them.
 
-Both proxies read the same pool definition, written by pool_yaml(); only
-`listen:` differs, since two processes cannot listen on one port. Before
-any load, every target must answer SET/GET/MSET/DEL correctly: a proxy that
-answered errors quickly would otherwise look fast.
+Every proxy reads a pool definition written by pool_yaml(): the scenario's
+pool keys and servers, plus, for shardgate only, `replicas:` (when the
+scenario has replicas) and the variant's own extra keys; `listen:` differs
+per process, since two processes cannot listen on one port. Before any load,
+every target must answer SET/GET/MSET/DEL correctly: a proxy that answered
+errors quickly would otherwise look fast.
+
+Every shardgate gets `--admin 127.0.0.1:<free port>`: the default admin
+address (127.0.0.1:8001) is shared, so a second instance would fail to
+start. The admin server is also how the harness sees that shardgate counts
+every replica as linked before the load starts.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from processes import BenchError, Processes, free_port, tail, wait_for_port
-from scenarios import Scenario
+from scenarios import Scenario, Target
+
+READY_TIMEOUT = 20.0  # s: replica links, shardgate's view of its replicas
+
+
+@dataclass
+class Node:
+    """One redis-server of a deployment."""
+
+    label: str  # shard0, shard0-replica1, ...
+    shard: int
+    role: str  # "master" | "replica"
+    port: int
+    proc: subprocess.Popen
+    command: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
 
 @dataclass
 class Endpoint:
-    name: str  # direct / twemproxy / shardgate
+    name: str  # the target's name: direct / twemproxy / shardgate / sg-any ...
     port: int
     proc: subprocess.Popen | None = None  # the proxy process; None for direct
     log: Path | None = None
+    admin_port: int | None = None  # shardgate's admin server
 
     @property
     def pid(self) -> int | None:
@@ -40,85 +70,194 @@ class Endpoint:
 @dataclass
 class Deployment:
     scenario: Scenario
-    redis_pids: list[int]
+    nodes: list[Node]  # masters in shard order, then replicas
     endpoints: dict[str, Endpoint]  # in scenario.targets order
-    yaml: str  # the pool definition, LISTEN standing for each proxy's port
+    pools: dict[str, str] = field(default_factory=dict)  # target -> its YAML (LISTEN for the port)
     commands: dict[str, str] = field(default_factory=dict)  # how each was started
+
+    @property
+    def redis_pids(self) -> list[int]:
+        return [n.pid for n in self.nodes]
+
+    @property
+    def masters(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "master"]
 
 
 def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deployment:
-    """Starts the scenario's redis-servers and proxies; checks each target."""
-    redis = [start_redis(procs, args, workdir) for _ in range(scenario.shards)]
-    ports = [port for port, _, _ in redis]
-    dep = Deployment(
-        scenario,
-        redis_pids=[pid for _, pid, _ in redis],
-        endpoints={},
-        yaml=pool_yaml(scenario, ports, "127.0.0.1:LISTEN", {}),
-        commands={"redis-server": redis[0][2]},
-    )
-    for name in scenario.targets:
-        if name == "direct":
-            dep.endpoints[name] = Endpoint(name, ports[0])
-        elif name == "shardgate" and args.shardgate is None:
+    """Starts the scenario's redis-servers and targets; checks each target."""
+    masters = [
+        start_redis(procs, args, workdir, f"shard{i}", i) for i in range(scenario.shards)
+    ]
+    replicas = [
+        start_redis(procs, args, workdir, f"shard{m.shard}-replica{r + 1}", m.shard, master=m)
+        for m in masters
+        for r in range(scenario.replicas)
+    ]
+    for replica in replicas:
+        wait_replica_linked(replica)
+    dep = Deployment(scenario, nodes=masters + replicas, endpoints={})
+    dep.commands["redis-server"] = masters[0].command
+    if replicas:
+        dep.commands["redis-server (replica)"] = replicas[0].command
+    for target in scenario.targets:
+        if target.kind == "direct":
+            dep.endpoints[target.name] = Endpoint(target.name, masters[0].port)
+        elif target.kind == "shardgate" and args.shardgate is None:
             continue  # --no-shardgate
         else:
-            endpoint = start_proxy(procs, args, workdir, scenario, name, ports)
-            dep.endpoints[name] = endpoint
-            dep.commands[name] = shlex.join(endpoint.proc.args)
+            endpoint, yaml = start_proxy(procs, args, workdir, scenario, target, dep)
+            dep.endpoints[target.name] = endpoint
+            dep.pools[target.name] = yaml
+            dep.commands[target.name] = shlex.join(endpoint.proc.args)
     for endpoint in dep.endpoints.values():
+        if endpoint.admin_port is not None and replicas:
+            wait_replicas_serving(endpoint, len(replicas))
         check_endpoint(endpoint)
     return dep
 
 
-def start_redis(procs: Processes, args, workdir: Path) -> tuple[int, int, str]:
-    """A redis-server without persistence; returns (port, pid, command line)."""
+def redis_argv(args, port: int, data: Path, extra: list[str] = ()) -> list[str]:
+    """A redis-server without persistence, on loopback, in the foreground."""
+    return [
+        args.tools["redis-server"], "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--dir", str(data),
+        "--logfile", "", "--daemonize", "no", *extra,
+    ]  # fmt: skip
+
+
+def start_redis(
+    procs: Processes, args, workdir: Path, label: str, shard: int, master: Node | None = None
+) -> Node:
     port = free_port()
     data = workdir / f"redis-{port}"
     data.mkdir()
-    argv = [
-        args.tools["redis-server"], "--port", str(port), "--bind", "127.0.0.1",
-        "--save", "", "--appendonly", "no", "--dir", str(data),
-        "--logfile", "", "--daemonize", "no",
-    ]  # fmt: skip
+    extra = ["--replicaof", "127.0.0.1", str(master.port)] if master else []
+    argv = redis_argv(args, port, data, extra)
     log = data / "redis.log"
     proc = procs.spawn(argv, log)
     wait_for_port("redis-server", proc, port, log)
-    return port, proc.pid, shlex.join(argv)
+    role = "replica" if master else "master"
+    return Node(label, shard, role, port, proc, shlex.join(argv))
 
 
-def pool_yaml(scenario: Scenario, redis_ports: list[int], listen: str, extra: dict) -> str:
+def info(port: int, section: str) -> dict[str, str]:
+    """INFO <section> as a dict of its `field:value` lines."""
+    reply = resp_call(port, "INFO", section)
+    if not reply.startswith(b"$"):
+        raise BenchError(f"INFO {section} on port {port} replied {reply[:100]!r}")
+    text = reply.split(b"\r\n", 1)[1].decode(errors="replace")
+    fields = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name] = value.strip()
+    return fields
+
+
+def command_calls(port: int, command: str) -> int:
+    """`calls` of one command from INFO commandstats (0 if never called)."""
+    stat = info(port, "commandstats").get(f"cmdstat_{command.lower()}", "")
+    for part in stat.split(","):
+        if part.startswith("calls="):
+            return int(part[len("calls=") :])
+    return 0
+
+
+def wait_replica_linked(node: Node, timeout: float = READY_TIMEOUT) -> None:
+    """Until the replica's INFO replication says master_link_status:up."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise BenchError(f"replica {node.label} exited with {node.proc.returncode}")
+        try:
+            status = info(node.port, "replication").get("master_link_status")
+        except OSError:
+            status = None
+        if status == "up":
+            return
+        time.sleep(0.05)
+    raise BenchError(f"replica {node.label} (port {node.port}): master link {status} after {timeout:.0f} s")
+
+
+def admin_get(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def wait_replicas_serving(endpoint: Endpoint, count: int, timeout: float = READY_TIMEOUT) -> None:
+    """Until shardgate's /topology shows `count` replicas linked and not excluded.
+
+    shardgate serves before its replicas have passed `rise` health checks;
+    a read-policy benchmark that started then would measure the fallback.
+    """
+    deadline = time.monotonic() + timeout
+    fit = -1
+    while time.monotonic() < deadline:
+        endpoint.check_alive()
+        try:
+            pools = admin_get(endpoint.admin_port, "/topology")
+        except (OSError, ValueError):
+            time.sleep(0.1)
+            continue
+        nodes = [n for p in pools for s in p["shards"] for n in s["nodes"] if not n["is_master"]]
+        fit = sum(1 for n in nodes if n.get("link_up") and not n.get("excluded"))
+        if fit >= count:
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{endpoint.name}: {fit} of {count} replicas fit after {timeout:.0f} s")
+
+
+def yaml_value(value) -> str:
+    # JSON is YAML's flow style: lists and maps on one line.
+    return json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+
+
+def pool_yaml(scenario: Scenario, dep: Deployment, listen: str, target: Target) -> str:
+    keys = dict(scenario.pool)
+    if target.kind == "shardgate":
+        replicas = {}
+        for node in dep.nodes:
+            if node.role == "replica":
+                replicas.setdefault(f"shard{node.shard}", []).append(f"127.0.0.1:{node.port}")
+        if replicas:
+            keys["replicas"] = replicas
+        keys.update(target.pool)
     lines = ["bench:", f"  listen: {listen}"]
-    lines += [f"  {key}: {value}" for key, value in {**scenario.pool, **extra}.items()]
+    lines += [f"  {key}: {yaml_value(value)}" for key, value in keys.items()]
     lines.append("  servers:")
-    lines += [f"    - 127.0.0.1:{port}:1 shard{i}" for i, port in enumerate(redis_ports)]
+    lines += [f"    - 127.0.0.1:{m.port}:1 shard{m.shard}" for m in dep.masters]
     return "\n".join(lines) + "\n"
 
 
-def start_proxy(procs, args, workdir: Path, scenario: Scenario, name: str, ports) -> Endpoint:
+def start_proxy(
+    procs, args, workdir: Path, scenario: Scenario, target: Target, dep: Deployment
+) -> tuple[Endpoint, str]:
     port = free_port()
-    extra = scenario.shardgate_pool if name == "shardgate" else {}
-    conf = workdir / f"{scenario.key}-{name}.yml"
-    conf.write_text(pool_yaml(scenario, ports, f"127.0.0.1:{port}", extra))
-    log = workdir / f"{scenario.key}-{name}.log"
-    argv = proxy_argv(name, args, scenario, conf, log)
+    conf = workdir / f"{scenario.key}-{target.name}.yml"
+    conf.write_text(pool_yaml(scenario, dep, f"127.0.0.1:{port}", target))
+    log = workdir / f"{scenario.key}-{target.name}.log"
+    admin = free_port() if target.kind == "shardgate" else None
+    argv = proxy_argv(target, args, conf, log, admin)
     # nutcracker writes its own log (-o); its stdout/stderr go next to it.
-    proc = procs.spawn(argv, log if name == "shardgate" else log.with_suffix(".out"))
-    wait_for_port(name, proc, port, log)
-    return Endpoint(name, port, proc, log)
+    proc = procs.spawn(argv, log if target.kind == "shardgate" else log.with_suffix(".out"))
+    wait_for_port(target.name, proc, port, log)
+    endpoint = Endpoint(target.name, port, proc, log, admin)
+    return endpoint, pool_yaml(scenario, dep, "127.0.0.1:LISTEN", target)
 
 
-def proxy_argv(name: str, args, scenario: Scenario, conf: Path, log: Path) -> list[str]:
-    if name == "twemproxy":
+def proxy_argv(target: Target, args, conf: Path, log: Path, admin: int | None) -> list[str]:
+    if target.kind == "twemproxy":
         # Not daemonized (no -d), so it stays our child; stats on a free port.
         return [
             args.tools["nutcracker"], "-c", str(conf), "-a", "127.0.0.1",
             "-s", str(free_port()), "-o", str(log),
         ]  # fmt: skip
-    argv = [str(args.shardgate), "-c", str(conf)]
+    argv = [str(args.shardgate), "-c", str(conf), "--admin", f"127.0.0.1:{admin}"]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
-    return argv + list(scenario.shardgate_args)
+    return argv + list(target.args)
 
 
 def check_endpoint(endpoint: Endpoint) -> None:
@@ -131,6 +270,12 @@ def check_endpoint(endpoint: Endpoint) -> None:
     ]
     for command, expected in checks:
         reply = resp_call(endpoint.port, *command)
+        # A GET served by a replica may run before the SET reached it.
+        for _ in range(50):
+            if reply != b"$-1\r\n" or command[0] != "GET":
+                break
+            time.sleep(0.01)
+            reply = resp_call(endpoint.port, *command)
         if reply != expected:
             raise BenchError(
                 f"{endpoint.name} on port {endpoint.port}: {' '.join(command)} "

@@ -13,8 +13,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from deploy import Deployment
-from processes import BenchError, cpu_seconds
+from deploy import Deployment, command_calls
+from processes import BenchError, cpu_reading, cpu_used
 
 # Requests per invocation, relative to --requests (the -P 1 SET/GET count):
 # pipelined runs are ~6x faster and MSET (10 keys) ~2x slower than SET, so
@@ -32,6 +32,11 @@ class Sample:
     p99_ms: float
     proxy_cpu_us: float | None  # per request; None for direct
     redis_cpu_us: float  # per request, all the scenario's redis-servers
+    # Calls of the test's command per node (INFO commandstats, after - before),
+    # for scenarios that list the test in `commandstats`; else None.
+    node_calls: dict[str, int] | None = None
+    # True: CPU from per-thread schedstat (ns); False: from /proc/PID/stat ticks.
+    cpu_precise: bool = True
 
 
 def requests_for(args, test: str, pipeline: int) -> int:
@@ -66,24 +71,39 @@ def run_one(args, dep: Deployment, target: str, test: str, pipeline: int) -> Sam
     n = requests_for(args, test, pipeline)
     argv = benchmark_argv(args, endpoint.port, test, pipeline, n)
     proxy = [endpoint.pid] if endpoint.pid else []
-    proxy_before, redis_before = cpu_seconds(proxy), cpu_seconds(dep.redis_pids)
+    # Read outside the CPU window, so INFO's own cost is not counted.
+    counted = test in dep.scenario.commandstats
+    calls_before = node_calls(dep, test) if counted else None
+    proxy_before, redis_before = cpu_reading(proxy), cpu_reading(dep.redis_pids)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{target}: `{shlex.join(argv)}` took over {args.timeout} s") from None
-    proxy_after, redis_after = cpu_seconds(proxy), cpu_seconds(dep.redis_pids)
+    proxy_after, redis_after = cpu_reading(proxy), cpu_reading(dep.redis_pids)
+    calls_after = node_calls(dep, test) if counted else None
     # redis-benchmark 7.0 exits 1 on the first error reply ("Error from server").
     if done.returncode != 0:
         stderr = "\n".join(done.stderr.splitlines()[-5:])
         raise BenchError(f"{target}: `{shlex.join(argv)}` exited {done.returncode}:\n{stderr}")
     row = parse_csv(done.stdout)
+    proxy_cpu, proxy_precise = cpu_used(proxy_before, proxy_after)
+    redis_cpu, redis_precise = cpu_used(redis_before, redis_after)
     return Sample(
         rps=row["rps"],
         p50_ms=row["p50_latency_ms"],
         p99_ms=row["p99_latency_ms"],
-        proxy_cpu_us=(proxy_after - proxy_before) * 1e6 / n if proxy else None,
-        redis_cpu_us=(redis_after - redis_before) * 1e6 / n,
+        proxy_cpu_us=proxy_cpu * 1e6 / n if proxy else None,
+        redis_cpu_us=redis_cpu * 1e6 / n,
+        cpu_precise=proxy_precise and redis_precise,
+        node_calls={k: calls_after[k] - calls_before[k] for k in calls_after} if counted else None,
     )
+
+
+def node_calls(dep: Deployment, test: str) -> dict[str, int]:
+    try:
+        return {node.label: command_calls(node.port, test) for node in dep.nodes}
+    except OSError as e:
+        raise BenchError(f"INFO commandstats: {e}") from None
 
 
 def warm_up(args, dep: Deployment) -> None:
@@ -95,8 +115,15 @@ def warm_up(args, dep: Deployment) -> None:
 
 
 def rotated(items: list[str], by: int) -> list[str]:
+    if not items:
+        return items
     by %= len(items)
     return items[by:] + items[:by]
+
+
+def rounds_of(args, scenario) -> int:
+    """--rounds, or the scenario's own minimum when --rounds and --quick are absent."""
+    return args.rounds if args.rounds_given else max(args.rounds, scenario.min_rounds)
 
 
 def run_rounds(args, deployments: list[Deployment], failures: list[str]) -> dict:
@@ -108,8 +135,9 @@ def run_rounds(args, deployments: list[Deployment], failures: list[str]) -> dict
     results: dict[tuple, list[Sample]] = {}
     plan = [
         (rnd, dep, pipeline, test, target)
-        for rnd in range(args.rounds)
+        for rnd in range(max(rounds_of(args, dep.scenario) for dep in deployments))
         for dep in deployments
+        if rnd < rounds_of(args, dep.scenario)
         for pipeline in dep.scenario.pipelines
         for test in dep.scenario.tests
         for target in rotated(list(dep.endpoints), rnd)

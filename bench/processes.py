@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -136,6 +137,50 @@ def process_tree(pid: int) -> list[int]:
         tree.append(p)
         todo.extend(children.get(p, []))
     return tree
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU used so far by some processes (and their descendants), two ways.
+
+    ticks: utime+stime from /proc/PID/stat (whole thread groups, exited
+    threads included), in seconds, with a resolution of 1/CLK_TCK s.
+    runtime: the sum of every live thread's on-CPU time from
+    /proc/PID/task/TID/schedstat (nanoseconds), in seconds; None where the
+    kernel has no schedstat. threads: the (pid, tid)s that sum covers.
+    """
+
+    ticks: float
+    runtime: float | None
+    threads: frozenset
+
+
+def cpu_reading(pids: list[int]) -> CpuReading:
+    runtime, threads, precise = 0, set(), True
+    for pid in pids:
+        for p in process_tree(pid):
+            try:
+                tids = os.listdir(f"/proc/{p}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    runtime += int(Path(f"/proc/{p}/task/{tid}/schedstat").read_text().split()[0])
+                    threads.add((p, tid))
+                except (OSError, ValueError, IndexError):
+                    precise = False
+    return CpuReading(cpu_seconds(pids), runtime / 1e9 if precise else None, frozenset(threads))
+
+
+def cpu_used(before: CpuReading, after: CpuReading) -> tuple[float, bool]:
+    """CPU seconds between two readings, and whether it is the precise figure.
+
+    The schedstat sum is exact to the nanosecond, but misses a thread that
+    exited in between; then (or without schedstat) the tick count is used.
+    """
+    if before.runtime is not None and after.runtime is not None and before.threads <= after.threads:
+        return after.runtime - before.runtime, True
+    return after.ticks - before.ticks, False
 
 
 def cpu_seconds(pids: list[int]) -> float:

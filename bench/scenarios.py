@@ -1,31 +1,86 @@
 """What to benchmark: scenarios as data. Add a scenario here.
 
-A scenario names its backends (how many redis-servers), the pool both
-proxies read (twemproxy's nutcracker.yml keys; only `listen:` differs between
-the two proxies), which targets to load, which redis-benchmark tests and
-pipeline depths to run, and whether "direct to server 0" is a fair peer.
+A scenario names its backends (how many shards, and how many replicas each
+shard has), the pool the proxies read (twemproxy's nutcracker.yml keys; only
+`listen:` differs between the proxies), which targets to load, which
+redis-benchmark tests and pipeline depths to run, and whether "direct to
+shard 0's master" is a fair peer.
+
+A target is `direct` (shard 0's master, no proxy), `twemproxy`, or a
+shardgate *variant*: shardgate with extra pool keys and/or extra
+command-line arguments (e.g. `read_policy: any`, or `--no-metrics`).
+Several variants can load the same backends side by side.
+
+Two report layouts:
+
+* "peers": direct / twemproxy / shardgate columns, ratios of shardgate to
+  direct and to twemproxy (the 1shard and 3shards scenarios);
+* "variants": one row per target, with each target's CPU per request
+  divided by the `baseline` target's, and optional claims checked on that
+  ratio (the reads and metrics scenarios).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TARGETS = ("direct", "twemproxy", "shardgate")
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # label in the report and on the terminal
+    kind: str  # "direct" | "twemproxy" | "shardgate"
+    pool: dict = field(default_factory=dict)  # extra pool keys (shardgate only)
+    args: tuple = ()  # extra command-line arguments (shardgate only)
+
+    def describe(self) -> str:
+        """What sets this target apart, for the report."""
+        parts = [f"`{k}: {v}`" for k, v in self.pool.items()]
+        parts += [f"`{a}`" for a in self.args]
+        return ", ".join(parts) if parts else "defaults"
+
+
+DIRECT = Target("direct", "direct")
+TWEMPROXY = Target("twemproxy", "twemproxy")
+SHARDGATE = Target("shardgate", "shardgate")
+PEERS = (DIRECT, TWEMPROXY, SHARDGATE)
+TARGETS = tuple(t.name for t in PEERS)  # the "peers" report's columns
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A target to meet: cpu(target) / cpu(baseline) <= max_ratio, per row."""
+
+    text: str
+    target: str
+    baseline: str
+    tests: tuple
+    pipelines: tuple
+    max_ratio: float
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str  # name on the command line (--scenarios)
     title: str  # heading in the report
-    shards: int  # redis-servers behind the pool, in config order
+    shards: int  # masters behind the pool, in config order
     pool: dict  # pool keys besides listen/servers, as in nutcracker.yml
-    direct_comparable: bool  # is "direct to server 0" an apples-to-apples peer?
+    direct_comparable: bool  # is "direct to shard 0's master" an apples-to-apples peer?
     note: str = ""
     tests: tuple = ("set", "get", "mset")
     pipelines: tuple = (1, 16)
-    targets: tuple = TARGETS
-    shardgate_args: tuple = ()  # extra command-line arguments for shardgate
-    shardgate_pool: dict = field(default_factory=dict)  # extra pool keys, shardgate only
+    targets: tuple = PEERS
+    replicas: int = 0  # replicas per shard (--replicaof), listed under `replicas:` for shardgate
+    report: str = "peers"  # "peers" or "variants" (see the module docstring)
+    baseline: str = ""  # variants: CPU ratios are to this target
+    commandstats: tuple = ()  # tests whose calls per node (INFO commandstats) are reported
+    claims: tuple = ()
+    # At least this many rounds unless --rounds or --quick says otherwise: the
+    # claims look at differences of a few percent, and one invocation's CPU
+    # per request moves by ~5% with how the 2 cores were shared.
+    min_rounds: int = 0
+
+    def target(self, name: str) -> Target:
+        return next(t for t in self.targets if t.name == name)
 
 
 BASE_POOL = {
@@ -36,6 +91,8 @@ BASE_POOL = {
     "server_connections": 1,
     "auto_eject_hosts": "false",
 }
+
+READ_POLICIES = ("master", "prefer-replica", "any")
 
 SCENARIOS = [
     Scenario(
@@ -57,6 +114,66 @@ SCENARIOS = [
         "10 keys across the shards, so 'direct' (to one of the servers) is a "
         "reference only, not a peer.",
     ),
+    Scenario(
+        key="reads",
+        title="Reads over replicas (read policies)",
+        shards=1,
+        replicas=2,
+        pool=BASE_POOL,
+        direct_comparable=True,
+        note="One shard: a master and two replicas (`--replicaof`, linked before "
+        "any load), listed under `replicas:`. shardgate variants differ only in "
+        "`read_policy` (balancing: the default round-robin); 'direct' is the "
+        "master. What a read policy costs the proxy per GET, and where the GETs "
+        "went (the `cmdstat_get` calls each node counted during the run).",
+        tests=("get",),
+        targets=(DIRECT,)
+        + tuple(Target(f"sg-{p}", "shardgate", pool={"read_policy": p}) for p in READ_POLICIES),
+        report="variants",
+        baseline="sg-master",
+        commandstats=("get",),
+        min_rounds=7,
+        claims=(
+            Claim(
+                "`read_policy: any` costs the proxy at most 5% more CPU per GET than "
+                "`read_policy: master`",
+                target="sg-any",
+                baseline="sg-master",
+                tests=("get",),
+                pipelines=(1, 16),
+                max_ratio=1.05,
+            ),
+        ),
+    ),
+    Scenario(
+        key="metrics",
+        title="Per-command metrics on vs off",
+        shards=1,
+        pool=BASE_POOL,
+        direct_comparable=False,
+        note="One redis-server; the same shardgate with its per-command metrics "
+        "(the default) and with `--no-metrics`. The overhead is the extra proxy "
+        "CPU per request with metrics on.",
+        tests=("set", "get"),
+        pipelines=(16, 1),
+        targets=(
+            Target("sg-metrics", "shardgate"),
+            Target("sg-no-metrics", "shardgate", args=("--no-metrics",)),
+        ),
+        report="variants",
+        baseline="sg-no-metrics",
+        min_rounds=7,
+        claims=(
+            Claim(
+                "per-command metrics cost at most 3% of the proxy's CPU per request at -P 16",
+                target="sg-metrics",
+                baseline="sg-no-metrics",
+                tests=("set", "get"),
+                pipelines=(16,),
+                max_ratio=1.03,
+            ),
+        ),
+    ),
 ]
 
 # The idle-connections test: fresh proxies over one redis-server.
@@ -66,5 +183,5 @@ IDLE = Scenario(
     shards=1,
     pool=BASE_POOL,
     direct_comparable=False,
-    targets=("twemproxy", "shardgate"),
+    targets=(TWEMPROXY, SHARDGATE),
 )

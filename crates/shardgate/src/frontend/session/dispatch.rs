@@ -24,6 +24,15 @@ use crate::worker::pool::Reader;
 impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
     pub(super) fn dispatch(&mut self, request: Request) -> Flow {
+        let flow = self.dispatch_request(request);
+        // A request whose reply was not queued (CLIENT REPLY OFF...) must
+        // not keep its bytes, and with them the read buffer, alive.
+        self.slow_request = None;
+        self.slow_node = None;
+        flow
+    }
+
+    fn dispatch_request(&mut self, request: Request) -> Flow {
         let resolution = command::resolve(&request);
         self.command = match resolution {
             Resolution::Known(id, _) => {

@@ -141,13 +141,15 @@ struct Queued {
     silent: bool,
     /// The command's metrics index (a command id, or `UNKNOWN_COMMAND`).
     command: u16,
-    /// With the slow log on: the request, and the node it went to.
-    slow: Option<Box<SlowContext>>,
+    /// With the slow log on: the request (on its first reply only), and
+    /// the node it went to.
+    slow: SlowContext,
 }
 
 /// What the slow log needs about a request.
+#[derive(Default)]
 struct SlowContext {
-    raw: bytes::Bytes,
+    raw: Option<bytes::Bytes>,
     node: Option<Rc<crate::backend::Node>>,
 }
 
@@ -344,12 +346,11 @@ impl<S: ClientStream> Session<S> {
     /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
     fn push(&mut self, pending: Pending) {
         let silent = self.client.take_reply_silence();
-        let slow = self.slow_request.as_ref().map(|raw| {
-            Box::new(SlowContext {
-                raw: raw.clone(),
-                node: self.slow_node.take(),
-            })
-        });
+        // Moved, not copied: the first reply of a request carries it.
+        let slow = SlowContext {
+            raw: self.slow_request.take(),
+            node: self.slow_node.take(),
+        };
         self.queue.push_back(Queued {
             pending,
             silent,
@@ -411,7 +412,7 @@ impl<S: ClientStream> Session<S> {
                     }
                     let elapsed = now.saturating_duration_since(self.batch_started);
                     stats.latency.record(elapsed);
-                    if let Some(slow) = slow.filter(|_| self.pool.state.slowlog.is_slow(elapsed)) {
+                    if slow.raw.is_some() && self.pool.state.slowlog.is_slow(elapsed) {
                         self.record_slow(&slow, elapsed);
                     }
                 }
@@ -436,13 +437,14 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn record_slow(&self, slow: &SlowContext, elapsed: std::time::Duration) {
+        let Some(raw) = &slow.raw else { return };
         let node = slow
             .node
             .as_ref()
             .map_or_else(|| "".into(), |n| n.label.clone());
         let entry = &self.client.entry;
         self.pool.state.slowlog.record(
-            &slow.raw,
+            raw,
             elapsed,
             entry.addr.clone(),
             entry.name().unwrap_or_default(),
