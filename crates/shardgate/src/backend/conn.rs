@@ -36,7 +36,6 @@ use super::handshake::{self, Handshake};
 use super::slot::{slot, ReplySlot, SlotSender};
 use super::stats::NodeStats;
 use super::wake::TaskWake;
-use crate::io::consume;
 
 const READ_CHUNK: usize = 16 * 1024;
 const MAX_IOVECS: usize = 64;
@@ -71,6 +70,8 @@ pub struct ConnSettings {
 
 struct InFlight {
     slot: SlotSender,
+    /// The request once written, handed back with its reply (see `slot`).
+    request: Option<Bytes>,
     /// When it was written (one clock read per write, not per request).
     sent: Option<Instant>,
     /// None: no deadline (a blocking call with timeout 0).
@@ -93,6 +94,8 @@ struct Queue {
     fifo: VecDeque<InFlight>,
     /// How many entries at the back of `fifo` are still in `outbox`.
     unsent: usize,
+    /// Bytes of the outbox's first frame already written.
+    written: usize,
 }
 
 struct Shared {
@@ -132,6 +135,7 @@ impl Shared {
         let (fifo, unsent_count) = {
             let mut queue = self.queue.borrow_mut();
             queue.outbox.clear();
+            queue.written = 0;
             let unsent_count = std::mem::take(&mut queue.unsent);
             (std::mem::take(&mut queue.fifo), unsent_count)
         };
@@ -209,6 +213,7 @@ impl Conn {
             queue.outbox.push_back(frame);
             queue.fifo.push_back(InFlight {
                 slot: sender,
+                request: None,
                 sent: None,
                 timeout,
             });
@@ -415,31 +420,51 @@ fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
     while !queue.outbox.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(queue.outbox.iter()) {
-            *slot = IoSlice::new(buf);
+        let skip = queue.written;
+        for (i, (slot, frame)) in slices.iter_mut().zip(queue.outbox.iter()).enumerate() {
+            *slot = IoSlice::new(if i == 0 {
+                frame.get(skip..).unwrap_or_default()
+            } else {
+                frame
+            });
             count += 1;
         }
         match writer.try_write_vectored(&slices[..count]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 shared.stats.bytes_out.add(n as u64);
-                let before = queue.outbox.len();
-                consume(&mut queue.outbox, n);
-                let done = before - queue.outbox.len();
-                let first = queue.fifo.len() - queue.unsent;
-                queue.unsent -= done;
-                if done > 0 {
-                    let now = *now.get_or_insert_with(Instant::now);
-                    for entry in queue.fifo.range_mut(first..first + done) {
-                        entry.sent = Some(now);
-                    }
-                }
+                let now = *now.get_or_insert_with(Instant::now);
+                written(&mut queue, n, now);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Takes `n` written bytes off the outbox; each frame written whole moves
+/// to its request's FIFO entry (kept for the slot) with its send time.
+fn written(queue: &mut Queue, mut n: usize, now: Instant) {
+    while n > 0 {
+        let Some(front) = queue.outbox.front() else {
+            return;
+        };
+        let left = front.len() - queue.written;
+        if n < left {
+            queue.written += n;
+            return;
+        }
+        n -= left;
+        queue.written = 0;
+        let frame = queue.outbox.pop_front();
+        let index = queue.fifo.len() - queue.unsent;
+        queue.unsent -= 1;
+        if let Some(entry) = queue.fifo.get_mut(index) {
+            entry.sent = Some(now);
+            entry.request = frame;
+        }
+    }
 }
 
 fn deliver(
@@ -476,6 +501,6 @@ fn deliver(
                 .sent
                 .map_or(Duration::ZERO, |sent| now.saturating_duration_since(sent)),
         );
-        entry.slot.complete(Ok(reply));
+        entry.slot.complete_with(Ok(reply), entry.request);
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Everything in a worker runs on one thread, so a slot is an `Rc` cell
 //! rather than a channel: completing it is a store and a wake, with no
-//! atomics and no lock.
+//! atomics and no lock. The request's bytes come back with the reply (the
+//! connection kept them once written), so the slow log can name a slow
+//! request without the session keeping a copy of every request.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -24,22 +26,37 @@ enum State {
     Taken,
 }
 
+struct Inner {
+    state: RefCell<State>,
+    /// The request, as written to the server.
+    request: Cell<Option<Bytes>>,
+}
+
 /// The receiving end: a future of the reply.
-pub struct ReplySlot(Rc<RefCell<State>>);
+pub struct ReplySlot(Rc<Inner>);
 
 /// The sending end, held in the connection's FIFO.
-pub struct SlotSender(Rc<RefCell<State>>);
+pub struct SlotSender(Rc<Inner>);
 
 /// A new slot and its sender.
 pub fn slot() -> (SlotSender, ReplySlot) {
-    let state = Rc::new(RefCell::new(State::Waiting(None)));
-    (SlotSender(state.clone()), ReplySlot(state))
+    let inner = Rc::new(Inner {
+        state: RefCell::new(State::Waiting(None)),
+        request: Cell::new(None),
+    });
+    (SlotSender(inner.clone()), ReplySlot(inner))
 }
 
 impl SlotSender {
     /// Delivers the reply and wakes the receiver (if it still waits).
     pub fn complete(self, result: ReplyResult) {
-        let previous = std::mem::replace(&mut *self.0.borrow_mut(), State::Done(result));
+        self.complete_with(result, None);
+    }
+
+    /// Delivers the reply with the request it answers.
+    pub fn complete_with(self, result: ReplyResult, request: Option<Bytes>) {
+        self.0.request.set(request);
+        let previous = std::mem::replace(&mut *self.0.state.borrow_mut(), State::Done(result));
         if let State::Waiting(Some(waker)) = previous {
             waker.wake();
         }
@@ -54,12 +71,21 @@ impl SlotSender {
 impl ReplySlot {
     /// A slot that already holds its reply.
     pub fn ready(result: ReplyResult) -> ReplySlot {
-        ReplySlot(Rc::new(RefCell::new(State::Done(result))))
+        ReplySlot(Rc::new(Inner {
+            state: RefCell::new(State::Done(result)),
+            request: Cell::new(None),
+        }))
+    }
+
+    /// The request the reply answers, once the reply is in (if the
+    /// connection handed it back).
+    pub fn take_request(&self) -> Option<Bytes> {
+        self.0.request.take()
     }
 
     /// The reply if it has arrived, without waiting.
     pub fn try_take(&mut self) -> Option<ReplyResult> {
-        let mut state = self.0.borrow_mut();
+        let mut state = self.0.state.borrow_mut();
         match &*state {
             State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
                 State::Done(result) => Some(result),
@@ -74,7 +100,7 @@ impl Future for ReplySlot {
     type Output = ReplyResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ReplyResult> {
-        let mut state = self.0.borrow_mut();
+        let mut state = self.0.state.borrow_mut();
         match &mut *state {
             State::Waiting(waker) => {
                 match waker {

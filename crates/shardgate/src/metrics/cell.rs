@@ -54,11 +54,15 @@ impl Gauge {
 }
 
 /// Upper bounds of the latency buckets, in microseconds (Prometheus's
-/// `le`): 100 us to 10 s, then +Inf.
-pub const LATENCY_BOUNDS_US: [u64; 15] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 10_000_000,
+/// `le`): powers of two from 32 us to 8.4 s, then +Inf. Powers of two make
+/// the bucket of a sample a count of leading zeros, not a search.
+pub const LATENCY_BOUNDS_US: [u64; 19] = [
+    32, 64, 128, 256, 512, 1_024, 2_048, 4_096, 8_192, 16_384, 32_768, 65_536, 131_072, 262_144,
+    524_288, 1_048_576, 2_097_152, 4_194_304, 8_388_608,
 ];
+
+/// log2 of the first bound.
+const FIRST_BOUND_LOG2: u32 = 5;
 
 /// A latency histogram with a single writer: a count per bucket (the last
 /// is +Inf) and the sum in microseconds.
@@ -68,15 +72,22 @@ pub struct Histogram {
     sum_us: Counter,
 }
 
+/// The bucket of a sample: the first bound >= `us`.
+#[inline]
+fn bucket(us: u64) -> usize {
+    if us <= 1 << FIRST_BOUND_LOG2 {
+        return 0;
+    }
+    // ceil(log2(us)) - FIRST_BOUND_LOG2, capped at the +Inf bucket.
+    let ceil_log2 = 64 - (us - 1).leading_zeros();
+    ((ceil_log2 - FIRST_BOUND_LOG2) as usize).min(LATENCY_BOUNDS_US.len())
+}
+
 impl Histogram {
     #[inline]
     pub fn record(&self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let bucket = LATENCY_BOUNDS_US
-            .iter()
-            .position(|&bound| us <= bound)
-            .unwrap_or(LATENCY_BOUNDS_US.len());
-        if let Some(counter) = self.buckets.get(bucket) {
+        if let Some(counter) = self.buckets.get(bucket(us)) {
             counter.inc();
         }
         self.sum_us.add(us);
@@ -122,15 +133,39 @@ mod tests {
     #[test]
     fn histogram_buckets_by_upper_bound() {
         let h = Histogram::default();
-        h.record(Duration::from_micros(100));
-        h.record(Duration::from_micros(101));
+        h.record(Duration::from_micros(32));
+        h.record(Duration::from_micros(33));
+        h.record(Duration::from_micros(64));
         h.record(Duration::from_secs(60));
         let s = h.snapshot();
         assert_eq!(s.counts[0], 1);
-        assert_eq!(s.counts[1], 1);
+        assert_eq!(s.counts[1], 2);
         assert_eq!(s.counts[LATENCY_BOUNDS_US.len()], 1);
-        assert_eq!(s.count(), 3);
-        assert_eq!(s.sum_us, 100 + 101 + 60_000_000);
+        assert_eq!(s.count(), 4);
+        assert_eq!(s.sum_us, 32 + 33 + 64 + 60_000_000);
+    }
+
+    #[test]
+    fn every_sample_lands_in_the_first_bucket_that_holds_it() {
+        for us in [
+            0u64,
+            1,
+            31,
+            32,
+            33,
+            100,
+            1_024,
+            1_025,
+            8_388_608,
+            8_388_609,
+            u64::MAX,
+        ] {
+            let expected = LATENCY_BOUNDS_US
+                .iter()
+                .position(|&bound| us <= bound)
+                .unwrap_or(LATENCY_BOUNDS_US.len());
+            assert_eq!(bucket(us), expected, "{us} us");
+        }
     }
 
     #[test]

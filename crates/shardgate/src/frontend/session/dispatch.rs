@@ -25,9 +25,6 @@ impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
     pub(super) fn dispatch(&mut self, request: Request) -> Flow {
         let flow = self.dispatch_request(request);
-        // A request whose reply was not queued (CLIENT REPLY OFF...) must
-        // not keep its bytes, and with them the read buffer, alive.
-        self.slow_request = None;
         self.slow_node = None;
         flow
     }
@@ -44,10 +41,6 @@ impl<S: ClientStream> Session<S> {
         if self.metrics {
             if let Some(stats) = self.pool.stats.command(self.command) {
                 stats.requests.inc();
-            }
-            if self.pool.state.slowlog.threshold().is_some() {
-                self.slow_request = Some(request.raw.clone());
-                self.slow_node = None;
             }
         }
         if let Some(flow) = self.check_permissions(&request, &resolution) {
@@ -243,7 +236,7 @@ impl<S: ClientStream> Session<S> {
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(request.raw)
         });
-        if self.slow_request.is_some() {
+        if self.slowlog {
             self.slow_node = Some(node);
         }
         self.push(Pending::Reply(slot));

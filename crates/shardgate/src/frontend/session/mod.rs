@@ -76,6 +76,7 @@ pub async fn run<S: ClientStream>(
     client.set_user(pool.state.users.initial());
     client.readonly = endpoint == Endpoint::ReadOnly;
     let metrics = pool.metrics;
+    let slowlog = metrics && pool.state.slowlog.threshold().is_some();
     let mut session = Session {
         stream,
         view,
@@ -92,7 +93,7 @@ pub async fn run<S: ClientStream>(
         waker: Rc::new(SessionWaker::default()),
         keys: Vec::new(),
         command: UNKNOWN_COMMAND,
-        slow_request: None,
+        slowlog,
         slow_node: None,
         batch_started: Instant::now(),
         metrics,
@@ -141,15 +142,7 @@ struct Queued {
     silent: bool,
     /// The command's metrics index (a command id, or `UNKNOWN_COMMAND`).
     command: u16,
-    /// With the slow log on: the request (on its first reply only), and
-    /// the node it went to.
-    slow: SlowContext,
-}
-
-/// What the slow log needs about a request.
-#[derive(Default)]
-struct SlowContext {
-    raw: Option<bytes::Bytes>,
+    /// With the slow log on: the node the request went to, to name it.
     node: Option<Rc<crate::backend::Node>>,
 }
 
@@ -175,9 +168,9 @@ pub(crate) struct Session<S> {
     keys: Vec<usize>,
     /// The metrics index of the command being dispatched.
     command: u16,
-    /// With the slow log on: the request being dispatched, and the node
-    /// it went to (when one node answers it).
-    slow_request: Option<bytes::Bytes>,
+    /// The slow log is on (it needs the metrics' timings).
+    slowlog: bool,
+    /// With the slow log on: the node the request being dispatched went to.
     slow_node: Option<Rc<crate::backend::Node>>,
     /// When the current batch was read (request latency starts there).
     batch_started: Instant,
@@ -346,16 +339,11 @@ impl<S: ClientStream> Session<S> {
     /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
     fn push(&mut self, pending: Pending) {
         let silent = self.client.take_reply_silence();
-        // Moved, not copied: the first reply of a request carries it.
-        let slow = SlowContext {
-            raw: self.slow_request.take(),
-            node: self.slow_node.take(),
-        };
         self.queue.push_back(Queued {
             pending,
             silent,
             command: self.command,
-            slow,
+            node: self.slow_node.take(),
         });
     }
 
@@ -374,13 +362,13 @@ impl<S: ClientStream> Session<S> {
             pending,
             silent,
             command,
-            slow,
+            node,
         }) = self.queue.pop_front()
         {
-            let (reply, waited) = match pending {
+            let (reply, request, waited) = match pending {
                 Pending::Confirm { links, reply } => {
                     self.await_acks(links).await?;
-                    (reply, true)
+                    (reply, None, true)
                 }
                 other => {
                     // While a reply is awaited, the client is watched: one
@@ -399,7 +387,8 @@ impl<S: ClientStream> Session<S> {
                         watch.as_mut().poll(cx).map(Err)
                     })
                     .await;
-                    (outcome?, waited)
+                    let (reply, request) = outcome?;
+                    (reply, request, waited)
                 }
             };
             if self.metrics {
@@ -412,8 +401,10 @@ impl<S: ClientStream> Session<S> {
                     }
                     let elapsed = now.saturating_duration_since(self.batch_started);
                     stats.latency.record(elapsed);
-                    if slow.raw.is_some() && self.pool.state.slowlog.is_slow(elapsed) {
-                        self.record_slow(&slow, elapsed);
+                    if let Some(request) =
+                        request.filter(|_| self.pool.state.slowlog.is_slow(elapsed))
+                    {
+                        self.record_slow(&request, node.as_deref(), elapsed);
                     }
                 }
             }
@@ -436,15 +427,16 @@ impl<S: ClientStream> Session<S> {
         self.flush_out().await
     }
 
-    fn record_slow(&self, slow: &SlowContext, elapsed: std::time::Duration) {
-        let Some(raw) = &slow.raw else { return };
-        let node = slow
-            .node
-            .as_ref()
-            .map_or_else(|| "".into(), |n| n.label.clone());
+    fn record_slow(
+        &self,
+        request: &bytes::Bytes,
+        node: Option<&crate::backend::Node>,
+        elapsed: std::time::Duration,
+    ) {
+        let node = node.map_or_else(|| "".into(), |n| n.label.clone());
         let entry = &self.client.entry;
         self.pool.state.slowlog.record(
-            raw,
+            request,
             elapsed,
             entry.addr.clone(),
             entry.name().unwrap_or_default(),

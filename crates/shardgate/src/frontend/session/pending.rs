@@ -92,8 +92,20 @@ impl Pending {
         Pending::Ready(encode_error(message))
     }
 
-    /// Waits for the reply and returns the bytes the client gets.
-    pub async fn resolve(self) -> Bytes {
+    /// Waits for the reply and returns the bytes the client gets, with the
+    /// request as a server received it when a connection handed it back
+    /// (for the slow log).
+    pub async fn resolve(self) -> (Bytes, Option<Bytes>) {
+        match self {
+            Pending::Reply(mut slot) => {
+                let reply = (&mut slot).await;
+                (reply_bytes(reply), slot.take_request())
+            }
+            other => (other.resolve_reply().await, None),
+        }
+    }
+
+    async fn resolve_reply(self) -> Bytes {
         match self {
             Pending::Ready(bytes) | Pending::Confirm { reply: bytes, .. } => bytes,
             Pending::Delayed { reply, delay } => {
