@@ -79,7 +79,7 @@ fn pools(out: &mut String, admin: &Admin) {
             },
         ),
     ];
-    let counters: [(&str, &str, Get); 6] = [
+    let counters: [(&str, &str, Get); 7] = [
         (
             "shardgate_client_connections_rejected_total",
             "Clients turned away at client_connections.",
@@ -99,6 +99,11 @@ fn pools(out: &mut String, admin: &Admin) {
             "shardgate_replica_exclusions_total",
             "Replicas taken out of the read rotation.",
             |p| p.stats.replica_exclusions.load(Relaxed),
+        ),
+        (
+            "shardgate_health_flips_total",
+            "Nodes that went down or came back up.",
+            |p| p.stats.health_flips.load(Relaxed),
         ),
         (
             "shardgate_failover_seconds_total",

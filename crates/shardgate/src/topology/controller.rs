@@ -268,6 +268,7 @@ impl Controller {
         let after = node.role().map(role_name);
         let learned = self.learn_nodes(shard, addr);
         if let Some(health) = flipped {
+            self.state.stats.health_flips.fetch_add(1, Relaxed);
             let message = match (health, error) {
                 (Health::Down, Some(reason)) => format!("node {label} is down: {reason}"),
                 (health, _) => format!("node {label} is {}", format!("{health:?}").to_lowercase()),

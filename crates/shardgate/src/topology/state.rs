@@ -52,6 +52,8 @@ pub struct ControlStats {
     pub failover_micros: AtomicU64,
     /// Replicas taken out of the read rotation (down, unlinked, lagging).
     pub replica_exclusions: AtomicU64,
+    /// Nodes that went down or came back up (health flips).
+    pub health_flips: AtomicU64,
 }
 
 impl PoolState {

@@ -19,7 +19,7 @@ use crate::fanout::{scan, split};
 use crate::metrics::UNKNOWN_COMMAND;
 use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
 use crate::scripts::{self, ScriptUse};
-use crate::worker::pool::Reader;
+use crate::worker::pool::{Reader, ShardView};
 
 impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
@@ -295,26 +295,44 @@ impl<S: ClientStream> Session<S> {
             return Err(self.shard_unavailable(shard));
         };
         if read && self.reads_may_use_replicas() {
-            let config = self.pool.config();
-            match view.reader(
-                self.read_policy(),
-                config.read_balance,
-                config.replica_fallback,
-            ) {
-                Reader::Node(node) => {
-                    if !view.master.as_ref().is_some_and(|m| Rc::ptr_eq(m, node)) {
+            match self.batch_reader(shard, view) {
+                BatchReader::Node(node) => {
+                    if !view.master.as_ref().is_some_and(|m| Rc::ptr_eq(m, &node)) {
                         self.pool.stats.replica_reads.inc();
                     }
-                    return Ok(node.clone());
+                    return Ok(node);
                 }
-                Reader::Master => {}
-                Reader::NoReplica => return Err(self.no_replica(shard)),
+                BatchReader::Master => {}
+                BatchReader::NoReplica => return Err(self.no_replica(shard)),
             }
         }
         match &view.master {
             Some(node) => Ok(node.clone()),
             None => Err(self.shard_unavailable(shard)),
         }
+    }
+
+    /// The node this batch reads `shard` from: chosen once per batch (by
+    /// the pool's policy and balancing), so a client's pipelined reads go
+    /// to one node, seeing one consistent replica, and a worker's backend
+    /// writes stay as batched as with reads from the master alone.
+    fn batch_reader(&self, shard: usize, view: &ShardView) -> BatchReader {
+        let mut readers = self.batch_readers.borrow_mut();
+        if let Some((_, chosen)) = readers.iter().find(|(s, _)| *s == shard) {
+            return chosen.clone();
+        }
+        let config = self.pool.config();
+        let chosen = match view.reader(
+            self.read_policy(),
+            config.read_balance,
+            config.replica_fallback,
+        ) {
+            Reader::Node(node) => BatchReader::Node(node.clone()),
+            Reader::Master => BatchReader::Master,
+            Reader::NoReplica => BatchReader::NoReplica,
+        };
+        readers.push((shard, chosen.clone()));
+        chosen
     }
 
     /// The pool's read policy; a read-only endpoint reads from replicas
@@ -599,4 +617,12 @@ fn own_timeout(spec: &CommandSpec, request: &Request) -> Option<Option<Duration>
         return None;
     }
     Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds.min(1e9))))
+}
+
+/// Where a batch's reads of one shard go (see `batch_reader`).
+#[derive(Clone)]
+pub(super) enum BatchReader {
+    Master,
+    Node(Rc<Node>),
+    NoReplica,
 }

@@ -93,6 +93,7 @@ pub async fn run<S: ClientStream>(
         waker: Rc::new(SessionWaker::default()),
         keys: Vec::new(),
         command: UNKNOWN_COMMAND,
+        batch_readers: std::cell::RefCell::new(Vec::new()),
         slowlog,
         slow_node: None,
         batch_started: Instant::now(),
@@ -168,6 +169,8 @@ pub(crate) struct Session<S> {
     keys: Vec<usize>,
     /// The metrics index of the command being dispatched.
     command: u16,
+    /// Per shard, the node this batch's reads go to (chosen on first use).
+    batch_readers: std::cell::RefCell<Vec<(usize, dispatch::BatchReader)>>,
     /// The slow log is on (it needs the metrics' timings).
     slowlog: bool,
     /// With the slow log on: the node the request being dispatched went to.
@@ -307,6 +310,7 @@ impl<S: ClientStream> Session<S> {
     /// (`Barrier`), or the session must end (`Close`).
     fn dispatch_batch(&mut self) -> Flow {
         self.view = self.pool.view();
+        self.batch_readers.get_mut().clear();
         if self.metrics {
             self.batch_started = Instant::now();
             self.client.entry.touch(self.batch_started);
