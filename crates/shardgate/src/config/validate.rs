@@ -598,12 +598,7 @@ fn parse_server(line: &str) -> Result<ServerConfig, String> {
         .ok()
         .filter(|w| *w > 0)
         .ok_or_else(|| format!("weight '{weight}' must be a positive integer"))?;
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("port '{port}' must be 1..65535"))?;
-    let addr = resolve(&format!("{host}:{port}"))?;
+    let (port, addr) = host_port(host, port)?;
     Ok(ServerConfig {
         host: host.to_string(),
         port,
@@ -611,6 +606,16 @@ fn parse_server(line: &str) -> Result<ServerConfig, String> {
         weight,
         name,
     })
+}
+
+/// A node's port (1..65535) and its resolved address.
+fn host_port(host: &str, port: &str) -> Result<(u16, SocketAddr), String> {
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("port '{port}' must be 1..65535"))?;
+    Ok((port, resolve(&format!("{host}:{port}"))?))
 }
 
 /// `host:port`, or with `with_weight`, also `host:port:weight` (the
@@ -631,12 +636,7 @@ fn parse_node(line: &str, with_weight: bool) -> Result<NodeConfig, String> {
             .into())
         }
     };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("port '{port}' must be 1..65535"))?;
-    let addr = resolve(&format!("{host}:{port}"))?;
+    let (port, addr) = host_port(host, port)?;
     Ok(NodeConfig {
         host: host.to_string(),
         port,

@@ -615,6 +615,11 @@ fn client_help() -> Bytes {
         "HELP",
         "    Print this help.",
     ];
+    help_reply(&lines)
+}
+
+/// A HELP subcommand's reply: one simple string per line, as Redis sends it.
+fn help_reply(lines: &[&str]) -> Bytes {
     let mut out = BytesMut::new();
     resp::encode::array_header(&mut out, lines.len());
     for line in lines {
@@ -657,10 +662,5 @@ fn slowlog_help() -> Bytes {
         "HELP",
         "    Print this help.",
     ];
-    let mut out = BytesMut::new();
-    resp::encode::array_header(&mut out, lines.len());
-    for line in lines {
-        resp::encode::simple(&mut out, line.as_bytes());
-    }
-    out.freeze()
+    help_reply(&lines)
 }

@@ -276,14 +276,7 @@ impl<S: ClientStream> Session<S> {
                 Woken::Signal | Woken::Link => {}
             }
         }
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        match self.stream.read_buf(&mut self.read_buf).await {
-            Ok(0) => Err(End::ClientClosed),
-            Ok(_) => Ok(()),
-            Err(e) => Err(End::Io(e)),
-        }
+        self.read_ready().await
     }
 
     /// Shutting down: serve what the client has already sent (waiting a
@@ -295,6 +288,12 @@ impl<S: ClientStream> Session<S> {
             Ok(Err(e)) => return Err(End::Io(e)),
             Ok(Ok(())) => {}
         }
+        self.read_ready().await
+    }
+
+    /// Reads what the client has sent into the read buffer (growing it by
+    /// a chunk when nearly full); the client closing ends the session.
+    async fn read_ready(&mut self) -> Result<(), End> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
