@@ -114,6 +114,42 @@ fn a_watched_key_changed_by_another_client_aborts_the_transaction() {
 }
 
 #[test]
+fn a_watching_clients_commands_over_several_shards_keep_their_order() {
+    let pool = pool("");
+    let keys = pool.one_per_shard("w:");
+    let (watched, other) = (keys[0].as_str(), keys[1].as_str());
+    let mut a = pool.client();
+    assert_eq!(a.cmd(&["SET", watched, "old"]).unwrap(), ok());
+    // One pipeline: the split commands' part for the watched shard must
+    // run after the SET before them and before the GET after them.
+    for command in [
+        &["WATCH", watched][..],
+        &["SET", watched, "new"],
+        &["MGET", watched, other],
+        &["EXISTS", watched, other],
+        &["DEL", watched, other],
+        &["GET", watched],
+        &["UNWATCH"],
+    ] {
+        a.send(command).unwrap();
+    }
+    let replies: Vec<Reply> = (0..7).map(|_| a.read_reply().unwrap()).collect();
+    assert_eq!(
+        replies,
+        vec![
+            ok(),
+            ok(),
+            Reply::Array(vec![bulk("new"), Reply::Nil]),
+            Reply::Integer(1),
+            Reply::Integer(1),
+            Reply::Nil,
+            ok(),
+        ]
+    );
+    assert_eq!(a.cmd(&["EXISTS", watched]).unwrap(), Reply::Integer(0));
+}
+
+#[test]
 fn a_blocking_pop_is_woken_bounded_by_its_own_timeout_and_released_on_disconnect() {
     let pool = pool("  timeout: 200\n");
     let mut waiter = pool.client();

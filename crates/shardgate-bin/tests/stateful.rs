@@ -164,3 +164,175 @@ fn a_stateful_command_to_a_dead_server_gets_an_error_and_the_session_goes_on() {
         "no recovery"
     );
 }
+
+#[test]
+fn replication_protocol_commands_are_refused_and_other_clients_keep_their_replies() {
+    let setup = common::start(1, &[]);
+    let mut intruder = setup.client();
+    let mut victim = setup.client();
+    assert_eq!(victim.cmd(&["SET", "secret", "victim"]).unwrap(), ok());
+    // REPLCONF ACK gets no reply from Redis and SYNC turns a connection
+    // into a replication link: on a shared connection either would hand
+    // other clients' replies to the wrong client.
+    for command in [
+        &["REPLCONF", "ACK", "0"][..],
+        &["SYNC"],
+        &["PSYNC", "?", "-1"],
+    ] {
+        let reply = intruder.cmd(command).unwrap();
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.contains("replication protocol")),
+            "{command:?}: {reply:?}"
+        );
+    }
+    assert_eq!(intruder.cmd(&["SET", "mine", "intruder"]).unwrap(), ok());
+    assert_eq!(
+        victim.cmd(&["GET", "secret"]).unwrap(),
+        common::bulk("victim")
+    );
+    assert_eq!(
+        intruder.cmd(&["GET", "mine"]).unwrap(),
+        common::bulk("intruder")
+    );
+}
+
+/// Kills every client connection the proxy has on the server (but not
+/// the caller's).
+fn kill_proxy_connections(server: &test_support::RedisServer) {
+    let killed = server.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    assert!(matches!(killed, Reply::Integer(n) if n > 0), "{killed:?}");
+}
+
+#[test]
+fn a_transaction_whose_connection_dies_runs_nothing_outside_it() {
+    let setup = common::start(1, &[]);
+    let server = &setup.servers[0];
+    let mut client = setup.client();
+    assert_eq!(client.cmd(&["SET", "k", "before"]).unwrap(), ok());
+    assert_eq!(client.cmd(&["MULTI"]).unwrap(), ok());
+    assert_eq!(
+        client.cmd(&["SET", "k", "first"]).unwrap(),
+        Reply::Simple("QUEUED".into())
+    );
+    kill_proxy_connections(server);
+    // The transaction is gone with its connection: the next command must
+    // not run at once on a fresh connection, nor be queued anywhere.
+    let reply = client.cmd(&["SET", "k", "second"]).unwrap();
+    assert!(reply.is_error(), "{reply:?}");
+    let reply = client.cmd(&["EXEC"]).unwrap();
+    assert!(reply.is_error(), "{reply:?}");
+    assert_eq!(server.cmd(&["GET", "k"]), common::bulk("before"));
+
+    // WATCH: a write by another client while the watching connection was
+    // down must still abort (or fail) the transaction, never be overwritten.
+    let mut rival = setup.client();
+    test_support::assert_eventually!(
+        client.cmd(&["WATCH", "k"]).ok() == Some(ok()),
+        "no recovery after the kill"
+    );
+    kill_proxy_connections(server);
+    test_support::assert_eventually!(
+        rival.cmd(&["SET", "k", "rival"]).ok() == Some(ok()),
+        "the rival never got through"
+    );
+    let _ = client.cmd(&["MULTI"]).unwrap();
+    let _ = client.cmd(&["SET", "k", "mine"]).unwrap();
+    let reply = client.cmd(&["EXEC"]).unwrap();
+    assert!(reply.is_error() || reply == Reply::Nil, "{reply:?}");
+    assert_eq!(server.cmd(&["GET", "k"]), common::bulk("rival"));
+}
+
+#[test]
+fn select_and_hello_while_watching_apply_to_the_watching_connection() {
+    let setup = common::start(1, &[]);
+    let server = &setup.servers[0];
+    let mut client = setup.client();
+    assert_eq!(client.cmd(&["WATCH", "k"]).unwrap(), ok());
+    assert_eq!(client.cmd(&["SELECT", "1"]).unwrap(), ok());
+    assert_eq!(client.cmd(&["SET", "k", "in-db1"]).unwrap(), ok());
+    assert_eq!(client.cmd(&["MULTI"]).unwrap(), ok());
+    client.cmd(&["SET", "k", "tx"]).unwrap();
+    // The WATCH was on db 0's k, which nobody touched.
+    assert_eq!(client.cmd(&["EXEC"]).unwrap(), Reply::Array(vec![ok()]));
+    assert_eq!(server.cmd(&["GET", "k"]), Reply::Nil);
+    let mut direct = server.client();
+    assert_eq!(direct.cmd(&["SELECT", "1"]).unwrap(), ok());
+    assert_eq!(direct.cmd(&["GET", "k"]).unwrap(), common::bulk("tx"));
+
+    assert_eq!(
+        client.cmd(&["HSET", "h", "f", "v"]).unwrap(),
+        Reply::Integer(1)
+    );
+    assert_eq!(client.cmd(&["WATCH", "h"]).unwrap(), ok());
+    client.cmd(&["HELLO", "3"]).unwrap();
+    let raw = client.cmd_raw(&["HGETALL", "h"]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        "%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
+}
+
+#[test]
+fn evalsha_runs_in_order_on_a_server_that_lost_the_script() {
+    let setup = common::start(1, &[]);
+    let server = &setup.servers[0];
+    let mut client = setup.client();
+    assert_eq!(client.cmd(&["SET", "n", "1"]).unwrap(), ok());
+    let sha = client
+        .cmd(&["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"])
+        .unwrap()
+        .bulk_str()
+        .expect("a sha");
+    // As after a restart or failover: the server no longer has it.
+    assert_eq!(server.cmd(&["SCRIPT", "FLUSH"]), ok());
+    client.send(&["EVALSHA", &sha, "1", "n"]).unwrap();
+    client.send(&["GET", "n"]).unwrap();
+    client.send(&["SET", "n", "100"]).unwrap();
+    assert_eq!(client.read_reply().unwrap(), Reply::Integer(2));
+    assert_eq!(client.read_reply().unwrap(), common::bulk("2"));
+    assert_eq!(client.read_reply().unwrap(), ok());
+    assert_eq!(server.cmd(&["GET", "n"]), common::bulk("100"));
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_replies() {
+    use std::io::{Read, Write};
+    let setup = common::start(1, &[]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    stream
+        .write_all(b"SET k 1\r\nGET k\r\n*1\r\n$4\r\nPING\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut replies = Vec::new();
+    stream.read_to_end(&mut replies).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&replies),
+        "+OK\r\n$1\r\n1\r\n+PONG\r\n"
+    );
+
+    // A blocking call is cancelled by the close instead: the server no
+    // longer has a blocked client.
+    let server = &setup.servers[0];
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    stream.write_all(b"BLPOP q 0\r\n").unwrap();
+    test_support::assert_eventually!(
+        server
+            .cmd(&["INFO", "clients"])
+            .bulk_str()
+            .unwrap_or_default()
+            .contains("blocked_clients:1"),
+        "the BLPOP never reached the server"
+    );
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    test_support::assert_eventually!(
+        server
+            .cmd(&["INFO", "clients"])
+            .bulk_str()
+            .unwrap_or_default()
+            .contains("blocked_clients:0"),
+        "the BLPOP outlived its client"
+    );
+}

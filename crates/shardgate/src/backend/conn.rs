@@ -13,6 +13,10 @@
 //!
 //! The same type serves shared connections (many sessions, picked per
 //! client) and leased ones (one session: transactions, blocking calls).
+//! A leased connection lives for one TCP connection only: the session
+//! state on it (WATCH, MULTI, a blocking call) dies with the socket, so
+//! reconnecting would carry on as if nothing happened; it stays closed
+//! and every later request on it fails.
 //! When the last handle is dropped the task answers what is in flight,
 //! then closes; [`Conn::close`] closes at once (a client that left in the
 //! middle of a blocking call).
@@ -40,6 +44,9 @@ use super::wake::TaskWake;
 const READ_CHUNK: usize = 16 * 1024;
 const MAX_IOVECS: usize = 64;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Script SHAs remembered per connection (see [`Conn::first_use_of_script`]);
+/// beyond it the set starts over, which costs only redundant SCRIPT LOADs.
+const MAX_SCRIPTS_PER_CONN: usize = 1024;
 
 /// How a connection is doing, as its senders see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub enum Status {
     Down {
         until: Instant,
     },
+    /// A leased connection that failed: it never reconnects.
+    Closed,
 }
 
 /// Where and how to connect.
@@ -107,6 +116,10 @@ struct Shared {
     task: TaskWake,
     handles: Cell<usize>,
     close_now: Cell<bool>,
+    /// Reconnect after a failure (shared connections) or stay closed (leased).
+    reconnects: bool,
+    /// Lowercase SHAs of scripts loaded through this TCP connection.
+    scripts: RefCell<std::collections::HashSet<Box<[u8]>>>,
 }
 
 impl Shared {
@@ -174,8 +187,19 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    /// Starts a connection task on the current worker (`spawn_local`).
+    /// Starts a shared connection's task on the current worker
+    /// (`spawn_local`); it reconnects after failures.
     pub fn spawn(settings: ConnSettings, stats: Arc<NodeStats>) -> Conn {
+        Conn::start(settings, stats, true)
+    }
+
+    /// Starts a leased connection's task: after its socket fails it stays
+    /// [`Status::Closed`].
+    pub fn spawn_leased(settings: ConnSettings, stats: Arc<NodeStats>) -> Conn {
+        Conn::start(settings, stats, false)
+    }
+
+    fn start(settings: ConnSettings, stats: Arc<NodeStats>, reconnects: bool) -> Conn {
         let shared = Rc::new(Shared {
             settings,
             stats,
@@ -185,6 +209,8 @@ impl Conn {
             task: TaskWake::default(),
             handles: Cell::new(1),
             close_now: Cell::new(false),
+            reconnects,
+            scripts: RefCell::default(),
         });
         tokio::task::spawn_local(run(shared.clone()));
         Conn { shared }
@@ -200,12 +226,10 @@ impl Conn {
     /// without queueing, while the connection is down.
     pub fn send_with_timeout(&self, frame: Bytes, timeout: Option<Duration>) -> ReplySlot {
         let shared = &self.shared;
-        if let Status::Down { until } = shared.status.get() {
-            if Instant::now() < until {
-                shared.stats.requests.inc();
-                shared.stats.errors.inc();
-                return ReplySlot::ready(Err(shared.unavailable()));
-            }
+        if !self.is_usable() {
+            shared.stats.requests.inc();
+            shared.stats.errors.inc();
+            return ReplySlot::ready(Err(shared.unavailable()));
         }
         let (sender, receiver) = slot();
         {
@@ -233,7 +257,8 @@ impl Conn {
     pub fn is_usable(&self) -> bool {
         match self.shared.status.get() {
             Status::Down { until } => Instant::now() >= until,
-            _ => true,
+            Status::Closed => false,
+            Status::Connecting | Status::Up => true,
         }
     }
 
@@ -251,6 +276,24 @@ impl Conn {
 
     pub fn name(&self) -> &Arc<str> {
         &self.shared.settings.name
+    }
+
+    /// True the first time script `sha` is used on this TCP connection, and
+    /// records it. The server behind a new connection may be a restarted or
+    /// promoted one without the script, so EVALSHA loads the script first
+    /// then (rather than retrying after NOSCRIPT, which would run it after
+    /// the client's later commands).
+    pub fn first_use_of_script(&self, sha: &[u8]) -> bool {
+        let sha = sha.to_ascii_lowercase();
+        let mut scripts = self.shared.scripts.borrow_mut();
+        if scripts.contains(&sha[..]) {
+            return false;
+        }
+        if scripts.len() >= MAX_SCRIPTS_PER_CONN {
+            scripts.clear();
+        }
+        scripts.insert(sha.into_boxed_slice());
+        true
     }
 
     pub fn settings(&self) -> &ConnSettings {
@@ -278,6 +321,7 @@ async fn run(shared: Rc<Shared>) {
                     tracing::info!(server = %shared.settings.name, "backend connection restored");
                 }
                 shared.status.set(Status::Up);
+                shared.scripts.borrow_mut().clear();
                 shared.stats.connections.add(1);
                 backoff = MIN_BACKOFF;
                 let stop = serve(&shared, stream).await;
@@ -304,6 +348,10 @@ async fn run(shared: Rc<Shared>) {
             }
         };
         *shared.last_error.borrow_mut() = Some(failure);
+        if !shared.reconnects {
+            shared.status.set(Status::Closed);
+            break;
+        }
         let until = Instant::now() + backoff;
         shared.status.set(Status::Down { until });
         if !wait_while_down(&shared, until).await {

@@ -115,13 +115,14 @@ impl Node {
                 .position(|(k, _)| *k == key)
                 .map(|i| idle.swap_remove(i).1)
         };
-        let conn =
-            reused.unwrap_or_else(|| Conn::spawn(self.settings_for(key), self.stats.clone()));
+        let conn = reused
+            .unwrap_or_else(|| Conn::spawn_leased(self.settings_for(key), self.stats.clone()));
         Lease {
             conn,
             node: self.clone(),
             key,
             released: false,
+            changed_key: false,
         }
     }
 
@@ -143,6 +144,10 @@ pub struct Lease {
     node: Rc<Node>,
     key: ConnKey,
     released: bool,
+    /// Its database or protocol was changed for its client (SELECT or
+    /// HELLO while pinned): it no longer matches `key`, so it is closed
+    /// rather than given back.
+    changed_key: bool,
 }
 
 impl Lease {
@@ -154,10 +159,19 @@ impl Lease {
         &self.node
     }
 
+    /// Records that the connection's database or protocol now differs
+    /// from the key it was leased with.
+    pub fn mark_key_changed(&mut self) {
+        self.changed_key = true;
+    }
+
     /// Returns the connection to the idle pool: the caller vouches that
     /// its session state is clean (after EXEC, DISCARD, UNWATCH, or a
     /// blocking call that answered).
     pub fn release(mut self) {
+        if self.changed_key {
+            return; // dropped unreleased: closed
+        }
         self.released = true;
         self.node.give_back(self.key, self.conn.clone());
     }

@@ -90,13 +90,14 @@ fn concat(replies: Vec<PartReply>, distinct: bool) -> Bytes {
     };
     let mut kind = b'*';
     let mut elements: Vec<Bytes> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (frame, reply) in frames.iter().zip(&replies) {
         let Some(agg) = aggregate(frame) else {
             return reply.named_error(b"-ERR shardgate: expected an array reply\r\n");
         };
         kind = agg.kind;
         for element in agg.elements {
-            if !distinct || !elements.contains(&element) {
+            if !distinct || seen.insert(element.clone()) {
                 elements.push(element);
             }
         }

@@ -111,6 +111,10 @@ pub enum Class {
     /// Changes replication or stops a server: never through the proxy
     /// when it manages replication (Sentinel or managed failover).
     Replication,
+    /// Turns the connection into a replication link (SYNC, PSYNC) or is
+    /// answered with no reply at all (REPLCONF ACK): either would shift a
+    /// shared connection's reply queue, so it is always refused.
+    ReplicaLink,
 }
 
 const TABLE: &[(&str, Class)] = &[
@@ -195,9 +199,9 @@ const TABLE: &[(&str, Class)] = &[
     ("bgrewriteaof", Class::SingleShard),
     ("acl", Class::SingleShard),
     ("module", Class::SingleShard),
-    ("sync", Class::Replication),
-    ("psync", Class::Replication),
-    ("replconf", Class::Replication),
+    ("sync", Class::ReplicaLink),
+    ("psync", Class::ReplicaLink),
+    ("replconf", Class::ReplicaLink),
     ("replicaof", Class::Replication),
     ("slaveof", Class::Replication),
     ("failover", Class::Replication),

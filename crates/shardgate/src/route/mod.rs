@@ -48,6 +48,8 @@ pub enum Refusal {
     MultiShard(&'static str),
     /// Would change replication behind the proxy's back.
     Replication(&'static str),
+    /// Only a replica speaks it to its master; never through a proxy.
+    ReplicaLink(&'static str),
 }
 
 impl Refusal {
@@ -61,6 +63,9 @@ impl Refusal {
             ),
             Refusal::Replication(name) => format!(
                 "ERR shardgate: '{name}' is not allowed through the proxy on pool '{pool}', whose replication it manages"
+            ),
+            Refusal::ReplicaLink(name) => format!(
+                "ERR shardgate: '{name}' is part of the replication protocol and is not supported through the proxy; connect replicas to the server itself"
             ),
         }
     }
@@ -104,6 +109,7 @@ pub fn route(
     let single = topology.shard_count() == 1;
     match class_of(id) {
         Class::Session(command) => Route::Session(command),
+        Class::ReplicaLink => Route::Refuse(Refusal::ReplicaLink(spec.name())),
         Class::Replication if rules.manages_replication => {
             Route::Refuse(Refusal::Replication(spec.name()))
         }

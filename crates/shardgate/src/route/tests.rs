@@ -231,6 +231,18 @@ fn unsound_commands_are_refused_on_several_shards() {
         Route::Refuse(Refusal::Replication("replicaof"))
     );
     assert!(Refusal::CrossSlot.message("p").starts_with("CROSSSLOT "));
+    // Even on one shard with no managed replication: these would shift
+    // a shared connection's reply queue.
+    for (command, name) in [
+        (&["REPLCONF", "ACK", "0"][..], "replconf"),
+        (&["SYNC"][..], "sync"),
+        (&["PSYNC", "?", "-1"][..], "psync"),
+    ] {
+        assert_eq!(
+            route_of(&t1, command),
+            Route::Refuse(Refusal::ReplicaLink(name))
+        );
+    }
 }
 
 #[test]

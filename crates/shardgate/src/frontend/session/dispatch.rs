@@ -38,7 +38,8 @@ impl<S: ClientStream> Session<S> {
             }
             _ => UNKNOWN_COMMAND,
         };
-        if self.metrics {
+        // A request held behind a barrier was counted when first seen.
+        if self.metrics && !self.redispatching_held {
             if let Some(stats) = self.pool.stats.command(self.command) {
                 stats.requests.inc();
             }
@@ -93,7 +94,14 @@ impl<S: ClientStream> Session<S> {
                 blocking,
                 ..
             } => self.forward(shard, read, blocking, request, resolution.spec()),
-            Route::Session(command) => self.session_command(command, request),
+            Route::Session(command) => {
+                // Redis checks the table's arity before anything else.
+                if let Some(spec) = resolution.spec().filter(|s| !s.arity_ok(request.argc())) {
+                    self.push_error(&super::local::arity(spec.name()));
+                    return Flow::Next;
+                }
+                self.session_command(command, request)
+            }
             Route::Split(kind) => self.split(kind, request),
             Route::Broadcast(merge) => self.broadcast(merge, request),
             Route::Scan => self.scan(request),
@@ -219,11 +227,13 @@ impl<S: ClientStream> Session<S> {
                 slot,
                 lease,
                 instead: None,
+                blocking: true,
             });
             return Flow::Barrier;
         }
         if self.script_use() == ScriptUse::Sha {
             let conn = node.with_shared(self.client.conn_key(), self.client.id(), Conn::clone);
+            self.load_script_first(&conn, &request);
             let slot = conn.send(request.raw.clone());
             let retry = Box::new(EvalShaRetry {
                 conn,
@@ -241,6 +251,22 @@ impl<S: ClientStream> Session<S> {
         }
         self.push(Pending::Reply(slot));
         Flow::Next
+    }
+
+    /// EVALSHA on a connection that has not used the script yet: sends
+    /// SCRIPT LOAD ahead of it when the proxy knows the body, so the call
+    /// runs in order even on a server that lost its scripts. (The NOSCRIPT
+    /// retry remains for scripts flushed behind the proxy's back.)
+    fn load_script_first(&self, conn: &Conn, request: &Request) {
+        let Some(sha) = request.arg(1) else { return };
+        if !conn.first_use_of_script(sha) {
+            return;
+        }
+        if let Some(body) = self.pool.state.scripts.body(sha) {
+            let load = Request::from_args(&[&b"SCRIPT"[..], b"LOAD", &body]);
+            // Its reply (the SHA) is not needed.
+            drop(conn.send(load.raw));
+        }
     }
 
     /// A connection to `node` for this client alone (counted).
@@ -379,8 +405,13 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// Sends `frame` to the shard's node on the client's shared connection.
+    /// Sends `frame` to the shard's node on the client's shared connection,
+    /// or on its pinned one there (WATCH), so it stays in order with the
+    /// client's other commands to that shard.
     fn send_to_shard(&self, shard: usize, read: bool, frame: Bytes) -> ReplySlot {
+        if let Some(lease) = self.tx.pinned_to(shard) {
+            return lease.conn().send(frame);
+        }
         match self.node_for(shard, read) {
             Ok(node) => node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
                 conn.send(frame)

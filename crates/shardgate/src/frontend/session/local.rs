@@ -98,6 +98,7 @@ impl<S: ClientStream> Session<S> {
             return self.error_next("ERR DB index is out of range");
         }
         self.client.set_db(db as u32);
+        self.tx.follow_on_pinned(request.raw.clone());
         self.push(Pending::Ready(Bytes::from_static(b"+OK\r\n")));
         Flow::Barrier
     }
@@ -153,6 +154,14 @@ impl<S: ClientStream> Session<S> {
             self.client
                 .entry
                 .set_name((!name.is_empty()).then_some(name));
+        }
+        if resp3 != self.client.resp3 {
+            // Only the protocol: the client's AUTH and SETNAME are the proxy's.
+            self.tx.follow_on_pinned(Bytes::from_static(if resp3 {
+                b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
+            } else {
+                b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n"
+            }));
         }
         self.client.set_resp3(resp3);
         let reply = self.hello_reply();

@@ -88,6 +88,7 @@ pub async fn run<S: ClientStream>(
         out: VecDeque::new(),
         out_len: 0,
         held: None,
+        redispatching_held: false,
         tx: Transaction::default(),
         pubsub: None,
         waker: Rc::new(SessionWaker::default()),
@@ -113,10 +114,15 @@ pub async fn run<S: ClientStream>(
     }
 }
 
-/// Resolves when the client closes its connection (or it fails), reading
-/// whatever it sends meanwhile into `read_buf` for later (up to a bound;
-/// past it, the client is no longer watched until its replies are out).
-async fn watch_client<S: ClientStream>(stream: &mut S, read_buf: &mut BytesMut) -> End {
+/// Resolves when the client's connection fails, or when it closes and
+/// `cancel_on_close`, reading whatever it sends meanwhile into `read_buf`
+/// for later (up to a bound; past it, the client is no longer watched
+/// until its replies are out). A close is seen again by the next read.
+async fn watch_client<S: ClientStream>(
+    stream: &mut S,
+    read_buf: &mut BytesMut,
+    cancel_on_close: bool,
+) -> End {
     const WATCH_LIMIT: usize = 1 << 20;
     loop {
         if read_buf.len() >= WATCH_LIMIT {
@@ -129,7 +135,8 @@ async fn watch_client<S: ClientStream>(stream: &mut S, read_buf: &mut BytesMut) 
             read_buf.reserve(READ_CHUNK);
         }
         match stream.read_buf(read_buf).await {
-            Ok(0) => return End::ClientClosed,
+            Ok(0) if cancel_on_close => return End::ClientClosed,
+            Ok(0) => return std::future::pending().await,
             Ok(_) => {}
             Err(e) => return End::Io(e),
         }
@@ -160,6 +167,8 @@ pub(crate) struct Session<S> {
     out_len: usize,
     /// A request parsed but not dispatched: it waits behind a barrier.
     held: Option<Request>,
+    /// The held request is being dispatched again (already counted).
+    redispatching_held: bool,
     tx: Transaction,
     /// Subscriptions and MONITOR, with the links that carry them.
     pubsub: Option<Box<PubSub>>,
@@ -262,10 +271,12 @@ impl<S: ClientStream> Session<S> {
             }
             let waker = self.waker.clone();
             let has_links = self.pubsub.is_some();
+            // A signal first: a killed client's next request, arriving as
+            // the kill does, is not served.
             let woken = tokio::select! {
                 biased;
-                readable = self.stream.ready_to_read() => Woken::Readable(readable),
                 _ = entry.signalled() => Woken::Signal,
+                readable = self.stream.ready_to_read() => Woken::Readable(readable),
                 () = LinkActivity::new(&waker), if has_links => Woken::Link,
             };
             match woken {
@@ -315,7 +326,10 @@ impl<S: ClientStream> Session<S> {
             self.client.entry.touch(self.batch_started);
         }
         if let Some(request) = self.held.take() {
-            match self.dispatch(request) {
+            self.redispatching_held = true;
+            let flow = self.dispatch(request);
+            self.redispatching_held = false;
+            match flow {
                 Flow::Next => {}
                 other => return other,
             }
@@ -375,11 +389,15 @@ impl<S: ClientStream> Session<S> {
                 }
                 other => {
                     // While a reply is awaited, the client is watched: one
-                    // that leaves ends the session at once, so a blocking
-                    // call it left behind is cancelled (its lease closed).
+                    // that leaves during a blocking call ends the session at
+                    // once, cancelling the call (its lease closed). Other
+                    // replies are bounded by the pool's timeout and still
+                    // written: a client that only half-closed (`nc -N`)
+                    // reads them, as from Redis.
+                    let cancel_on_leave = other.is_blocking();
                     let resolving = other.resolve();
                     let mut resolving = std::pin::pin!(resolving);
-                    let watch = watch_client(&mut self.stream, &mut self.read_buf);
+                    let watch = watch_client(&mut self.stream, &mut self.read_buf, cancel_on_leave);
                     let mut watch = std::pin::pin!(watch);
                     let mut waited = false;
                     let outcome = std::future::poll_fn(|cx| {

@@ -63,6 +63,9 @@ pub enum Pending {
         slot: ReplySlot,
         lease: Lease,
         instead: Option<Bytes>,
+        /// A blocking call: it may wait as long as the client asked, so a
+        /// client that leaves cancels it.
+        blocking: bool,
     },
     /// Replies from several shards, merged.
     Fanout {
@@ -92,6 +95,17 @@ impl Pending {
         Pending::Ready(encode_error(message))
     }
 
+    /// Whether the reply may take as long as the client asked (a blocking
+    /// call, WAIT): if the client leaves meanwhile, it is cancelled rather
+    /// than awaited.
+    pub fn is_blocking(&self) -> bool {
+        match self {
+            Pending::Leased { blocking, .. } => *blocking,
+            Pending::Fanout { parts, .. } => parts.iter().any(|part| part.lease.is_some()),
+            _ => false,
+        }
+    }
+
     /// Waits for the reply and returns the bytes the client gets, with the
     /// request as a server received it when a connection handed it back
     /// (for the slow log).
@@ -117,6 +131,7 @@ impl Pending {
                 slot,
                 lease,
                 instead,
+                ..
             } => {
                 let result = slot.await;
                 if result.is_ok() {

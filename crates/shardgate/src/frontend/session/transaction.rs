@@ -66,6 +66,17 @@ impl Transaction {
             .map(|p| &p.lease)
     }
 
+    /// SELECT or HELLO while pinned (WATCH): Redis keeps the WATCHes, so
+    /// the pinned connection follows the client: `command` runs on it too
+    /// (its reply dropped: the proxy answers the client), and it is closed
+    /// rather than reused afterwards.
+    pub fn follow_on_pinned(&mut self, command: Bytes) {
+        if let Some(pinned) = &mut self.pinned {
+            drop(pinned.lease.conn().send(command));
+            pinned.lease.mark_key_changed();
+        }
+    }
+
     /// Drops all transaction state; a leased connection is closed.
     pub fn reset(&mut self) {
         *self = Transaction::default();
@@ -150,6 +161,7 @@ impl<S: ClientStream> Session<S> {
                     slot,
                     lease: pinned.lease,
                     instead: None,
+                    blocking: false,
                 });
                 Flow::Barrier
             }
@@ -295,6 +307,7 @@ impl<S: ClientStream> Session<S> {
                         slot,
                         lease: pinned.lease,
                         instead: Some(fanout::encode_error(EXECABORT)),
+                        blocking: false,
                     });
                 }
                 None => self.push_error(EXECABORT),
@@ -307,6 +320,7 @@ impl<S: ClientStream> Session<S> {
                 slot,
                 lease: pinned.lease,
                 instead: None,
+                blocking: false,
             });
             return Flow::Barrier;
         }
@@ -333,6 +347,7 @@ impl<S: ClientStream> Session<S> {
             slot,
             lease,
             instead: None,
+            blocking: false,
         });
         Flow::Barrier
     }
