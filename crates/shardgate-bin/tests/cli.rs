@@ -58,6 +58,29 @@ fn dash_t_reports_every_problem_and_exits_non_zero() {
 }
 
 #[test]
+fn dash_t_rejects_a_backend_given_twice_without_showing_secrets() {
+    let file = write_config(
+        "alpha:\n  listen: 127.0.0.1:22121\n  failover: managed\n  redis_auth: 12345678\n  \
+         servers:\n   - 127.0.0.1:7101:1 s1\n   - 127.0.0.1:7102:1 s2\n  \
+         replicas:\n    s1: [127.0.0.1:7103, 127.0.0.1:7102]\n",
+    );
+    let output = Command::new(common::BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pool 'alpha': replicas.s1[1]: 127.0.0.1:7102 is also servers[1] (s2)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("12345678"), "{stderr}");
+    assert!(stderr.contains("1 problem:"), "{stderr}");
+}
+
+#[test]
 fn a_missing_config_file_is_a_clear_startup_error() {
     let output = Command::new(common::BIN)
         .args(["-c", "/nonexistent/shardgate.yml"])

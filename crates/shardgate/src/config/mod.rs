@@ -261,6 +261,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub const DEFAULT_CLIENT_OUTPUT_LIMIT: usize = 256 << 20;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
+/// Largest server weight. twemproxy's modula lists a server `weight` times
+/// in its table, so an unbounded weight is an unbounded allocation.
+pub const MAX_SERVER_WEIGHT: u32 = 10_000;
 
 /// Every problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

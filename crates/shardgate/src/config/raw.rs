@@ -2,7 +2,10 @@
 //! `nutcracker.yml` pool keys, plus shardgate's extensions. Nothing here is
 //! validated; [`super::validate`] turns it into typed values.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{de, Deserialize, Deserializer};
 
 /// One pool as written in the YAML file.
 #[derive(Debug, Default, Deserialize)]
@@ -17,7 +20,8 @@ pub struct RawPool {
     pub backlog: Option<i64>,
     pub preconnect: Option<bool>,
     pub redis: Option<bool>,
-    pub redis_auth: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub redis_auth: Option<RawSecret>,
     pub redis_db: Option<i64>,
     pub server_connections: Option<i64>,
     pub client_connections: Option<i64>,
@@ -33,13 +37,15 @@ pub struct RawPool {
     pub max_request_bytes: Option<i64>,
     pub redis_user: Option<String>,
     pub databases: Option<i64>,
-    pub password: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub password: Option<RawSecret>,
     pub users: Option<Vec<RawUser>>,
     pub auth_failures_per_second: Option<i64>,
     // High availability.
     pub replicas: Option<std::collections::BTreeMap<String, Vec<String>>>,
     pub sentinels: Option<Vec<String>>,
-    pub sentinel_auth: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub sentinel_auth: Option<RawSecret>,
     pub sentinel_user: Option<String>,
     pub failover: Option<String>,
     pub health_check: Option<RawHealthCheck>,
@@ -62,7 +68,7 @@ pub struct RawPool {
 #[serde(deny_unknown_fields)]
 pub struct RawUser {
     pub name: String,
-    pub password: String,
+    pub password: RawSecret,
     pub commands: Option<String>,
     pub keys: Option<Vec<String>>,
 }
@@ -83,4 +89,118 @@ pub struct RawHealthCheck {
 pub struct RawReplicaLag {
     pub seconds: Option<i64>,
     pub bytes: Option<i64>,
+}
+
+/// A secret as written. YAML reads `password: 12345678` as a number and
+/// `password: yes` as a boolean; either is what the user typed, so any
+/// scalar is taken as its text. No value is an empty secret (validation
+/// rejects it). Neither `Debug` nor a type error ever shows the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RawSecret(pub String);
+
+impl fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawSecret(****)")
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawSecret, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// A secret key that is present, even with no value: `Some(RawSecret(""))`,
+/// not `None` (which would silently mean "no password").
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RawSecret>, D::Error> {
+    RawSecret::deserialize(deserializer).map(Some)
+}
+
+struct SecretVisitor;
+
+impl<'de> de::Visitor<'de> for SecretVisitor {
+    type Value = RawSecret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a password (a string, or a number written unquoted)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<RawSecret, E> {
+        Ok(RawSecret(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawSecret, E> {
+        Ok(RawSecret(v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<RawSecret, E> {
+        Ok(RawSecret::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<RawSecret, E> {
+        Ok(RawSecret::default())
+    }
+}
+
+/// The secrets of every pool exactly as typed. [`RawPool`] is read through
+/// a YAML value tree, where `0x1F`, `1.50` or `+12` have already become the
+/// numbers 31, 1.5 and 12; this second, lenient pass reads the text itself
+/// (a scalar read as a string keeps its spelling). Everything else is
+/// ignored; a file this pass cannot read is reported by the first one.
+pub fn written_secrets(text: &str) -> BTreeMap<String, WrittenSecrets> {
+    yaml_serde::from_str(text).unwrap_or_default()
+}
+
+/// One pool's secrets as typed (see [`written_secrets`]). `String`, not
+/// [`RawSecret`]: asked for a string, the YAML reader returns any scalar's
+/// text. Deliberately not `Debug`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct WrittenSecrets {
+    redis_auth: Option<String>,
+    password: Option<String>,
+    sentinel_auth: Option<String>,
+    users: Option<Vec<WrittenUser>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct WrittenUser {
+    password: Option<String>,
+}
+
+impl RawPool {
+    /// Takes each secret's text as typed, where the second pass read it.
+    pub fn use_written(&mut self, written: &WrittenSecrets) {
+        fn replace(secret: &mut Option<RawSecret>, written: &Option<String>) {
+            if let (Some(secret), Some(written)) = (secret.as_mut(), written) {
+                secret.0.clone_from(written);
+            }
+        }
+        replace(&mut self.redis_auth, &written.redis_auth);
+        replace(&mut self.password, &written.password);
+        replace(&mut self.sentinel_auth, &written.sentinel_auth);
+        if let (Some(users), Some(written)) = (self.users.as_mut(), written.users.as_ref()) {
+            for (user, written) in users.iter_mut().zip(written) {
+                if let Some(password) = &written.password {
+                    user.password.0.clone_from(password);
+                }
+            }
+        }
+    }
 }

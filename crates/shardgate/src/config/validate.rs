@@ -1,12 +1,12 @@
 //! Raw YAML -> typed [`Config`], collecting every problem.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use keyspace::{DistributionKind, HashFunction, HashTag};
 
-use super::raw::RawPool;
+use super::raw::{self, RawPool, RawSecret};
 use super::*;
 
 /// Parses and validates config text. On failure returns every problem,
@@ -28,20 +28,27 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
             ])
         }
     };
+    let written = raw::written_secrets(text);
     let mut problems = Vec::new();
     let mut pools = Vec::new();
+    let mut backends = Vec::new();
     for (key, value) in mapping {
         let Some(name) = key.as_str().map(str::to_string) else {
             problems.push(format!("pool name {key:?} is not a string"));
             continue;
         };
         match yaml_serde::from_value::<RawPool>(value) {
-            Ok(raw) => {
+            Ok(mut raw) => {
+                if let Some(written) = written.get(&name) {
+                    raw.use_written(written);
+                }
                 let mut checker = Checker {
                     pool: &name,
                     problems: &mut problems,
+                    backends: Vec::new(),
                 };
                 if let Some(pool) = checker.pool(&name, raw) {
+                    backends.push(checker.backends);
                     pools.push(pool);
                 }
             }
@@ -52,6 +59,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
         problems.push("no pools are defined".into());
     }
     check_distinct_listeners(&pools, &mut problems);
+    check_managed_backends(&pools, &backends, &mut problems);
     if problems.is_empty() {
         Ok(Config { pools })
     } else {
@@ -59,14 +67,120 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
     }
 }
 
+/// Every `listen` and `readonly_listen` must be its own: with
+/// `SO_REUSEPORT`, two pools bound to one port would silently split its
+/// clients between them.
 fn check_distinct_listeners(pools: &[PoolConfig], problems: &mut Vec<String>) {
-    for (i, a) in pools.iter().enumerate() {
-        for b in pools.iter().skip(i + 1) {
-            if a.listen == b.listen {
-                problems.push(format!(
-                    "pools '{}' and '{}' both listen on {}",
-                    a.name, b.name, a.listen
-                ));
+    let listeners: Vec<(&str, &str, &ListenAddr)> = pools
+        .iter()
+        .flat_map(|pool| {
+            let readonly = pool
+                .readonly_listen
+                .as_ref()
+                .map(|addr| (pool.name.as_str(), "readonly_listen", addr));
+            std::iter::once((pool.name.as_str(), "listen", &pool.listen)).chain(readonly)
+        })
+        .collect();
+    for (i, &(pool_a, key_a, a)) in listeners.iter().enumerate() {
+        for &(pool_b, key_b, b) in listeners.iter().skip(i + 1) {
+            if !binds_overlap(a, b) {
+                continue;
+            }
+            problems.push(match (a, b) {
+                _ if pool_a == pool_b => {
+                    format!("pool '{pool_b}': {key_b}: {b} is also the pool's {key_a} address")
+                }
+                (ListenAddr::Tcp(x), ListenAddr::Tcp(y)) if x != y => format!(
+                    "pools '{pool_a}' ({key_a} {x}) and '{pool_b}' ({key_b} {y}) both bind port {}",
+                    y.port()
+                ),
+                _ if key_a == "listen" && key_b == "listen" => {
+                    format!("pools '{pool_a}' and '{pool_b}' both listen on {a}")
+                }
+                _ => format!(
+                    "pools '{pool_a}' ({key_a}) and '{pool_b}' ({key_b}) both listen on {a}"
+                ),
+            });
+        }
+    }
+}
+
+/// Whether two listeners take the same socket: the same unix path, or one
+/// TCP port where an address is the other's or a wildcard covering it
+/// (`0.0.0.0` every IPv4 address; `[::]`, dual-stack, every address).
+fn binds_overlap(a: &ListenAddr, b: &ListenAddr) -> bool {
+    match (a, b) {
+        (ListenAddr::Unix { path: a, .. }, ListenAddr::Unix { path: b, .. }) => a == b,
+        (ListenAddr::Tcp(a), ListenAddr::Tcp(b)) => {
+            let covers = |wide: IpAddr, other: IpAddr| match wide {
+                IpAddr::V4(ip) => ip.is_unspecified() && other.is_ipv4(),
+                IpAddr::V6(ip) => ip.is_unspecified(),
+            };
+            a.port() == b.port()
+                && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+        }
+        _ => false,
+    }
+}
+
+/// A backend address and where the file gives it.
+struct Backend {
+    /// `servers[1]` or `replicas.s1[0]`.
+    key: String,
+    /// The key, and a server's name: `servers[1] (s2)`.
+    place: String,
+    /// `host:port` as written.
+    label: String,
+    addr: SocketAddr,
+}
+
+impl Backend {
+    /// The same node: one resolved address, or (should a name resolve to
+    /// several addresses) the same `host:port` as written.
+    fn is(&self, other: &Backend) -> bool {
+        self.addr == other.addr || self.label.eq_ignore_ascii_case(&other.label)
+    }
+
+    /// Where `self` is given, and how, when spelled unlike `other`.
+    fn describe(&self, other: &Backend) -> String {
+        if self.label.eq_ignore_ascii_case(&other.label) {
+            self.place.clone()
+        } else {
+            format!("{} as {}", self.place, self.label)
+        }
+    }
+}
+
+/// A backend in two pools is managed twice when either pool fails over by
+/// itself: two controllers would promote and reconfigure the same node.
+fn check_managed_backends(
+    pools: &[PoolConfig],
+    backends: &[Vec<Backend>],
+    problems: &mut Vec<String>,
+) {
+    for (i, (pool_a, backends_a)) in pools.iter().zip(backends).enumerate() {
+        for (pool_b, backends_b) in pools.iter().zip(backends).skip(i + 1) {
+            let managed = [pool_a, pool_b]
+                .into_iter()
+                .filter(|p| p.failover == Failover::Managed)
+                .map(|p| format!("'{}'", p.name))
+                .collect::<Vec<_>>();
+            if managed.is_empty() {
+                continue;
+            }
+            for a in backends_a {
+                for b in backends_b.iter().filter(|b| a.is(b)) {
+                    problems.push(format!(
+                        "pools '{}' ({}) and '{}' ({}) both use backend {}; \
+                         with `failover: managed` in {} a backend belongs to one pool only",
+                        pool_a.name,
+                        a.place,
+                        pool_b.name,
+                        b.describe(a),
+                        a.label,
+                        managed.join(" and ")
+                    ));
+                }
             }
         }
     }
@@ -76,6 +190,8 @@ fn check_distinct_listeners(pools: &[PoolConfig], problems: &mut Vec<String>) {
 struct Checker<'a> {
     pool: &'a str,
     problems: &'a mut Vec<String>,
+    /// Every server and replica read so far.
+    backends: Vec<Backend>,
 }
 
 impl Checker<'_> {
@@ -93,7 +209,7 @@ impl Checker<'_> {
             );
         }
         let listen = match &raw.listen {
-            Some(listen) => self.listen(listen),
+            Some(listen) => self.listen("listen", listen),
             None => {
                 self.problem("listen", "missing (e.g. `listen: 127.0.0.1:22121`)");
                 None
@@ -193,27 +309,30 @@ impl Checker<'_> {
             DEFAULT_MAX_REQUEST_BYTES as i64,
         ) as usize;
         let servers = self.servers(raw.servers.as_deref());
-        let redis_auth = match raw.redis_auth {
-            Some(auth) if auth.is_empty() => {
-                self.problem("redis_auth", "is empty (remove the key for no password)");
-                None
-            }
-            auth => auth.map(|password| BackendAuth {
+        let redis_auth = self
+            .secret("redis_auth", raw.redis_auth)
+            .map(|password| BackendAuth {
                 user: raw.redis_user.clone(),
-                password: Secret::new(password),
-            }),
-        };
+                password,
+            });
         if raw.redis_user.is_some() && redis_auth.is_none() {
             self.problem("redis_user", "needs `redis_auth` (the user's password)");
         }
         let databases = self.number("databases", raw.databases, 16, 1, i32::MAX as i64) as u32;
-        let password = match raw.password {
-            Some(p) if p.is_empty() => {
-                self.problem("password", "is empty (remove the key for no password)");
-                None
-            }
-            p => p.map(Secret::new),
-        };
+        let default_user = raw
+            .users
+            .iter()
+            .flatten()
+            .position(|user| user.name == "default");
+        if let (Some(i), Some(_)) = (default_user, &raw.password) {
+            // Both would be the default user's password: which one wins?
+            self.problem(
+                &format!("users[{i}]"),
+                "user 'default' and `password` both set the default user's password \
+                 (keep one)",
+            );
+        }
+        let password = self.secret("password", raw.password);
         let users = self.users(raw.users.unwrap_or_default());
         let auth_failures_per_second = self.number(
             "auth_failures_per_second",
@@ -236,10 +355,18 @@ impl Checker<'_> {
                 }
             })
             .collect();
-        let sentinel_auth = raw.sentinel_auth.map(|password| BackendAuth {
-            user: raw.sentinel_user.clone(),
-            password: Secret::new(password),
-        });
+        let sentinel_auth = self
+            .secret("sentinel_auth", raw.sentinel_auth)
+            .map(|password| BackendAuth {
+                user: raw.sentinel_user.clone(),
+                password,
+            });
+        if raw.sentinel_user.is_some() && sentinel_auth.is_none() {
+            self.problem(
+                "sentinel_user",
+                "needs `sentinel_auth` (the user's password)",
+            );
+        }
         let failover = self.choice(
             "failover",
             raw.failover.as_deref(),
@@ -338,7 +465,10 @@ impl Checker<'_> {
             None | Some(0) => Duration::ZERO,
             ms => self.millis("read_your_writes", ms, Duration::ZERO),
         };
-        let readonly_listen = raw.readonly_listen.as_deref().and_then(|l| self.listen(l));
+        let readonly_listen = raw
+            .readonly_listen
+            .as_deref()
+            .and_then(|l| self.listen("readonly_listen", l));
         // Redis's slowlog-log-slower-than: microseconds, negative disables.
         let slowlog_threshold = match raw.slowlog_log_slower_than {
             None => Some(Duration::from_millis(10)),
@@ -426,6 +556,17 @@ impl Checker<'_> {
         }
     }
 
+    /// A password; present but empty is a problem, not "no password".
+    fn secret(&mut self, key: &str, value: Option<RawSecret>) -> Option<Secret> {
+        match value {
+            Some(RawSecret(password)) if password.is_empty() => {
+                self.problem(key, "is empty (remove the key for no password)");
+                None
+            }
+            value => value.map(|RawSecret(password)| Secret::new(password)),
+        }
+    }
+
     fn millis(&mut self, key: &str, value: Option<i64>, default: Duration) -> Duration {
         match value {
             None => default,
@@ -472,7 +613,11 @@ impl Checker<'_> {
             };
             for (i, line) in lines.iter().enumerate() {
                 match parse_node(line, false) {
-                    Ok(node) => replicas[index].push(node),
+                    Ok(node) => {
+                        let key = format!("replicas.{name}[{i}]");
+                        self.backend(key.clone(), key, node.label(), node.addr);
+                        replicas[index].push(node)
+                    }
                     Err(e) => {
                         self.problem(&format!("replicas.{name}[{i}]"), format!("'{line}': {e}"))
                     }
@@ -480,6 +625,28 @@ impl Checker<'_> {
             }
         }
         replicas
+    }
+
+    /// Records a server or replica; one already given is a problem: the
+    /// shard logic would treat one node as two (and in managed failover,
+    /// reconfigure it as a replica of itself or wipe another shard).
+    fn backend(&mut self, key: String, place: String, label: String, addr: SocketAddr) {
+        let backend = Backend {
+            key,
+            place,
+            label,
+            addr,
+        };
+        if let Some(first) = self.backends.iter().find(|b| b.is(&backend)) {
+            let message = format!(
+                "{} is also {}; an address may appear only once among a pool's servers \
+                 and replicas",
+                backend.label,
+                first.describe(&backend)
+            );
+            self.problem(&backend.key, message);
+        }
+        self.backends.push(backend);
     }
 
     fn users(&mut self, raw: Vec<super::raw::RawUser>) -> Vec<UserConfig> {
@@ -497,7 +664,7 @@ impl Checker<'_> {
                 self.problem(&key, format!("user '{}' is defined twice", user.name));
                 continue;
             }
-            if user.password.is_empty() {
+            if user.password.0.is_empty() {
                 self.problem(&key, format!("user '{}' needs a password", user.name));
                 continue;
             }
@@ -508,7 +675,7 @@ impl Checker<'_> {
             }
             users.push(UserConfig {
                 name: user.name,
-                password: Secret::new(user.password),
+                password: Secret::new(user.password.0),
                 commands,
                 keys: user.keys,
             });
@@ -516,7 +683,7 @@ impl Checker<'_> {
         users
     }
 
-    fn listen(&mut self, listen: &str) -> Option<ListenAddr> {
+    fn listen(&mut self, key: &str, listen: &str) -> Option<ListenAddr> {
         let mut parts = listen.split_whitespace();
         let address = parts.next().unwrap_or_default();
         if address.starts_with('/') {
@@ -525,7 +692,7 @@ impl Checker<'_> {
                 Some(mode) => match u32::from_str_radix(mode, 8) {
                     Ok(mode) if mode <= 0o777 => Some(mode),
                     _ => {
-                        self.problem("listen", format!("'{mode}' is not an octal file mode"));
+                        self.problem(key, format!("'{mode}' is not an octal file mode"));
                         return None;
                     }
                 },
@@ -537,7 +704,7 @@ impl Checker<'_> {
         }
         if parts.next().is_some() {
             self.problem(
-                "listen",
+                key,
                 format!("'{listen}': expected host:port or /unix/path [mode]"),
             );
             return None;
@@ -545,7 +712,7 @@ impl Checker<'_> {
         match resolve(address) {
             Ok(addr) => Some(ListenAddr::Tcp(addr)),
             Err(e) => {
-                self.problem("listen", e);
+                self.problem(key, e);
                 None
             }
         }
@@ -569,6 +736,13 @@ impl Checker<'_> {
                             format!("'{line}': duplicate server name '{}'", server.ring_name()),
                         );
                     }
+                    let key = format!("servers[{i}]");
+                    let place = match &server.name {
+                        Some(name) => format!("{key} ({name})"),
+                        None => key.clone(),
+                    };
+                    let label = format!("{}:{}", server.host, server.port);
+                    self.backend(key, place, label, server.addr);
                     parsed.push(server);
                 }
                 Err(e) => self.problem(&format!("servers[{i}]"), format!("'{line}': {e}")),
@@ -593,11 +767,12 @@ fn parse_server(line: &str) -> Result<ServerConfig, String> {
     let weight = fields.next().unwrap_or_default();
     let port = fields.next().ok_or("expected host:port:weight")?;
     let host = fields.next().ok_or("expected host:port:weight")?;
+    // modula repeats a server `weight` times in its table: bound it.
     let weight: u32 = weight
         .parse()
         .ok()
-        .filter(|w| *w > 0)
-        .ok_or_else(|| format!("weight '{weight}' must be a positive integer"))?;
+        .filter(|w| (1..=MAX_SERVER_WEIGHT).contains(w))
+        .ok_or_else(|| format!("weight '{weight}' must be 1..={MAX_SERVER_WEIGHT}"))?;
     let (port, addr) = host_port(host, port)?;
     Ok(ServerConfig {
         host: host.to_string(),
@@ -790,5 +965,147 @@ c:
         assert_eq!(parse("").expect_err("empty"), vec!["no pools are defined"]);
         assert!(parse("- 1\n- 2\n").is_err());
         assert!(parse("a: [unclosed").expect_err("yaml")[0].contains("not valid YAML"));
+    }
+
+    fn problems_of(text: &str) -> String {
+        parse(text).expect_err("invalid").join("\n")
+    }
+
+    #[test]
+    fn rejects_an_address_given_twice_among_a_pools_servers_and_replicas() {
+        let all = problems_of(
+            "p:\n  listen: 127.0.0.1:7100\n  failover: managed\n  servers:\n   \
+             - 127.0.0.1:7101:1 s1\n   - 127.0.0.1:7102:1 s2\n   - 127.1:7105:1 s3\n   \
+             - 127.0.0.1:7105:1 s4\n  replicas:\n    \
+             s1: [127.0.0.1:7103, 127.0.0.1:7102]\n    s2: [127.0.0.1:7104, 127.0.0.1:7104]\n",
+        );
+        for expected in [
+            "pool 'p': replicas.s1[1]: 127.0.0.1:7102 is also servers[1] (s2)",
+            "pool 'p': replicas.s2[1]: 127.0.0.1:7104 is also replicas.s2[0]",
+            "pool 'p': servers[3]: 127.0.0.1:7105 is also servers[2] (s3) as 127.1:7105;",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert_eq!(all.lines().count(), 3, "{all}");
+    }
+
+    #[test]
+    fn rejects_a_backend_shared_by_pools_when_either_manages_failover() {
+        let pools = "a:\n  listen: 127.0.0.1:7200\n  failover: FAILOVER\n  \
+                     servers: [\"127.0.0.1:7201:1 a1\"]\n  replicas: {a1: [127.0.0.1:7202]}\n\
+                     b:\n  listen: 127.0.0.1:7210\n  servers: [\"127.0.0.1:7202:1\"]\n";
+        let all = problems_of(&pools.replace("FAILOVER", "managed"));
+        assert!(
+            all.contains(
+                "pools 'a' (replicas.a1[0]) and 'b' (servers[0]) both use backend 127.0.0.1:7202"
+            ),
+            "{all}"
+        );
+        assert_eq!(all.lines().count(), 1, "{all}");
+        // Without a managing proxy, pools may share a backend (twemproxy allows it).
+        parse(&pools.replace("FAILOVER", "none")).expect("valid");
+    }
+
+    #[test]
+    fn rejects_listeners_that_collide_across_and_within_pools() {
+        let all = problems_of(
+            "a:\n  listen: 127.0.0.1:7300\n  readonly_listen: 127.0.0.1:7301\n  \
+             servers: [\"127.0.0.1:1:1\"]\n\
+             b:\n  listen: 127.0.0.1:7301\n  readonly_listen: 127.0.0.1:7301\n  \
+             servers: [\"127.0.0.1:1:1\"]\n\
+             c:\n  listen: 0.0.0.0:7300\n  servers: [\"127.0.0.1:1:1\"]\n\
+             d:\n  listen: 127.0.0.1:7302\n  readonly_listen: 127.0.0.2:7301\n  \
+             servers: [\"127.0.0.1:1:1\"]\n\
+             e:\n  listen: /tmp/shardgate-7303.sock 0600\n  servers: [\"127.0.0.1:1:1\"]\n\
+             f:\n  listen: 127.0.0.1:7304\n  readonly_listen: /tmp/shardgate-7303.sock\n  \
+             servers: [\"127.0.0.1:1:1\"]\n",
+        );
+        for expected in [
+            "pools 'a' (readonly_listen) and 'b' (listen) both listen on 127.0.0.1:7301",
+            "pools 'a' (readonly_listen) and 'b' (readonly_listen) both listen on 127.0.0.1:7301",
+            "pool 'b': readonly_listen: 127.0.0.1:7301 is also the pool's listen address",
+            "pools 'a' (listen 127.0.0.1:7300) and 'c' (listen 0.0.0.0:7300) both bind port 7300",
+            "pools 'e' (listen) and 'f' (readonly_listen) both listen on /tmp/shardgate-7303.sock",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        // 127.0.0.1 and 127.0.0.2 are distinct addresses on one port.
+        assert_eq!(all.lines().count(), 5, "{all}");
+    }
+
+    #[test]
+    fn caps_server_weight() {
+        let pool = |weight: &str| {
+            format!("p:\n  listen: 127.0.0.1:7400\n  servers: [\"127.0.0.1:1:{weight}\"]\n")
+        };
+        let config = parse(&pool("10000")).expect("valid");
+        assert_eq!(config.pools[0].servers[0].weight, 10_000);
+        for weight in ["10001", "4294967295"] {
+            let all = problems_of(&pool(weight));
+            assert!(
+                all.contains(&format!(
+                    "servers[0]: '127.0.0.1:1:{weight}': weight '{weight}' must be 1..=10000"
+                )),
+                "{all}"
+            );
+        }
+    }
+
+    #[test]
+    fn takes_numeric_and_boolean_secrets_as_written() {
+        let config = parse(
+            "p:\n  listen: 127.0.0.1:7500\n  password: 12345678\n  redis_auth: 0x1F\n  \
+             sentinel_auth: 1.50\n  sentinels: [\"127.0.0.1:26379:1\"]\n  \
+             servers: [\"127.0.0.1:1:1 m\"]\n  users:\n    \
+             - {name: app, password: true}\n    - {name: ops, password: +0012}\n",
+        )
+        .expect("valid");
+        let pool = &config.pools[0];
+        let secret = |s: Option<&Secret>| s.map(|s| s.expose().to_string());
+        assert_eq!(secret(pool.password.as_ref()).as_deref(), Some("12345678"));
+        assert_eq!(
+            secret(pool.redis_auth.as_ref().map(|a| &a.password)).as_deref(),
+            Some("0x1F")
+        );
+        assert_eq!(
+            secret(pool.sentinel_auth.as_ref().map(|a| &a.password)).as_deref(),
+            Some("1.50")
+        );
+        assert_eq!(pool.users[0].password.expose(), "true");
+        assert_eq!(pool.users[1].password.expose(), "+0012");
+    }
+
+    #[test]
+    fn never_shows_a_secret_in_an_error() {
+        let all = problems_of(
+            "p:\n  listen: 127.0.0.1:7600\n  password: [s3cret-1]\n  redis_auth: {s3cret-2: 1}\n  \
+             servers: [\"127.0.0.1:1:1\"]\n  users: [{name: app, password: [s3cret-3]}]\n",
+        );
+        assert!(all.contains("pool 'p': "), "{all}");
+        assert!(!all.contains("s3cret"), "{all}");
+    }
+
+    #[test]
+    fn rejects_conflicting_or_empty_credentials() {
+        let all = problems_of(
+            "a:\n  listen: 127.0.0.1:7700\n  sentinel_user: watcher\n  \
+             sentinels: [\"127.0.0.1:26379:1\"]\n  servers: [\"127.0.0.1:1:1 m\"]\n\
+             b:\n  listen: 127.0.0.1:7701\n  sentinel_auth: \"\"\n  \
+             sentinels: [\"127.0.0.1:26379:1\"]\n  servers: [\"127.0.0.1:1:1 m\"]\n\
+             c:\n  listen: 127.0.0.1:7702\n  password: one\n  servers: [\"127.0.0.1:1:1\"]\n  \
+             users: [{name: app, password: two}, {name: default, password: three}]\n\
+             d:\n  listen: 127.0.0.1:7703\n  password:\n  redis_auth: ~\n  \
+             servers: [\"127.0.0.1:1:1\"]\n",
+        );
+        for expected in [
+            "pool 'a': sentinel_user: needs `sentinel_auth` (the user's password)",
+            "pool 'b': sentinel_auth: is empty (remove the key for no password)",
+            "pool 'c': users[1]: user 'default' and `password` both set the default user's password",
+            "pool 'd': password: is empty (remove the key for no password)",
+            "pool 'd': redis_auth: is empty (remove the key for no password)",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert_eq!(all.lines().count(), 5, "{all}");
     }
 }
