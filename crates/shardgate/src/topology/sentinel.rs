@@ -5,6 +5,14 @@
 //! controller, which verifies a new master with ROLE before moving writes.
 //! Watchers are independent: the pool keeps working while some Sentinels
 //! are down, and with none it keeps the addresses it has.
+//!
+//! Sentinels can disagree (one partitioned away, or monitoring with a
+//! stale configuration). Queries carry each master's `config-epoch`, which
+//! a failover raises: a report older than the newest the pool has heard, or
+//! naming another master at the same epoch, is set aside (and logged once)
+//! rather than moving writes back and forth. `+switch-master` is always
+//! followed: Sentinel publishes it only after a failover its majority
+//! authorised.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +70,15 @@ struct Watcher {
     /// Events recently recorded by any of the pool's watchers: every
     /// Sentinel reports the same event, the log keeps it once.
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<(String, std::time::Instant)>>>,
+    /// Per shard, the newest master any of the pool's Sentinels named.
+    claims: Arc<std::sync::Mutex<Vec<Option<Claim>>>>,
+}
+
+/// A master a Sentinel named, and the configuration epoch it named it in.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    epoch: u64,
+    addr: std::net::SocketAddr,
 }
 
 /// Starts a watcher per Sentinel of the pool.
@@ -72,6 +89,7 @@ pub fn spawn_watchers(
     events: Arc<Events>,
 ) {
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let claims = Arc::new(std::sync::Mutex::new(vec![None; names.len()]));
     for sentinel in &config.sentinels {
         let watcher = Arc::new(Watcher {
             sentinel: sentinel.clone(),
@@ -88,6 +106,7 @@ pub fn spawn_watchers(
             events: events.clone(),
             resync: Notify::new(),
             recent: recent.clone(),
+            claims: claims.clone(),
         });
         tokio::task::spawn_local(watcher.clone().query_loop());
         tokio::task::spawn_local(watcher.subscribe_loop());
@@ -150,7 +169,7 @@ impl Watcher {
             let replies = conn
                 .query(
                     &[
-                        &[b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name.as_bytes()],
+                        &[b"SENTINEL", b"MASTER", name.as_bytes()],
                         &[b"SENTINEL", b"REPLICAS", name.as_bytes()],
                     ],
                     self.timeout,
@@ -159,10 +178,12 @@ impl Watcher {
             let [master, replicas] = replies.as_slice() else {
                 return Err("short reply".into());
             };
-            match address(master) {
-                Some(addr) => {
-                    let via = format!("{} (query)", self.label());
-                    self.report(SentinelReport::Master { shard, addr, via });
+            match master_claim(master) {
+                Some((addr, epoch)) => {
+                    if self.newest_claim(shard, epoch, &addr) {
+                        let via = format!("{} (query)", self.label());
+                        self.report(SentinelReport::Master { shard, addr, via });
+                    }
                 }
                 None => self.record(
                     Some(name),
@@ -231,6 +252,7 @@ impl Watcher {
                     return;
                 };
                 if let Some(addr) = node_addr(ip, port) {
+                    self.switched(shard, &addr);
                     let via = format!("{} (+switch-master)", self.label());
                     self.report(SentinelReport::Master { shard, addr, via });
                 }
@@ -269,6 +291,47 @@ impl Watcher {
 }
 
 impl Watcher {
+    /// Whether a queried master (named in `epoch`) is the newest word on
+    /// the shard: a newer epoch, or the same master as the newest. An older
+    /// epoch, or another master at the same epoch, is a Sentinel that has
+    /// not caught up (or disagrees): logged once, not followed.
+    fn newest_claim(&self, shard: usize, epoch: u64, addr: &NodeAddr) -> bool {
+        let judged = {
+            let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(slot) = claims.get_mut(shard) else {
+                return false;
+            };
+            judge(slot, epoch, addr.addr)
+        };
+        let Err(newest) = judged else {
+            return true;
+        };
+        let message = format!(
+            "{} names {} (config epoch {epoch}) as master, but {} (epoch {}) is newer or came first; not followed",
+            self.label(),
+            addr.label,
+            newest.addr,
+            newest.epoch
+        );
+        if self.first_report(&message) {
+            self.record(self.names.get(shard), message);
+        }
+        false
+    }
+
+    /// `+switch-master`: the shard's master is now `addr`, whatever the
+    /// epochs heard so far (queries then bring the new epoch).
+    fn switched(&self, shard: usize, addr: &NodeAddr) {
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = claims.get_mut(shard) {
+            let epoch = slot.map_or(0, |claim| claim.epoch);
+            *slot = Some(Claim {
+                epoch,
+                addr: addr.addr,
+            });
+        }
+    }
+
     /// True unless another watcher recorded the same event in the last
     /// few seconds.
     fn first_report(&self, event: &str) -> bool {
@@ -289,15 +352,42 @@ fn node_addr(ip: &str, port: &str) -> Option<NodeAddr> {
     Some(NodeAddr::new(addr, format!("{ip}:{port}")))
 }
 
-/// `[ip, port]` from GET-MASTER-ADDR-BY-NAME.
-fn address(value: &Value) -> Option<NodeAddr> {
-    let items = value.as_array()?;
-    let ip = text(items.first()?)?;
-    let port = text(items.get(1)?)?;
-    node_addr(&ip, &port)
+/// Takes a queried claim into `slot` if it is the newest word: Err with
+/// the newer (or first) claim it loses to otherwise.
+fn judge(slot: &mut Option<Claim>, epoch: u64, addr: std::net::SocketAddr) -> Result<(), Claim> {
+    match slot {
+        Some(claim) if claim.addr == addr => {
+            claim.epoch = claim.epoch.max(epoch);
+            Ok(())
+        }
+        Some(claim) if epoch <= claim.epoch => Err(*claim),
+        _ => {
+            *slot = Some(Claim { epoch, addr });
+            Ok(())
+        }
+    }
 }
 
-/// The replicas SENTINEL REPLICAS lists (flat field/value arrays).
+/// One field of a flat field/value array (SENTINEL MASTER, REPLICAS).
+fn field(fields: &[Value], name: &str) -> Option<String> {
+    fields
+        .chunks(2)
+        .find(|pair| pair.first().and_then(Value::as_bytes) == Some(name.as_bytes()))
+        .and_then(|pair| pair.get(1))
+        .and_then(text)
+}
+
+/// The master's address and config epoch, from SENTINEL MASTER.
+fn master_claim(value: &Value) -> Option<(NodeAddr, u64)> {
+    let fields = value.as_array()?;
+    let addr = node_addr(&field(fields, "ip")?, &field(fields, "port")?)?;
+    let epoch = field(fields, "config-epoch").and_then(|e| e.parse().ok());
+    Some((addr, epoch.unwrap_or(0)))
+}
+
+/// The replicas SENTINEL REPLICAS lists, but those Sentinel itself sees
+/// down or disconnected: Sentinel never forgets a replica, and the proxy
+/// would otherwise take a long-gone one in again and again.
 fn replica_addresses(value: &Value) -> Vec<NodeAddr> {
     let Some(replicas) = value.as_array() else {
         return Vec::new();
@@ -306,14 +396,80 @@ fn replica_addresses(value: &Value) -> Vec<NodeAddr> {
         .iter()
         .filter_map(|replica| {
             let fields = replica.as_array()?;
-            let field = |name: &str| {
-                fields
-                    .chunks(2)
-                    .find(|pair| pair.first().and_then(Value::as_bytes) == Some(name.as_bytes()))
-                    .and_then(|pair| pair.get(1))
-                    .and_then(text)
-            };
-            node_addr(&field("ip")?, &field("port")?)
+            let flags = field(fields, "flags").unwrap_or_default();
+            let gone = flags
+                .split(',')
+                .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"));
+            if gone {
+                return None;
+            }
+            node_addr(&field(fields, "ip")?, &field(fields, "port")?)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_stale_or_disagreeing_sentinel_is_not_followed() {
+        let mut slot = None;
+        assert!(
+            judge(&mut slot, 0, addr(1)).is_ok(),
+            "the first word is taken"
+        );
+        // Another master at the same epoch: the first one stays.
+        assert_eq!(judge(&mut slot, 0, addr(2)).unwrap_err().addr, addr(1));
+        // A failover raised the epoch: followed.
+        assert!(judge(&mut slot, 3, addr(2)).is_ok());
+        assert_eq!(slot.map(|c| (c.epoch, c.addr)), Some((3, addr(2))));
+        // A Sentinel still on the old configuration: not followed.
+        assert_eq!(judge(&mut slot, 0, addr(1)).unwrap_err().epoch, 3);
+        // The same master again, from any epoch: fine.
+        assert!(judge(&mut slot, 2, addr(2)).is_ok());
+    }
+
+    fn flat(pairs: &[(&str, &str)]) -> Value {
+        Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| {
+                    [
+                        Value::Bulk(k.as_bytes().to_vec().into()),
+                        Value::Bulk(v.as_bytes().to_vec().into()),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn reads_the_masters_epoch_and_skips_replicas_sentinel_sees_down() {
+        let master = flat(&[
+            ("name", "s1"),
+            ("ip", "127.0.0.1"),
+            ("port", "7001"),
+            ("config-epoch", "4"),
+        ]);
+        let (node, epoch) = master_claim(&master).expect("a claim");
+        assert_eq!((node.addr, epoch), (addr(7001), 4));
+        let replicas = Value::Array(vec![
+            flat(&[("ip", "127.0.0.1"), ("port", "7002"), ("flags", "slave")]),
+            flat(&[
+                ("ip", "127.0.0.1"),
+                ("port", "7003"),
+                ("flags", "s_down,slave,disconnected"),
+            ]),
+        ]);
+        let found: Vec<_> = replica_addresses(&replicas)
+            .into_iter()
+            .map(|n| n.addr)
+            .collect();
+        assert_eq!(found, vec![addr(7002)]);
+    }
 }
