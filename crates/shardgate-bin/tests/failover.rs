@@ -241,7 +241,7 @@ fn two_managed_proxies_fail_over_once() {
     assert_eventually!(
         replicas.iter().all(|r| {
             let list = r.cmd(&["CLIENT", "LIST"]).bulk_str().unwrap_or_default();
-            list.matches("name=shardgate-health-").count() == 2
+            list.matches("name=shardgate-managed-").count() == 2
         }),
         "health connections not seen"
     );
@@ -366,5 +366,165 @@ fn evalsha_keeps_working_after_a_failover() {
     assert!(
         matches!(&reply, Reply::Error(e) if e.starts_with("NOSCRIPT")),
         "{reply:?}"
+    );
+}
+
+#[test]
+fn a_restarted_proxy_keeps_the_master_with_the_data_when_the_old_one_returns_empty() {
+    let (mut master, replicas) = group(2);
+    // Declared replicas: the old master comes back empty and lists none.
+    let body = format!(
+        "  failover: managed\n  timeout: 500\n  servers:\n    - {}:1 shard1\n  replicas:\n    shard1: [\"{}\", \"{}\"]\n",
+        master.addr(),
+        replicas[0].addr(),
+        replicas[1].addr()
+    );
+    let (first, port) = proxy(&body);
+    let mut client = RespClient::connect(port).expect("connect");
+    let acked = acknowledged_writes(&mut client, "data:", 200);
+    assert_eq!(acked.len(), 200);
+    assert_eventually!(
+        replicas.iter().all(|r| r.dbsize() == 200),
+        "replicas never caught up"
+    );
+    master.kill();
+    first_write_after(&mut client, "after-kill", Duration::from_secs(15));
+    let promoted = replicas
+        .iter()
+        .find(|r| r.role().as_deref() == Some("master"))
+        .expect("a replica was promoted");
+    let other = replicas
+        .iter()
+        .find(|r| r.port() != promoted.port())
+        .expect("the other replica");
+    assert_eventually!(
+        other.info_field("replication", "master_port") == Some(promoted.port().to_string()),
+        "the other replica never followed the new master"
+    );
+    drop(client);
+    drop(first);
+
+    // The old master returns empty (no persistence) and says master; then
+    // a new proxy starts over the same config, with no memory of the
+    // failover: two masters, and the configured one is empty.
+    master.restart();
+    assert_eq!(master.role().as_deref(), Some("master"));
+    assert_eq!(master.dbsize(), 0);
+    let calls_before = promoted.command_calls("replicaof") + other.command_calls("replicaof");
+    let (second, port) = proxy(&body);
+    let mut client = RespClient::connect(port).expect("connect");
+    assert_eventually!(
+        master.info_field("replication", "master_port") == Some(promoted.port().to_string()),
+        "the empty old master was not made a replica of the one with the data; log:\n{}",
+        second.log()
+    );
+    assert_eq!(client.cmd(&["SET", "final", "1"]).unwrap(), ok());
+    assert_eq!(promoted.cmd(&["GET", "final"]), Reply::Bulk(b"1".to_vec()));
+    assert_eq!(promoted.role().as_deref(), Some("master"));
+    assert_eq!(
+        promoted.command_calls("replicaof") + other.command_calls("replicaof"),
+        calls_before,
+        "the new proxy sent REPLICAOF to the nodes holding the data"
+    );
+    assert_eq!(missing(promoted, &acked), 0, "acknowledged writes lost");
+    assert_eq!(missing(other, &acked), 0, "acknowledged writes lost");
+    assert_eventually!(
+        master.linked() && master.dbsize() == promoted.dbsize(),
+        "the old master never synced from the new one"
+    );
+    assert!(
+        second.log().contains("which holds the data"),
+        "no two-masters event; log:\n{}",
+        second.log()
+    );
+}
+
+#[test]
+fn a_slow_first_probe_at_startup_does_not_fail_over() {
+    let (master, replicas) = group(1);
+    // The master answers nothing for 1.2 s: the proxy's first probes time
+    // out, but far fewer than `fall` of them.
+    assert_eq!(master.cmd(&["CLIENT", "PAUSE", "1200", "ALL"]), ok());
+    // The replica is declared, so a promotion candidate is known at once.
+    let (proxy, port) = proxy(&format!(
+        "  failover: managed\n  timeout: 500\n  health_check: {{interval: 200, timeout: 100, fall: 10}}\n  servers:\n    - {}:1 shard1\n  replicas:\n    shard1: [\"{}\"]\n",
+        master.addr(),
+        replicas[0].addr()
+    ));
+    let mut client = RespClient::connect(port).expect("connect");
+    first_write_after(&mut client, "k", Duration::from_secs(10));
+    assert_eq!(master.cmd(&["GET", "k"]), Reply::Bulk(b"after".to_vec()));
+    assert_eq!(replicas[0].role().as_deref(), Some("slave"));
+    assert_eq!(replicas[0].command_calls("replicaof"), 0);
+    let log = proxy.log();
+    assert!(
+        log.contains("is down"),
+        "the first probe never failed:\n{log}"
+    );
+    assert!(!log.contains("promoting"), "promoted at startup:\n{log}");
+}
+
+#[test]
+fn a_proxy_that_only_watches_does_not_block_managed_failover() {
+    let (mut master, replicas) = group(1);
+    let servers = format!("  servers:\n    - {}:1 shard1\n", master.addr());
+    // Started first, so its id is older: a `failover: none` proxy.
+    let (_watcher, _) = proxy(&format!("  timeout: 500\n{servers}"));
+    let (managed, port) = proxy(&format!("  failover: managed\n  timeout: 500\n{servers}"));
+    assert_eventually!(
+        {
+            let list = replicas[0]
+                .cmd(&["CLIENT", "LIST"])
+                .bulk_str()
+                .unwrap_or_default();
+            list.contains("name=shardgate-health-") && list.contains("name=shardgate-managed-")
+        },
+        "both proxies' health connections not seen on the replica"
+    );
+    let mut client = RespClient::connect(port).expect("connect");
+    master.kill();
+    first_write_after(&mut client, "k", Duration::from_secs(15));
+    assert_eq!(replicas[0].role().as_deref(), Some("master"));
+    assert!(
+        !managed.log().contains("not acting"),
+        "deferred to a proxy that does not fail over:\n{}",
+        managed.log()
+    );
+}
+
+#[test]
+fn an_ejected_shard_is_back_in_the_ring_as_soon_as_it_has_failed_over() {
+    let (mut master, replicas) = group(1);
+    let other = RedisServer::start();
+    // A retry timeout far longer than the test: only the failover can
+    // bring the shard back in time.
+    let (proxy, port) = proxy(&format!(
+        "  failover: managed\n  timeout: 500\n  auto_eject_hosts: true\n  server_failure_limit: 2\n  server_retry_timeout: 60000\n  servers:\n    - {}:1 shard1\n    - {}:1 shard2\n",
+        master.addr(),
+        other.addr()
+    ));
+    let mut client = RespClient::connect(port).expect("connect");
+    let written = acknowledged_writes(&mut client, "key:", 50);
+    assert_eq!(written.len(), 50);
+    let shard1_key = written
+        .iter()
+        .find(|key| master.cmd(&["EXISTS", key]) == Reply::Integer(1))
+        .expect("some key hashes to shard1")
+        .clone();
+    master.kill();
+    assert_eventually!(
+        replicas[0].role().as_deref() == Some("master"),
+        "the replica was never promoted"
+    );
+    assert_eventually!(
+        client.cmd(&["SET", &shard1_key, "back"]).ok() == Some(ok())
+            && replicas[0].cmd(&["GET", &shard1_key]) == Reply::Bulk(b"back".to_vec()),
+        "shard1's keys did not go to its new master; log:\n{}",
+        proxy.log()
+    );
+    assert!(
+        proxy.log().contains("shard ejected from the ring"),
+        "the shard was never ejected:\n{}",
+        proxy.log()
     );
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::events::Events;
-use super::group::{Group, Health, NodeHealth, Origin};
+use super::group::{Group, Health, Masters, NodeHealth, Origin};
 use super::info::Role;
 use super::probe::{Probe, Prober};
 use super::sentinel::{self, SentinelReport};
@@ -39,6 +39,13 @@ pub enum Input {
 /// Learned nodes that stay down this long are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
+/// Health connections of managed-mode proxies are named this plus the
+/// instance id: managed proxies defer to older ones by it, and must not
+/// mistake a proxy that only watches (`failover: none` or `sentinel`,
+/// named [`WATCHER_NAME`]) for one that would fail over.
+const MANAGED_NAME: &str = "shardgate-managed-";
+const WATCHER_NAME: &str = "shardgate-health-";
+
 pub struct Controller {
     state: Arc<PoolState>,
     config: Arc<PoolConfig>,
@@ -57,8 +64,11 @@ pub struct Controller {
     lost_master_at: Vec<Option<Instant>>,
     /// Per shard: the last failover attempt (one per health interval).
     last_attempt: Vec<Option<Instant>>,
-    /// Per shard: when it was ejected.
-    ejected_at: Vec<Option<Instant>>,
+    /// Per shard: when it was ejected, and the master it had then.
+    ejected_at: Vec<Option<(Instant, SocketAddr)>>,
+    /// Per shard: the older managed proxy this one last deferred to (so
+    /// the event is recorded once, not at every attempt).
+    deferred_to: Vec<Option<String>>,
     /// Replicas last published as fit, per shard (to log changes).
     fit: Vec<Vec<SocketAddr>>,
     version: u64,
@@ -81,6 +91,7 @@ impl Controller {
                     nodes: vec![NodeHealth::new(master.clone(), Origin::Configured)],
                     master: master.addr,
                     ejected: false,
+                    conflict: None,
                 };
                 for replica in replicas {
                     group.add(
@@ -96,7 +107,10 @@ impl Controller {
             auth: config.redis_auth.clone(),
             db: 0,
             resp3: false,
-            client_name: Some(format!("shardgate-health-{instance}")),
+            client_name: Some(match config.failover {
+                Failover::Managed => format!("{MANAGED_NAME}{instance}"),
+                Failover::None | Failover::Sentinel => format!("{WATCHER_NAME}{instance}"),
+            }),
         };
         let shards = groups.len();
         // twemproxy ejects after `server_failure_limit` failures in a row.
@@ -119,6 +133,7 @@ impl Controller {
             lost_master_at: vec![None; shards],
             last_attempt: vec![None; shards],
             ejected_at: vec![None; shards],
+            deferred_to: vec![None; shards],
             fit: vec![Vec::new(); shards],
             version: 0,
             fall,
@@ -158,6 +173,8 @@ impl Controller {
     /// Before serving: learn every node's role (and, with Sentinel, each
     /// master's address), so the first write never goes to a node that
     /// turns out to be a replica. Bounded by [`Controller::settle_budget`].
+    /// Nothing is decided meanwhile (no failover, no REPLICAOF): decisions
+    /// need the whole group's view, and one slow first probe is no outage.
     async fn settle(&mut self) {
         let deadline = tokio::time::Instant::now() + self.settle_budget();
         let mut heard_from_sentinel =
@@ -178,7 +195,6 @@ impl Controller {
                         }
                     }
                     self.handle(input).await;
-                    self.reconcile().await;
                 }
                 Ok(None) | Err(_) => return,
             }
@@ -356,7 +372,7 @@ impl Controller {
                         if self.groups[shard].add(addr.clone(), Origin::Sentinel) {
                             self.start_checker(addr.addr);
                         }
-                        self.groups[shard].master = addr.addr;
+                        self.set_master(shard, addr.addr);
                         self.mark_master(shard, addr.addr);
                         self.record(
                             shard,
@@ -390,6 +406,23 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Moves the shard's writes to `addr`. The node they leave is deposed:
+    /// should it report master again, it is the old master coming back.
+    fn set_master(&mut self, shard: usize, addr: SocketAddr) {
+        let group = &mut self.groups[shard];
+        let old = group.master;
+        if old == addr {
+            return;
+        }
+        if let Some(node) = group.node_mut(old) {
+            node.deposed = true;
+        }
+        if let Some(node) = group.node_mut(addr) {
+            node.deposed = false;
+        }
+        group.master = addr;
     }
 
     /// A node just verified (or made) master counts as up and as master;
@@ -436,6 +469,9 @@ impl Controller {
     /// re-pointing stray nodes at the master.
     async fn reconcile(&mut self) {
         for shard in 0..self.groups.len() {
+            if self.config.failover == Failover::Managed {
+                self.choose_master(shard);
+            }
             let usable = self.groups[shard].usable_master().is_ok();
             if usable {
                 self.finish_failover(shard);
@@ -459,21 +495,28 @@ impl Controller {
     /// twemproxy's ejection: a shard whose master failed
     /// `server_failure_limit` probes in a row leaves the ring (its keys
     /// hash to the others); it comes back once healthy again, and no
-    /// sooner than `server_retry_timeout` after it left.
+    /// sooner than `server_retry_timeout` after it left, unless it has
+    /// another master by then (a failover): `server_retry_timeout` guards
+    /// against a flapping node, and keeping a shard that works off the
+    /// ring would only send its keys to the wrong shards.
     fn eject_or_readmit(&mut self, shard: usize) {
         let down = self.groups[shard]
             .master_node()
             .is_some_and(|n| n.health == Health::Down);
+        let failed_over = self.groups[shard].usable_master().is_ok()
+            && self.ejected_at[shard]
+                .is_some_and(|(_, master)| master != self.groups[shard].master);
         let group = &mut self.groups[shard];
         match (group.ejected, down) {
             (false, true) => {
                 group.ejected = true;
-                self.ejected_at[shard] = Some(Instant::now());
+                self.ejected_at[shard] = Some((Instant::now(), group.master));
                 self.record(shard, "eject", "shard ejected from the ring".into());
             }
             (true, false)
-                if self.ejected_at[shard]
-                    .is_none_or(|at| at.elapsed() >= self.config.server_retry_timeout) =>
+                if failed_over
+                    || self.ejected_at[shard]
+                        .is_none_or(|(at, _)| at.elapsed() >= self.config.server_retry_timeout) =>
             {
                 group.ejected = false;
                 self.ejected_at[shard] = None;
@@ -485,6 +528,7 @@ impl Controller {
 
     fn finish_failover(&mut self, shard: usize) {
         if let Some(lost) = self.lost_master_at[shard].take() {
+            self.deferred_to[shard] = None;
             let took = lost.elapsed();
             if self.groups[shard]
                 .master_node()
@@ -511,14 +555,61 @@ impl Controller {
         }
     }
 
+    /// Managed mode: when several nodes report master, writes go to the
+    /// one that holds the data ([`Group::masters`]); when that is unclear,
+    /// the shard refuses writes and an operator decides.
+    fn choose_master(&mut self, shard: usize) {
+        let verdict = self.groups[shard].masters();
+        let conflict = match &verdict {
+            Masters::Conflict(why) => Some(why.clone()),
+            Masters::One | Masters::Resolved { .. } => None,
+        };
+        // Once per conflict, not at every probe (offsets in the text move).
+        match (&self.groups[shard].conflict, &conflict) {
+            (None, Some(why)) => self.record(shard, "two-masters", why.clone()),
+            (Some(_), None) => self.record(
+                shard,
+                "two-masters",
+                "the conflict is over: one master holds the data".into(),
+            ),
+            _ => {}
+        }
+        self.groups[shard].conflict = conflict;
+        if let Masters::Resolved { keep, stale } = verdict {
+            if keep != self.groups[shard].master {
+                let label = |addr| {
+                    self.groups[shard]
+                        .node(addr)
+                        .map_or_else(|| addr.to_string(), |n| n.addr.label.to_string())
+                };
+                let message = format!(
+                    "several nodes report master; writes go to {}, which holds the data \
+                     (most replicas, then highest offset); stale: {}",
+                    label(keep),
+                    stale
+                        .iter()
+                        .map(|a| label(*a))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                self.record(shard, "two-masters", message);
+                self.set_master(shard, keep);
+            }
+        }
+    }
+
     async fn manage(&mut self, shard: usize, usable: bool) {
+        // Two masters that might both hold data: no REPLICAOF at all.
+        if self.groups[shard].conflict.is_some() {
+            return;
+        }
         if usable {
             self.repoint_strays(shard).await;
             return;
         }
         // Someone (another proxy, an operator) already promoted a node.
         if let Some(other) = self.groups[shard].other_master().map(|n| n.addr.clone()) {
-            self.groups[shard].master = other.addr;
+            self.set_master(shard, other.addr);
             self.record(
                 shard,
                 "failover",
@@ -526,10 +617,7 @@ impl Controller {
             );
             return;
         }
-        let master_dead = self.groups[shard]
-            .master_node()
-            .is_none_or(|n| n.health == Health::Down || n.reports_replica());
-        if !master_dead {
+        if !self.groups[shard].master_lost(self.fall) {
             return;
         }
         if self.last_attempt[shard].is_some_and(|t| t.elapsed() < self.config.health_check.interval)
@@ -543,9 +631,12 @@ impl Controller {
         else {
             return;
         };
-        match self.is_failover_leader(shard).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        match self.older_peer(shard).await {
+            Ok(None) => {}
+            Ok(Some(peer)) => {
+                self.defer_to(shard, peer);
+                return;
+            }
             Err(e) => {
                 self.record(
                     shard,
@@ -584,7 +675,7 @@ impl Controller {
             );
             return;
         }
-        self.groups[shard].master = candidate.addr;
+        self.set_master(shard, candidate.addr);
         self.mark_master(shard, candidate.addr);
         self.last_attempt[shard] = None;
         self.repoint_strays(shard).await;
@@ -613,8 +704,10 @@ impl Controller {
             return;
         }
         self.last_attempt[shard] = Some(Instant::now());
-        if !matches!(self.is_failover_leader(shard).await, Ok(true)) {
-            return;
+        match self.older_peer(shard).await {
+            Ok(None) => {}
+            Ok(Some(peer)) => return self.defer_to(shard, peer),
+            Err(_) => return,
         }
         let (host, port) = split_label(&master_label, master);
         for stray in strays {
@@ -656,12 +749,29 @@ impl Controller {
         }
     }
 
-    /// Managed mode with several proxies: only the oldest proxy that can
-    /// reach the group acts (promotes, re-points); the others follow the
-    /// roles it sets. Proxies see each other through the names of their
-    /// health connections (`CLIENT LIST` on the group's reachable nodes);
-    /// instance ids sort by start time.
-    async fn is_failover_leader(&self, shard: usize) -> Result<bool, String> {
+    /// Records that this proxy leaves the group to an older managed proxy,
+    /// once per peer until the shard has a usable master again.
+    fn defer_to(&mut self, shard: usize, peer: String) {
+        if self.deferred_to[shard].as_ref() != Some(&peer) {
+            self.record(
+                shard,
+                "failover",
+                format!(
+                    "not acting: the older managed proxy {MANAGED_NAME}{peer} is connected \
+                     to the group and acts; following the roles it sets"
+                ),
+            );
+            self.deferred_to[shard] = Some(peer);
+        }
+    }
+
+    /// Managed mode with several proxies: only the oldest managed proxy
+    /// that can reach the group acts (promotes, re-points); the others
+    /// follow the roles it sets. Proxies see each other through the names
+    /// of their health connections (`CLIENT LIST` on the group's reachable
+    /// nodes); instance ids sort by start time. Returns the oldest peer
+    /// older than this proxy, if any: then this proxy does not act.
+    async fn older_peer(&self, shard: usize) -> Result<Option<String>, String> {
         let mut reached = 0;
         let mut last_error = None;
         for node in self.groups[shard]
@@ -681,12 +791,14 @@ impl Controller {
                 Ok(list) => {
                     reached += 1;
                     let text = super::wire::text(&list).unwrap_or_default();
+                    let prefix = format!("name={MANAGED_NAME}");
                     let older = text
                         .split_whitespace()
-                        .filter_map(|field| field.strip_prefix("name=shardgate-health-"))
-                        .any(|id| id < &*self.instance);
-                    if older {
-                        return Ok(false);
+                        .filter_map(|field| field.strip_prefix(prefix.as_str()))
+                        .filter(|id| *id < &*self.instance)
+                        .min();
+                    if let Some(id) = older {
+                        return Ok(Some(id.to_string()));
                     }
                 }
                 Err(e) => last_error = Some(e),
@@ -694,7 +806,7 @@ impl Controller {
         }
         match (reached, last_error) {
             (0, Some(e)) => Err(e),
-            _ => Ok(true),
+            _ => Ok(None),
         }
     }
 
@@ -772,7 +884,6 @@ impl Controller {
                 .iter()
                 .map(|group| {
                     let (_, unfit) = group.replica_fitness(lag);
-                    let master_offset = group.master_node().map(NodeHealth::offset);
                     ShardStatus {
                         name: group.name.clone(),
                         master: group.usable_master().ok().map(|a| a.label.clone()),
@@ -790,7 +901,7 @@ impl Controller {
                                     node,
                                     node.addr.addr == group.master,
                                     unfit_reason,
-                                    master_offset,
+                                    group.replica_lag(node.addr.addr),
                                 )
                             })
                             .collect(),

@@ -18,7 +18,8 @@ pub struct Event {
     pub at_ms: u64,
     pub pool: Arc<str>,
     pub shard: Option<Arc<str>>,
-    /// `failover`, `health`, `role`, `sentinel`, `eject`, `replica`, `master`.
+    /// `failover`, `health`, `role`, `sentinel`, `eject`, `replica`, `master`,
+    /// `two-masters`.
     pub kind: &'static str,
     pub message: String,
 }

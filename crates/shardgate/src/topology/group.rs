@@ -55,6 +55,16 @@ pub struct NodeHealth {
     pub trust_since: Option<Instant>,
     /// When the current streak of failed probes began.
     pub failing_since: Option<Instant>,
+    /// The proxy moved writes away from this node (it failed over from
+    /// it, or followed another master): if it reports master again it is
+    /// the old master coming back, whatever its offset says. Cleared once
+    /// it reports a replica role.
+    pub deposed: bool,
+    /// Seen turning from replica into master while up, and not by this
+    /// proxy: someone promoted it on purpose (an operator's switchover,
+    /// another tool). The proxy never demotes such a node by itself.
+    /// Cleared once it reports a replica role.
+    pub seen_promoted: bool,
 }
 
 impl NodeHealth {
@@ -70,6 +80,8 @@ impl NodeHealth {
             since: Instant::now(),
             trust_since: None,
             failing_since: None,
+            deposed: false,
+            seen_promoted: false,
         }
     }
 
@@ -79,6 +91,14 @@ impl NodeHealth {
     pub fn apply(&mut self, result: Result<Probe, String>, rise: u32, fall: u32) -> Option<Health> {
         let next = match result {
             Ok(probe) => {
+                if probe.replication.is_master() {
+                    if self.reports_replica() && self.health == Health::Up {
+                        self.seen_promoted = true;
+                    }
+                } else {
+                    self.deposed = false;
+                    self.seen_promoted = false;
+                }
                 self.ok_streak += 1;
                 self.fail_streak = 0;
                 self.failing_since = None;
@@ -158,6 +178,34 @@ pub fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     (host, port).to_socket_addrs().ok()?.next()
 }
 
+/// A replica's lag, from its master's `INFO replication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The `lag=` of its `slaveN` line (seconds since its last ACK; it
+    /// acknowledges every second), plus how long the master has not
+    /// answered probes.
+    pub seconds: u64,
+    /// The master's `master_repl_offset` minus the `offset=` it lists for
+    /// the replica, both from the same INFO.
+    pub bytes: u64,
+}
+
+/// Which node holds the data when several report role master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Masters {
+    /// At most one healthy node reports master: nothing to decide.
+    One,
+    /// `keep` holds the data; every node in `stale` is clearly behind it
+    /// and can be made its replica.
+    Resolved {
+        keep: SocketAddr,
+        stale: Vec<SocketAddr>,
+    },
+    /// More than one could hold data the others lack; only an operator
+    /// can tell which to keep. Says which nodes and why.
+    Conflict(String),
+}
+
 /// One shard's replication group.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -168,6 +216,9 @@ pub struct Group {
     pub master: SocketAddr,
     /// Taken off the ring (`shard_down: eject`).
     pub ejected: bool,
+    /// Managed mode: set while several nodes report master and the proxy
+    /// cannot tell which holds the data; the shard refuses writes meanwhile.
+    pub conflict: Option<String>,
 }
 
 impl Group {
@@ -195,6 +246,9 @@ impl Group {
     /// The master if writes may go to it; else why not. A node that
     /// reports a replica role is never written to.
     pub fn usable_master(&self) -> Result<&NodeAddr, String> {
+        if let Some(conflict) = &self.conflict {
+            return Err(conflict.clone());
+        }
         let Some(node) = self.master_node() else {
             return Err("no master known".into());
         };
@@ -211,13 +265,124 @@ impl Group {
         Ok(&node.addr)
     }
 
+    /// Managed failover: the master is lost once it has failed `fall`
+    /// probes in a row (or says it is a replica). A node that is down
+    /// after its first probe only (at startup the first result decides
+    /// health at once) is not lost yet: one slow answer must not move data.
+    pub fn master_lost(&self, fall: u32) -> bool {
+        self.master_node().is_none_or(|n| {
+            (n.health == Health::Down && n.fail_streak() >= fall) || n.reports_replica()
+        })
+    }
+
+    /// Healthy nodes that report replicating from `master`, plus the
+    /// online replicas it lists that are not members (not probed, so its
+    /// word is all there is).
+    fn followers(&self, master: &NodeHealth) -> usize {
+        let members = self
+            .nodes
+            .iter()
+            .filter(|n| n.health == Health::Up && n.replicates_from() == Some(master.addr.addr))
+            .count();
+        let listed = match master.role() {
+            Some(Role::Master { replicas }) => replicas
+                .iter()
+                .filter(|r| r.online)
+                .filter(|r| resolve(&r.ip, r.port).is_none_or(|a| self.node(a).is_none()))
+                .count(),
+            _ => 0,
+        };
+        members + listed
+    }
+
+    /// When several healthy nodes report master (an old master restarted
+    /// empty, an operator's switchover half done), decides by evidence
+    /// which one holds the data: a master the proxy moved writes away from
+    /// is stale; among the others, the one replicas follow, then the one
+    /// with the higher `master_repl_offset`. Another is stale only if it
+    /// has no replicas and a lower offset, and nobody promoted it while the
+    /// proxy watched; otherwise it is a conflict.
+    pub fn masters(&self) -> Masters {
+        let masters: Vec<&NodeHealth> = self
+            .nodes
+            .iter()
+            .filter(|n| n.health == Health::Up && n.reports_master())
+            .collect();
+        if masters.len() < 2 {
+            return Masters::One;
+        }
+        let (deposed, mut candidates): (Vec<&NodeHealth>, Vec<&NodeHealth>) =
+            masters.iter().partition(|n| n.deposed);
+        // By evidence, best first; ties keep configuration order.
+        candidates.sort_by_key(|n| std::cmp::Reverse((self.followers(n), n.offset())));
+        let describe = |n: &NodeHealth| {
+            format!(
+                "{} ({} replicas, offset {})",
+                n.addr.label,
+                self.followers(n),
+                n.offset()
+            )
+        };
+        let Some((keep, others)) = candidates.split_first() else {
+            return Masters::Conflict(format!(
+                "two masters: {}; the proxy failed over from each of them",
+                masters
+                    .iter()
+                    .map(|n| describe(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        let is_stale = |n: &NodeHealth| {
+            self.followers(n) == 0 && n.offset() < keep.offset() && !n.seen_promoted
+        };
+        if let Some(rival) = others.iter().find(|n| !is_stale(n)) {
+            return Masters::Conflict(format!(
+                "two masters: {} and {}; not knowing which holds the data, the proxy \
+                 refuses writes until one is made a replica (REPLICAOF)",
+                describe(keep),
+                describe(rival)
+            ));
+        }
+        Masters::Resolved {
+            keep: keep.addr.addr,
+            stale: deposed
+                .iter()
+                .chain(others.iter())
+                .map(|n| n.addr.addr)
+                .collect(),
+        }
+    }
+
+    /// `replica`'s lag as the current master last reported it, from one
+    /// `INFO replication` (offsets probed at different moments would not
+    /// compare). None when the master does not list it online.
+    pub fn replica_lag(&self, replica: SocketAddr) -> Option<Lag> {
+        let master = self.master_node()?;
+        let probe = master.last.as_ref()?;
+        let Role::Master { replicas } = &probe.replication.role else {
+            return None;
+        };
+        let listed = replicas
+            .iter()
+            .find(|r| r.online && resolve(&r.ip, r.port) == Some(replica))?;
+        // While the master does not answer, what it last said grows stale.
+        let silent = master.failing_since.map_or(0, |t| t.elapsed().as_secs());
+        Some(Lag {
+            seconds: listed.lag.saturating_add(silent),
+            bytes: probe
+                .replication
+                .master_repl_offset
+                .saturating_sub(listed.offset),
+        })
+    }
+
     /// Replicas fit to serve reads, and the others with the reason.
     pub fn replica_fitness(&self, max_lag: ReplicaLag) -> (Vec<NodeAddr>, Vec<(NodeAddr, String)>) {
-        let master_offset = self.master_node().map(NodeHealth::offset);
         let mut fit = Vec::new();
         let mut unfit = Vec::new();
         for node in self.nodes.iter().filter(|n| n.addr.addr != self.master) {
-            match self.unfit_reason(node, max_lag, master_offset) {
+            match self.unfit_reason(node, max_lag) {
                 None => fit.push(node.addr.clone()),
                 Some(reason) => unfit.push((node.addr.clone(), reason)),
             }
@@ -225,22 +390,11 @@ impl Group {
         (fit, unfit)
     }
 
-    fn unfit_reason(
-        &self,
-        node: &NodeHealth,
-        max_lag: ReplicaLag,
-        master_offset: Option<u64>,
-    ) -> Option<String> {
+    fn unfit_reason(&self, node: &NodeHealth, max_lag: ReplicaLag) -> Option<String> {
         if node.health != Health::Up {
             return Some(format!("health {:?}", node.health).to_lowercase());
         }
-        let Some(Role::Replica {
-            link_up,
-            last_io_seconds,
-            offset,
-            ..
-        }) = node.role()
-        else {
+        let Some(Role::Replica { link_up, .. }) = node.role() else {
             return Some("not a replica".into());
         };
         if node.replicates_from() != Some(self.master) {
@@ -249,16 +403,17 @@ impl Group {
         if !link_up {
             return Some("master link down".into());
         }
-        if let (Some(limit), Some(seconds)) = (max_lag.seconds, last_io_seconds) {
-            if *seconds > limit {
-                return Some(format!("lag {seconds}s > {limit}s"));
-            }
+        if max_lag.seconds.is_none() && max_lag.bytes.is_none() {
+            return None;
         }
-        if let (Some(limit), Some(master)) = (max_lag.bytes, master_offset) {
-            let behind = master.saturating_sub(*offset);
-            if behind > limit {
-                return Some(format!("{behind} bytes behind > {limit}"));
-            }
+        let Some(lag) = self.replica_lag(node.addr.addr) else {
+            return Some("lag unknown: its master does not list it online".into());
+        };
+        if let Some(limit) = max_lag.seconds.filter(|limit| lag.seconds > *limit) {
+            return Some(format!("lag {}s > {limit}s", lag.seconds));
+        }
+        if let Some(limit) = max_lag.bytes.filter(|limit| lag.bytes > *limit) {
+            return Some(format!("lag {} bytes > {limit}", lag.bytes));
         }
         None
     }
@@ -320,22 +475,30 @@ mod tests {
         )
     }
 
-    fn master_probe(offset: u64) -> Result<Probe, String> {
+    /// A master at `offset` listing replicas as `(port, offset, lag)`.
+    fn master_with(offset: u64, replicas: &[(u16, u64, u64)]) -> Result<Probe, String> {
         Ok(Probe {
             latency: Duration::from_micros(100),
             replication: Replication {
                 role: Role::Master {
-                    replicas: vec![ReplicaInfo {
-                        ip: "127.0.0.1".into(),
-                        port: 2,
-                        online: true,
-                        offset,
-                        lag: 0,
-                    }],
+                    replicas: replicas
+                        .iter()
+                        .map(|&(port, offset, lag)| ReplicaInfo {
+                            ip: "127.0.0.1".into(),
+                            port,
+                            online: true,
+                            offset,
+                            lag,
+                        })
+                        .collect(),
                 },
                 master_repl_offset: offset,
             },
         })
+    }
+
+    fn master_probe(offset: u64) -> Result<Probe, String> {
+        master_with(offset, &[(2, offset, 0)])
     }
 
     fn replica_probe(
@@ -366,6 +529,7 @@ mod tests {
             nodes: vec![NodeHealth::new(addr(1), Origin::Configured)],
             master: addr(1).addr,
             ejected: false,
+            conflict: None,
         };
         g.add(addr(2), Origin::Declared);
         g.add(addr(3), Origin::Declared);
@@ -396,30 +560,74 @@ mod tests {
     }
 
     #[test]
+    fn a_master_down_at_its_first_probe_is_not_lost_before_fall_failures() {
+        let mut g = group();
+        // At startup the first result decides health at once...
+        assert_eq!(
+            g.nodes[0].apply(Err("timeout".into()), 2, 3),
+            Some(Health::Down)
+        );
+        assert!(g.usable_master().is_err());
+        // ...but only `fall` failures in a row justify a failover.
+        assert!(!g.master_lost(3));
+        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        assert!(!g.master_lost(3));
+        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        assert!(g.master_lost(3));
+        g.nodes[0].apply(master_probe(0), 2, 3);
+        assert!(!g.master_lost(3));
+    }
+
+    #[test]
     fn replicas_are_fit_only_when_linked_to_the_master_and_close_enough() {
         let mut g = group();
-        g.nodes[0].apply(master_probe(1000), 2, 3);
+        g.nodes[0].apply(master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]), 2, 3);
         g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
         g.nodes[2].apply(replica_probe(1, false, 0, 1000), 2, 3);
         let (fit, unfit) = g.replica_fitness(ReplicaLag::default());
         assert_eq!(fit, vec![addr(2)]);
         assert_eq!(unfit[0].1, "master link down");
-        g.nodes[2].apply(replica_probe(1, true, 0, 100), 2, 3);
-        let lag = ReplicaLag {
-            seconds: Some(5),
-            bytes: Some(500),
-        };
-        let (fit, unfit) = g.replica_fitness(lag);
-        assert_eq!(fit, vec![addr(2)]);
-        assert_eq!(unfit[0].1, "900 bytes behind > 500");
-        g.nodes[1].apply(replica_probe(1, true, 9, 1000), 2, 3);
-        let (fit, _) = g.replica_fitness(lag);
-        assert!(fit.is_empty());
         g.nodes[1].apply(replica_probe(7, true, 0, 1000), 2, 3);
         let (_, unfit) = g.replica_fitness(ReplicaLag::default());
         assert!(unfit
             .iter()
             .any(|(_, r)| r == "replicates from another master"));
+    }
+
+    #[test]
+    fn lag_comes_from_one_info_of_the_master() {
+        let mut g = group();
+        let lag = ReplicaLag {
+            seconds: Some(5),
+            bytes: Some(500),
+        };
+        // The replicas' own offsets (probed at other moments) and their
+        // `master_last_io_seconds_ago` (which counts up to 10 s on an idle
+        // master) must not matter: only what the master lists does.
+        g.nodes[0].apply(master_with(10_000, &[(2, 9_900, 1), (3, 9_000, 0)]), 2, 3);
+        g.nodes[1].apply(replica_probe(1, true, 9, 0), 2, 3);
+        g.nodes[2].apply(replica_probe(1, true, 0, 10_000), 2, 3);
+        assert_eq!(
+            g.replica_lag(addr(2).addr),
+            Some(Lag {
+                seconds: 1,
+                bytes: 100
+            })
+        );
+        let (fit, unfit) = g.replica_fitness(lag);
+        assert_eq!(fit, vec![addr(2)]);
+        assert_eq!(unfit, vec![(addr(3), "lag 1000 bytes > 500".to_string())]);
+        g.nodes[0].apply(master_with(10_000, &[(2, 10_000, 7), (3, 10_000, 0)]), 2, 3);
+        let (fit, unfit) = g.replica_fitness(lag);
+        assert_eq!(fit, vec![addr(3)]);
+        assert_eq!(unfit, vec![(addr(2), "lag 7s > 5s".to_string())]);
+        // A replica its master does not list cannot be measured.
+        g.nodes[0].apply(master_with(10_000, &[(3, 10_000, 0)]), 2, 3);
+        let (_, unfit) = g.replica_fitness(lag);
+        assert!(unfit[0].1.starts_with("lag unknown"), "{unfit:?}");
+        // Without a bound, lag is not needed.
+        let (fit, _) = g.replica_fitness(ReplicaLag::default());
+        assert_eq!(fit, vec![addr(2), addr(3)]);
     }
 
     #[test]
@@ -436,5 +644,73 @@ mod tests {
             g.promotion_candidate().map(|n| n.addr.clone()),
             Some(addr(2))
         );
+    }
+
+    #[test]
+    fn an_empty_master_loses_to_the_master_its_replicas_follow() {
+        // The configured server (1) came back empty; 2 was promoted and 3
+        // follows it.
+        let mut g = group();
+        g.nodes[0].apply(master_with(0, &[]), 2, 3);
+        g.nodes[1].apply(master_with(5000, &[(3, 5000, 0)]), 2, 3);
+        g.nodes[2].apply(replica_probe(2, true, 0, 5000), 2, 3);
+        assert_eq!(
+            g.masters(),
+            Masters::Resolved {
+                keep: addr(2).addr,
+                stale: vec![addr(1).addr]
+            }
+        );
+        // With no replica anywhere, the higher offset decides.
+        g.nodes[2].apply(Err("down".into()), 2, 1);
+        g.nodes[1].apply(master_with(5000, &[]), 2, 3);
+        assert!(matches!(g.masters(), Masters::Resolved { keep, .. } if keep == addr(2).addr));
+    }
+
+    #[test]
+    fn masters_that_may_both_hold_data_are_a_conflict() {
+        let mut g = group();
+        // Both have replicas following them.
+        g.nodes.push(NodeHealth::new(addr(4), Origin::Declared));
+        g.nodes[0].apply(master_with(100, &[]), 2, 3);
+        g.nodes[1].apply(master_with(200, &[]), 2, 3);
+        g.nodes[2].apply(replica_probe(1, true, 0, 100), 2, 3);
+        g.nodes[3].apply(replica_probe(2, true, 0, 200), 2, 3);
+        assert!(matches!(g.masters(), Masters::Conflict(why) if why.contains("two masters")));
+        // Neither has replicas, same offset.
+        g.nodes[2].apply(Err("down".into()), 2, 1);
+        g.nodes[3].apply(Err("down".into()), 2, 1);
+        g.nodes[1].apply(master_with(100, &[]), 2, 3);
+        assert!(matches!(g.masters(), Masters::Conflict(_)));
+        // A master the proxy failed over from is stale, whatever it says.
+        g.nodes[0].deposed = true;
+        g.nodes[0].apply(master_with(900, &[]), 2, 3);
+        assert_eq!(
+            g.masters(),
+            Masters::Resolved {
+                keep: addr(2).addr,
+                stale: vec![addr(1).addr]
+            }
+        );
+    }
+
+    #[test]
+    fn a_switchover_by_an_operator_is_never_undone() {
+        // 1 is master with replicas 2 and 3; the operator runs REPLICAOF
+        // NO ONE on 2 while writes still reach 1.
+        let mut g = group();
+        g.nodes[0].apply(master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]), 2, 3);
+        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        assert_eq!(g.masters(), Masters::One);
+        g.nodes[1].apply(master_with(1000, &[]), 2, 3);
+        g.nodes[0].apply(master_with(1200, &[(3, 1200, 0)]), 2, 3);
+        assert!(g.nodes[1].seen_promoted);
+        // No replica and a lower offset, yet promoted on purpose: conflict.
+        assert!(matches!(g.masters(), Masters::Conflict(_)));
+        // Then REPLICAOF 2 on 1: one master again, and it is 2.
+        g.nodes[0].apply(replica_probe(2, true, 0, 1200), 2, 3);
+        assert_eq!(g.masters(), Masters::One);
+        assert!(!g.nodes[0].deposed && !g.nodes[0].seen_promoted);
     }
 }

@@ -112,6 +112,8 @@ impl PoolState {
     }
 
     /// A worker's new counters for one node, registered for scrapes.
+    /// Entries are never removed, so a worker asks once per node and
+    /// keeps them across topology changes (see `worker::pool`).
     pub fn new_node_stats(&self, addr: SocketAddr) -> Arc<NodeStats> {
         let stats = Arc::new(NodeStats::default());
         lock(&self.node_stats).push((addr, stats.clone()));

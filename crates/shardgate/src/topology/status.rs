@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::group::{Health, NodeHealth, Origin};
+use super::group::{Health, Lag, NodeHealth, Origin};
 use super::info::Role;
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -41,9 +41,9 @@ pub struct NodeStatus {
     pub origin: Origin,
     /// For a replica: `master_link_status:up`.
     pub link_up: Option<bool>,
-    /// For a replica: seconds since it last heard from its master.
+    /// For a replica: its lag in seconds, as the master reports it.
     pub lag_seconds: Option<u64>,
-    /// For a replica: bytes behind the master.
+    /// For a replica: bytes behind the master, as the master reports it.
     pub behind_bytes: Option<u64>,
     pub offset: u64,
     /// The last health probe's round trip.
@@ -60,21 +60,14 @@ impl NodeStatus {
         node: &NodeHealth,
         is_master: bool,
         excluded: Option<String>,
-        master_offset: Option<u64>,
+        lag: Option<Lag>,
     ) -> NodeStatus {
-        let (role, link_up, lag_seconds) = match node.role() {
-            Some(Role::Master { .. }) => ("master", None, None),
-            Some(Role::Replica {
-                link_up,
-                last_io_seconds,
-                ..
-            }) => ("replica", Some(*link_up), *last_io_seconds),
-            None => ("unknown", None, None),
+        let (role, link_up) = match node.role() {
+            Some(Role::Master { .. }) => ("master", None),
+            Some(Role::Replica { link_up, .. }) => ("replica", Some(*link_up)),
+            None => ("unknown", None),
         };
-        let behind_bytes = match (role, master_offset) {
-            ("replica", Some(master)) => Some(master.saturating_sub(node.offset())),
-            _ => None,
-        };
+        let lag = lag.filter(|_| role == "replica");
         NodeStatus {
             addr: node.addr.label.clone(),
             is_master,
@@ -82,8 +75,8 @@ impl NodeStatus {
             health: node.health,
             origin: node.origin,
             link_up,
-            lag_seconds,
-            behind_bytes,
+            lag_seconds: lag.map(|l| l.seconds),
+            behind_bytes: lag.map(|l| l.bytes),
             offset: node.offset(),
             probe_latency_us: node
                 .last

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::backend::{ConnSettings, Handshake, Node};
+use crate::backend::{ConnSettings, Handshake, Node, NodeStats};
 use crate::config::{PoolConfig, ReadBalance, ReadPolicy, ReplicaFallback};
 use crate::metrics::PoolStats;
 use crate::route::PoolRules;
@@ -102,6 +102,10 @@ pub struct PoolWorker {
     pub metrics: bool,
     view: RefCell<Rc<PoolView>>,
     nodes: RefCell<HashMap<SocketAddr, Rc<Node>>>,
+    /// This worker's counters per node, kept when a node leaves the view:
+    /// a replica readmitted or a master back opens a new `Node`, but must
+    /// not register new counters each time (they would pile up forever).
+    node_stats: RefCell<HashMap<SocketAddr, Arc<NodeStats>>>,
     /// Fast hashes of script bodies this worker has already recorded, so
     /// a repeated EVAL costs a hash, not a SHA1 and a lock.
     seen_scripts: RefCell<std::collections::HashSet<u64>>,
@@ -116,7 +120,14 @@ impl PoolWorker {
         };
         let topology = state.topology();
         let mut nodes = HashMap::new();
-        let shards = build_shards(&state, &topology, &HashMap::new(), &mut nodes);
+        let mut node_stats = HashMap::new();
+        let shards = build_shards(
+            &state,
+            &topology,
+            &HashMap::new(),
+            &mut nodes,
+            &mut node_stats,
+        );
         PoolWorker {
             stats: state.new_worker_stats(),
             metrics,
@@ -124,6 +135,7 @@ impl PoolWorker {
             rules,
             view: RefCell::new(Rc::new(PoolView { topology, shards })),
             nodes: RefCell::new(nodes),
+            node_stats: RefCell::new(node_stats),
             seen_scripts: RefCell::new(std::collections::HashSet::new()),
         }
     }
@@ -159,7 +171,13 @@ impl PoolWorker {
         let topology = self.state.topology();
         let old = std::mem::take(&mut *self.nodes.borrow_mut());
         let mut nodes = HashMap::new();
-        let shards = build_shards(&self.state, &topology, &old, &mut nodes);
+        let shards = build_shards(
+            &self.state,
+            &topology,
+            &old,
+            &mut nodes,
+            &mut self.node_stats.borrow_mut(),
+        );
         *self.nodes.borrow_mut() = nodes;
         let view = Rc::new(PoolView { topology, shards });
         *self.view.borrow_mut() = view.clone();
@@ -172,15 +190,18 @@ fn build_shards(
     topology: &Topology,
     old: &HashMap<SocketAddr, Rc<Node>>,
     nodes: &mut HashMap<SocketAddr, Rc<Node>>,
+    node_stats: &mut HashMap<SocketAddr, Arc<NodeStats>>,
 ) -> Vec<ShardView> {
     let mut node = |addr: &NodeAddr| -> Rc<Node> {
         if let Some(node) = nodes.get(&addr.addr) {
             return node.clone();
         }
-        let node = old
-            .get(&addr.addr)
-            .cloned()
-            .unwrap_or_else(|| Rc::new(open_node(state, addr)));
+        let node = old.get(&addr.addr).cloned().unwrap_or_else(|| {
+            let stats = node_stats
+                .entry(addr.addr)
+                .or_insert_with(|| state.new_node_stats(addr.addr));
+            Rc::new(open_node(state, addr, stats.clone()))
+        });
         nodes.insert(addr.addr, node.clone());
         node
     };
@@ -195,7 +216,7 @@ fn build_shards(
         .collect()
 }
 
-fn open_node(state: &PoolState, addr: &NodeAddr) -> Node {
+fn open_node(state: &PoolState, addr: &NodeAddr, stats: Arc<NodeStats>) -> Node {
     let config = &state.config;
     let settings = ConnSettings {
         addr: addr.addr,
@@ -215,6 +236,6 @@ fn open_node(state: &PoolState, addr: &NodeAddr) -> Node {
         settings,
         addr.label.clone(),
         config.server_connections as usize,
-        state.new_node_stats(addr.addr),
+        stats,
     )
 }
