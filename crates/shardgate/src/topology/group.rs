@@ -170,13 +170,42 @@ impl NodeHealth {
 }
 
 /// `host:port` from INFO to an address (IP literals; names resolved).
+///
+/// Called for every node on every controller input and scrape, on the
+/// control thread: a name's answer is kept for a while, so a slow DNS
+/// server costs one lookup per name every [`NAME_TTL`], not one per call.
 pub fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(SocketAddr::new(ip, port));
     }
+    type Cache = std::collections::HashMap<(String, u16), (Option<SocketAddr>, Instant)>;
+    thread_local! {
+        static NAMES: std::cell::RefCell<Cache> = std::cell::RefCell::default();
+    }
+    let key = (host.to_string(), port);
+    if let Some((addr, at)) = NAMES.with(|names| names.borrow().get(&key).copied()) {
+        if at.elapsed() < NAME_TTL {
+            return addr;
+        }
+    }
     use std::net::ToSocketAddrs;
-    (host, port).to_socket_addrs().ok()?.next()
+    let addr = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next());
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        // Names come from the configuration and INFO: few, but bounded anyway.
+        if names.len() >= 1024 {
+            names.clear();
+        }
+        names.insert(key, (addr, Instant::now()));
+    });
+    addr
 }
+
+/// How long a resolved name is trusted.
+const NAME_TTL: Duration = Duration::from_secs(30);
 
 /// A replica's lag, from its master's `INFO replication`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -557,6 +586,15 @@ mod tests {
             .usable_master()
             .expect_err("replica")
             .contains("replica role"));
+    }
+
+    #[test]
+    fn names_resolve_and_stay_resolved() {
+        assert_eq!(resolve("127.0.0.1", 5), Some(addr(5).addr));
+        let first = resolve("localhost", 6).expect("localhost resolves");
+        assert_eq!(first.port(), 6);
+        assert_eq!(resolve("localhost", 6), Some(first));
+        assert_eq!(resolve("no-such-host.invalid", 6), None);
     }
 
     #[test]
