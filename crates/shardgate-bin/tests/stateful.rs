@@ -335,4 +335,25 @@ fn a_client_that_half_closes_still_gets_its_replies() {
             .contains("blocked_clients:0"),
         "the BLPOP outlived its client"
     );
+
+    // The same on the connection a WATCH pinned.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
+    stream.write_all(b"WATCH q\r\nBLPOP q 0\r\n").unwrap();
+    test_support::assert_eventually!(
+        server
+            .cmd(&["INFO", "clients"])
+            .bulk_str()
+            .unwrap_or_default()
+            .contains("blocked_clients:1"),
+        "the watched BLPOP never reached the server"
+    );
+    drop(stream);
+    test_support::assert_eventually!(
+        server
+            .cmd(&["INFO", "clients"])
+            .bulk_str()
+            .unwrap_or_default()
+            .contains("blocked_clients:0"),
+        "the watched BLPOP outlived its client"
+    );
 }

@@ -607,6 +607,12 @@ impl Controller {
             self.repoint_strays(shard).await;
             return;
         }
+        // Like a failover of its own, following another node needs the
+        // master lost for `fall` probes (or saying it is a replica): one
+        // slow answer must not move writes to an empty node.
+        if !self.groups[shard].master_lost(self.fall) {
+            return;
+        }
         // Someone (another proxy, an operator) already promoted a node.
         if let Some(other) = self.groups[shard].other_master().map(|n| n.addr.clone()) {
             self.set_master(shard, other.addr);
@@ -615,9 +621,6 @@ impl Controller {
                 "failover",
                 format!("following {} which reports role master", other.label),
             );
-            return;
-        }
-        if !self.groups[shard].master_lost(self.fall) {
             return;
         }
         if self.last_attempt[shard].is_some_and(|t| t.elapsed() < self.config.health_check.interval)

@@ -60,9 +60,12 @@ pub struct NodeHealth {
     /// the old master coming back, whatever its offset says. Cleared once
     /// it reports a replica role.
     pub deposed: bool,
-    /// Seen turning from replica into master while up, and not by this
-    /// proxy: someone promoted it on purpose (an operator's switchover,
-    /// another tool). The proxy never demotes such a node by itself.
+    /// Seen turning from replica into master on the same probe
+    /// connection, and not by this proxy: someone promoted it on purpose
+    /// (an operator's switchover, another tool), so the proxy never
+    /// demotes it by itself. A replica that restarted as a master (a
+    /// runtime REPLICAOF is not saved in its config) comes back on a new
+    /// connection and is judged by its data like any other master.
     /// Cleared once it reports a replica role.
     pub seen_promoted: bool,
 }
@@ -92,7 +95,11 @@ impl NodeHealth {
         let next = match result {
             Ok(probe) => {
                 if probe.replication.is_master() {
-                    if self.reports_replica() && self.health == Health::Up {
+                    if self.reports_replica()
+                        && self.health == Health::Up
+                        && self.fail_streak == 0
+                        && !probe.new_connection
+                    {
                         self.seen_promoted = true;
                     }
                 } else {
@@ -385,24 +392,39 @@ impl Group {
 
     /// `replica`'s lag as the current master last reported it, from one
     /// `INFO replication` (offsets probed at different moments would not
-    /// compare). None when the master does not list it online.
+    /// compare). The master lists a replica by the address it sees, which
+    /// behind NAT or with `replica-announce-ip` is not the proxy's: then
+    /// the one online entry on the same port, and failing that the
+    /// replica's own view (its offset against the master's, and the seconds
+    /// since it heard from its master), less exact. None when neither says.
     pub fn replica_lag(&self, replica: SocketAddr) -> Option<Lag> {
         let master = self.master_node()?;
         let probe = master.last.as_ref()?;
         let Role::Master { replicas } = &probe.replication.role else {
             return None;
         };
-        let listed = replicas
-            .iter()
-            .find(|r| r.online && resolve(&r.ip, r.port) == Some(replica))?;
+        let online = || replicas.iter().filter(|r| r.online);
+        let same_port = || online().filter(|r| r.port == replica.port());
+        let listed = online()
+            .find(|r| resolve(&r.ip, r.port) == Some(replica))
+            .or_else(|| same_port().next().filter(|_| same_port().count() == 1));
         // While the master does not answer, what it last said grows stale.
         let silent = master.failing_since.map_or(0, |t| t.elapsed().as_secs());
+        let master_offset = probe.replication.master_repl_offset;
+        let (seconds, offset) = match listed {
+            Some(listed) => (listed.lag, listed.offset),
+            None => match self.node(replica)?.role()? {
+                Role::Replica {
+                    last_io_seconds: Some(seconds),
+                    offset,
+                    ..
+                } => (*seconds, *offset),
+                _ => return None,
+            },
+        };
         Some(Lag {
-            seconds: listed.lag.saturating_add(silent),
-            bytes: probe
-                .replication
-                .master_repl_offset
-                .saturating_sub(listed.offset),
+            seconds: seconds.saturating_add(silent),
+            bytes: master_offset.saturating_sub(offset),
         })
     }
 
@@ -436,7 +458,7 @@ impl Group {
             return None;
         }
         let Some(lag) = self.replica_lag(node.addr.addr) else {
-            return Some("lag unknown: its master does not list it online".into());
+            return Some("lag unknown: neither its master nor itself says".into());
         };
         if let Some(limit) = max_lag.seconds.filter(|limit| lag.seconds > *limit) {
             return Some(format!("lag {}s > {limit}s", lag.seconds));
@@ -523,6 +545,7 @@ mod tests {
                 },
                 master_repl_offset: offset,
             },
+            new_connection: false,
         })
     }
 
@@ -548,6 +571,7 @@ mod tests {
                 },
                 master_repl_offset: offset,
             },
+            new_connection: false,
         })
     }
 
@@ -659,10 +683,31 @@ mod tests {
         let (fit, unfit) = g.replica_fitness(lag);
         assert_eq!(fit, vec![addr(3)]);
         assert_eq!(unfit, vec![(addr(2), "lag 7s > 5s".to_string())]);
-        // A replica its master does not list cannot be measured.
+        // A replica its master lists under an address the proxy does not
+        // know (NAT, announce-ip): the one entry on its port...
+        g.nodes[0].apply(
+            master_with(10_000, &[(2, 9_990, 0), (3, 10_000, 0)]).map(|mut p| {
+                if let Role::Master { replicas } = &mut p.replication.role {
+                    replicas[0].ip = "10.9.9.9".into();
+                }
+                p
+            }),
+            2,
+            3,
+        );
+        assert_eq!(g.replica_lag(addr(2).addr).map(|l| l.bytes), Some(10));
+        // ...and with none, the replica's own view.
         g.nodes[0].apply(master_with(10_000, &[(3, 10_000, 0)]), 2, 3);
-        let (_, unfit) = g.replica_fitness(lag);
-        assert!(unfit[0].1.starts_with("lag unknown"), "{unfit:?}");
+        g.nodes[1].apply(replica_probe(1, true, 0, 9_950), 2, 3);
+        assert_eq!(
+            g.replica_lag(addr(2).addr),
+            Some(Lag {
+                seconds: 0,
+                bytes: 50
+            })
+        );
+        let (fit, _) = g.replica_fitness(lag);
+        assert_eq!(fit, vec![addr(2), addr(3)]);
         // Without a bound, lag is not needed.
         let (fit, _) = g.replica_fitness(ReplicaLag::default());
         assert_eq!(fit, vec![addr(2), addr(3)]);
@@ -750,5 +795,29 @@ mod tests {
         g.nodes[0].apply(replica_probe(2, true, 0, 1200), 2, 3);
         assert_eq!(g.masters(), Masters::One);
         assert!(!g.nodes[0].deposed && !g.nodes[0].seen_promoted);
+    }
+
+    #[test]
+    fn a_replica_that_restarted_as_a_master_is_judged_by_its_data() {
+        // 2 is a replica the proxy made with a runtime REPLICAOF; it restarts
+        // between two probes and comes back an empty master (its config has
+        // no replicaof). The probe that sees it is on a new connection.
+        let mut g = group();
+        g.nodes[0].apply(master_with(1000, &[(3, 1000, 0)]), 2, 3);
+        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        let mut restarted = master_with(0, &[]);
+        if let Ok(probe) = &mut restarted {
+            probe.new_connection = true;
+        }
+        g.nodes[1].apply(restarted, 2, 3);
+        assert!(!g.nodes[1].seen_promoted);
+        assert_eq!(
+            g.masters(),
+            Masters::Resolved {
+                keep: addr(1).addr,
+                stale: vec![addr(2).addr]
+            }
+        );
     }
 }

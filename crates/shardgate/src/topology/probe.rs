@@ -15,6 +15,9 @@ use crate::backend::Handshake;
 pub struct Probe {
     pub latency: Duration,
     pub replication: Replication,
+    /// Answered on a connection made for this probe: the node may have
+    /// restarted since the last answer (a restart breaks the kept one).
+    pub new_connection: bool,
 }
 
 /// A node's prober: keeps its connection between probes.
@@ -47,7 +50,8 @@ impl Prober {
 
     async fn try_probe(&mut self) -> Result<Probe, String> {
         let started = Instant::now();
-        if self.conn.is_none() {
+        let new_connection = self.conn.is_none();
+        if new_connection {
             self.conn = Some(WireConn::connect(self.addr, &self.handshake, self.timeout).await?);
         }
         let conn = self.conn.as_mut().ok_or("not connected")?;
@@ -71,6 +75,7 @@ impl Prober {
         Ok(Probe {
             latency,
             replication,
+            new_connection,
         })
     }
 

@@ -10,9 +10,10 @@
 //! stale configuration). Queries carry each master's `config-epoch`, which
 //! a failover raises: a report older than the newest the pool has heard, or
 //! naming another master at the same epoch, is set aside (and logged once)
-//! rather than moving writes back and forth. `+switch-master` is always
-//! followed: Sentinel publishes it only after a failover its majority
-//! authorised.
+//! rather than moving writes back and forth, unless a majority of the
+//! pool's Sentinels now name that master (a master monitored afresh starts
+//! again at epoch 0). `+switch-master` is always followed: Sentinel
+//! publishes it only after a failover its majority authorised.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,8 +71,10 @@ struct Watcher {
     /// Events recently recorded by any of the pool's watchers: every
     /// Sentinel reports the same event, the log keeps it once.
     recent: Arc<std::sync::Mutex<std::collections::VecDeque<(String, std::time::Instant)>>>,
-    /// Per shard, the newest master any of the pool's Sentinels named.
-    claims: Arc<std::sync::Mutex<Vec<Option<Claim>>>>,
+    /// This watcher's Sentinel's place in the pool's list.
+    index: usize,
+    /// Per shard, what the pool's Sentinels say about its master.
+    claims: Arc<std::sync::Mutex<Vec<Claims>>>,
 }
 
 /// A master a Sentinel named, and the configuration epoch it named it in.
@@ -79,6 +82,15 @@ struct Watcher {
 struct Claim {
     epoch: u64,
     addr: std::net::SocketAddr,
+}
+
+/// One shard's master as the pool's Sentinels name it.
+#[derive(Debug, Clone)]
+struct Claims {
+    /// The newest word: the master followed.
+    newest: Option<Claim>,
+    /// Per Sentinel, the master it named last.
+    heard: Vec<Option<std::net::SocketAddr>>,
 }
 
 /// Starts a watcher per Sentinel of the pool.
@@ -89,8 +101,12 @@ pub fn spawn_watchers(
     events: Arc<Events>,
 ) {
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-    let claims = Arc::new(std::sync::Mutex::new(vec![None; names.len()]));
-    for sentinel in &config.sentinels {
+    let claims = Claims {
+        newest: None,
+        heard: vec![None; config.sentinels.len()],
+    };
+    let claims = Arc::new(std::sync::Mutex::new(vec![claims; names.len()]));
+    for (index, sentinel) in config.sentinels.iter().enumerate() {
         let watcher = Arc::new(Watcher {
             sentinel: sentinel.clone(),
             pool: config.name.as_str().into(),
@@ -106,6 +122,7 @@ pub fn spawn_watchers(
             events: events.clone(),
             resync: Notify::new(),
             recent: recent.clone(),
+            index,
             claims: claims.clone(),
         });
         tokio::task::spawn_local(watcher.clone().query_loop());
@@ -292,22 +309,20 @@ impl Watcher {
 
 impl Watcher {
     /// Whether a queried master (named in `epoch`) is the newest word on
-    /// the shard: a newer epoch, or the same master as the newest. An older
-    /// epoch, or another master at the same epoch, is a Sentinel that has
-    /// not caught up (or disagrees): logged once, not followed.
+    /// the shard (see [`judge`]); if not, it is logged once.
     fn newest_claim(&self, shard: usize, epoch: u64, addr: &NodeAddr) -> bool {
         let judged = {
             let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(slot) = claims.get_mut(shard) else {
+            let Some(claims) = claims.get_mut(shard) else {
                 return false;
             };
-            judge(slot, epoch, addr.addr)
+            judge(claims, self.index, epoch, addr.addr)
         };
         let Err(newest) = judged else {
             return true;
         };
         let message = format!(
-            "{} names {} (config epoch {epoch}) as master, but {} (epoch {}) is newer or came first; not followed",
+            "{} names {} (config epoch {epoch}) as master, but {} (epoch {}) is newer or came first, and most Sentinels do not agree; not followed",
             self.label(),
             addr.label,
             newest.addr,
@@ -323,9 +338,12 @@ impl Watcher {
     /// epochs heard so far (queries then bring the new epoch).
     fn switched(&self, shard: usize, addr: &NodeAddr) {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = claims.get_mut(shard) {
-            let epoch = slot.map_or(0, |claim| claim.epoch);
-            *slot = Some(Claim {
+        if let Some(claims) = claims.get_mut(shard) {
+            if let Some(heard) = claims.heard.get_mut(self.index) {
+                *heard = Some(addr.addr);
+            }
+            let epoch = claims.newest.map_or(0, |claim| claim.epoch);
+            claims.newest = Some(Claim {
                 epoch,
                 addr: addr.addr,
             });
@@ -352,17 +370,31 @@ fn node_addr(ip: &str, port: &str) -> Option<NodeAddr> {
     Some(NodeAddr::new(addr, format!("{ip}:{port}")))
 }
 
-/// Takes a queried claim into `slot` if it is the newest word: Err with
-/// the newer (or first) claim it loses to otherwise.
-fn judge(slot: &mut Option<Claim>, epoch: u64, addr: std::net::SocketAddr) -> Result<(), Claim> {
-    match slot {
+/// Sentinel `sentinel` names `addr` master in `epoch`: taken as the newest
+/// word if it is the first, the same master as the newest, a newer epoch,
+/// or what a majority of the pool's Sentinels now say (a master monitored
+/// afresh starts again at epoch 0; the newest epoch is kept, so a lone
+/// stale Sentinel cannot take it back). Err with the claim it loses to.
+fn judge(
+    claims: &mut Claims,
+    sentinel: usize,
+    epoch: u64,
+    addr: std::net::SocketAddr,
+) -> Result<(), Claim> {
+    if let Some(heard) = claims.heard.get_mut(sentinel) {
+        *heard = Some(addr);
+    }
+    let agreeing = claims.heard.iter().filter(|h| **h == Some(addr)).count();
+    let majority = agreeing * 2 > claims.heard.len();
+    match &mut claims.newest {
         Some(claim) if claim.addr == addr => {
             claim.epoch = claim.epoch.max(epoch);
             Ok(())
         }
-        Some(claim) if epoch <= claim.epoch => Err(*claim),
-        _ => {
-            *slot = Some(Claim { epoch, addr });
+        Some(claim) if epoch <= claim.epoch && !majority => Err(*claim),
+        newest => {
+            let epoch = newest.map_or(epoch, |claim| claim.epoch.max(epoch));
+            *newest = Some(Claim { epoch, addr });
             Ok(())
         }
     }
@@ -418,20 +450,47 @@ mod tests {
 
     #[test]
     fn a_stale_or_disagreeing_sentinel_is_not_followed() {
-        let mut slot = None;
+        // Three Sentinels: 0, 1, 2.
+        let mut c = Claims {
+            newest: None,
+            heard: vec![None; 3],
+        };
         assert!(
-            judge(&mut slot, 0, addr(1)).is_ok(),
+            judge(&mut c, 0, 0, addr(1)).is_ok(),
             "the first word is taken"
         );
         // Another master at the same epoch: the first one stays.
-        assert_eq!(judge(&mut slot, 0, addr(2)).unwrap_err().addr, addr(1));
+        assert_eq!(judge(&mut c, 1, 0, addr(2)).unwrap_err().addr, addr(1));
         // A failover raised the epoch: followed.
-        assert!(judge(&mut slot, 3, addr(2)).is_ok());
-        assert_eq!(slot.map(|c| (c.epoch, c.addr)), Some((3, addr(2))));
-        // A Sentinel still on the old configuration: not followed.
-        assert_eq!(judge(&mut slot, 0, addr(1)).unwrap_err().epoch, 3);
+        assert!(judge(&mut c, 0, 3, addr(2)).is_ok());
+        assert_eq!(c.newest.map(|c| (c.epoch, c.addr)), Some((3, addr(2))));
+        // A Sentinel still on the old configuration: not followed, again
+        // and again.
+        assert_eq!(judge(&mut c, 2, 0, addr(1)).unwrap_err().epoch, 3);
+        assert!(judge(&mut c, 2, 0, addr(1)).is_err());
         // The same master again, from any epoch: fine.
-        assert!(judge(&mut slot, 2, addr(2)).is_ok());
+        assert!(judge(&mut c, 1, 2, addr(2)).is_ok());
+    }
+
+    #[test]
+    fn a_master_most_sentinels_name_is_followed_whatever_its_epoch() {
+        // The master was monitored afresh (SENTINEL REMOVE + MONITOR): its
+        // epoch starts again at 0, and no +switch-master is published.
+        let mut c = Claims {
+            newest: Some(Claim {
+                epoch: 5,
+                addr: addr(1),
+            }),
+            heard: vec![Some(addr(1)); 3],
+        };
+        assert!(
+            judge(&mut c, 0, 0, addr(7)).is_err(),
+            "one of three is not enough"
+        );
+        assert!(judge(&mut c, 1, 0, addr(7)).is_ok(), "two of three are");
+        // The epoch heard stays, so a lone stale Sentinel cannot flip it back.
+        assert_eq!(c.newest.map(|c| (c.epoch, c.addr)), Some((5, addr(7))));
+        assert!(judge(&mut c, 2, 5, addr(1)).is_err());
     }
 
     fn flat(pairs: &[(&str, &str)]) -> Value {

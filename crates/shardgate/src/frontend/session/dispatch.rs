@@ -203,7 +203,11 @@ impl<S: ClientStream> Session<S> {
         if let Some(lease) = self.tx.pinned_to(shard) {
             let timeout = self.blocking_timeout(blocking, spec, &request);
             let slot = lease.conn().send_with_timeout(request.raw, timeout);
-            self.push(Pending::Reply(slot));
+            self.push(if blocking {
+                Pending::PinnedBlocking(slot)
+            } else {
+                Pending::Reply(slot)
+            });
             return Flow::Next;
         }
         let node = match self.node_for(shard, read) {

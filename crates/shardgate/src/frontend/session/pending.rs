@@ -55,6 +55,10 @@ pub enum Pending {
     },
     /// One backend reply, passed through untouched.
     Reply(ReplySlot),
+    /// A blocking call's reply on the client's pinned connection (WATCH,
+    /// then BLPOP): as `Reply`, but a client that leaves cancels it (the
+    /// session ends, closing the pinned connection).
+    PinnedBlocking(ReplySlot),
     /// A reply on a leased connection; once it is in, the lease goes back
     /// to its pool (or is closed, when no reply came). With `instead`, the
     /// client gets that reply rather than the server's (EXECABORT for a
@@ -101,6 +105,7 @@ impl Pending {
     pub fn is_blocking(&self) -> bool {
         match self {
             Pending::Leased { blocking, .. } => *blocking,
+            Pending::PinnedBlocking(_) => true,
             Pending::Fanout { parts, .. } => parts.iter().any(|part| part.lease.is_some()),
             _ => false,
         }
@@ -111,7 +116,7 @@ impl Pending {
     /// (for the slow log).
     pub async fn resolve(self) -> (Bytes, Option<Bytes>) {
         match self {
-            Pending::Reply(mut slot) => {
+            Pending::Reply(mut slot) | Pending::PinnedBlocking(mut slot) => {
                 let reply = (&mut slot).await;
                 (reply_bytes(reply), slot.take_request())
             }
@@ -126,7 +131,7 @@ impl Pending {
                 tokio::time::sleep(delay).await;
                 reply
             }
-            Pending::Reply(slot) => reply_bytes(slot.await),
+            Pending::Reply(slot) | Pending::PinnedBlocking(slot) => reply_bytes(slot.await),
             Pending::Leased {
                 slot,
                 lease,
