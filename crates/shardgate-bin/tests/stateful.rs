@@ -66,11 +66,7 @@ fn a_blocking_pop_is_woken_by_another_clients_push() {
     waiter.send(&["BLPOP", "jobs", "5"]).unwrap();
     let server = &setup.servers[0];
     test_support::assert_eventually!(
-        server
-            .cmd(&["INFO", "clients"])
-            .bulk_str()
-            .unwrap_or_default()
-            .contains("blocked_clients:1"),
+        blocked_clients(server) == 1,
         "the BLPOP never reached the server"
     );
     // Wait past the pool timeout before waking it.
@@ -196,6 +192,18 @@ fn replication_protocol_commands_are_refused_and_other_clients_keep_their_replie
     );
 }
 
+/// How many clients the server has blocked (BLPOP and the like).
+fn blocked_clients(server: &test_support::RedisServer) -> u32 {
+    let info = server
+        .cmd(&["INFO", "clients"])
+        .bulk_str()
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
 /// Kills every client connection the proxy has on the server (but not
 /// the caller's).
 fn kill_proxy_connections(server: &test_support::RedisServer) {
@@ -319,20 +327,12 @@ fn a_client_that_half_closes_still_gets_its_replies() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
     stream.write_all(b"BLPOP q 0\r\n").unwrap();
     test_support::assert_eventually!(
-        server
-            .cmd(&["INFO", "clients"])
-            .bulk_str()
-            .unwrap_or_default()
-            .contains("blocked_clients:1"),
+        blocked_clients(server) == 1,
         "the BLPOP never reached the server"
     );
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     test_support::assert_eventually!(
-        server
-            .cmd(&["INFO", "clients"])
-            .bulk_str()
-            .unwrap_or_default()
-            .contains("blocked_clients:0"),
+        blocked_clients(server) == 0,
         "the BLPOP outlived its client"
     );
 
@@ -340,20 +340,12 @@ fn a_client_that_half_closes_still_gets_its_replies() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", setup.port)).unwrap();
     stream.write_all(b"WATCH q\r\nBLPOP q 0\r\n").unwrap();
     test_support::assert_eventually!(
-        server
-            .cmd(&["INFO", "clients"])
-            .bulk_str()
-            .unwrap_or_default()
-            .contains("blocked_clients:1"),
+        blocked_clients(server) == 1,
         "the watched BLPOP never reached the server"
     );
     drop(stream);
     test_support::assert_eventually!(
-        server
-            .cmd(&["INFO", "clients"])
-            .bulk_str()
-            .unwrap_or_default()
-            .contains("blocked_clients:0"),
+        blocked_clients(server) == 0,
         "the watched BLPOP outlived its client"
     );
 }
