@@ -15,35 +15,34 @@ fn write_config(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
-#[test]
-fn dash_t_accepts_a_valid_nutcracker_yml() {
-    let file = write_config(
-        "alpha:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n  \
-         auto_eject_hosts: true\n  redis: true\n  server_retry_timeout: 2000\n  \
-         server_failure_limit: 1\n  servers:\n   - 127.0.0.1:6379:1\n",
-    );
-    let output = Command::new(common::BIN)
+/// Runs `shardgate -t` (check and exit) on a config file with `text`.
+fn check_config(text: &str) -> std::process::Output {
+    let file = write_config(text);
+    Command::new(common::BIN)
         .arg("-t")
         .arg("-c")
         .arg(file.path())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn dash_t_accepts_a_valid_nutcracker_yml() {
+    let output = check_config(
+        "alpha:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n  \
+         auto_eject_hosts: true\n  redis: true\n  server_retry_timeout: 2000\n  \
+         server_failure_limit: 1\n  servers:\n   - 127.0.0.1:6379:1\n",
+    );
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("syntax is ok"));
 }
 
 #[test]
 fn dash_t_reports_every_problem_and_exits_non_zero() {
-    let file = write_config(
+    let output = check_config(
         "alpha:\n  listen: 127.0.0.1:22121\n  hash: nope\n  servers:\n   - 127.0.0.1:6379\n\
          beta:\n  listen: nowhere\n  servers: [\"127.0.0.1:1:1\"]\n  extra_key: 1\n",
     );
-    let output = Command::new(common::BIN)
-        .arg("-t")
-        .arg("-c")
-        .arg(file.path())
-        .output()
-        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -59,17 +58,11 @@ fn dash_t_reports_every_problem_and_exits_non_zero() {
 
 #[test]
 fn dash_t_rejects_a_backend_given_twice_without_showing_secrets() {
-    let file = write_config(
+    let output = check_config(
         "alpha:\n  listen: 127.0.0.1:22121\n  failover: managed\n  redis_auth: 12345678\n  \
          servers:\n   - 127.0.0.1:7101:1 s1\n   - 127.0.0.1:7102:1 s2\n  \
          replicas:\n    s1: [127.0.0.1:7103, 127.0.0.1:7102]\n",
     );
-    let output = Command::new(common::BIN)
-        .arg("-t")
-        .arg("-c")
-        .arg(file.path())
-        .output()
-        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
