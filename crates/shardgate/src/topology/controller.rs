@@ -610,7 +610,7 @@ impl Controller {
         // Like a failover of its own, following another node needs the
         // master lost for `fall` probes (or saying it is a replica): one
         // slow answer must not move writes to an empty node.
-        if !self.groups[shard].master_lost(self.fall) {
+        if !self.groups[shard].master_lost() {
             return;
         }
         // Someone (another proxy, an operator) already promoted a node.

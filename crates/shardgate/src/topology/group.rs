@@ -45,6 +45,10 @@ pub struct NodeHealth {
     pub health: Health,
     ok_streak: u32,
     fail_streak: u32,
+    /// Failed `fall` probes in a row since it was last up: lost, in the
+    /// sense a failover needs (one answer in between does not undo it;
+    /// coming back up does).
+    fell: bool,
     /// The last successful probe.
     pub last: Option<Probe>,
     pub last_error: Option<String>,
@@ -78,6 +82,7 @@ impl NodeHealth {
             health: Health::Unknown,
             ok_streak: 0,
             fail_streak: 0,
+            fell: false,
             last: None,
             last_error: None,
             since: Instant::now(),
@@ -119,6 +124,7 @@ impl NodeHealth {
             }
             Err(reason) => {
                 self.fail_streak += 1;
+                self.fell |= self.fail_streak >= fall;
                 self.failing_since.get_or_insert_with(Instant::now);
                 self.ok_streak = 0;
                 self.last_error = Some(reason);
@@ -132,6 +138,9 @@ impl NodeHealth {
         if let Some(health) = next {
             self.health = health;
             self.since = Instant::now();
+            if health == Health::Up {
+                self.fell = false;
+            }
         }
         next
     }
@@ -302,13 +311,14 @@ impl Group {
     }
 
     /// Managed failover: the master is lost once it has failed `fall`
-    /// probes in a row (or says it is a replica). A node that is down
-    /// after its first probe only (at startup the first result decides
-    /// health at once) is not lost yet: one slow answer must not move data.
-    pub fn master_lost(&self, fall: u32) -> bool {
-        self.master_node().is_none_or(|n| {
-            (n.health == Health::Down && n.fail_streak() >= fall) || n.reports_replica()
-        })
+    /// probes in a row and not come back up since (or says it is a
+    /// replica). A node that is down after its first probe only (at
+    /// startup the first result decides health at once) is not lost yet:
+    /// one slow answer must not move data. Nor does a lost master that
+    /// answers now and then count as back: it must be up again (`rise`).
+    pub fn master_lost(&self) -> bool {
+        self.master_node()
+            .is_none_or(|n| (n.health == Health::Down && n.fell) || n.reports_replica())
     }
 
     /// Healthy nodes that report replicating from `master`, plus the
@@ -404,7 +414,13 @@ impl Group {
             return None;
         };
         let online = || replicas.iter().filter(|r| r.online);
-        let same_port = || online().filter(|r| r.port == replica.port());
+        // On the replica's port, and not another member's entry.
+        let same_port = || {
+            online().filter(|r| {
+                r.port == replica.port()
+                    && resolve(&r.ip, r.port).is_none_or(|a| a == replica || self.node(a).is_none())
+            })
+        };
         let listed = online()
             .find(|r| resolve(&r.ip, r.port) == Some(replica))
             .or_else(|| same_port().next().filter(|_| same_port().count() == 1));
@@ -631,13 +647,20 @@ mod tests {
         );
         assert!(g.usable_master().is_err());
         // ...but only `fall` failures in a row justify a failover.
-        assert!(!g.master_lost(3));
+        assert!(!g.master_lost());
         g.nodes[0].apply(Err("timeout".into()), 2, 3);
-        assert!(!g.master_lost(3));
+        assert!(!g.master_lost());
         g.nodes[0].apply(Err("timeout".into()), 2, 3);
-        assert!(g.master_lost(3));
+        assert!(g.master_lost());
+        // A flapping master (one answer, then failing again) stays lost...
         g.nodes[0].apply(master_probe(0), 2, 3);
-        assert!(!g.master_lost(3));
+        assert!(g.master_lost());
+        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        assert!(g.master_lost());
+        // ...until it is up again: `rise` answers in a row.
+        g.nodes[0].apply(master_probe(0), 2, 3);
+        g.nodes[0].apply(master_probe(0), 2, 3);
+        assert!(!g.master_lost());
     }
 
     #[test]
@@ -711,6 +734,32 @@ mod tests {
         // Without a bound, lag is not needed.
         let (fit, _) = g.replica_fitness(ReplicaLag::default());
         assert_eq!(fit, vec![addr(2), addr(3)]);
+    }
+
+    #[test]
+    fn another_members_entry_on_the_same_port_is_not_taken_for_a_replicas_lag() {
+        let mut g = group();
+        let other = NodeAddr::new(
+            SocketAddr::from(([127, 0, 0, 2], 2)),
+            "127.0.0.2:2".to_string(),
+        );
+        g.add(other, Origin::Declared);
+        // The master lists only the other host's replica on port 2.
+        let listing = master_with(10_000, &[(2, 10_000, 0)]).map(|mut p| {
+            if let Role::Master { replicas } = &mut p.replication.role {
+                replicas[0].ip = "127.0.0.2".into();
+            }
+            p
+        });
+        g.nodes[0].apply(listing, 2, 3);
+        g.nodes[1].apply(replica_probe(1, true, 40, 1_000), 2, 3);
+        assert_eq!(
+            g.replica_lag(addr(2).addr),
+            Some(Lag {
+                seconds: 40,
+                bytes: 9_000
+            })
+        );
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //! a failover raises: a report older than the newest the pool has heard, or
 //! naming another master at the same epoch, is set aside (and logged once)
 //! rather than moving writes back and forth, unless a majority of the
-//! pool's Sentinels now name that master (a master monitored afresh starts
-//! again at epoch 0). `+switch-master` is always followed: Sentinel
+//! pool's Sentinels now name that master and the newest word is not
+//! itself fresh (a master monitored afresh starts again at epoch 0; right
+//! after a failover, Sentinels that have not heard of it yet are a
+//! majority for a moment). `+switch-master` is always followed: Sentinel
 //! publishes it only after a failover its majority authorised.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use resp::Value;
 use tokio::sync::{mpsc, Notify};
@@ -89,9 +91,16 @@ struct Claim {
 struct Claims {
     /// The newest word: the master followed.
     newest: Option<Claim>,
+    /// When `newest` last moved to another master.
+    moved_at: Option<Instant>,
     /// Per Sentinel, the master it named last.
     heard: Vec<Option<std::net::SocketAddr>>,
 }
+
+/// How long after the newest word moved a majority naming another master
+/// is not enough: Sentinels learn a failover from each other within a few
+/// seconds, and each is queried every [`RESYNC`].
+const MAJORITY_GRACE: Duration = Duration::from_secs(30);
 
 /// Starts a watcher per Sentinel of the pool.
 pub fn spawn_watchers(
@@ -103,6 +112,7 @@ pub fn spawn_watchers(
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     let claims = Claims {
         newest: None,
+        moved_at: None,
         heard: vec![None; config.sentinels.len()],
     };
     let claims = Arc::new(std::sync::Mutex::new(vec![claims; names.len()]));
@@ -316,7 +326,7 @@ impl Watcher {
             let Some(claims) = claims.get_mut(shard) else {
                 return false;
             };
-            judge(claims, self.index, epoch, addr.addr)
+            judge(claims, self.index, epoch, addr.addr, Instant::now())
         };
         let Err(newest) = judged else {
             return true;
@@ -343,6 +353,9 @@ impl Watcher {
                 *heard = Some(addr.addr);
             }
             let epoch = claims.newest.map_or(0, |claim| claim.epoch);
+            if claims.newest.is_some_and(|claim| claim.addr != addr.addr) {
+                claims.moved_at = Some(Instant::now());
+            }
             claims.newest = Some(Claim {
                 epoch,
                 addr: addr.addr,
@@ -372,27 +385,35 @@ fn node_addr(ip: &str, port: &str) -> Option<NodeAddr> {
 
 /// Sentinel `sentinel` names `addr` master in `epoch`: taken as the newest
 /// word if it is the first, the same master as the newest, a newer epoch,
-/// or what a majority of the pool's Sentinels now say (a master monitored
-/// afresh starts again at epoch 0; the newest epoch is kept, so a lone
-/// stale Sentinel cannot take it back). Err with the claim it loses to.
+/// or what a majority of the pool's Sentinels now say when the newest word
+/// has stood for [`MAJORITY_GRACE`] (a master monitored afresh starts again
+/// at epoch 0; the newest epoch is kept, so a lone stale Sentinel cannot
+/// take it back). Err with the claim it loses to.
 fn judge(
     claims: &mut Claims,
     sentinel: usize,
     epoch: u64,
     addr: std::net::SocketAddr,
+    now: Instant,
 ) -> Result<(), Claim> {
     if let Some(heard) = claims.heard.get_mut(sentinel) {
         *heard = Some(addr);
     }
     let agreeing = claims.heard.iter().filter(|h| **h == Some(addr)).count();
-    let majority = agreeing * 2 > claims.heard.len();
+    let settled = claims
+        .moved_at
+        .is_none_or(|at| now.saturating_duration_since(at) >= MAJORITY_GRACE);
+    let overrides = agreeing * 2 > claims.heard.len() && settled;
     match &mut claims.newest {
         Some(claim) if claim.addr == addr => {
             claim.epoch = claim.epoch.max(epoch);
             Ok(())
         }
-        Some(claim) if epoch <= claim.epoch && !majority => Err(*claim),
+        Some(claim) if epoch <= claim.epoch && !overrides => Err(*claim),
         newest => {
+            if newest.is_some() {
+                claims.moved_at = Some(now);
+            }
             let epoch = newest.map_or(epoch, |claim| claim.epoch.max(epoch));
             *newest = Some(Claim { epoch, addr });
             Ok(())
@@ -453,23 +474,25 @@ mod tests {
         // Three Sentinels: 0, 1, 2.
         let mut c = Claims {
             newest: None,
+            moved_at: None,
             heard: vec![None; 3],
         };
+        let now = Instant::now();
         assert!(
-            judge(&mut c, 0, 0, addr(1)).is_ok(),
+            judge(&mut c, 0, 0, addr(1), now).is_ok(),
             "the first word is taken"
         );
         // Another master at the same epoch: the first one stays.
-        assert_eq!(judge(&mut c, 1, 0, addr(2)).unwrap_err().addr, addr(1));
+        assert_eq!(judge(&mut c, 1, 0, addr(2), now).unwrap_err().addr, addr(1));
         // A failover raised the epoch: followed.
-        assert!(judge(&mut c, 0, 3, addr(2)).is_ok());
+        assert!(judge(&mut c, 0, 3, addr(2), now).is_ok());
         assert_eq!(c.newest.map(|c| (c.epoch, c.addr)), Some((3, addr(2))));
         // A Sentinel still on the old configuration: not followed, again
         // and again.
-        assert_eq!(judge(&mut c, 2, 0, addr(1)).unwrap_err().epoch, 3);
-        assert!(judge(&mut c, 2, 0, addr(1)).is_err());
+        assert_eq!(judge(&mut c, 2, 0, addr(1), now).unwrap_err().epoch, 3);
+        assert!(judge(&mut c, 2, 0, addr(1), now).is_err());
         // The same master again, from any epoch: fine.
-        assert!(judge(&mut c, 1, 2, addr(2)).is_ok());
+        assert!(judge(&mut c, 1, 2, addr(2), now).is_ok());
     }
 
     #[test]
@@ -481,16 +504,45 @@ mod tests {
                 epoch: 5,
                 addr: addr(1),
             }),
+            moved_at: None,
             heard: vec![Some(addr(1)); 3],
         };
+        let now = Instant::now();
         assert!(
-            judge(&mut c, 0, 0, addr(7)).is_err(),
+            judge(&mut c, 0, 0, addr(7), now).is_err(),
             "one of three is not enough"
         );
-        assert!(judge(&mut c, 1, 0, addr(7)).is_ok(), "two of three are");
+        assert!(
+            judge(&mut c, 1, 0, addr(7), now).is_ok(),
+            "two of three are"
+        );
         // The epoch heard stays, so a lone stale Sentinel cannot flip it back.
         assert_eq!(c.newest.map(|c| (c.epoch, c.addr)), Some((5, addr(7))));
-        assert!(judge(&mut c, 2, 5, addr(1)).is_err());
+        assert!(judge(&mut c, 2, 5, addr(1), now).is_err());
+    }
+
+    #[test]
+    fn right_after_a_failover_sentinels_not_yet_told_are_no_majority() {
+        // X at epoch 5 everywhere; Sentinel 0 leads a failover to Y (epoch
+        // 6); Sentinels 1 and 2 still name X for a moment.
+        let mut c = Claims {
+            newest: Some(Claim {
+                epoch: 5,
+                addr: addr(1),
+            }),
+            moved_at: None,
+            heard: vec![Some(addr(1)); 3],
+        };
+        let now = Instant::now();
+        assert!(judge(&mut c, 0, 6, addr(2), now).is_ok());
+        assert!(judge(&mut c, 1, 5, addr(1), now).is_err());
+        let later = now + Duration::from_secs(3);
+        assert!(judge(&mut c, 2, 5, addr(1), later).is_err());
+        assert_eq!(c.newest.map(|c| (c.epoch, c.addr)), Some((6, addr(2))));
+        // Long after, a majority naming another master is followed again.
+        let much_later = now + MAJORITY_GRACE + Duration::from_secs(1);
+        assert!(judge(&mut c, 1, 0, addr(3), much_later).is_err());
+        assert!(judge(&mut c, 2, 0, addr(3), much_later).is_ok());
     }
 
     fn flat(pairs: &[(&str, &str)]) -> Value {
