@@ -284,15 +284,22 @@ impl Conn {
     /// then (rather than retrying after NOSCRIPT, which would run it after
     /// the client's later commands).
     pub fn first_use_of_script(&self, sha: &[u8]) -> bool {
-        let sha = sha.to_ascii_lowercase();
+        // Clients send lowercase SHAs (SCRIPT LOAD's answer): no copy then.
+        let lowered;
+        let sha = if sha.iter().any(u8::is_ascii_uppercase) {
+            lowered = sha.to_ascii_lowercase();
+            &lowered[..]
+        } else {
+            sha
+        };
         let mut scripts = self.shared.scripts.borrow_mut();
-        if scripts.contains(&sha[..]) {
+        if scripts.contains(sha) {
             return false;
         }
         if scripts.len() >= MAX_SCRIPTS_PER_CONN {
             scripts.clear();
         }
-        scripts.insert(sha.into_boxed_slice());
+        scripts.insert(sha.into());
         true
     }
 

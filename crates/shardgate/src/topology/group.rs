@@ -565,6 +565,17 @@ mod tests {
         })
     }
 
+    /// `probe` (a master's) with its first listed replica at `ip`: how a
+    /// master behind NAT, or on another host, lists it.
+    fn first_listed_as(probe: Result<Probe, String>, ip: &str) -> Result<Probe, String> {
+        probe.map(|mut p| {
+            if let Role::Master { replicas } = &mut p.replication.role {
+                replicas[0].ip = ip.into();
+            }
+            p
+        })
+    }
+
     fn master_probe(offset: u64) -> Result<Probe, String> {
         master_with(offset, &[(2, offset, 0)])
     }
@@ -708,16 +719,8 @@ mod tests {
         assert_eq!(unfit, vec![(addr(2), "lag 7s > 5s".to_string())]);
         // A replica its master lists under an address the proxy does not
         // know (NAT, announce-ip): the one entry on its port...
-        g.nodes[0].apply(
-            master_with(10_000, &[(2, 9_990, 0), (3, 10_000, 0)]).map(|mut p| {
-                if let Role::Master { replicas } = &mut p.replication.role {
-                    replicas[0].ip = "10.9.9.9".into();
-                }
-                p
-            }),
-            2,
-            3,
-        );
+        let listing = master_with(10_000, &[(2, 9_990, 0), (3, 10_000, 0)]);
+        g.nodes[0].apply(first_listed_as(listing, "10.9.9.9"), 2, 3);
         assert_eq!(g.replica_lag(addr(2).addr).map(|l| l.bytes), Some(10));
         // ...and with none, the replica's own view.
         g.nodes[0].apply(master_with(10_000, &[(3, 10_000, 0)]), 2, 3);
@@ -745,13 +748,8 @@ mod tests {
         );
         g.add(other, Origin::Declared);
         // The master lists only the other host's replica on port 2.
-        let listing = master_with(10_000, &[(2, 10_000, 0)]).map(|mut p| {
-            if let Role::Master { replicas } = &mut p.replication.role {
-                replicas[0].ip = "127.0.0.2".into();
-            }
-            p
-        });
-        g.nodes[0].apply(listing, 2, 3);
+        let listing = master_with(10_000, &[(2, 10_000, 0)]);
+        g.nodes[0].apply(first_listed_as(listing, "127.0.0.2"), 2, 3);
         g.nodes[1].apply(replica_probe(1, true, 40, 1_000), 2, 3);
         assert_eq!(
             g.replica_lag(addr(2).addr),

@@ -97,6 +97,17 @@ struct Claims {
     heard: Vec<Option<std::net::SocketAddr>>,
 }
 
+impl Claims {
+    /// Nothing heard yet from any of `sentinels` Sentinels.
+    fn new(sentinels: usize) -> Claims {
+        Claims {
+            newest: None,
+            moved_at: None,
+            heard: vec![None; sentinels],
+        }
+    }
+}
+
 /// How long after the newest word moved a majority naming another master
 /// is not enough: Sentinels learn a failover from each other within a few
 /// seconds, and each is queried every [`RESYNC`].
@@ -110,11 +121,7 @@ pub fn spawn_watchers(
     events: Arc<Events>,
 ) {
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-    let claims = Claims {
-        newest: None,
-        moved_at: None,
-        heard: vec![None; config.sentinels.len()],
-    };
+    let claims = Claims::new(config.sentinels.len());
     let claims = Arc::new(std::sync::Mutex::new(vec![claims; names.len()]));
     for (index, sentinel) in config.sentinels.iter().enumerate() {
         let watcher = Arc::new(Watcher {
@@ -469,14 +476,22 @@ mod tests {
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    /// Three Sentinels that all name `port` master in `epoch`.
+    fn all_three_name(port: u16, epoch: u64) -> Claims {
+        Claims {
+            newest: Some(Claim {
+                epoch,
+                addr: addr(port),
+            }),
+            moved_at: None,
+            heard: vec![Some(addr(port)); 3],
+        }
+    }
+
     #[test]
     fn a_stale_or_disagreeing_sentinel_is_not_followed() {
         // Three Sentinels: 0, 1, 2.
-        let mut c = Claims {
-            newest: None,
-            moved_at: None,
-            heard: vec![None; 3],
-        };
+        let mut c = Claims::new(3);
         let now = Instant::now();
         assert!(
             judge(&mut c, 0, 0, addr(1), now).is_ok(),
@@ -499,14 +514,7 @@ mod tests {
     fn a_master_most_sentinels_name_is_followed_whatever_its_epoch() {
         // The master was monitored afresh (SENTINEL REMOVE + MONITOR): its
         // epoch starts again at 0, and no +switch-master is published.
-        let mut c = Claims {
-            newest: Some(Claim {
-                epoch: 5,
-                addr: addr(1),
-            }),
-            moved_at: None,
-            heard: vec![Some(addr(1)); 3],
-        };
+        let mut c = all_three_name(1, 5);
         let now = Instant::now();
         assert!(
             judge(&mut c, 0, 0, addr(7), now).is_err(),
@@ -525,14 +533,7 @@ mod tests {
     fn right_after_a_failover_sentinels_not_yet_told_are_no_majority() {
         // X at epoch 5 everywhere; Sentinel 0 leads a failover to Y (epoch
         // 6); Sentinels 1 and 2 still name X for a moment.
-        let mut c = Claims {
-            newest: Some(Claim {
-                epoch: 5,
-                addr: addr(1),
-            }),
-            moved_at: None,
-            heard: vec![Some(addr(1)); 3],
-        };
+        let mut c = all_three_name(1, 5);
         let now = Instant::now();
         assert!(judge(&mut c, 0, 6, addr(2), now).is_ok());
         assert!(judge(&mut c, 1, 5, addr(1), now).is_err());

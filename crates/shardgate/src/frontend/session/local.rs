@@ -13,17 +13,14 @@ use crate::command::REDIS_VERSION;
 use crate::route::SessionCommand;
 
 impl<S: ClientStream> Session<S> {
+    /// A command the session answers or drives; `dispatch_route` has
+    /// checked its arity against the command table already.
     pub(super) fn session_command(&mut self, command: SessionCommand, request: Request) -> Flow {
         match command {
             SessionCommand::Ping => self.ping(&request),
             SessionCommand::Echo => {
-                match request.argc() {
-                    2 => {
-                        let reply = bulk(request.arg(1).unwrap_or_default());
-                        self.push(Pending::Ready(reply));
-                    }
-                    _ => self.push_error(&arity("echo")),
-                }
+                let reply = bulk(request.arg(1).unwrap_or_default());
+                self.push(Pending::Ready(reply));
                 Flow::Next
             }
             SessionCommand::Quit => {
@@ -87,9 +84,6 @@ impl<S: ClientStream> Session<S> {
     /// connections that have selected it. A barrier, so commands before
     /// and after it keep their order across the two connection sets.
     fn select(&mut self, request: &Request) -> Flow {
-        if request.argc() != 2 {
-            return self.error_next(&arity("select"));
-        }
         let Some(db) = parse_integer(request.arg(1).unwrap_or_default()) else {
             return self.error_next("ERR value is not an integer or out of range");
         };

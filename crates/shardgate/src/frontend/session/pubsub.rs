@@ -154,10 +154,6 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(super) fn subscribe(&mut self, kind: SubKind, request: Request) -> Flow {
-        if request.argc() < 2 {
-            self.push_error(&super::local::arity(names(kind, true)));
-            return Flow::Next;
-        }
         let requested: Vec<Bytes> = (1..request.argc())
             .filter_map(|i| request.args.get(i).map(|r| request.raw.slice(r.clone())))
             .collect();

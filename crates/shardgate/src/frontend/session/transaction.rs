@@ -84,11 +84,8 @@ impl Transaction {
 }
 
 impl<S: ClientStream> Session<S> {
+    /// WATCH key... (its arity checked by `dispatch_route`).
     pub(super) fn watch(&mut self, request: Request) -> Flow {
-        if request.argc() < 2 {
-            self.push_error("ERR wrong number of arguments for 'watch' command");
-            return Flow::Next;
-        }
         let topology = self.view.topology.clone();
         let mut shard = None;
         for key in request.args().skip(1) {
