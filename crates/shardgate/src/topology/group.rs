@@ -640,7 +640,7 @@ mod tests {
     }
 
     #[test]
-    fn names_resolve_and_stay_resolved() {
+    fn ip_literals_and_names_resolve() {
         assert_eq!(resolve("127.0.0.1", 5), Some(addr(5).addr));
         let first = resolve("localhost", 6).expect("localhost resolves");
         assert_eq!(first.port(), 6);
