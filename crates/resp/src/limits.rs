@@ -27,6 +27,23 @@ pub struct Limits {
     pub max_inline_len: usize,
 }
 
+/// Reply nesting a backend may send: a Lua script returning a table that
+/// contains itself makes Redis 7 nest about 6,400 levels (until Lua's
+/// stack limit) before its error, so the proxy must pass that through.
+/// The scanner keeps 16 bytes per open level: 256 KiB at the bound.
+pub const MAX_REPLY_DEPTH: usize = 16 * 1024;
+
+impl Limits {
+    /// Limits for scanning replies from a server: [`Limits::default`] with
+    /// room for the deepest reply Redis sends ([`MAX_REPLY_DEPTH`]).
+    pub fn replies() -> Limits {
+        Limits {
+            max_depth: MAX_REPLY_DEPTH,
+            ..Limits::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -238,6 +238,35 @@ impl Sentinel {
     /// Starts a sentinel monitoring `masters` as `(name, port)` with the
     /// given quorum and `down-after-milliseconds`.
     pub fn start(masters: &[(&str, u16)], quorum: u32, down_after_ms: u64) -> Sentinel {
+        Sentinel::start_with(masters, quorum, down_after_ms, "")
+    }
+
+    /// Like [`Sentinel::start`], with credentials: the Sentinel's own
+    /// password (`requirepass`) and what it logs in to the masters with
+    /// (`sentinel auth-user` / `auth-pass`).
+    pub fn start_secured(
+        masters: &[(&str, u16)],
+        quorum: u32,
+        down_after_ms: u64,
+        password: &str,
+        master_user: &str,
+        master_password: &str,
+    ) -> Sentinel {
+        let mut extra = format!("requirepass \"{password}\"\n");
+        for (name, _) in masters {
+            extra.push_str(&format!(
+                "sentinel auth-user {name} {master_user}\nsentinel auth-pass {name} {master_password}\n"
+            ));
+        }
+        Sentinel::start_with(masters, quorum, down_after_ms, &extra)
+    }
+
+    fn start_with(
+        masters: &[(&str, u16)],
+        quorum: u32,
+        down_after_ms: u64,
+        extra: &str,
+    ) -> Sentinel {
         let program = require_program("redis-sentinel", "redis-sentinel");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -253,6 +282,7 @@ impl Sentinel {
                  sentinel parallel-syncs {name} 1\n"
             ));
         }
+        conf.push_str(extra);
         let conf_path = dir.path().join("sentinel.conf");
         std::fs::write(&conf_path, conf).expect("write sentinel.conf");
         let mut command = Command::new(program);

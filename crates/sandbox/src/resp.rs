@@ -90,46 +90,41 @@ impl RespClient {
     }
 }
 
-/// Appends one complete reply frame, as received, to `raw`.
+/// Appends one complete reply frame, as received, to `raw`. Iterative
+/// (a count of elements still to read), so a reply nested thousands of
+/// levels deep does not exhaust the stack.
 fn read_raw(reader: &mut impl BufRead, raw: &mut Vec<u8>) -> std::io::Result<()> {
-    let start = raw.len();
-    reader.read_until(b'\n', raw)?;
-    if !raw.ends_with(b"\r\n") {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let line = raw[start..raw.len() - 2].to_vec();
-    let kind = line.first().copied().unwrap_or(0);
-    let number = || -> std::io::Result<i64> {
-        std::str::from_utf8(&line[1..])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| invalid(format!("bad length line {line:?}")))
-    };
-    match kind {
-        b'$' | b'=' | b'!' => {
-            let n = number()?;
-            if n >= 0 {
-                let at = raw.len();
-                raw.resize(at + n as usize + 2, 0);
-                reader.read_exact(&mut raw[at..])?;
-            }
+    let mut pending: i64 = 1;
+    while pending > 0 {
+        pending -= 1;
+        let start = raw.len();
+        reader.read_until(b'\n', raw)?;
+        if !raw.ends_with(b"\r\n") {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number()?;
-            let elements = if kind == b'%' || kind == b'|' {
-                n * 2
-            } else {
-                n
-            };
-            for _ in 0..elements.max(0) {
-                read_raw(reader, raw)?;
+        let line = raw[start..raw.len() - 2].to_vec();
+        let kind = line.first().copied().unwrap_or(0);
+        let number = || -> std::io::Result<i64> {
+            std::str::from_utf8(&line[1..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| invalid(format!("bad length line {line:?}")))
+        };
+        match kind {
+            b'$' | b'=' | b'!' => {
+                let n = number()?;
+                if n >= 0 {
+                    let at = raw.len();
+                    raw.resize(at + n as usize + 2, 0);
+                    reader.read_exact(&mut raw[at..])?;
+                }
             }
-            if kind == b'|' {
-                // An attribute precedes the value it describes.
-                read_raw(reader, raw)?;
-            }
+            b'*' | b'~' | b'>' => pending += number()?.max(0),
+            b'%' => pending += number()?.max(0) * 2,
+            // An attribute precedes the value it describes.
+            b'|' => pending += number()?.max(0) * 2 + 1,
+            _ => {}
         }
-        _ => {}
     }
     Ok(())
 }

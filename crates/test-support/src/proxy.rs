@@ -12,9 +12,16 @@ pub struct ShardgateBuilder {
     yaml: String,
     args: Vec<String>,
     wait_ports: Vec<u16>,
+    nofile: Option<u64>,
 }
 
 impl ShardgateBuilder {
+    /// Runs the proxy with this file descriptor limit (soft and hard), under
+    /// util-linux's `prlimit`.
+    pub fn nofile_limit(mut self, limit: u64) -> Self {
+        self.nofile = Some(limit);
+        self
+    }
     /// An extra command-line argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -29,7 +36,17 @@ impl ShardgateBuilder {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("shardgate.yml");
         std::fs::write(&conf, &self.yaml).expect("write shardgate.yml");
-        let mut command = Command::new(&self.binary);
+        let mut command = match self.nofile {
+            Some(limit) => {
+                let mut command = Command::new(crate::require_program("prlimit", "util-linux"));
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
         command.arg("-c").arg(&conf).args(&self.args);
         // Every proxy gets its own admin port unless the test chose one.
         let admin_port = if self.args.iter().any(|a| a == "--admin") {
@@ -69,6 +86,7 @@ impl Shardgate {
             yaml: yaml.to_string(),
             args: Vec::new(),
             wait_ports: Vec::new(),
+            nofile: None,
         }
     }
 
