@@ -84,6 +84,7 @@ pub fn run(args: DemoArgs, wait: impl FnOnce()) -> ExitCode {
         shutdown_grace: Duration::from_secs(2),
         metrics: true,
         admin: Some(args.admin),
+        admin_hosts: Vec::new(),
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

@@ -65,6 +65,12 @@ struct Cli {
     )]
     admin: String,
 
+    /// A host name the admin server answers to (repeatable). IP addresses,
+    /// `localhost` and this machine's name always work; other names are
+    /// refused (a guard against DNS rebinding from a web page).
+    #[arg(long = "admin-host", value_name = "NAME", global = true)]
+    admin_hosts: Vec<String>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -145,6 +151,7 @@ fn main() -> ExitCode {
         shutdown_grace: Duration::from_secs(cli.shutdown_grace),
         metrics: !cli.no_metrics,
         admin,
+        admin_hosts: cli.admin_hosts.clone(),
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,
@@ -174,8 +181,10 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a terminal: files and pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),

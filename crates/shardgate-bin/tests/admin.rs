@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use test_support::browser::Browser;
@@ -183,7 +183,14 @@ fn info_proxy_and_slowlog_answer_inside_the_protocol() {
 
     assert_eq!(client.cmd(&["SLOWLOG", "LEN"]).unwrap(), Reply::Integer(0));
     client.cmd(&["SET", "fast", "1"]).unwrap();
-    client.cmd(&["DEBUG", "SLEEP", "0.05"]).unwrap();
+    // A script that spins for 50 ms (DEBUG is not allowed through the proxy).
+    let spin = "local t=redis.call('TIME') local e=t[1]*1e6+t[2]+5e4 \
+                repeat t=redis.call('TIME') until t[1]*1e6+t[2]>e return 1";
+    assert!(
+        spin.len() <= 128,
+        "the slow log keeps 128 bytes of an argument"
+    );
+    client.cmd(&["EVAL", spin, "0"]).unwrap();
     assert_eq!(client.cmd(&["SLOWLOG", "LEN"]).unwrap(), Reply::Integer(1));
     let Reply::Array(entries) = client.cmd(&["SLOWLOG", "GET"]).unwrap() else {
         panic!("SLOWLOG GET");
@@ -198,9 +205,9 @@ fn info_proxy_and_slowlog_answer_inside_the_protocol() {
     assert_eq!(
         entry[3],
         Reply::Array(vec![
-            Reply::Bulk(b"DEBUG".to_vec()),
-            Reply::Bulk(b"SLEEP".to_vec()),
-            Reply::Bulk(b"0.05".to_vec())
+            Reply::Bulk(b"EVAL".to_vec()),
+            Reply::Bulk(spin.as_bytes().to_vec()),
+            Reply::Bulk(b"0".to_vec())
         ])
     );
     assert_eq!(
@@ -295,4 +302,76 @@ fn the_status_page_shows_the_live_topology_and_a_failover() {
     browser.screenshot(&path);
     assert!(std::fs::metadata(&path).expect("screenshot").len() > 10_000);
     eprintln!("status page screenshot: {}", path.display());
+}
+
+/// The status of `GET /health` sent with `Host: host`.
+fn status_for_host(port: u16, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_admin_server_answers_only_its_own_names_and_drops_idle_connections() {
+    use std::io::Read;
+    let setup = common::start_with(
+        vec![RedisServer::start()],
+        &[],
+        &["--admin-host", "proxy.example"],
+    );
+    let port = setup.proxy.admin_port().expect("admin port");
+    // DNS rebinding: a page on another name resolving to 127.0.0.1.
+    for (host, expected) in [
+        (format!("127.0.0.1:{port}"), 200),
+        ("localhost".to_string(), 200),
+        (format!("[::1]:{port}"), 200),
+        ("proxy.example:8001".to_string(), 200),
+        ("evil.example".to_string(), 421),
+        (format!("evil.example:{port}"), 421),
+        ("127.0.0.1.evil.example".to_string(), 421),
+    ] {
+        assert_eq!(status_for_host(port, &host), expected, "Host: {host}");
+    }
+    // Connections that never send a request hold no more than a bounded
+    // number of descriptors, never lock out a real request, and are
+    // closed after the header timeout.
+    let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let before = fds(setup.proxy.pid());
+    let mut idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    assert_eq!(status_for_host(port, "localhost"), 200);
+    let during = fds(setup.proxy.pid());
+    assert!(
+        during <= before + 70,
+        "{before} descriptors before, {during} with 200 idle admin connections"
+    );
+    let start = Instant::now();
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        // Closed by the proxy: end of stream (or a reset).
+        assert!(matches!(stream.read(&mut byte), Ok(0) | Err(_)));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "idle connections stayed open {:?}",
+        start.elapsed()
+    );
 }

@@ -10,6 +10,7 @@
 mod common;
 
 use test_support::ports::free_port;
+use test_support::resp::Reply;
 use test_support::{RedisServer, RespClient, Shardgate};
 
 struct Twin {
@@ -410,6 +411,7 @@ fn authentication_and_permissions_match_redis() {
         "on",
         ">r",
         "~app:*",
+        "&*",
         "+@read",
         "+@connection",
     ]);
@@ -430,9 +432,28 @@ fn authentication_and_permissions_match_redis() {
         &["MGET", "app:1", "other"],
         &["SET", "app:1", "x"],
         &["FLUSHALL"],
+        &["ACL", "WHOAMI"],
+        &["ACL", "DRYRUN", "reader", "get", "app:1"],
+        &["ACL", "DRYRUN", "reader", "get", "other"],
         &["AUTH", "top"],
         &["SET", "app:1", "x"],
         &["GET", "app:1"],
+        // The proxy's users, shown as Redis shows its own.
+        &["ACL", "WHOAMI"],
+        &["ACL", "USERS"],
+        &["ACL", "LIST"],
+        &["ACL", "GETUSER", "reader"],
+        &["ACL", "GETUSER", "default"],
+        &["ACL", "GETUSER", "nobody"],
+        &["ACL", "CAT"],
+        &["ACL", "DRYRUN", "reader", "get", "app:1"],
+        &["ACL", "DRYRUN", "reader", "set", "app:1", "x"],
+        &["ACL", "DRYRUN", "reader", "mget", "app:1", "other"],
+        &["ACL", "DRYRUN", "reader", "get"],
+        &["ACL", "DRYRUN", "nobody", "get", "x"],
+        &["ACL", "DRYRUN", "reader", "nosuchcommand"],
+        &["ACL", "GENPASS", "0"],
+        &["ACL", "CAT", "nosuchcategory"],
     ];
     let run = |port: u16| {
         let mut client = RespClient::connect(port).expect("connect");
@@ -448,4 +469,235 @@ fn authentication_and_permissions_match_redis() {
     for ((command, got), expected) in script.iter().zip(&got).zip(&expected) {
         assert_eq!(got, expected, "{command:?}");
     }
+    // Categories' commands come in Redis's hash order: compared as sets;
+    // GENPASS is random: its length.
+    let mut direct = RespClient::connect(twin.direct.port()).expect("direct");
+    let mut proxy = RespClient::connect(twin.proxy_port).expect("proxy");
+    for client in [&mut direct, &mut proxy] {
+        client.cmd(&["AUTH", "top"]).expect("auth");
+    }
+    for category in ["string", "connection", "scripting", "blocking"] {
+        let sorted = |client: &mut RespClient| match client.cmd(&["ACL", "CAT", category]) {
+            Ok(Reply::Array(mut names)) => {
+                names.sort_by_key(|n| format!("{n:?}"));
+                names
+            }
+            other => panic!("ACL CAT {category}: {other:?}"),
+        };
+        assert_eq!(
+            sorted(&mut proxy),
+            sorted(&mut direct),
+            "ACL CAT {category}"
+        );
+    }
+    for (bits, chars) in [(None, 64), (Some("5"), 2), (Some("4096"), 1024)] {
+        let mut command = vec!["ACL", "GENPASS"];
+        command.extend(bits);
+        let Ok(Reply::Bulk(pass)) = proxy.cmd(&command) else {
+            panic!("ACL GENPASS {bits:?}");
+        };
+        assert_eq!(pass.len(), chars);
+        assert!(pass.iter().all(u8::is_ascii_hexdigit));
+    }
+    // RESP3 shapes (HELLO's reply carries the connection id: not compared).
+    for client in [&mut direct, &mut proxy] {
+        client.cmd_raw(&["HELLO", "3"]).expect("hello");
+    }
+    for command in [
+        &["ACL", "GETUSER", "reader"][..],
+        &["ACL", "GETUSER", "nobody"],
+        &["ACL", "LIST"],
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&proxy.cmd_raw(command).expect("proxy")),
+            String::from_utf8_lossy(&direct.cmd_raw(command).expect("direct")),
+            "RESP3 {command:?}"
+        );
+    }
+    let Ok(Reply::Error(refused)) = proxy.cmd(&["ACL", "SETUSER", "reader", "off"]) else {
+        panic!("ACL SETUSER was not refused");
+    };
+    assert!(
+        refused.contains("not supported through the proxy"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn deep_replies_and_errors_from_every_shard_match_redis() {
+    let twin = Twin::start();
+    twin.both(
+        "deeply nested script replies",
+        &[
+            // Redis nests these until Lua's stack limit, then ends in an error.
+            &[
+                "EVAL",
+                "local a = {}; local b = {a}; a[1] = b; return a",
+                "0",
+            ],
+            &[
+                "EVAL",
+                "local a = {}; local b = {a, 1}; a[1] = b; return {a, 2}",
+                "0",
+            ],
+            &["SET", "{t}after", "1"],
+            &["GET", "{t}after"],
+        ],
+    );
+    // Sent to every shard: when every shard fails alike, the error is
+    // Redis's own text, with no shard named in it.
+    twin.both(
+        "errors of commands sent to every shard",
+        &[
+            &["FUNCTION", "RESTORE", "junk"],
+            &["FUNCTION", "RESTORE", "junk", "FLUSH", "extra"],
+            &["FUNCTION", "DELETE", "nosuchlib"],
+            &["SCRIPT", "LOAD"],
+            &["SCRIPT", "EXISTS"],
+            &["SCRIPT", "KILL"],
+            &["FUNCTION", "KILL"],
+            &["CONFIG", "SET", "nosuchsetting", "1"],
+            &["MODULE", "LIST"],
+        ],
+    );
+}
+
+#[test]
+fn pubsub_confirmations_ignore_client_reply_as_in_redis() {
+    let twin = Twin::start();
+    // Redis sends Pub/Sub confirmations even with replies off (they are
+    // pushes), and SKIP is used up by the SUBSCRIBE all the same.
+    for (name, script) in [
+        (
+            "RESP2, replies off",
+            &[
+                &["CLIENT", "REPLY", "OFF"][..],
+                &["SUBSCRIBE", "a", "b"],
+                &["PING"],
+            ][..],
+        ),
+        (
+            "RESP3, replies off",
+            &[
+                &["CLIENT", "REPLY", "OFF"][..],
+                &["HELLO", "3"],
+                &["SUBSCRIBE", "a", "b"],
+                &["UNSUBSCRIBE", "zz"],
+                &["PING"],
+            ][..],
+        ),
+        (
+            "RESP3, skip",
+            &[
+                &["CLIENT", "REPLY", "OFF"][..],
+                &["HELLO", "3"],
+                &["CLIENT", "REPLY", "ON"],
+                &["CLIENT", "REPLY", "SKIP"],
+                &["SUBSCRIBE", "a", "b"],
+                &["PING"],
+            ][..],
+        ),
+        (
+            "RESP2, skip",
+            &[
+                &["CLIENT", "REPLY", "SKIP"][..],
+                &["SUBSCRIBE", "a", "b"],
+                &["PING"],
+            ][..],
+        ),
+    ] {
+        let received = |port: u16| {
+            let mut client = RespClient::connect(port).expect("connect");
+            client.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+            let bytes: Vec<u8> = script
+                .iter()
+                .flat_map(|c| test_support::resp::encode(c))
+                .collect();
+            client.send_raw(&bytes).expect("send");
+            let mut frames = Vec::new();
+            while let Ok(frame) = client.read_raw() {
+                frames.push(String::from_utf8_lossy(&frame).into_owned());
+            }
+            frames
+        };
+        let expected = received(twin.direct.port());
+        assert!(!expected.is_empty(), "{name}: Redis sent nothing");
+        assert_eq!(received(twin.proxy_port), expected, "{name}");
+    }
+}
+
+#[test]
+fn blocked_clients_are_visible_and_can_be_unblocked_as_in_redis() {
+    let twin = Twin::start();
+    for how in [None, Some("TIMEOUT"), Some("ERROR")] {
+        let outcome = |port: u16| {
+            let mut blocked = RespClient::connect(port).expect("connect");
+            let Ok(Reply::Integer(id)) = blocked.cmd(&["CLIENT", "ID"]) else {
+                panic!("CLIENT ID");
+            };
+            blocked.send(&["BLPOP", "{t}nothing", "30"]).expect("send");
+            let mut other = RespClient::connect(port).expect("connect");
+            test_support::assert_eventually!(
+                matches!(other.cmd(&["INFO", "clients"]), Ok(Reply::Bulk(info)) if String::from_utf8_lossy(&info).contains("blocked_clients:1\r\n")),
+                "INFO clients never showed the blocked client"
+            );
+            let line = other.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]);
+            assert!(
+                matches!(&line, Ok(Reply::Bulk(l)) if String::from_utf8_lossy(l).contains(" flags=b ")),
+                "{line:?}"
+            );
+            let id = id.to_string();
+            let mut unblock = vec!["CLIENT", "UNBLOCK", &id];
+            unblock.extend(how);
+            let answered = other.cmd_raw(&unblock).expect("unblock");
+            let reply = blocked.read_raw().expect("the blocked call's reply");
+            let again = other.cmd_raw(&unblock).expect("unblock again");
+            (
+                String::from_utf8_lossy(&answered).into_owned(),
+                String::from_utf8_lossy(&reply).into_owned(),
+                String::from_utf8_lossy(&again).into_owned(),
+            )
+        };
+        let expected = outcome(twin.direct.port());
+        assert_eq!(outcome(twin.proxy_port), expected, "CLIENT UNBLOCK {how:?}");
+    }
+    // A client that is not blocked, and bad arguments.
+    twin.one_by_one(
+        "client unblock errors",
+        &[
+            &["CLIENT", "UNBLOCK", "123456789"],
+            &["CLIENT", "UNBLOCK", "abc"],
+            &["CLIENT", "UNBLOCK", "1", "SOMETIMES"],
+            &["CLIENT", "PAUSE", "-1"],
+            &["CLIENT", "PAUSE", "abc"],
+            &["CLIENT", "PAUSE", "10", "SOMETIMES"],
+            &["CLIENT", "UNPAUSE", "x"],
+        ],
+    );
+}
+
+#[test]
+fn client_list_has_redis_fields_in_redis_order() {
+    let twin = Twin::start();
+    let fields = |port: u16| {
+        let mut client = RespClient::connect(port).expect("connect");
+        let Ok(Reply::Bulk(line)) = client.cmd(&["CLIENT", "INFO"]) else {
+            panic!("CLIENT INFO");
+        };
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let names: Vec<String> = line
+            .split_whitespace()
+            .map(|f| f.split('=').next().unwrap_or_default().to_string())
+            .collect();
+        let fd: i64 = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("fd="))
+            .and_then(|v| v.parse().ok())
+            .expect("fd");
+        (names, fd)
+    };
+    let (expected, _) = fields(twin.direct.port());
+    let (got, fd) = fields(twin.proxy_port);
+    assert_eq!(got, expected);
+    assert!(fd > 2, "the client's own socket: fd={fd}");
 }

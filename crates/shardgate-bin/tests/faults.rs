@@ -281,3 +281,117 @@ fn a_slow_reader_is_cut_off_at_the_output_limit() {
         "received {received} bytes: not cut off"
     );
 }
+
+/// Backend trouble is logged at the default level once per episode (not
+/// once per failed request), with the node and the reason; its end only
+/// once a reply has arrived again (a frozen server still accepts TCP).
+#[test]
+fn backend_trouble_is_logged_once_per_episode_and_its_end_after_a_reply() {
+    let servers = vec![test_support::RedisServer::start()];
+    let setup = common::start_with(servers, &["timeout: 300"], &["--workers", "2"]);
+    let server = setup.servers[0].addr();
+    let mut client = setup.client();
+    assert_eq!(
+        client.cmd(&["SET", "k", "v"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    setup.servers[0].pause();
+    let mut failed = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        // New clients land on both workers.
+        if let Ok(Reply::Error(_)) = RespClient::connect(setup.port).unwrap().cmd(&["GET", "k"]) {
+            failed += 1;
+        }
+    }
+    assert!(
+        failed >= 5,
+        "only {failed} requests failed on a frozen server"
+    );
+    let troubles = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains("backend trouble") && l.contains(&server))
+            .count()
+    };
+    let log = setup.proxy.log();
+    assert_eq!(troubles(&log), 1, "{log}");
+    assert!(!log.contains("answering again"), "{log}");
+    setup.servers[0].resume();
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        matches!(
+            RespClient::connect(setup.port).unwrap().cmd(&["GET", "k"]),
+            Ok(Reply::Bulk(_))
+        ),
+        "never served again"
+    );
+    assert_eventually!(
+        setup.proxy.log().contains("backend answering again"),
+        "the end of the episode was not logged"
+    );
+    assert_eq!(troubles(&setup.proxy.log()), 1);
+}
+
+/// At the file descriptor limit, new clients get Redis's own
+/// `max number of clients reached` at once instead of hanging in the
+/// backlog, the log says so once, and clients are served again when
+/// descriptors free up.
+#[test]
+fn at_the_descriptor_limit_new_clients_are_told_and_served_again_later() {
+    let server = test_support::RedisServer::start();
+    let port = test_support::ports::free_port();
+    let yaml = format!(
+        "fd:\n  listen: 127.0.0.1:{port}\n  servers:\n    - {}:1\n",
+        server.addr()
+    );
+    let proxy = test_support::Shardgate::builder(common::BIN, &yaml)
+        .arg("--workers")
+        .arg("1")
+        .nofile_limit(64)
+        .wait_port(port)
+        .start();
+    let mut held = Vec::new();
+    let mut refused = None;
+    for _ in 0..100 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream.write_all(&encode(&["PING"])).unwrap();
+        let mut reply = [0u8; 64];
+        match stream.read(&mut reply) {
+            Ok(n) if reply[..n].starts_with(b"+PONG") => held.push(stream),
+            Ok(n) => {
+                refused = Some(String::from_utf8_lossy(&reply[..n]).into_owned());
+                break;
+            }
+            Err(e) => panic!("a client got no answer at the limit: {e}"),
+        }
+    }
+    assert_eq!(
+        refused.as_deref(),
+        Some("-ERR max number of clients reached\r\n"),
+        "{} clients were served",
+        held.len()
+    );
+    // More refusals are not logged again.
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = read_to_close(&mut stream);
+    }
+    let warnings = proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("out of file descriptors"))
+        .count();
+    assert_eq!(warnings, 1, "{}", proxy.log());
+    drop(held);
+    assert_eventually!(
+        RespClient::connect(port)
+            .ok()
+            .and_then(|mut c| c.cmd(&["PING"]).ok())
+            == Some(Reply::Simple("PONG".into())),
+        "never served again"
+    );
+    assert!(proxy.log().contains("accepting clients again"));
+}

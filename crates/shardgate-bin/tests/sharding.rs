@@ -223,7 +223,6 @@ fn whole_keyspace_commands_cover_every_shard() {
     // No sound meaning across shards: refused, naming the command.
     for (command, name) in [
         (vec!["SWAPDB", "0", "1"], "swapdb"),
-        (vec!["DEBUG", "SLEEP", "0"], "debug"),
         (vec!["CLUSTER", "INFO"], "cluster|info"),
     ] {
         let reply = c.cmd(&command).unwrap();
@@ -232,6 +231,25 @@ fn whole_keyspace_commands_cover_every_shard() {
             "{reply:?}"
         );
     }
+    // Whatever the pool: these would change the server under every client.
+    for (command, name) in [
+        (vec!["DEBUG", "SLEEP", "0"], "debug"),
+        (vec!["SHUTDOWN"], "shutdown"),
+        (vec!["SCRIPT", "DEBUG", "YES"], "script|debug"),
+    ] {
+        let reply = c.cmd(&command).unwrap();
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.contains(&format!("'{name}'")) && e.contains("run it on the server itself")),
+            "{reply:?}"
+        );
+    }
+    // Sent to every shard and merged.
+    assert_eq!(
+        c.cmd(&["BGSAVE"]).unwrap(),
+        Reply::Simple("Background saving started".into())
+    );
+    assert!(matches!(c.cmd(&["LASTSAVE"]).unwrap(), Reply::Integer(t) if t > 1_600_000_000));
+    assert_eq!(c.cmd(&["MODULE", "LIST"]).unwrap(), Reply::Array(vec![]));
 }
 
 #[test]

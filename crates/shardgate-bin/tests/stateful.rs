@@ -140,6 +140,9 @@ fn hello_3_switches_only_this_client_to_resp3() {
 fn a_stateful_command_to_a_dead_server_gets_an_error_and_the_session_goes_on() {
     let mut setup = common::start(1, &[]);
     let mut client = setup.client();
+    // Served (the first health checks are done) before the server dies:
+    // otherwise its first probe fails and the shard has no master at all.
+    assert_eq!(client.cmd(&["GET", "x"]).unwrap(), Reply::Nil);
     setup.servers[0].kill();
     // MULTI is answered by the proxy; the first key needs the server.
     assert_eq!(client.cmd(&["MULTI"]).unwrap(), ok());
@@ -348,4 +351,64 @@ fn a_client_that_half_closes_still_gets_its_replies() {
         blocked_clients(server) == 0,
         "the watched BLPOP outlived its client"
     );
+}
+
+/// CLIENT PAUSE holds the pool's clients as Redis holds its own: WRITE
+/// holds only writes, ALL everything, until the timeout or CLIENT UNPAUSE.
+#[test]
+fn client_pause_holds_writes_or_everything_until_it_ends() {
+    use std::time::{Duration, Instant};
+    let setup = common::start(2, &[]);
+    let mut admin = setup.client();
+    let mut other = setup.client();
+    let timed = |client: &mut test_support::RespClient, args: &[&str]| {
+        let start = Instant::now();
+        let reply = client.cmd(args).unwrap();
+        (reply, start.elapsed())
+    };
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "500", "WRITE"]).unwrap(),
+        ok()
+    );
+    let (reply, waited) = timed(&mut other, &["GET", "k"]);
+    assert_eq!(reply, Reply::Nil);
+    assert!(
+        waited < Duration::from_millis(250),
+        "a read waited {waited:?}"
+    );
+    let (reply, waited) = timed(&mut other, &["SET", "k", "v"]);
+    assert_eq!(reply, ok());
+    assert!(
+        waited >= Duration::from_millis(300),
+        "a write waited only {waited:?}"
+    );
+
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "400", "ALL"]).unwrap(), ok());
+    let (reply, waited) = timed(&mut other, &["GET", "k"]);
+    assert_eq!(reply, Reply::Bulk(b"v".to_vec()));
+    assert!(
+        waited >= Duration::from_millis(250),
+        "a read waited only {waited:?}"
+    );
+
+    // A long WRITE pause ended early by CLIENT UNPAUSE (not itself a write).
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "30000", "WRITE"]).unwrap(),
+        ok()
+    );
+    let port = setup.port;
+    let writer = std::thread::spawn(move || {
+        let mut client = test_support::RespClient::connect(port).unwrap();
+        let start = Instant::now();
+        (client.cmd(&["SET", "k", "w"]).unwrap(), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]).unwrap(), ok());
+    let (reply, waited) = writer.join().unwrap();
+    assert_eq!(reply, ok());
+    assert!(
+        waited < Duration::from_secs(5),
+        "held {waited:?} after UNPAUSE"
+    );
+    assert!(waited >= Duration::from_millis(150), "not held: {waited:?}");
 }

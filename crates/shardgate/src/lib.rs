@@ -21,8 +21,10 @@
 //! - [`metrics`]: single-writer counters and histograms.
 //! - [`proxy_info`]: version, uptime, workers, pools of the process.
 //! - [`scripts`]: scripts seen, to answer NOSCRIPT after failovers.
+//! - [`secrets`]: which arguments and settings are secrets, and redaction.
 //! - [`lifecycle`]: start, graceful shutdown.
 //! - [`io`]: vectored writes of queued buffers.
+//! - [`log_limit`]: rate limits for log lines a peer could repeat.
 
 #![forbid(unsafe_code)]
 
@@ -35,10 +37,12 @@ pub mod fanout;
 pub mod frontend;
 pub mod io;
 pub mod lifecycle;
+pub mod log_limit;
 pub mod metrics;
 pub mod proxy_info;
 pub mod route;
 pub mod scripts;
+pub mod secrets;
 pub mod topology;
 pub mod worker;
 

@@ -27,6 +27,9 @@ pub struct Options {
     pub metrics: bool,
     /// Where the admin HTTP server listens (None: no admin server).
     pub admin: Option<std::net::SocketAddr>,
+    /// Host names the admin server answers to, besides IP addresses,
+    /// `localhost` and the machine's name.
+    pub admin_hosts: Vec<String>,
 }
 
 /// Why the proxy could not start.
@@ -133,6 +136,7 @@ impl Proxy {
                 pools: pools.clone(),
                 events: events.clone(),
                 proxy: proxy.clone(),
+                hosts: options.admin_hosts.clone(),
             });
             (listener, admin)
         });

@@ -15,8 +15,9 @@ mod twemproxy;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,9 +32,21 @@ pub struct Admin {
     pub pools: Vec<Arc<PoolState>>,
     pub events: Arc<Events>,
     pub proxy: Arc<ProxyInfo>,
+    /// Host names the server answers to besides IP addresses, `localhost`
+    /// and the machine's name (see [`host_allowed`]).
+    pub hosts: Vec<String>,
 }
 
 const STATUS_PAGE: &str = include_str!("status.html");
+
+/// A client must send its request headers within this long (also the
+/// idle time allowed between requests on a kept-alive connection).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// No connection lives longer, however busy.
+const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+/// Connections open at once; a new one beyond this closes the oldest. The
+/// admin server shares the process's descriptors with clients.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Serves until shutdown.
 pub async fn serve(
@@ -60,14 +73,107 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/events", get(events))
         .route("/api/overview", get(overview))
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            check_host,
+        ))
         .with_state(admin);
-    let stop = async move { crate::lifecycle::until_shutdown(&mut shutdown).await };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!("admin server stopped: {e}");
+    // Open connections by age; at the limit the oldest is closed, so
+    // idle or half-open connections can neither pile up nor lock out a
+    // new request.
+    let open: std::rc::Rc<
+        std::cell::RefCell<std::collections::BTreeMap<u64, tokio::task::AbortHandle>>,
+    > = std::rc::Rc::default();
+    let mut next_id = 0u64;
+    let stop = crate::lifecycle::until_shutdown(&mut shutdown);
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    static LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);
+                    if LOG.allow() {
+                        tracing::warn!("admin server: accept failed: {e}");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => return,
+        };
+        if open.borrow().len() >= MAX_CONNECTIONS {
+            if let Some((_, oldest)) = open.borrow_mut().pop_first() {
+                oldest.abort();
+            }
+        }
+        next_id += 1;
+        let id = next_id;
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let registry = open.clone();
+        let task = tokio::task::spawn_local(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(MAX_LIFETIME, connection).await;
+            registry.borrow_mut().remove(&id);
+        });
+        open.borrow_mut().insert(id, task.abort_handle());
     }
+}
+
+/// Refuses requests whose `Host` is not this server's: a web page the
+/// operator visits could otherwise read the admin API through DNS
+/// rebinding (its own name, resolving to 127.0.0.1). IP addresses,
+/// `localhost`, the machine's host name and `--admin-host` names pass.
+async fn check_host(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host {
+        Some(host) if !host_allowed(host, &admin.hosts) => (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("shardgate admin: host '{host}' is not allowed (start with --admin-host {host} to allow it)\n"),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Whether a `Host` header names this server (see [`check_host`]).
+pub fn host_allowed(host: &str, names: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    if name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    names
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(name))
+        || machine_name().is_some_and(|machine| machine.eq_ignore_ascii_case(name))
+}
+
+/// The machine's host name.
+fn machine_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> Response {

@@ -50,6 +50,11 @@ impl User {
         }
     }
 
+    /// The user's password, if it has one (for its hash in ACL GETUSER).
+    pub fn password(&self) -> Option<&Secret> {
+        self.password.as_ref()
+    }
+
     /// Constant-time in the password's content.
     fn password_is(&self, candidate: &[u8]) -> bool {
         match &self.password {
@@ -144,6 +149,26 @@ impl Users {
 
     pub fn required(&self) -> bool {
         self.required
+    }
+
+    /// Every user, `default` first.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<User>> {
+        std::iter::once(&self.default).chain(&self.named)
+    }
+
+    /// The user called `name`.
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<User>> {
+        self.all().find(|u| u.name.as_bytes() == name)
+    }
+
+    /// Whether `user` can log in (the default user is disabled when only
+    /// named users are configured).
+    pub fn is_enabled(&self, user: &User) -> bool {
+        !(self.required
+            && user
+                .password
+                .as_ref()
+                .is_some_and(|p| p.expose().is_empty()))
     }
 
     /// Checks credentials. `user` None is `AUTH <password>` (the default

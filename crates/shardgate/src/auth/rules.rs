@@ -7,6 +7,8 @@ use crate::command::{commands, id_of, AclCategories, CommandId};
 /// A user's compiled command permissions.
 #[derive(Debug, Clone)]
 pub struct CommandRules {
+    /// The rules as written, for ACL LIST / GETUSER.
+    text: std::sync::Arc<str>,
     allowed: Vec<bool>,
     /// Commands not in the table (renamed, newer): allowed only under
     /// `+@all`, as Redis's `allcommands` covers future commands.
@@ -17,6 +19,7 @@ impl CommandRules {
     /// Every command.
     pub fn all() -> CommandRules {
         CommandRules {
+            text: "+@all".into(),
             allowed: vec![true; CommandId::COUNT],
             unknown: true,
         }
@@ -26,6 +29,11 @@ impl CommandRules {
     /// allowed". Errors name the rule that does not parse.
     pub fn parse(rules: &str) -> Result<CommandRules, String> {
         let mut compiled = CommandRules {
+            text: rules
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into(),
             allowed: vec![false; CommandId::COUNT],
             unknown: false,
         };
@@ -55,6 +63,20 @@ impl CommandRules {
             }
         }
         Ok(compiled)
+    }
+
+    /// The rules as Redis's ACL LIST shows them: from `-@all`, left to right.
+    pub fn describe(&self) -> String {
+        let text = &*self.text;
+        let lower = text.to_ascii_lowercase();
+        let absolute = ["+@all", "-@all", "allcommands", "nocommands"]
+            .iter()
+            .any(|start| lower.starts_with(start));
+        match text {
+            "" => "-@all".to_string(),
+            _ if absolute => text.to_string(),
+            _ => format!("-@all {text}"),
+        }
     }
 
     fn set(&mut self, id: CommandId, allow: bool) {

@@ -35,6 +35,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
+use super::episode::EpisodeLog;
 use super::error::{BackendError, BackendErrorKind};
 use super::handshake::{self, Handshake};
 use super::slot::{slot, ReplySlot, SlotSender};
@@ -44,6 +45,12 @@ use super::wake::TaskWake;
 const READ_CHUNK: usize = 16 * 1024;
 const MAX_IOVECS: usize = 64;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// A shared connection whose oldest request has waited this long is
+/// *stuck* (behind a long script, a frozen server...): clients then send
+/// new requests over another connection to the node (see
+/// [`super::Node::with_shared`]), so one long command holds up only the
+/// requests already queued behind it.
+pub const STUCK_AFTER: Duration = Duration::from_millis(100);
 /// Script SHAs remembered per connection (see [`Conn::first_use_of_script`]);
 /// beyond it the set starts over, which costs only redundant SCRIPT LOADs.
 const MAX_SCRIPTS_PER_CONN: usize = 1024;
@@ -110,6 +117,12 @@ struct Queue {
 struct Shared {
     settings: ConnSettings,
     stats: Arc<NodeStats>,
+    /// Trouble with the node, logged once per episode.
+    episode: Rc<EpisodeLog>,
+    /// The connection's id on the server (asked for by leased connections).
+    server_id: Cell<Option<i64>>,
+    /// The oldest request has waited longer than [`STUCK_AFTER`].
+    stuck: Cell<bool>,
     queue: RefCell<Queue>,
     status: Cell<Status>,
     last_error: RefCell<Option<Arc<str>>>,
@@ -143,8 +156,9 @@ impl Shared {
         self.error(BackendErrorKind::Unavailable(reason))
     }
 
-    /// Fails every request: those never written as `unsent`, the rest as `sent`.
-    fn fail_all(&self, sent: &BackendErrorKind, unsent: &BackendErrorKind) {
+    /// Fails every request: those never written as `unsent`, the rest as
+    /// `sent`. Returns how many failed.
+    fn fail_all(&self, sent: &BackendErrorKind, unsent: &BackendErrorKind) -> usize {
         let (fifo, unsent_count) = {
             let mut queue = self.queue.borrow_mut();
             queue.outbox.clear();
@@ -155,10 +169,13 @@ impl Shared {
         let written = fifo.len() - unsent_count;
         self.stats.outstanding.sub(fifo.len() as u64);
         self.stats.errors.add(fifo.len() as u64);
+        let failed = fifo.len();
         for (i, entry) in fifo.into_iter().enumerate() {
             let kind = if i < written { sent } else { unsent };
             entry.slot.complete(Err(self.error(kind.clone())));
         }
+        self.stuck.set(false);
+        failed
     }
 }
 
@@ -189,20 +206,32 @@ impl Drop for Conn {
 impl Conn {
     /// Starts a shared connection's task on the current worker
     /// (`spawn_local`); it reconnects after failures.
-    pub fn spawn(settings: ConnSettings, stats: Arc<NodeStats>) -> Conn {
-        Conn::start(settings, stats, true)
+    pub fn spawn(settings: ConnSettings, stats: Arc<NodeStats>, episode: Rc<EpisodeLog>) -> Conn {
+        Conn::start(settings, stats, episode, true)
     }
 
     /// Starts a leased connection's task: after its socket fails it stays
     /// [`Status::Closed`].
-    pub fn spawn_leased(settings: ConnSettings, stats: Arc<NodeStats>) -> Conn {
-        Conn::start(settings, stats, false)
+    pub fn spawn_leased(
+        settings: ConnSettings,
+        stats: Arc<NodeStats>,
+        episode: Rc<EpisodeLog>,
+    ) -> Conn {
+        Conn::start(settings, stats, episode, false)
     }
 
-    fn start(settings: ConnSettings, stats: Arc<NodeStats>, reconnects: bool) -> Conn {
+    fn start(
+        settings: ConnSettings,
+        stats: Arc<NodeStats>,
+        episode: Rc<EpisodeLog>,
+        reconnects: bool,
+    ) -> Conn {
         let shared = Rc::new(Shared {
             settings,
             stats,
+            episode,
+            server_id: Cell::new(None),
+            stuck: Cell::new(false),
             queue: RefCell::new(Queue::default()),
             status: Cell::new(Status::Connecting),
             last_error: RefCell::new(None),
@@ -260,6 +289,23 @@ impl Conn {
             Status::Closed => false,
             Status::Connecting | Status::Up => true,
         }
+    }
+
+    /// Usable and not stuck behind a long command: a good choice for new
+    /// requests.
+    #[inline]
+    pub fn is_ready(&self) -> bool {
+        !self.shared.stuck.get() && self.is_usable()
+    }
+
+    /// The oldest request has waited longer than [`STUCK_AFTER`].
+    pub fn is_stuck(&self) -> bool {
+        self.shared.stuck.get()
+    }
+
+    /// The connection's id on its server, when the handshake asked for it.
+    pub fn server_id(&self) -> Option<i64> {
+        self.shared.server_id.get()
     }
 
     /// Requests sent and not yet answered.
@@ -323,10 +369,11 @@ async fn run(shared: Rc<Shared>) {
         }
         shared.status.set(Status::Connecting);
         let failure: Arc<str> = match connect(&shared.settings).await {
-            Ok(stream) => {
-                if shared.last_error.borrow_mut().take().is_some() {
-                    tracing::info!(server = %shared.settings.name, "backend connection restored");
-                }
+            Ok((stream, greeting)) => {
+                // "Restored" is logged at the first reply, not here: a
+                // frozen server still completes TCP connects.
+                shared.last_error.borrow_mut().take();
+                shared.server_id.set(greeting.id);
                 shared.status.set(Status::Up);
                 shared.scripts.borrow_mut().clear();
                 shared.stats.connections.add(1);
@@ -336,21 +383,23 @@ async fn run(shared: Rc<Shared>) {
                 match stop {
                     Stop::Closed => break,
                     Stop::Failed(kind) => {
-                        tracing::debug!(server = %shared.settings.name, "backend connection lost: {kind}");
                         shared.stats.connection_failures.inc();
                         let lost = BackendErrorKind::ConnectionLost(kind.reason());
-                        shared.fail_all(&kind, &lost);
+                        let failed = shared.fail_all(&kind, &lost);
+                        if shared.reconnects {
+                            shared.episode.trouble(&kind.to_string(), failed);
+                        }
                         kind.reason()
                     }
                 }
             }
             Err(reason) => {
                 shared.stats.connection_failures.inc();
-                if shared.last_error.borrow().is_none() {
-                    tracing::warn!(server = %shared.settings.name, "cannot connect to backend: {reason}");
-                }
                 let kind = BackendErrorKind::Unavailable(reason.clone());
-                shared.fail_all(&kind, &kind);
+                let failed = shared.fail_all(&kind, &kind);
+                shared
+                    .episode
+                    .trouble(&format!("cannot connect: {reason}"), failed);
                 reason
             }
         };
@@ -374,8 +423,8 @@ fn finished(shared: &Shared) -> bool {
     shared.close_now.get() || (shared.handles.get() == 0 && shared.queue.borrow().fifo.is_empty())
 }
 
-async fn connect(settings: &ConnSettings) -> Result<TcpStream, Arc<str>> {
-    handshake::connect(
+async fn connect(settings: &ConnSettings) -> Result<(TcpStream, handshake::Greeting), Arc<str>> {
+    handshake::connect_greeted(
         settings.addr,
         &settings.handshake,
         settings.connect_timeout,
@@ -408,7 +457,7 @@ async fn wait_while_down(shared: &Shared, until: Instant) -> bool {
 /// Carries traffic until the connection fails or is finished.
 async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
     let (mut reader, writer) = stream.into_split();
-    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut scanner = ReplyScanner::new(Limits::replies());
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let timer = sleep_until(Instant::now());
     tokio::pin!(timer);
@@ -420,18 +469,29 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
         if let Err(e) = flush(shared, &writer) {
             return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
         }
-        let (want_write, deadline) = {
+        let (want_write, deadline, sent) = {
             let queue = shared.queue.borrow();
+            let front = queue.fifo.front();
             (
                 !queue.outbox.is_empty(),
-                queue.fifo.front().and_then(InFlight::deadline),
+                front.and_then(InFlight::deadline),
+                front.and_then(|f| f.sent),
             )
         };
-        if deadline != armed_for {
-            if let Some(deadline) = deadline {
-                timer.as_mut().reset(deadline);
+        // The timer wakes at the front request's deadline, or earlier to
+        // mark the connection stuck.
+        let wake_at = match sent {
+            Some(sent) if !shared.stuck.get() => {
+                let stuck_at = sent + STUCK_AFTER;
+                Some(deadline.map_or(stuck_at, |d| d.min(stuck_at)))
             }
-            armed_for = deadline;
+            _ => deadline,
+        };
+        if wake_at != armed_for {
+            if let Some(at) = wake_at {
+                timer.as_mut().reset(at);
+            }
+            armed_for = wake_at;
         }
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
@@ -455,12 +515,21 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
             }
             () = shared.task.next() => {}
             () = &mut timer, if armed_for.is_some() => {
-                let expired = shared.queue.borrow().fifo.front()
-                    .and_then(InFlight::deadline)
-                    .is_some_and(|d| d <= Instant::now());
+                let now = Instant::now();
+                let (expired, waited_long) = {
+                    let queue = shared.queue.borrow();
+                    let front = queue.fifo.front();
+                    (
+                        front.and_then(InFlight::deadline).is_some_and(|d| d <= now),
+                        front.and_then(|f| f.sent).is_some_and(|s| s + STUCK_AFTER <= now),
+                    )
+                };
                 if expired {
                     let ms = shared.settings.timeout.as_millis() as u64;
                     return Stop::Failed(BackendErrorKind::Timeout(ms));
+                }
+                if waited_long {
+                    shared.stuck.set(true);
                 }
                 armed_for = None;
             }
@@ -531,7 +600,14 @@ fn deliver(
     loop {
         let frame = match scanner.scan(read_buf) {
             Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                if now.is_some() {
+                    // Replies came: the front moved, and the node answers.
+                    shared.stuck.set(false);
+                    shared.episode.answered();
+                }
+                return Ok(());
+            }
             Err(e) => return Err(BackendErrorKind::Protocol(e.to_string().into())),
         };
         let reply = read_buf.split_to(frame.len).freeze();

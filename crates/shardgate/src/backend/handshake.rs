@@ -16,6 +16,9 @@ pub struct Handshake {
     pub resp3: bool,
     /// `CLIENT SETNAME`, so operators can tell shardgate's connections apart.
     pub client_name: Option<String>,
+    /// Ask the server for the connection's id (`CLIENT ID`, last), so the
+    /// proxy can name it later (CLIENT UNBLOCK of a leased connection).
+    pub ask_id: bool,
 }
 
 impl Handshake {
@@ -55,8 +58,21 @@ impl Handshake {
                 Request::from_args(&[b"CLIENT".as_slice(), b"SETNAME", name.as_bytes()]),
             ));
         }
+        if self.ask_id {
+            commands.push((
+                "CLIENT ID",
+                Request::from_args(&[b"CLIENT".as_slice(), b"ID"]),
+            ));
+        }
         commands
     }
+}
+
+/// What a handshake learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Greeting {
+    /// The connection's id on the server, when asked for.
+    pub id: Option<i64>,
 }
 
 /// Connects to `addr` (TCP_NODELAY, keepalive if asked) and runs the
@@ -68,6 +84,18 @@ pub async fn connect(
     timeout: std::time::Duration,
     keepalive: bool,
 ) -> Result<tokio::net::TcpStream, String> {
+    connect_greeted(addr, handshake, timeout, keepalive)
+        .await
+        .map(|(stream, _)| stream)
+}
+
+/// [`connect`], also returning what the handshake learned.
+pub async fn connect_greeted(
+    addr: std::net::SocketAddr,
+    handshake: &Handshake,
+    timeout: std::time::Duration,
+    keepalive: bool,
+) -> Result<(tokio::net::TcpStream, Greeting), String> {
     let connect = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -78,8 +106,8 @@ pub async fn connect(
                 .set_keepalive(true)
                 .map_err(|e| e.to_string())?;
         }
-        run(&mut stream, handshake).await?;
-        Ok(stream)
+        let greeting = run(&mut stream, handshake).await?;
+        Ok((stream, greeting))
     };
     tokio::time::timeout(timeout, connect)
         .await
@@ -88,13 +116,14 @@ pub async fn connect(
 
 /// Runs the handshake; returns why it failed, the password never in the
 /// message.
-pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<(), String>
+pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<Greeting, String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let commands = handshake.commands();
+    let mut greeting = Greeting::default();
     if commands.is_empty() {
-        return Ok(());
+        return Ok(greeting);
     }
     let mut out = Vec::new();
     for (_, request) in &commands {
@@ -105,7 +134,7 @@ where
         .await
         .map_err(|e| format!("handshake write failed: {e}"))?;
     let mut buf = BytesMut::with_capacity(512);
-    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut scanner = ReplyScanner::new(Limits::replies());
     for (name, _) in &commands {
         let frame = loop {
             match scanner.scan(&buf) {
@@ -124,8 +153,11 @@ where
         if let Some(text) = error_text(&frame) {
             return Err(format!("{name} failed: {text}"));
         }
+        if *name == "CLIENT ID" {
+            greeting.id = crate::fanout::frames::integer(&frame);
+        }
     }
-    Ok(())
+    Ok(greeting)
 }
 
 /// The message of an error reply (`-ERR ...` or a RESP3 blob error).

@@ -331,7 +331,7 @@ async fn connect(shared: &Shared) -> Result<TcpStream, String> {
 /// Carries the link until it fails (the reason) or is closed.
 async fn serve(shared: &Shared, stream: TcpStream) -> String {
     let (mut reader, mut writer) = stream.into_split();
-    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut scanner = ReplyScanner::new(Limits::replies());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         if shared.closed.get() {

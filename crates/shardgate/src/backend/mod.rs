@@ -9,10 +9,12 @@
 //! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
 //! - `handshake`: AUTH / HELLO / SELECT on connect.
 //! - `stats`: [`NodeStats`], per-node counters.
+//! - `episode`: [`Episode`], backend trouble logged once per episode.
 //! - `wake`: how handles wake a connection task.
 //! - `error`: [`BackendError`], worded for the client.
 
 mod conn;
+mod episode;
 mod error;
 pub mod handshake;
 mod link;
@@ -21,7 +23,8 @@ mod slot;
 mod stats;
 mod wake;
 
-pub use conn::{Conn, ConnSettings, Status};
+pub use conn::{Conn, ConnSettings, Status, STUCK_AFTER};
+pub use episode::{Episode, EpisodeLog};
 pub use error::{BackendError, BackendErrorKind};
 pub use handshake::Handshake;
 pub use link::{Family, Link, LinkEvent, LinkMode, LinkSettings, SessionWaker};

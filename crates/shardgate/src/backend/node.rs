@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::conn::{Conn, ConnSettings};
+use super::episode::EpisodeLog;
 use super::stats::NodeStats;
 
 /// What a backend connection's session state must be for a client to use
@@ -20,6 +21,9 @@ pub struct ConnKey {
 
 /// Idle leased connections kept per node and key; more are closed.
 const MAX_IDLE_LEASES: usize = 16;
+/// Extra shared connections a worker opens per node and key while its
+/// connections are stuck behind long commands (see [`Node::with_shared`]).
+const MAX_SPARES: usize = 2;
 
 /// One worker's connections to one node.
 pub struct Node {
@@ -27,6 +31,8 @@ pub struct Node {
     /// `host:port`.
     pub label: Arc<str>,
     pub stats: Arc<NodeStats>,
+    /// Trouble with the node, logged once per episode.
+    episode: Rc<EpisodeLog>,
     /// Settings for a connection with the pool's default key.
     base: ConnSettings,
     default_key: ConnKey,
@@ -36,30 +42,44 @@ pub struct Node {
     /// Shared connections for other keys, created on first use.
     others: RefCell<Vec<(ConnKey, Rc<[Conn]>)>>,
     idle_leases: RefCell<Vec<(ConnKey, Conn)>>,
+    /// Shared connections opened while the others were stuck, by key.
+    spares: RefCell<Vec<(ConnKey, Conn)>>,
+    /// Connections for commands that must not queue behind traffic
+    /// (SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK): RESP2 and RESP3.
+    side: RefCell<[Option<Conn>; 2]>,
 }
 
 impl Node {
     /// Opens `per_key` shared connections with the default key at once
     /// (so the first requests need not wait for a connect).
-    pub fn new(base: ConnSettings, label: Arc<str>, per_key: usize, stats: Arc<NodeStats>) -> Node {
+    pub fn new(
+        base: ConnSettings,
+        label: Arc<str>,
+        per_key: usize,
+        stats: Arc<NodeStats>,
+        episode: Rc<EpisodeLog>,
+    ) -> Node {
         let default_key = ConnKey {
             db: base.handshake.db,
             resp3: base.handshake.resp3,
         };
         let per_key = per_key.max(1);
         let default = (0..per_key)
-            .map(|_| Conn::spawn(base.clone(), stats.clone()))
+            .map(|_| Conn::spawn(base.clone(), stats.clone(), episode.clone()))
             .collect();
         Node {
             addr: base.addr,
             label,
             stats,
+            episode,
             base,
             default_key,
             per_key,
             default,
             others: RefCell::new(Vec::new()),
             idle_leases: RefCell::new(Vec::new()),
+            spares: RefCell::new(Vec::new()),
+            side: RefCell::new([None, None]),
         }
     }
 
@@ -74,22 +94,78 @@ impl Node {
         settings
     }
 
-    /// Runs `f` with the shared connection client `client_id` uses for `key`.
-    /// A client always gets the same connection, so its commands to this
-    /// node stay in order.
+    /// Runs `f` with the shared connection client `client_id` uses for
+    /// `key`: its own one of the set (chosen by id), unless that one is
+    /// down or stuck behind a long command, in which case another ready
+    /// one, or a spare opened for the purpose (at most [`MAX_SPARES`]).
+    ///
+    /// Ordering holds: a session sends a batch only once the replies to
+    /// the one before are in, so nothing of the client's is in flight
+    /// when the choice changes, and within a batch the choice is stable
+    /// (connections change state only between batches, on their tasks).
     #[inline]
     pub fn with_shared<R>(&self, key: ConnKey, client_id: u64, f: impl FnOnce(&Conn) -> R) -> R {
         let index = (client_id % self.per_key as u64) as usize;
         if key == self.default_key {
             if let Some(conn) = self.default.get(index) {
-                return f(conn);
+                if conn.is_ready() {
+                    return f(conn);
+                }
+                return self.with_unstuck(key, &self.default, index, f);
             }
         }
         let set = self.shared_set(key);
         match set.get(index) {
+            Some(conn) if conn.is_ready() => f(conn),
+            _ => self.with_unstuck(key, &set, index, f),
+        }
+    }
+
+    /// `with_shared` when the client's own connection is down or stuck.
+    #[cold]
+    fn with_unstuck<R>(
+        &self,
+        key: ConnKey,
+        set: &[Conn],
+        index: usize,
+        f: impl FnOnce(&Conn) -> R,
+    ) -> R {
+        if let Some(conn) = set.iter().find(|c| c.is_ready()) {
+            return f(conn);
+        }
+        let spare = {
+            let spares = self.spares.borrow();
+            spares
+                .iter()
+                .find(|(k, c)| *k == key && c.is_ready())
+                .map(|(_, c)| c.clone())
+        };
+        if let Some(spare) = spare {
+            return f(&spare);
+        }
+        let home = set.get(index).or_else(|| set.first());
+        let stuck = home.is_some_and(Conn::is_stuck);
+        let spares = self
+            .spares
+            .borrow()
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .count();
+        if stuck && spares < MAX_SPARES {
+            let spare = Conn::spawn(
+                self.settings_for(key),
+                self.stats.clone(),
+                self.episode.clone(),
+            );
+            self.spares.borrow_mut().push((key, spare.clone()));
+            self.stats.spares.inc();
+            return f(&spare);
+        }
+        match home {
             Some(conn) => f(conn),
-            // per_key >= 1, so index < len: unreachable, but never panic.
-            None => f(&set[0]),
+            // The set is never empty (per_key >= 1); an own connection
+            // then, rather than a panic.
+            None => f(&self.side(key.resp3)),
         }
     }
 
@@ -99,10 +175,30 @@ impl Node {
         }
         let settings = self.settings_for(key);
         let set: Rc<[Conn]> = (0..self.per_key)
-            .map(|_| Conn::spawn(settings.clone(), self.stats.clone()))
+            .map(|_| Conn::spawn(settings.clone(), self.stats.clone(), self.episode.clone()))
             .collect();
         self.others.borrow_mut().push((key, set.clone()));
         set
+    }
+
+    /// A connection that carries only the proxy's own urgent commands
+    /// (SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK), so they never wait
+    /// behind the long command they are meant to stop. Its handshake is
+    /// only AUTH (and HELLO 3): commands a busy server still serves.
+    pub fn side(&self, resp3: bool) -> Conn {
+        let mut side = self.side.borrow_mut();
+        let slot = &mut side[usize::from(resp3)];
+        if let Some(conn) = slot {
+            return conn.clone();
+        }
+        let mut settings = self.base.clone();
+        settings.handshake.db = 0;
+        settings.handshake.resp3 = resp3;
+        settings.handshake.client_name = None;
+        settings.handshake.ask_id = false;
+        let conn = Conn::spawn(settings, self.stats.clone(), self.episode.clone());
+        *slot = Some(conn.clone());
+        conn
     }
 
     /// A connection for one client alone, from the idle pool or new.
@@ -115,8 +211,12 @@ impl Node {
                 .position(|(k, _)| *k == key)
                 .map(|i| idle.swap_remove(i).1)
         };
-        let conn = reused
-            .unwrap_or_else(|| Conn::spawn_leased(self.settings_for(key), self.stats.clone()));
+        let conn = reused.unwrap_or_else(|| {
+            let mut settings = self.settings_for(key);
+            // Its id on the server, to unblock it (CLIENT UNBLOCK).
+            settings.handshake.ask_id = true;
+            Conn::spawn_leased(settings, self.stats.clone(), self.episode.clone())
+        });
         Lease {
             conn,
             node: self.clone(),

@@ -25,6 +25,8 @@ pub struct NodeStats {
     pub connection_failures: Counter,
     /// Connections currently up.
     pub connections: Gauge,
+    /// Spare shared connections opened because others were stuck.
+    pub spares: Counter,
 }
 
 impl NodeStats {

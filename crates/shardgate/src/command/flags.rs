@@ -56,6 +56,11 @@ macro_rules! flag_set {
                     .map(|(_, text)| *text)
             }
 
+            /// Every flag's name, in bit order.
+            pub fn all_names() -> impl Iterator<Item = &'static str> {
+                Self::NAMES.iter().map(|(_, text)| *text)
+            }
+
             /// The flag Redis calls `text` (exact spelling, case-sensitive).
             pub fn from_name(text: &str) -> Option<$name> {
                 Self::NAMES.iter().find(|(_, t)| *t == text).map(|(flag, _)| *flag)

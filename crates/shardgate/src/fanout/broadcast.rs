@@ -6,36 +6,44 @@ use super::frames::{aggregate, aggregate_header, integer, is_error, is_null, str
 use super::PartReply;
 use crate::route::Merge;
 
-/// The client's reply from every shard's reply (in shard order). `proxy`
-/// is the `# Proxy` INFO section, used by [`Merge::Info`].
-pub fn merge(merge: Merge, replies: Vec<PartReply>, proxy_info: Option<&str>) -> Bytes {
+/// What the proxy puts into a merged INFO reply.
+#[derive(Debug, Default)]
+pub struct InfoPatch {
+    /// The `# Proxy` section, put first, when asked for.
+    pub proxy: Option<String>,
+    /// `# Clients` fields the proxy answers with its own figures: a
+    /// client asks about the proxy's clients (the servers' clients are
+    /// the proxy's connections).
+    pub clients: Vec<(&'static str, u64)>,
+}
+
+/// The client's reply from every shard's reply (in shard order). `info`
+/// is what the proxy adds to INFO ([`Merge::Info`]).
+pub fn merge(merge: Merge, replies: Vec<PartReply>, info: Option<&InfoPatch>) -> Bytes {
     match merge {
         Merge::AllOk => all_ok(replies),
         Merge::Same => same(replies),
         Merge::Sum => fold_integers(replies, 0, i64::saturating_add),
         Merge::Wait => fold_integers(replies, i64::MAX, i64::min),
         Merge::Max => fold_integers(replies, 0, i64::max),
+        Merge::Min => fold_integers(replies, i64::MAX, i64::min),
         Merge::Concat => concat(replies, false),
         Merge::Union => concat(replies, true),
         Merge::AndArrays => and_arrays(replies),
         Merge::SumPairs => sum_pairs(replies),
         Merge::AnyOk => any_ok(replies),
         Merge::RandomKey => random_key(replies),
-        Merge::Info => info(replies, proxy_info),
+        Merge::Info => merge_info(replies, info),
     }
 }
 
-/// Every reply as a frame, or the first failure as the client's reply.
+/// Every reply as a frame, or the client's error when a shard failed
+/// (see [`super::failure`]).
 fn frames(replies: &[PartReply]) -> Result<Vec<Bytes>, Bytes> {
-    let mut frames = Vec::with_capacity(replies.len());
-    for reply in replies {
-        match reply.frame() {
-            Ok(frame) if is_error(&frame) => return Err(reply.named_error(&frame)),
-            Ok(frame) => frames.push(frame),
-            Err(error) => return Err(error),
-        }
+    if let Some(error) = super::failure(replies) {
+        return Err(error);
     }
-    Ok(frames)
+    Ok(replies.iter().filter_map(|r| r.frame().ok()).collect())
 }
 
 fn all_ok(replies: Vec<PartReply>) -> Bytes {
@@ -197,9 +205,9 @@ fn random_key(replies: Vec<PartReply>) -> Bytes {
     null.unwrap_or_else(|| Bytes::from_static(b"$-1\r\n"))
 }
 
-/// INFO: the first shard's text with `# Keyspace` summed over shards and
-/// the proxy's own section first.
-fn info(replies: Vec<PartReply>, proxy_info: Option<&str>) -> Bytes {
+/// INFO: the first shard's text with `# Keyspace` summed over shards, the
+/// proxy's own section first and its client figures in `# Clients`.
+fn merge_info(replies: Vec<PartReply>, patch: Option<&InfoPatch>) -> Bytes {
     let frames = match frames(&replies) {
         Ok(frames) => frames,
         Err(error) => return error,
@@ -217,15 +225,26 @@ fn info(replies: Vec<PartReply>, proxy_info: Option<&str>) -> Bytes {
         })
         .collect();
     let mut text = String::new();
-    if let Some(proxy) = proxy_info {
+    if let Some(proxy) = patch.and_then(|p| p.proxy.as_deref()) {
         text.push_str(proxy);
     }
+    let clients = patch.map_or(&[][..], |p| &p.clients[..]);
     let first = texts.first().map(String::as_str).unwrap_or_default();
     let mut in_keyspace = false;
+    let mut in_clients = false;
     let mut keyspace_written = false;
     for line in first.split("\r\n") {
         if line.starts_with('#') {
             in_keyspace = line.trim() == "# Keyspace";
+            in_clients = line.trim() == "# Clients";
+        }
+        let field = line.split_once(':').map(|(name, _)| name);
+        if let (true, Some((name, value))) = (
+            in_clients,
+            field.and_then(|f| clients.iter().find(|(name, _)| *name == f)),
+        ) {
+            text.push_str(&format!("{name}:{value}\r\n"));
+            continue;
         }
         if in_keyspace {
             if !keyspace_written {
@@ -336,8 +355,20 @@ mod tests {
             &merge(Merge::AllOk, vec![ok("+OK\r\n"), ok("+OK\r\n")], None)[..],
             b"+OK\r\n"
         );
+        // Shards that disagree: the failing one is named.
         let failed = merge(Merge::AllOk, vec![ok("+OK\r\n"), ok("-ERR nope\r\n")], None);
         assert_eq!(&failed[..], b"-ERR nope (shard s)\r\n");
+        // Every shard failing alike: the error as Redis words it.
+        let failed = merge(
+            Merge::AllOk,
+            vec![ok("-ERR wrong args\r\n"), ok("-ERR wrong args\r\n")],
+            None,
+        );
+        assert_eq!(&failed[..], b"-ERR wrong args\r\n");
+        assert_eq!(
+            &merge(Merge::Min, vec![ok(":7\r\n"), ok(":5\r\n")], None)[..],
+            b":5\r\n"
+        );
         let down = PartReply::new("b".into(), Err("ERR shardgate: down".into()));
         assert_eq!(
             &merge(Merge::Sum, vec![ok(":1\r\n"), down], None)[..],
@@ -378,14 +409,20 @@ mod tests {
         let a = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=100\r\n";
         let b = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=300\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
         let bulk = |s: &str| ok(&format!("${}\r\n{s}\r\n", s.len()));
-        let merged = merge(
-            Merge::Info,
-            vec![bulk(a), bulk(b)],
-            Some("# Proxy\r\nworkers:2\r\n\r\n"),
+        let patch = InfoPatch {
+            proxy: Some("# Proxy\r\nworkers:2\r\n\r\n".into()),
+            clients: vec![("connected_clients", 7)],
+        };
+        let a = a.replace(
+            "# Server",
+            "# Clients\r\nconnected_clients:1\r\n\r\n# Server",
         );
+        let merged = merge(Merge::Info, vec![bulk(&a), bulk(b)], Some(&patch));
         let text = String::from_utf8(string(&merged).expect("bulk").to_vec()).expect("utf8");
         assert!(
-            text.starts_with("# Proxy\r\nworkers:2\r\n\r\n# Server\r\n"),
+            text.starts_with(
+                "# Proxy\r\nworkers:2\r\n\r\n# Clients\r\nconnected_clients:7\r\n\r\n# Server\r\n"
+            ),
             "{text}"
         );
         assert!(

@@ -33,7 +33,7 @@ pub fn aggregate(frame: &Bytes) -> Option<Aggregate> {
     };
     let mut elements = Vec::with_capacity(count.min(1024));
     let mut rest = frame.slice(line_end + 1..);
-    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut scanner = ReplyScanner::new(Limits::replies());
     for _ in 0..count {
         let element = scanner.scan(&rest).ok()??;
         elements.push(rest.split_to(element.len));

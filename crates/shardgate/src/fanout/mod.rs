@@ -38,12 +38,51 @@ impl PartReply {
         self.result.clone()
     }
 
+    /// This part's error reply, if it failed (a server's error reply, or
+    /// the proxy's when the shard could not answer).
+    fn error(&self) -> Option<Bytes> {
+        match &self.result {
+            Ok(frame) if frames::is_error(frame) => Some(frame.clone()),
+            Ok(_) => None,
+            Err(error) => Some(error.clone()),
+        }
+    }
+
     /// `frame` (an error reply) with the shard's name added, so a client
     /// learns which shard failed: `-ERR x (shard s)`.
     pub fn named_error(&self, frame: &[u8]) -> Bytes {
         let text = crate::backend::handshake::error_text(frame)
             .unwrap_or_else(|| String::from_utf8_lossy(frame).trim_end().to_string());
         encode_error(&format!("{text} (shard {})", self.shard))
+    }
+}
+
+/// The client's reply when parts failed, None when none did. When every
+/// part failed with the same error, it is passed on as the server worded
+/// it (a client matching Redis's error text sees Redis's text); when the
+/// shards disagree (some succeeded, or failed differently) the first
+/// failure names its shard. Each failure is logged with its shard.
+pub fn failure(replies: &[PartReply]) -> Option<Bytes> {
+    let mut first: Option<(&PartReply, Bytes)> = None;
+    let mut agree = true;
+    for reply in replies {
+        match reply.error() {
+            Some(error) => {
+                tracing::debug!(shard = %reply.shard, "shard failed its part: {}", String::from_utf8_lossy(&error).trim_end());
+                match &first {
+                    None => first = Some((reply, error)),
+                    Some((_, seen)) => agree &= *seen == error,
+                }
+            }
+            None => agree = false,
+        }
+    }
+    let (reply, error) = first?;
+    // The proxy's own errors already name the server that failed.
+    if agree || reply.result.is_err() {
+        Some(error)
+    } else {
+        Some(reply.named_error(&error))
     }
 }
 

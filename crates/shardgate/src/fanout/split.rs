@@ -82,6 +82,9 @@ pub fn merge(plan: &SplitPlan, replies: Vec<PartReply>) -> Bytes {
     match plan.kind {
         SplitKind::Mget => merge_values(plan, replies),
         SplitKind::Mset => {
+            if let Some(error) = super::failure(&replies) {
+                return error;
+            }
             for reply in replies {
                 match reply.frame() {
                     Ok(frame) if frame.first() == Some(&b'+') => {}
@@ -92,6 +95,9 @@ pub fn merge(plan: &SplitPlan, replies: Vec<PartReply>) -> Bytes {
             Bytes::from_static(b"+OK\r\n")
         }
         SplitKind::Count => {
+            if let Some(error) = super::failure(&replies) {
+                return error;
+            }
             let mut sum: i64 = 0;
             for reply in replies {
                 match reply.frame() {

@@ -6,7 +6,9 @@
 //! stores (one writer), so listing clients never touches the hot path.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -31,6 +33,14 @@ pub struct ClientEntry {
     pub shard_subscriptions: AtomicU32,
     /// Commands queued in MULTI, or -1 outside a transaction (as Redis).
     pub multi: std::sync::atomic::AtomicI32,
+    /// The client socket's file descriptor (-1: none).
+    pub fd: i32,
+    /// The session's buffers, for CLIENT LIST (updated once per batch).
+    pub buffers: Buffers,
+    /// Waiting in a blocking call (BLPOP, XREAD BLOCK, WAIT...).
+    blocked: AtomicBool,
+    /// CLIENT UNBLOCK asked for: [`UNBLOCK_TIMEOUT`] or [`UNBLOCK_ERROR`].
+    unblock: AtomicU8,
     pub name: Mutex<Option<String>>,
     pub user: Mutex<String>,
     /// 0: nothing; [`SHUTDOWN`]: finish and leave; [`KILLED`]: leave now.
@@ -45,6 +55,44 @@ pub const SHUTDOWN: u8 = 1;
 /// CLIENT KILL: the session ends now.
 pub const KILLED: u8 = 2;
 
+/// CLIENT UNBLOCK id TIMEOUT: the call answers as if it timed out.
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+/// CLIENT UNBLOCK id ERROR: the call answers `-UNBLOCKED`.
+pub const UNBLOCK_ERROR: u8 = 2;
+
+/// A session's buffer sizes, as CLIENT LIST reports them (`qbuf`, `rbs`,
+/// `oll`, `omem`...). One writer (the session), relaxed stores.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    /// Bytes read and not yet parsed into requests.
+    pub query: AtomicU64,
+    /// The read buffer's capacity.
+    pub read_capacity: AtomicU64,
+    /// The largest read buffer capacity so far.
+    pub read_peak: AtomicU64,
+    /// The last request's size.
+    pub request: AtomicU64,
+    /// Requests queued inside MULTI before a shard was known, in bytes.
+    pub multi: AtomicU64,
+    /// Replies waiting to be written: count and bytes.
+    pub replies: AtomicU64,
+    pub reply_bytes: AtomicU64,
+}
+
+impl Buffers {
+    /// Records the session's buffers after a batch.
+    pub fn record(&self, query: usize, read_capacity: usize, replies: usize, reply_bytes: usize) {
+        self.query.store(query as u64, Relaxed);
+        self.read_capacity.store(read_capacity as u64, Relaxed);
+        self.read_peak.fetch_max(read_capacity as u64, Relaxed);
+        self.replies.store(replies as u64, Relaxed);
+        self.reply_bytes.store(reply_bytes as u64, Relaxed);
+    }
+}
+
+/// What a session costs besides its buffers (its state, its task), for
+/// CLIENT LIST's `tot-mem`.
+const SESSION_BASE_BYTES: u64 = 2048;
 impl ClientEntry {
     /// Notes activity at `now` (once per batch: no clock read here).
     pub fn touch(&self, now: Instant) {
@@ -74,6 +122,46 @@ impl ClientEntry {
     /// Asks the session to close now (CLIENT KILL).
     pub fn kill(&self) {
         self.raise(KILLED);
+    }
+
+    /// Marks the client as waiting in a blocking call, or done waiting.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Relaxed);
+        if !blocked {
+            self.unblock.store(0, Relaxed);
+        }
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Relaxed)
+    }
+
+    /// CLIENT UNBLOCK: asks the session to end its blocking call the way
+    /// `how` says. False when the client is not blocked.
+    pub fn unblock(&self, how: u8) -> bool {
+        if !self.is_blocked() {
+            return false;
+        }
+        self.unblock.store(how, Relaxed);
+        self.waker.wake();
+        true
+    }
+
+    /// The pending CLIENT UNBLOCK request, taken (0: none).
+    pub fn take_unblock(&self) -> u8 {
+        self.unblock.swap(0, Relaxed)
+    }
+
+    /// Resolves once CLIENT UNBLOCK asks for this client.
+    pub fn unblock_requested(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            if self.unblock.load(Relaxed) != 0 {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 
     /// Asks the session to finish what it has read and close (shutdown).
@@ -117,6 +205,8 @@ impl ClientEntry {
         let multi = self.multi.load(Relaxed);
         let flags = if multi >= 0 {
             "x"
+        } else if self.is_blocked() {
+            "b"
         } else if sub + psub + ssub > 0 {
             "P"
         } else {
@@ -126,13 +216,27 @@ impl ClientEntry {
             0 => "NULL",
             n => CommandId(n - 1).spec().map_or("NULL", |s| s.name()),
         };
+        let b = &self.buffers;
+        let qbuf = b.query.load(Relaxed);
+        let rbs = b.read_capacity.load(Relaxed);
+        let argv = b.request.load(Relaxed);
+        let multi_mem = b.multi.load(Relaxed);
+        let oll = b.replies.load(Relaxed);
+        let omem = b.reply_bytes.load(Relaxed);
+        let tot = SESSION_BASE_BYTES + rbs + argv + multi_mem + omem;
+        let events = if omem > 0 { "rw" } else { "r" };
+        // Redis 7.0's fields in Redis's order; `obl` (a fixed reply buffer
+        // in Redis) is 0: the proxy queues replies (`oll`, `omem`).
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} cmd={cmd} user={} resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={qbuf} qbuf-free={} argv-mem={argv} multi-mem={multi_mem} rbs={rbs} rbp={} obl=0 oll={oll} omem={omem} tot-mem={tot} events={events} cmd={cmd} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd,
             self.name().unwrap_or_default(),
             self.db.load(Relaxed),
+            rbs.saturating_sub(qbuf),
+            b.read_peak.load(Relaxed),
             lock(&self.user),
             self.resp.load(Relaxed),
         )
@@ -153,8 +257,8 @@ pub struct Clients {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Clients {
-    /// Registers a new client.
-    pub fn register(&self, addr: String, laddr: String, db: u32) -> Arc<ClientEntry> {
+    /// Registers a new client (`fd`: its socket's descriptor).
+    pub fn register(&self, addr: String, laddr: String, fd: i32, db: u32) -> Arc<ClientEntry> {
         let id = NEXT_ID.fetch_add(1, Relaxed);
         let entry = Arc::new(ClientEntry {
             id,
@@ -169,6 +273,10 @@ impl Clients {
             patterns: AtomicU32::new(0),
             shard_subscriptions: AtomicU32::new(0),
             multi: std::sync::atomic::AtomicI32::new(-1),
+            fd,
+            buffers: Buffers::default(),
+            blocked: AtomicBool::new(false),
+            unblock: AtomicU8::new(0),
             name: Mutex::new(None),
             user: Mutex::new("default".into()),
             signal: AtomicU8::new(0),
@@ -189,5 +297,91 @@ impl Clients {
 
     pub fn count(&self) -> usize {
         lock(&self.entries).len()
+    }
+
+    /// Clients waiting in a blocking call.
+    pub fn blocked(&self) -> usize {
+        lock(&self.entries)
+            .values()
+            .filter(|c| c.is_blocked())
+            .count()
+    }
+
+    /// The client with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientEntry>> {
+        lock(&self.entries).get(&id).cloned()
+    }
+}
+
+/// CLIENT PAUSE for a pool: while it lasts, sessions hold the commands
+/// it covers (every command, or those that write) before running them,
+/// as Redis holds its clients. Checked once per request: one relaxed load
+/// while nothing is paused.
+#[derive(Default)]
+pub struct ClientPause {
+    /// 0: not paused; [`PAUSE_WRITE`] or [`PAUSE_ALL`].
+    mode: AtomicU8,
+    until: Mutex<Option<Instant>>,
+    changed: tokio::sync::Notify,
+}
+
+/// CLIENT PAUSE ... WRITE: commands that write wait.
+pub const PAUSE_WRITE: u8 = 1;
+/// CLIENT PAUSE ... ALL (the default): every command waits.
+pub const PAUSE_ALL: u8 = 2;
+
+impl ClientPause {
+    /// Pauses until `until` (a pause already in place lasts the longer of
+    /// the two, in the stricter mode, as in Redis).
+    pub fn pause(&self, until: Instant, mode: u8) {
+        let mut current = lock(&self.until);
+        let end = current.map_or(until, |c| c.max(until));
+        *current = Some(end);
+        self.mode.fetch_max(mode, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    pub fn unpause(&self) {
+        *lock(&self.until) = None;
+        self.mode.store(0, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether a command (`writes`: it may change data) must wait now.
+    #[inline]
+    pub fn holds(&self, writes: bool) -> bool {
+        match self.mode.load(Ordering::Acquire) {
+            0 => false,
+            mode if mode == PAUSE_ALL || writes => self.in_effect(),
+            _ => false,
+        }
+    }
+
+    #[cold]
+    fn in_effect(&self) -> bool {
+        let mut until = lock(&self.until);
+        match *until {
+            Some(end) if Instant::now() < end => true,
+            _ => {
+                *until = None;
+                self.mode.store(0, Ordering::Release);
+                false
+            }
+        }
+    }
+
+    /// Resolves when the pause ends (its deadline, or CLIENT UNPAUSE).
+    pub async fn ended(&self) {
+        loop {
+            let changed = self.changed.notified();
+            let end = *lock(&self.until);
+            match end {
+                None => return,
+                Some(end) if Instant::now() >= end => return,
+                Some(end) => {
+                    let _ = tokio::time::timeout_at(end.into(), changed).await;
+                }
+            }
+        }
     }
 }

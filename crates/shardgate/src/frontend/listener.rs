@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use super::session::{self, ClientStream};
+use crate::log_limit::LogLimit;
 use crate::worker::pool::PoolWorker;
 use crate::worker::Endpoint;
 
@@ -81,12 +82,39 @@ impl SessionTracker {
     }
 }
 
+/// A listening socket the accept loop can take clients from.
+trait Acceptor {
+    type Stream: ClientStream;
+    /// The next client and its address.
+    async fn next(&self) -> io::Result<(Self::Stream, String)>;
+}
+
+impl Acceptor for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn next(&self) -> io::Result<(Self::Stream, String)> {
+        let (stream, peer) = self.accept().await?;
+        Ok((stream, peer.to_string()))
+    }
+}
+
+/// A unix listener and its path (clients are named `path:0`, as Redis
+/// names unix socket clients).
+struct Unix(UnixListener, String);
+
+impl Acceptor for Unix {
+    type Stream = tokio::net::UnixStream;
+    async fn next(&self) -> io::Result<(Self::Stream, String)> {
+        let (stream, _) = self.0.accept().await?;
+        Ok((stream, format!("{}:0", self.1)))
+    }
+}
+
 /// Accepts clients until shutdown, starting a session for each.
 pub async fn accept_loop(
     listener: BoundListener,
     endpoint: Endpoint,
     pool: Rc<PoolWorker>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     tracker: Rc<SessionTracker>,
 ) -> io::Result<()> {
     match listener {
@@ -96,21 +124,17 @@ pub async fn accept_loop(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            if pool.config().tcpkeepalive {
-                                let _ = socket2::SockRef::from(&stream).set_keepalive(true);
-                            }
-                            start_session(stream, peer.to_string(), local.clone(), endpoint, &pool, &shutdown, &tracker);
-                        }
-                        Err(e) => accept_failed(e).await,
-                    },
-                    _ = shutdown.changed() => return Ok(()),
+            let keepalive = pool.config().tcpkeepalive;
+            let prepare = move |stream: &tokio::net::TcpStream| {
+                let _ = stream.set_nodelay(true);
+                if keepalive {
+                    let _ = socket2::SockRef::from(stream).set_keepalive(true);
                 }
-            }
+            };
+            serve(
+                &listener, prepare, local, endpoint, &pool, shutdown, &tracker,
+            )
+            .await
         }
         BoundListener::Unix(std_listener) => {
             let listener = UnixListener::from_std(std_listener)?;
@@ -119,23 +143,108 @@ pub async fn accept_loop(
                 .ok()
                 .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
                 .unwrap_or_default();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => start_session(stream, format!("{local}:0"), local.clone(), endpoint, &pool, &shutdown, &tracker),
-                        Err(e) => accept_failed(e).await,
-                    },
-                    _ = shutdown.changed() => return Ok(()),
-                }
-            }
+            let unix = Unix(listener, local.clone());
+            serve(&unix, |_| {}, local, endpoint, &pool, shutdown, &tracker).await
         }
     }
 }
 
-/// Out of file descriptors and the like: say so and back off briefly
-/// instead of spinning.
+async fn serve<A: Acceptor>(
+    listener: &A,
+    prepare: impl Fn(&A::Stream),
+    local: String,
+    endpoint: Endpoint,
+    pool: &Rc<PoolWorker>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: &Rc<SessionTracker>,
+) -> io::Result<()> {
+    let mut limit = FdLimit::new();
+    loop {
+        tokio::select! {
+            accepted = listener.next() => match accepted {
+                Ok((stream, peer)) => {
+                    limit.accepted();
+                    prepare(&stream);
+                    start_session(stream, peer, local.clone(), endpoint, pool, &shutdown, tracker);
+                }
+                Err(e) if FdLimit::is_fd_limit(&e) => limit.refuse_one(listener).await,
+                Err(e) => accept_failed(e).await,
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// What an accept loop does at the file descriptor limit: Redis answers
+/// `-ERR max number of clients reached` and closes; a proxy that cannot
+/// accept would instead leave clients hanging in the backlog. So one
+/// descriptor is held in reserve: at the limit it is released, the
+/// waiting client accepted, answered, closed, and the reserve taken back.
+/// Logged once per episode, not per client.
+struct FdLimit {
+    reserve: Option<std::fs::File>,
+    /// Clients refused in the current episode.
+    refused: u64,
+}
+
+impl FdLimit {
+    fn new() -> FdLimit {
+        FdLimit {
+            reserve: std::fs::File::open("/dev/null").ok(),
+            refused: 0,
+        }
+    }
+
+    fn is_fd_limit(error: &io::Error) -> bool {
+        // EMFILE (the process's limit) and ENFILE (the system's).
+        matches!(error.raw_os_error(), Some(24 | 23))
+    }
+
+    async fn refuse_one<A: Acceptor>(&mut self, listener: &A) {
+        static LOG: LogLimit = LogLimit::new(60);
+        if self.refused == 0 && LOG.allow() {
+            tracing::warn!(
+                "out of file descriptors: new clients are answered 'max number of clients reached' and closed (raise the limit: LimitNOFILE= or ulimit -n)"
+            );
+        }
+        self.refused += 1;
+        drop(self.reserve.take());
+        match listener.next().await {
+            Ok((mut stream, _)) => {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(100),
+                    stream.write_all(b"-ERR max number of clients reached\r\n"),
+                )
+                .await;
+            }
+            // Still at the limit (another thread took the descriptor):
+            // back off instead of spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        self.reserve = std::fs::File::open("/dev/null").ok();
+    }
+
+    fn accepted(&mut self) {
+        if self.refused > 0 {
+            tracing::info!(
+                "accepting clients again after refusing {} at the file descriptor limit",
+                self.refused
+            );
+            self.refused = 0;
+        }
+        if self.reserve.is_none() {
+            self.reserve = std::fs::File::open("/dev/null").ok();
+        }
+    }
+}
+
+/// Other accept errors: say so (at most once a minute) and back off
+/// briefly instead of spinning.
 async fn accept_failed(error: io::Error) {
-    tracing::warn!("accept failed: {error}");
+    static LOG: LogLimit = LogLimit::new(60);
+    if LOG.allow() {
+        tracing::warn!("accept failed: {error}");
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
@@ -165,7 +274,7 @@ fn start_session<S: ClientStream>(
         let entry = pool
             .state
             .clients
-            .register(peer, local, pool.config().redis_db);
+            .register(peer, local, stream.fd(), pool.config().redis_db);
         // A client accepted as shutdown began may have missed the signal.
         if *shutdown.borrow() {
             entry.request_shutdown();

@@ -126,11 +126,16 @@ fn arguments(raw: &Bytes) -> Vec<Bytes> {
         return Vec::new();
     };
     let argc = request.argc();
-    let mut args: Vec<Bytes> = request
-        .args()
+    let all: Vec<&[u8]> = request.args().collect();
+    let secret = crate::secrets::secret_args(&all);
+    let mut args: Vec<Bytes> = all
+        .iter()
+        .enumerate()
         .take(if argc > MAX_ARGS { MAX_ARGS - 1 } else { argc })
-        .map(|arg| {
-            if arg.len() > MAX_ARG_BYTES {
+        .map(|(i, arg)| {
+            if secret.contains(&i) {
+                Bytes::from_static(crate::secrets::REDACTED)
+            } else if arg.len() > MAX_ARG_BYTES {
                 let mut short = arg[..MAX_ARG_BYTES].to_vec();
                 short.extend_from_slice(
                     format!("... ({} more bytes)", arg.len() - MAX_ARG_BYTES).as_bytes(),
@@ -176,6 +181,11 @@ mod tests {
         assert_eq!(entries[0].id, 2);
         assert_eq!(&entries[0].args[1][..], b"k2");
         assert!(entries[0].args[2].ends_with(b"... (72 more bytes)"));
+        let migrate = ["MIGRATE", "h", "1", "k", "0", "5000", "AUTH2", "user", "pw"];
+        let args = arguments(&resp::Request::from_args(&migrate).raw);
+        assert_eq!(&args[7][..], b"(redacted)");
+        assert_eq!(&args[8][..], b"(redacted)");
+        assert_eq!(&args[3][..], b"k");
         let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         assert_eq!(arguments(&resp::Request::from_args(&many).raw).len(), 32);
         log.reset();

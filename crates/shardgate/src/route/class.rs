@@ -28,6 +28,8 @@ pub enum SessionCommand {
     Client,
     /// SLOWLOG: the proxy's own slow log.
     Slowlog,
+    /// ACL: about the proxy's own users (read-only subcommands).
+    Acl,
 }
 
 /// The three subscription families of Redis 7.
@@ -77,6 +79,8 @@ pub enum Merge {
     Max,
     /// The first success, else the first error (SCRIPT KILL: the busy shard).
     AnyOk,
+    /// The smallest integer (LASTSAVE: the oldest last save).
+    Min,
     /// RANDOMKEY: a key from any shard that has one.
     RandomKey,
     /// INFO: the first shard's sections with the keyspace summed over
@@ -85,10 +89,11 @@ pub enum Merge {
 }
 
 impl Merge {
-    /// INFO (the proxy's section) and WAIT (the proxy's way of waiting)
-    /// take the broadcast path even on a one-shard pool.
+    /// INFO (the proxy's section), WAIT (the proxy's way of waiting) and
+    /// SCRIPT / FUNCTION KILL (over side connections, never queued behind
+    /// the script) take the broadcast path even on a one-shard pool.
     pub fn even_on_one_shard(self) -> bool {
-        matches!(self, Merge::Info | Merge::Wait)
+        matches!(self, Merge::Info | Merge::Wait | Merge::AnyOk)
     }
 }
 
@@ -108,9 +113,14 @@ pub enum Class {
     Scan,
     /// Meaningless across shards: refused unless the pool has one shard.
     SingleShard,
-    /// Changes replication or stops a server: never through the proxy
-    /// when it manages replication (Sentinel or managed failover).
-    Replication,
+    /// Would change or stop the server under every client, or turn the
+    /// connection into something else (DEBUG, SHUTDOWN, REPLICAOF,
+    /// FAILOVER, SCRIPT DEBUG, MODULE LOAD): never through the proxy.
+    ServerOnly,
+    /// CONFIG SET: refused for the settings the proxy depends on.
+    ConfigSet,
+    /// CONFIG GET: forwarded, secrets redacted from the reply.
+    ConfigGet,
     /// Turns the connection into a replication link (SYNC, PSYNC) or is
     /// answered with no reply at all (REPLCONF ACK): either would shift a
     /// shared connection's reply queue, so it is always refused.
@@ -157,6 +167,7 @@ const TABLE: &[(&str, Class)] = &[
     ("monitor", Class::Session(SessionCommand::Monitor)),
     ("client", Class::Session(SessionCommand::Client)),
     ("slowlog", Class::Session(SessionCommand::Slowlog)),
+    ("acl", Class::Session(SessionCommand::Acl)),
     ("publish", Class::Channel),
     ("spublish", Class::Channel),
     ("mget", Class::Split(SplitKind::Mget)),
@@ -177,7 +188,8 @@ const TABLE: &[(&str, Class)] = &[
     ("function|delete", Class::Broadcast(Merge::AllOk)),
     ("function|restore", Class::Broadcast(Merge::AllOk)),
     ("function|kill", Class::Broadcast(Merge::AnyOk)),
-    ("config|set", Class::Broadcast(Merge::AllOk)),
+    ("config|set", Class::ConfigSet),
+    ("config|get", Class::ConfigGet),
     ("config|resetstat", Class::Broadcast(Merge::AllOk)),
     ("config|rewrite", Class::Broadcast(Merge::AllOk)),
     ("memory|purge", Class::Broadcast(Merge::AllOk)),
@@ -191,21 +203,26 @@ const TABLE: &[(&str, Class)] = &[
     ("pubsub|numsub", Class::Broadcast(Merge::SumPairs)),
     ("pubsub|shardnumsub", Class::Broadcast(Merge::SumPairs)),
     ("pubsub|numpat", Class::Broadcast(Merge::Max)),
+    ("bgsave", Class::Broadcast(Merge::AllOk)),
+    ("bgrewriteaof", Class::Broadcast(Merge::AllOk)),
+    ("lastsave", Class::Broadcast(Merge::Min)),
+    ("module|list", Class::Broadcast(Merge::Union)),
     ("swapdb", Class::SingleShard),
-    ("debug", Class::SingleShard),
     ("cluster", Class::SingleShard),
     ("save", Class::SingleShard),
-    ("bgsave", Class::SingleShard),
-    ("bgrewriteaof", Class::SingleShard),
-    ("acl", Class::SingleShard),
     ("module", Class::SingleShard),
     ("sync", Class::ReplicaLink),
     ("psync", Class::ReplicaLink),
     ("replconf", Class::ReplicaLink),
-    ("replicaof", Class::Replication),
-    ("slaveof", Class::Replication),
-    ("failover", Class::Replication),
-    ("shutdown", Class::Replication),
+    ("debug", Class::ServerOnly),
+    ("shutdown", Class::ServerOnly),
+    ("replicaof", Class::ServerOnly),
+    ("slaveof", Class::ServerOnly),
+    ("failover", Class::ServerOnly),
+    ("script|debug", Class::ServerOnly),
+    ("module|load", Class::ServerOnly),
+    ("module|loadex", Class::ServerOnly),
+    ("module|unload", Class::ServerOnly),
 ];
 
 fn classes() -> &'static [Class] {
@@ -268,7 +285,7 @@ mod tests {
             Class::Broadcast(Merge::Same)
         );
         assert_eq!(class(&["CLUSTER", "INFO"]), Class::SingleShard);
-        assert_eq!(class(&["CONFIG", "GET", "x"]), Class::Keyed);
+        assert_eq!(class(&["CONFIG", "GET", "x"]), Class::ConfigGet);
         assert_eq!(class(&["GET", "k"]), Class::Keyed);
         assert_eq!(class(&["MGET", "a", "b"]), Class::Split(SplitKind::Mget));
     }

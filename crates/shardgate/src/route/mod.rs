@@ -32,6 +32,10 @@ pub enum Route {
     Broadcast(Merge),
     /// SCAN, shard by shard.
     Scan,
+    /// CONFIG GET on this shard: secrets are redacted from the reply.
+    ConfigGet {
+        shard: usize,
+    },
     /// Answered or driven by the client session.
     Session(SessionCommand),
     Refuse(Refusal),
@@ -46,8 +50,10 @@ pub enum Refusal {
     NoShard,
     /// Meaningless on a pool with several shards.
     MultiShard(&'static str),
-    /// Would change replication behind the proxy's back.
-    Replication(&'static str),
+    /// Would change or stop the server under every client.
+    ServerOnly(&'static str),
+    /// CONFIG SET of a setting the proxy depends on.
+    ProtectedConfig(&'static str),
     /// Only a replica speaks it to its master; never through a proxy.
     ReplicaLink(&'static str),
 }
@@ -61,8 +67,11 @@ impl Refusal {
             Refusal::MultiShard(name) => format!(
                 "ERR shardgate: '{name}' is not supported on pool '{pool}', which has several shards"
             ),
-            Refusal::Replication(name) => format!(
-                "ERR shardgate: '{name}' is not allowed through the proxy on pool '{pool}', whose replication it manages"
+            Refusal::ServerOnly(name) => format!(
+                "ERR shardgate: '{name}' is not allowed through the proxy: it would affect every client of pool '{pool}'; run it on the server itself"
+            ),
+            Refusal::ProtectedConfig(name) => format!(
+                "ERR shardgate: CONFIG SET '{name}' is not allowed through the proxy: pool '{pool}' depends on it; change it on the servers themselves"
             ),
             Refusal::ReplicaLink(name) => format!(
                 "ERR shardgate: '{name}' is part of the replication protocol and is not supported through the proxy; connect replicas to the server itself"
@@ -74,11 +83,46 @@ impl Refusal {
 /// Redis Cluster's wording for keys on several slots.
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
-/// What routing needs to know about the pool besides its topology.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PoolRules {
-    /// The proxy follows or drives failover: replication commands are refused.
-    pub manages_replication: bool,
+/// Server settings the proxy depends on; CONFIG SET of any of them is
+/// refused. Credentials (a changed password locks the proxy out), limits
+/// that make the server close or refuse a connection (a shared connection
+/// carries every client's requests), and the script time limit (BUSY).
+const PROTECTED_CONFIG: &[&str] = &[
+    "requirepass",
+    "masterauth",
+    "masteruser",
+    "timeout",
+    "maxclients",
+    "maxmemory-clients",
+    "client-output-buffer-limit",
+    "client-query-buffer-limit",
+    "proto-max-bulk-len",
+    "busy-reply-threshold",
+    "lua-time-limit",
+    "port",
+    "bind",
+    "unixsocket",
+    "unixsocketperm",
+    "protected-mode",
+    "enable-protected-configs",
+    "enable-debug-command",
+    "enable-module-command",
+    "aclfile",
+];
+
+/// The protected setting among CONFIG SET's `name value` pairs, if any
+/// (TLS settings too: the proxy's connections depend on them).
+pub fn protected_config(request: &Request) -> Option<&'static str> {
+    (2..request.argc()).step_by(2).find_map(|i| {
+        let name = request.arg(i)?;
+        if name.len() > 4 && name[..4].eq_ignore_ascii_case(b"tls-") {
+            return Some("tls-*");
+        }
+        PROTECTED_CONFIG
+            .iter()
+            .find(|p| p.as_bytes().eq_ignore_ascii_case(name))
+            .copied()
+    })
 }
 
 /// Decides where `request` goes. `keys` is scratch space (cleared here)
@@ -87,7 +131,6 @@ pub fn route(
     request: &Request,
     resolution: &Resolution,
     topology: &Topology,
-    rules: PoolRules,
     keys: &mut Vec<usize>,
 ) -> Route {
     keys.clear();
@@ -110,11 +153,18 @@ pub fn route(
     match class_of(id) {
         Class::Session(command) => Route::Session(command),
         Class::ReplicaLink => Route::Refuse(Refusal::ReplicaLink(spec.name())),
-        Class::Replication if rules.manages_replication => {
-            Route::Refuse(Refusal::Replication(spec.name()))
-        }
-        Class::Replication | Class::SingleShard if single => keyed(request, spec, topology, keys),
-        Class::Replication | Class::SingleShard => Route::Refuse(Refusal::MultiShard(spec.name())),
+        Class::ServerOnly => Route::Refuse(Refusal::ServerOnly(spec.name())),
+        Class::ConfigSet => match protected_config(request) {
+            Some(name) => Route::Refuse(Refusal::ProtectedConfig(name)),
+            None if single => keyed(request, spec, topology, keys),
+            None => Route::Broadcast(Merge::AllOk),
+        },
+        Class::ConfigGet => match keyed(request, spec, topology, keys) {
+            Route::Shard { shard, .. } => Route::ConfigGet { shard },
+            other => other,
+        },
+        Class::SingleShard if single => keyed(request, spec, topology, keys),
+        Class::SingleShard => Route::Refuse(Refusal::MultiShard(spec.name())),
         Class::Keyed => keyed(request, spec, topology, keys),
         Class::Channel => match request.arg(1) {
             Some(channel) => match topology.shard_of(channel) {

@@ -16,13 +16,9 @@ fn topology(servers: usize) -> Topology {
 }
 
 fn route_of(topology: &Topology, args: &[&str]) -> Route {
-    route_with(topology, args, PoolRules::default())
-}
-
-fn route_with(topology: &Topology, args: &[&str], rules: PoolRules) -> Route {
     let request = Request::from_args(args);
     let resolution = resolve(&request);
-    route(&request, &resolution, topology, rules, &mut Vec::new())
+    route(&request, &resolution, topology, &mut Vec::new())
 }
 
 /// Two keys that hash to different shards of `topology`.
@@ -150,15 +146,10 @@ fn keyless_commands_go_to_the_default_shard() {
             keyless: true
         }
     );
-    // CONFIG GET is not flagged readonly in Redis 7: it goes to the master.
+    // CONFIG GET goes to the master, its reply redacted of secrets.
     assert_eq!(
         route_of(&t, &["CONFIG", "GET", "maxmemory"]),
-        Route::Shard {
-            shard: 0,
-            read: false,
-            blocking: false,
-            keyless: true
-        }
+        Route::ConfigGet { shard: 0 }
     );
 }
 
@@ -212,10 +203,6 @@ fn unsound_commands_are_refused_on_several_shards() {
         Route::Refuse(Refusal::MultiShard("swapdb"))
     );
     assert_eq!(
-        route_of(&t3, &["DEBUG", "RELOAD"]),
-        Route::Refuse(Refusal::MultiShard("debug"))
-    );
-    assert_eq!(
         route_of(&t3, &["CLUSTER", "INFO"]),
         Route::Refuse(Refusal::MultiShard("cluster|info"))
     );
@@ -223,13 +210,38 @@ fn unsound_commands_are_refused_on_several_shards() {
         route_of(&t1, &["SWAPDB", "0", "1"]),
         Route::Shard { .. }
     ));
-    let managed = PoolRules {
-        manages_replication: true,
-    };
+    // Whatever the pool: these change the server under every client.
+    for (command, name) in [
+        (&["REPLICAOF", "NO", "ONE"][..], "replicaof"),
+        (&["SHUTDOWN", "NOSAVE"][..], "shutdown"),
+        (&["DEBUG", "SLEEP", "0"][..], "debug"),
+        (&["SCRIPT", "DEBUG", "YES"][..], "script|debug"),
+        (&["FAILOVER"][..], "failover"),
+    ] {
+        assert_eq!(
+            route_of(&t1, command),
+            Route::Refuse(Refusal::ServerOnly(name))
+        );
+    }
     assert_eq!(
-        route_with(&t1, &["REPLICAOF", "NO", "ONE"], managed),
-        Route::Refuse(Refusal::Replication("replicaof"))
+        route_of(
+            &t3,
+            &["CONFIG", "SET", "maxmemory", "1mb", "requirepass", "x"]
+        ),
+        Route::Refuse(Refusal::ProtectedConfig("requirepass"))
     );
+    assert_eq!(
+        route_of(&t1, &["CONFIG", "SET", "TLS-port", "1"]),
+        Route::Refuse(Refusal::ProtectedConfig("tls-*"))
+    );
+    assert_eq!(
+        route_of(&t3, &["CONFIG", "SET", "maxmemory", "1mb"]),
+        Route::Broadcast(Merge::AllOk)
+    );
+    assert!(matches!(
+        route_of(&t3, &["CONFIG", "GET", "*"]),
+        Route::ConfigGet { .. }
+    ));
     assert!(Refusal::CrossSlot.message("p").starts_with("CROSSSLOT "));
     // Even on one shard with no managed replication: these would shift
     // a shared connection's reply queue.

@@ -111,6 +111,7 @@ impl Controller {
                 Failover::Managed => format!("{MANAGED_NAME}{instance}"),
                 Failover::None | Failover::Sentinel => format!("{WATCHER_NAME}{instance}"),
             }),
+            ask_id: false,
         };
         let shards = groups.len();
         // twemproxy ejects after `server_failure_limit` failures in a row.
@@ -279,9 +280,13 @@ impl Controller {
         }
         let label = node.addr.label.clone();
         let before = node.role().map(role_name);
+        let was_busy = node.is_busy();
         let error = result.as_ref().err().cloned();
         let flipped = node.apply(result, rise, fall);
         let after = node.role().map(role_name);
+        let busy = node
+            .is_busy()
+            .then(|| node.last.as_ref().and_then(|p| p.busy.clone()));
         let learned = self.learn_nodes(shard, addr);
         if let Some(health) = flipped {
             self.state.stats.health_flips.fetch_add(1, Relaxed);
@@ -290,6 +295,18 @@ impl Controller {
                 (health, _) => format!("node {label} is {}", format!("{health:?}").to_lowercase()),
             };
             self.record(shard, "health", message);
+        }
+        match (was_busy, busy) {
+            (false, Some(reason)) => self.record(
+                shard,
+                "busy",
+                format!(
+                    "node {label} is busy (alive, but answering {}); SCRIPT KILL or FUNCTION KILL through the proxy ends it",
+                    reason.unwrap_or_default()
+                ),
+            ),
+            (true, None) => self.record(shard, "busy", format!("node {label} is no longer busy")),
+            _ => {}
         }
         if before.is_some() && before != after {
             self.record(

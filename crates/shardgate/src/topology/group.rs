@@ -150,6 +150,11 @@ impl NodeHealth {
         self.fail_streak
     }
 
+    /// The last probe was answered `BUSY` (a long script runs).
+    pub fn is_busy(&self) -> bool {
+        self.last.as_ref().is_some_and(|p| p.busy.is_some())
+    }
+
     pub fn role(&self) -> Option<&Role> {
         self.last.as_ref().map(|p| &p.replication.role)
     }
@@ -461,6 +466,9 @@ impl Group {
         if node.health != Health::Up {
             return Some(format!("health {:?}", node.health).to_lowercase());
         }
+        if node.is_busy() {
+            return Some("busy running a script".into());
+        }
         let Some(Role::Replica { link_up, .. }) = node.role() else {
             return Some("not a replica".into());
         };
@@ -562,6 +570,7 @@ mod tests {
                 master_repl_offset: offset,
             },
             new_connection: false,
+            busy: None,
         })
     }
 
@@ -599,6 +608,7 @@ mod tests {
                 master_repl_offset: offset,
             },
             new_connection: false,
+            busy: None,
         })
     }
 

@@ -18,6 +18,16 @@ pub struct Probe {
     /// Answered on a connection made for this probe: the node may have
     /// restarted since the last answer (a restart breaks the kept one).
     pub new_connection: bool,
+    /// The node answered `BUSY` (a script or function runs past Redis's
+    /// busy-reply-threshold): it is alive, so it counts as an answer, and
+    /// `replication` is what the last full probe learned.
+    pub busy: Option<String>,
+}
+
+/// Whether a server's error (or a handshake failure quoting one) is
+/// Redis's `BUSY`: alive, running a script.
+pub fn is_busy(error: &str) -> bool {
+    error.starts_with("BUSY ") || error.contains(": BUSY ")
 }
 
 /// A node's prober: keeps its connection between probes.
@@ -26,6 +36,8 @@ pub struct Prober {
     handshake: Handshake,
     timeout: Duration,
     conn: Option<WireConn>,
+    /// What the last full probe learned, for probes answered `BUSY`.
+    last: Option<Replication>,
 }
 
 impl Prober {
@@ -35,6 +47,7 @@ impl Prober {
             handshake,
             timeout,
             conn: None,
+            last: None,
         }
     }
 
@@ -52,7 +65,11 @@ impl Prober {
         let started = Instant::now();
         let new_connection = self.conn.is_none();
         if new_connection {
-            self.conn = Some(WireConn::connect(self.addr, &self.handshake, self.timeout).await?);
+            match WireConn::connect(self.addr, &self.handshake, self.timeout).await {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) if is_busy(&e) => return self.busy(started, true, e),
+                Err(e) => return Err(e),
+            }
         }
         let conn = self.conn.as_mut().ok_or("not connected")?;
         let left = self
@@ -67,15 +84,36 @@ impl Prober {
             return Err("short reply".into());
         };
         if let Value::Error(e) = pong {
-            return Err(format!("PING: {}", String::from_utf8_lossy(e)));
+            let error = String::from_utf8_lossy(e).into_owned();
+            if is_busy(&error) {
+                return self.busy(started, new_connection, error);
+            }
+            return Err(format!("PING: {error}"));
         }
         let info =
             text(info).ok_or_else(|| format!("INFO replication: unexpected reply {info:?}"))?;
         let replication = parse_replication(&info).ok_or("INFO replication has no role")?;
+        self.last = Some(replication.clone());
         Ok(Probe {
             latency,
             replication,
             new_connection,
+            busy: None,
+        })
+    }
+
+    /// A probe answered `BUSY`: the node's last known replication state,
+    /// marked busy (a failure when nothing is known of it yet).
+    fn busy(&self, started: Instant, new_connection: bool, error: String) -> Result<Probe, String> {
+        let replication = self
+            .last
+            .clone()
+            .ok_or_else(|| format!("busy before its first answer: {error}"))?;
+        Ok(Probe {
+            latency: started.elapsed(),
+            replication,
+            new_connection,
+            busy: Some(error),
         })
     }
 

@@ -133,6 +133,7 @@ pub fn spawn_watchers(
                 db: 0,
                 resp3: false,
                 client_name: None,
+                ask_id: false,
             },
             timeout: config.connect_timeout,
             tx: tx.clone(),

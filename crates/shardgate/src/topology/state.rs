@@ -8,9 +8,9 @@ use arc_swap::ArcSwap;
 
 use super::{PoolStatus, Topology};
 use crate::auth::{CommandRules, User, Users};
-use crate::backend::NodeStats;
+use crate::backend::{Episode, NodeStats};
 use crate::config::PoolConfig;
-use crate::frontend::clients::Clients;
+use crate::frontend::clients::{ClientPause, Clients};
 use crate::metrics::{PoolStats, SlowLog};
 use crate::proxy_info::ProxyInfo;
 use crate::scripts::Scripts;
@@ -23,6 +23,8 @@ pub struct PoolState {
     pub admitted: AtomicU32,
     /// Every connected client, for CLIENT LIST / KILL.
     pub clients: Clients,
+    /// CLIENT PAUSE, for every client of the pool.
+    pub pause: ClientPause,
     /// Who may connect, and what they may run.
     pub users: Users,
     /// Clients turned away at `client_connections`.
@@ -41,6 +43,8 @@ pub struct PoolState {
     worker_stats: Mutex<Vec<Arc<PoolStats>>>,
     /// Every worker's per-node counters, by node address.
     node_stats: Mutex<Vec<(SocketAddr, Arc<NodeStats>)>>,
+    /// Each node's trouble episode, shared by the workers.
+    episodes: Mutex<std::collections::HashMap<SocketAddr, Arc<Episode>>>,
 }
 
 /// What the controller counts, for metrics.
@@ -66,6 +70,7 @@ impl PoolState {
             topology: ArcSwap::from_pointee(topology),
             admitted: AtomicU32::new(0),
             clients: Clients::default(),
+            pause: ClientPause::default(),
             users,
             rejected_clients: AtomicU64::new(0),
             stats: ControlStats::default(),
@@ -75,7 +80,17 @@ impl PoolState {
             status: ArcSwap::from_pointee(PoolStatus::default()),
             worker_stats: Mutex::new(Vec::new()),
             node_stats: Mutex::new(Vec::new()),
+            episodes: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The trouble episode of the node at `addr` (one per node, shared by
+    /// every worker; `name` names it in logs).
+    pub fn episode(&self, addr: SocketAddr, name: &Arc<str>) -> Arc<Episode> {
+        lock(&self.episodes)
+            .entry(addr)
+            .or_insert_with(|| Arc::new(Episode::new(name.clone())))
+            .clone()
     }
 
     /// The current snapshot.

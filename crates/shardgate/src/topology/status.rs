@@ -38,6 +38,8 @@ pub struct NodeStatus {
     /// The role the node reports: `master`, `replica`, or `unknown`.
     pub role: &'static str,
     pub health: Health,
+    /// Alive but answering `BUSY` (a long script or function runs).
+    pub busy: bool,
     pub origin: Origin,
     /// For a replica: `master_link_status:up`.
     pub link_up: Option<bool>,
@@ -73,6 +75,7 @@ impl NodeStatus {
             is_master,
             role,
             health: node.health,
+            busy: node.is_busy(),
             origin: node.origin,
             link_up,
             lag_seconds: lag.map(|l| l.seconds),

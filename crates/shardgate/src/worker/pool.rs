@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::backend::{ConnSettings, Handshake, Node, NodeStats};
+use crate::backend::{ConnSettings, EpisodeLog, Handshake, Node, NodeStats};
 use crate::config::{PoolConfig, ReadBalance, ReadPolicy, ReplicaFallback};
 use crate::metrics::PoolStats;
-use crate::route::PoolRules;
 use crate::topology::{NodeAddr, PoolState, Topology};
 
 /// Round-robin hands each node this many picks in a row: the reads a
@@ -86,6 +85,16 @@ impl ShardView {
     }
 }
 
+/// What a worker keeps per node address across topology changes: a
+/// replica readmitted or a master back opens a new `Node`, but must not
+/// register new counters each time (they would pile up forever), and its
+/// trouble episode must end when the node answers again.
+#[derive(Clone)]
+struct Kept {
+    stats: Arc<NodeStats>,
+    episode: Rc<EpisodeLog>,
+}
+
 /// The snapshot a session routes a batch with.
 pub struct PoolView {
     pub topology: Arc<Topology>,
@@ -95,17 +104,15 @@ pub struct PoolView {
 /// One pool inside one worker.
 pub struct PoolWorker {
     pub state: Arc<PoolState>,
-    pub rules: PoolRules,
     /// This worker's counters for the pool.
     pub stats: Arc<PoolStats>,
     /// Whether sessions keep per-command metrics.
     pub metrics: bool,
     view: RefCell<Rc<PoolView>>,
     nodes: RefCell<HashMap<SocketAddr, Rc<Node>>>,
-    /// This worker's counters per node, kept when a node leaves the view:
-    /// a replica readmitted or a master back opens a new `Node`, but must
-    /// not register new counters each time (they would pile up forever).
-    node_stats: RefCell<HashMap<SocketAddr, Arc<NodeStats>>>,
+    /// What this worker keeps per node address when the node leaves the
+    /// view (see [`Kept`]).
+    kept: RefCell<HashMap<SocketAddr, Kept>>,
     /// Fast hashes of script bodies this worker has already recorded, so
     /// a repeated EVAL costs a hash, not a SHA1 and a lock.
     seen_scripts: RefCell<std::collections::HashSet<u64>>,
@@ -115,27 +122,17 @@ impl PoolWorker {
     /// Opens this worker's connections to every node of the pool. Must run
     /// inside the worker's `LocalSet`.
     pub fn new(state: Arc<PoolState>, metrics: bool) -> PoolWorker {
-        let rules = PoolRules {
-            manages_replication: state.config.failover != crate::config::Failover::None,
-        };
         let topology = state.topology();
         let mut nodes = HashMap::new();
-        let mut node_stats = HashMap::new();
-        let shards = build_shards(
-            &state,
-            &topology,
-            &HashMap::new(),
-            &mut nodes,
-            &mut node_stats,
-        );
+        let mut kept = HashMap::new();
+        let shards = build_shards(&state, &topology, &HashMap::new(), &mut nodes, &mut kept);
         PoolWorker {
             stats: state.new_worker_stats(),
             metrics,
             state,
-            rules,
             view: RefCell::new(Rc::new(PoolView { topology, shards })),
             nodes: RefCell::new(nodes),
-            node_stats: RefCell::new(node_stats),
+            kept: RefCell::new(kept),
             seen_scripts: RefCell::new(std::collections::HashSet::new()),
         }
     }
@@ -176,7 +173,7 @@ impl PoolWorker {
             &topology,
             &old,
             &mut nodes,
-            &mut self.node_stats.borrow_mut(),
+            &mut self.kept.borrow_mut(),
         );
         *self.nodes.borrow_mut() = nodes;
         let view = Rc::new(PoolView { topology, shards });
@@ -190,17 +187,20 @@ fn build_shards(
     topology: &Topology,
     old: &HashMap<SocketAddr, Rc<Node>>,
     nodes: &mut HashMap<SocketAddr, Rc<Node>>,
-    node_stats: &mut HashMap<SocketAddr, Arc<NodeStats>>,
+    kept: &mut HashMap<SocketAddr, Kept>,
 ) -> Vec<ShardView> {
     let mut node = |addr: &NodeAddr| -> Rc<Node> {
         if let Some(node) = nodes.get(&addr.addr) {
             return node.clone();
         }
         let node = old.get(&addr.addr).cloned().unwrap_or_else(|| {
-            let stats = node_stats
-                .entry(addr.addr)
-                .or_insert_with(|| state.new_node_stats(addr.addr));
-            Rc::new(open_node(state, addr, stats.clone()))
+            let kept = kept.entry(addr.addr).or_insert_with(|| Kept {
+                stats: state.new_node_stats(addr.addr),
+                episode: Rc::new(EpisodeLog::new(
+                    state.episode(addr.addr, &node_name(state, addr)),
+                )),
+            });
+            Rc::new(open_node(state, addr, kept.clone()))
         });
         nodes.insert(addr.addr, node.clone());
         node
@@ -216,16 +216,22 @@ fn build_shards(
         .collect()
 }
 
-fn open_node(state: &PoolState, addr: &NodeAddr, stats: Arc<NodeStats>) -> Node {
+/// How errors and logs name a node: `pool 'p' server host:port`.
+fn node_name(state: &PoolState, addr: &NodeAddr) -> Arc<str> {
+    format!("pool '{}' server {}", state.config.name, addr.label).into()
+}
+
+fn open_node(state: &PoolState, addr: &NodeAddr, kept: Kept) -> Node {
     let config = &state.config;
     let settings = ConnSettings {
         addr: addr.addr,
-        name: format!("pool '{}' server {}", config.name, addr.label).into(),
+        name: node_name(state, addr),
         handshake: Handshake {
             auth: config.redis_auth.clone(),
             db: config.redis_db,
             resp3: false,
             client_name: None,
+            ask_id: false,
         },
         timeout: config.timeout,
         connect_timeout: config.connect_timeout,
@@ -236,6 +242,7 @@ fn open_node(state: &PoolState, addr: &NodeAddr, stats: Arc<NodeStats>) -> Node 
         settings,
         addr.label.clone(),
         config.server_connections as usize,
-        stats,
+        kept.stats,
+        kept.episode,
     )
 }

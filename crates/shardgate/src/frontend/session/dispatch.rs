@@ -10,7 +10,7 @@ use bytes::Bytes;
 use resp::Request;
 
 use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
-use super::{ClientStream, Flow, Session};
+use super::{ClientStream, End, Flow, Session};
 use crate::auth;
 use crate::backend::{BackendError, BackendErrorKind, Conn, Node, ReplySlot};
 use crate::command::{self, AclCategories, CommandFlags, CommandSpec, Resolution};
@@ -31,6 +31,10 @@ impl<S: ClientStream> Session<S> {
 
     fn dispatch_request(&mut self, request: Request) -> Flow {
         let resolution = command::resolve(&request);
+        if matches!(resolution, Resolution::Unknown) && is_http(&request) {
+            // Never forwarded: Redis would close the connection carrying it.
+            return Flow::Close(End::CrossProtocol);
+        }
         self.command = match resolution {
             Resolution::Known(id, _) => {
                 self.client.entry.set_command(id);
@@ -46,6 +50,10 @@ impl<S: ClientStream> Session<S> {
         }
         if let Some(flow) = self.check_permissions(&request, &resolution) {
             return flow;
+        }
+        if self.pool.state.pause.holds(pause_writes(&resolution)) {
+            self.held = Some(request);
+            return Flow::Pause;
         }
         self.note_script(&request);
         if self.client.readonly || !self.pool.config().read_your_writes.is_zero() {
@@ -72,13 +80,7 @@ impl<S: ClientStream> Session<S> {
 
     /// Where `request` goes with this batch's topology.
     pub(super) fn route(&mut self, request: &Request, resolution: &Resolution) -> Route {
-        route::route(
-            request,
-            resolution,
-            &self.view.topology,
-            self.pool.rules,
-            &mut self.keys,
-        )
+        route::route(request, resolution, &self.view.topology, &mut self.keys)
     }
 
     pub(super) fn dispatch_route(
@@ -105,6 +107,11 @@ impl<S: ClientStream> Session<S> {
             Route::Split(kind) => self.split(kind, request),
             Route::Broadcast(merge) => self.broadcast(merge, request),
             Route::Scan => self.scan(request),
+            Route::ConfigGet { shard } => {
+                let slot = self.send_to_shard(shard, false, request.raw);
+                self.push(Pending::ConfigGet(slot));
+                Flow::Next
+            }
             Route::Refuse(refusal) => {
                 let message = refusal.message(&self.pool.config().name);
                 self.push_error(&message);
@@ -479,31 +486,45 @@ impl<S: ClientStream> Session<S> {
             Merge::Wait => return self.wait(request, &shards),
             _ => {}
         }
-        let proxy_info = match merge {
+        let info = match merge {
             Merge::Info => match self.info_plan(&request) {
                 InfoPlan::ProxyOnly(text) => {
                     self.push(Pending::Ready(self.encode_info(&text)));
                     return Flow::Next;
                 }
-                InfoPlan::Shards { proxy } => proxy,
+                InfoPlan::Shards { patch } => Some(Box::new(patch)),
             },
             _ => None,
         };
+        // SCRIPT KILL and FUNCTION KILL must not queue behind the script
+        // they are meant to stop: they go over side connections.
+        let urgent = merge == Merge::AnyOk;
         let parts = shards
             .into_iter()
             .map(|shard| {
-                FanoutPart::shared(
-                    self.shard_name(shard),
-                    self.send_to_shard(shard, false, request.raw.clone()),
-                )
+                let slot = if urgent {
+                    self.send_urgent(shard, request.raw.clone())
+                } else {
+                    self.send_to_shard(shard, false, request.raw.clone())
+                };
+                FanoutPart::shared(self.shard_name(shard), slot)
             })
             .collect();
         self.pool.stats.fanouts.inc();
         self.push(Pending::Fanout {
             parts,
-            combine: Box::new(Combine::Broadcast { merge, proxy_info }),
+            combine: Box::new(Combine::Broadcast { merge, info }),
         });
         Flow::Next
+    }
+
+    /// Sends `frame` to the shard's master over its side connection (see
+    /// [`crate::backend::Node::side`]).
+    fn send_urgent(&self, shard: usize, frame: Bytes) -> ReplySlot {
+        match self.node_for(shard, false) {
+            Ok(node) => node.side(self.client.resp3).send(frame),
+            Err(error) => ReplySlot::ready(Err(error)),
+        }
     }
 
     /// WAIT: on every shard, how many replicas have the client's writes.
@@ -549,7 +570,7 @@ impl<S: ClientStream> Session<S> {
             parts,
             combine: Box::new(Combine::Broadcast {
                 merge: Merge::Wait,
-                proxy_info: None,
+                info: None,
             }),
         });
         Flow::Barrier
@@ -613,6 +634,28 @@ fn writes(resolution: &Resolution) -> bool {
     }
 }
 
+/// Whether CLIENT PAUSE WRITE holds a command: writes, scripts and
+/// functions that may write, PUBLISH (Redis's `may-replicate` commands),
+/// EXEC (it may carry writes), and commands the table does not know.
+fn pause_writes(resolution: &Resolution) -> bool {
+    match resolution {
+        Resolution::Known(_, spec) | Resolution::UnknownSubcommand(_, spec) => {
+            spec.is_write()
+                || (!spec.is_readonly() && spec.acl_categories().contains(AclCategories::SCRIPTING))
+                || matches!(spec.name(), "publish" | "spublish" | "exec")
+        }
+        Resolution::Unknown => true,
+    }
+}
+
+/// `POST` and `Host:` as a command: an HTTP request sent to the port,
+/// which Redis answers by closing the connection.
+fn is_http(request: &Request) -> bool {
+    request.arg(0).is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+    })
+}
+
 /// What WAIT publishes first: `PUBLISH __shardgate:wait ""`.
 const WAIT_MARKER: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$16\r\n__shardgate:wait\r\n$0\r\n\r\n";
 
@@ -620,8 +663,10 @@ const WAIT_MARKER: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$16\r\n__shardgate:wait\r\n$
 pub(super) enum InfoPlan {
     /// `INFO proxy`: answered by the proxy alone.
     ProxyOnly(String),
-    /// Sent to the shards, with the proxy section first if asked for.
-    Shards { proxy: Option<String> },
+    /// Sent to the shards, with the proxy's figures patched in.
+    Shards {
+        patch: crate::fanout::broadcast::InfoPatch,
+    },
 }
 
 /// A blocking call's own timeout: `Some(None)` waits forever (timeout 0),

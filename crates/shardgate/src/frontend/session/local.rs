@@ -41,6 +41,7 @@ impl<S: ClientStream> Session<S> {
             SessionCommand::Unsubscribe(kind) => self.unsubscribe(kind, request),
             SessionCommand::Monitor => self.monitor(),
             SessionCommand::Slowlog => self.slowlog(&request),
+            SessionCommand::Acl => self.acl(&request),
         }
     }
 
@@ -306,14 +307,20 @@ impl<S: ClientStream> Session<S> {
             }
             (b"GETREDIR", 2) => Ok(integer(-1)),
             (b"TRACKINGINFO", 2) => Ok(self.tracking_info()),
-            (b"TRACKING" | b"CACHING" | b"PAUSE" | b"UNPAUSE" | b"UNBLOCK", _) => Err(format!(
+            (b"PAUSE", 3 | 4) => self.client_pause(request),
+            (b"UNPAUSE", 2) => {
+                self.pool.state.pause.unpause();
+                Ok(Bytes::from_static(b"+OK\r\n"))
+            }
+            (b"UNBLOCK", 3 | 4) => self.client_unblock(request),
+            (b"TRACKING" | b"CACHING", _) => Err(format!(
                 "ERR shardgate: CLIENT {} is not supported through the proxy",
                 String::from_utf8_lossy(&sub)
             )),
             (b"HELP", 2) => Ok(client_help()),
             (
                 b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"REPLY" | b"SETINFO" | b"NO-EVICT"
-                | b"GETREDIR" | b"TRACKINGINFO" | b"HELP",
+                | b"GETREDIR" | b"TRACKINGINFO" | b"HELP" | b"PAUSE" | b"UNPAUSE" | b"UNBLOCK",
                 _,
             ) => Err(arity(&format!(
                 "client|{}",
@@ -419,6 +426,47 @@ impl<S: ClientStream> Session<S> {
         Ok(integer(killed))
     }
 
+    /// CLIENT PAUSE timeout [WRITE|ALL]: every client of the pool (this one
+    /// included) holds the commands the mode covers until the timeout or
+    /// CLIENT UNPAUSE, as Redis holds its clients.
+    fn client_pause(&self, request: &Request) -> Result<Bytes, String> {
+        let timeout = match parse_integer(request.arg(2).unwrap_or_default()) {
+            Some(ms) if ms < 0 => return Err("ERR timeout is negative".into()),
+            Some(ms) => ms,
+            None => return Err("ERR timeout is not an integer or out of range".into()),
+        };
+        let mode = match request.arg(3) {
+            None => crate::frontend::clients::PAUSE_ALL,
+            Some(m) if m.eq_ignore_ascii_case(b"ALL") => crate::frontend::clients::PAUSE_ALL,
+            Some(m) if m.eq_ignore_ascii_case(b"WRITE") => crate::frontend::clients::PAUSE_WRITE,
+            Some(_) => return Err("ERR CLIENT PAUSE mode must be WRITE or ALL".into()),
+        };
+        let until = std::time::Instant::now()
+            + std::time::Duration::from_millis(u64::try_from(timeout).unwrap_or(0));
+        self.pool.state.pause.pause(until, mode);
+        Ok(Bytes::from_static(b"+OK\r\n"))
+    }
+
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking
+    /// call as Redis would; 1 if it was blocked.
+    fn client_unblock(&self, request: &Request) -> Result<Bytes, String> {
+        use crate::frontend::clients::{UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
+        let Some(id) = parse_integer(request.arg(2).unwrap_or_default()) else {
+            return Err("ERR value is not an integer or out of range".into());
+        };
+        let how = match request.arg(3) {
+            None => UNBLOCK_TIMEOUT,
+            Some(m) if m.eq_ignore_ascii_case(b"TIMEOUT") => UNBLOCK_TIMEOUT,
+            Some(m) if m.eq_ignore_ascii_case(b"ERROR") => UNBLOCK_ERROR,
+            Some(_) => return Err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into()),
+        };
+        let unblocked = u64::try_from(id)
+            .ok()
+            .and_then(|id| self.pool.state.clients.get(id))
+            .is_some_and(|entry| entry.unblock(how));
+        Ok(integer(i64::from(unblocked)))
+    }
+
     fn tracking_info(&self) -> Bytes {
         let mut out = BytesMut::new();
         if self.client.resp3 {
@@ -495,7 +543,24 @@ impl<S: ClientStream> Session<S> {
         if sections.len() == 1 && sections.first().is_some_and(|s| s == "proxy") {
             return InfoPlan::ProxyOnly(proxy.unwrap_or_default());
         }
-        InfoPlan::Shards { proxy }
+        let clients = &self.pool.state.clients;
+        let blocked = clients.blocked() as u64;
+        let mut figures = vec![
+            ("connected_clients", clients.count() as u64),
+            ("blocked_clients", blocked),
+            ("tracking_clients", 0),
+            ("clients_in_timeout_table", blocked),
+        ];
+        let limit = self.pool.config().client_connections;
+        if limit > 0 {
+            figures.push(("maxclients", u64::from(limit)));
+        }
+        InfoPlan::Shards {
+            patch: crate::fanout::broadcast::InfoPatch {
+                proxy,
+                clients: figures,
+            },
+        }
     }
 
     /// `# Proxy`: the proxy's version, uptime and workers, then one line
@@ -622,7 +687,7 @@ fn client_help() -> Bytes {
 }
 
 /// A HELP subcommand's reply: one simple string per line, as Redis sends it.
-fn help_reply(lines: &[&str]) -> Bytes {
+pub(super) fn help_reply(lines: &[&str]) -> Bytes {
     let mut out = BytesMut::new();
     resp::encode::array_header(&mut out, lines.len());
     for line in lines {

@@ -20,8 +20,10 @@
 //! - `dispatch`: one request -> where it goes (shard, split, broadcast, scan).
 //! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
 //! - `local`: commands the proxy answers itself (PING, SELECT, HELLO, CLIENT...).
+//! - `acl`: ACL, answered from the pool's own users.
 //! - `stream`: the client socket (TCP or unix).
 
+mod acl;
 mod client;
 mod dispatch;
 mod local;
@@ -100,8 +102,16 @@ pub async fn run<S: ClientStream>(
         batch_started: Instant::now(),
         metrics,
     };
-    match session.serve().await {
+    let ended = session.serve().await;
+    if let Err(End::Shutdown | End::Quit | End::Protocol(_)) = &ended {
+        session.close_gracefully().await;
+    }
+    match ended {
         Err(End::Protocol(_)) => session.pool.stats.protocol_errors.inc(),
+        Err(End::CrossProtocol) => {
+            session.pool.stats.protocol_errors.inc();
+            warn_cross_protocol(&session.pool.config().name, &session.client.entry.addr);
+        }
         Err(reason @ End::SlowReader(_)) => {
             session.pool.stats.slow_clients.inc();
             tracing::warn!(pool = %session.pool.config().name, client = session.client.id(), "client {reason}")
@@ -122,6 +132,7 @@ async fn watch_client<S: ClientStream>(
     stream: &mut S,
     read_buf: &mut BytesMut,
     cancel_on_close: bool,
+    entry: &ClientEntry,
 ) -> End {
     const WATCH_LIMIT: usize = 1 << 20;
     loop {
@@ -130,6 +141,10 @@ async fn watch_client<S: ClientStream>(
         }
         if let Err(e) = stream.ready_to_read().await {
             return End::Io(e);
+        }
+        // Shutting down: what arrives now is not read (nor answered).
+        if entry.signal() != 0 {
+            return std::future::pending().await;
         }
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
@@ -197,6 +212,9 @@ pub(crate) enum Flow {
     Next,
     /// Collect every reply queued so far before dispatching more.
     Barrier,
+    /// CLIENT PAUSE holds the held request: collect the replies queued so
+    /// far, wait for the pause to end, then dispatch it.
+    Pause,
     /// Write the replies queued so far, then end the session.
     Close(End),
 }
@@ -208,6 +226,10 @@ pub(crate) enum End {
     ClientClosed,
     Quit,
     Protocol(ProtocolError),
+    /// `POST` or `Host:`: an HTTP request sent to Redis's port, which Redis
+    /// answers by closing the connection (its guard against cross-protocol
+    /// scripting).
+    CrossProtocol,
     SlowReader(usize),
     Shutdown,
     Killed,
@@ -220,6 +242,7 @@ impl std::fmt::Display for End {
             End::ClientClosed => f.write_str("client closed the connection"),
             End::Quit => f.write_str("QUIT"),
             End::Protocol(e) => write!(f, "protocol error: {e}"),
+            End::CrossProtocol => f.write_str("it sent an HTTP request (POST or Host:)"),
             End::SlowReader(n) => write!(f, "disconnected: client left {n} reply bytes unread"),
             End::Shutdown => f.write_str("proxy shutting down"),
             End::Killed => f.write_str("killed by CLIENT KILL"),
@@ -239,6 +262,7 @@ impl<S: ClientStream> Session<S> {
             }
             match flow {
                 Flow::Close(end) => return Err(end),
+                Flow::Pause => self.wait_unpaused().await?,
                 Flow::Barrier => {}
                 Flow::Next if self.read_buf.len() > parsed => {}
                 Flow::Next => self.read_more().await?,
@@ -257,7 +281,8 @@ impl<S: ClientStream> Session<S> {
             match entry.signal() {
                 0 => {}
                 KILLED => return Err(End::Killed),
-                _ => return self.read_after_shutdown().await,
+                // Everything read is answered; nothing more is read.
+                _ => return Err(End::Shutdown),
             }
             // Messages that arrived meanwhile go out before waiting.
             if self.pubsub.is_some() {
@@ -290,16 +315,34 @@ impl<S: ClientStream> Session<S> {
         self.read_ready().await
     }
 
-    /// Shutting down: serve what the client has already sent (waiting a
-    /// moment for bytes still in flight), but wait for nothing more.
-    async fn read_after_shutdown(&mut self) -> Result<(), End> {
-        const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
-        match tokio::time::timeout(SETTLE, self.stream.ready_to_read()).await {
-            Err(_) => return Err(End::Shutdown),
-            Ok(Err(e)) => return Err(End::Io(e)),
-            Ok(Ok(())) => {}
+    /// Waits for CLIENT PAUSE to end (or the client to be killed, or the
+    /// proxy to stop).
+    async fn wait_unpaused(&mut self) -> Result<(), End> {
+        let entry = self.client.entry.clone();
+        tokio::select! {
+            () = self.pool.state.pause.ended() => Ok(()),
+            signal = entry.signalled() => Err(if signal == KILLED { End::Killed } else { End::Shutdown }),
         }
-        self.read_ready().await
+    }
+
+    /// Closes the connection so that the replies written last still
+    /// arrive: closing a socket with unread bytes makes the kernel send a
+    /// reset, which discards replies not yet delivered. So the write side
+    /// is shut first (the client sees the end after its replies), and
+    /// what the client still sends is read and dropped for a moment.
+    async fn close_gracefully(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+        let _ = self.stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            while let Ok(n) = self.stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
     /// Reads what the client has sent into the read buffer (growing it by
@@ -319,6 +362,17 @@ impl<S: ClientStream> Session<S> {
     /// request left (`Next`), the batch is full or a barrier is reached
     /// (`Barrier`), or the session must end (`Close`).
     fn dispatch_batch(&mut self) -> Flow {
+        let flow = self.dispatch_ready();
+        self.client.entry.buffers.record(
+            self.read_buf.len(),
+            self.read_buf.capacity(),
+            self.queue.len(),
+            self.out_len,
+        );
+        flow
+    }
+
+    fn dispatch_ready(&mut self) -> Flow {
         self.view = self.pool.view();
         self.batch_readers.get_mut().clear();
         if self.metrics {
@@ -353,9 +407,11 @@ impl<S: ClientStream> Session<S> {
         Flow::Barrier
     }
 
-    /// Queues a reply, honouring CLIENT REPLY OFF / SKIP.
+    /// Queues a reply, honouring CLIENT REPLY OFF / SKIP. Pub/Sub
+    /// confirmations are sent whatever the reply mode, as Redis sends
+    /// them (a SKIP is used up by the command all the same).
     fn push(&mut self, pending: Pending) {
-        let silent = self.client.take_reply_silence();
+        let silent = self.client.take_reply_silence() && !pending.is_push();
         self.queue.push_back(Queued {
             pending,
             silent,
@@ -394,20 +450,36 @@ impl<S: ClientStream> Session<S> {
                     // replies are bounded by the pool's timeout and still
                     // written: a client that only half-closed (`nc -N`)
                     // reads them, as from Redis.
-                    let cancel_on_leave = other.is_blocking();
+                    let blocking = other.is_blocking();
+                    let unblock = if blocking {
+                        self.client.entry.set_blocked(true);
+                        self.blocking_targets(&other)
+                    } else {
+                        Vec::new()
+                    };
+                    let entry = self.client.entry.clone();
                     let resolving = other.resolve();
                     let mut resolving = std::pin::pin!(resolving);
-                    let watch = watch_client(&mut self.stream, &mut self.read_buf, cancel_on_leave);
+                    let watch =
+                        watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);
                     let mut watch = std::pin::pin!(watch);
+                    let mut unblocked = std::pin::pin!(entry.unblock_requested());
                     let mut waited = false;
                     let outcome = std::future::poll_fn(|cx| {
                         if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
                             return std::task::Poll::Ready(Ok(reply));
                         }
                         waited = true;
+                        if blocking && unblocked.as_mut().poll(cx).is_ready() {
+                            unblocked.set(entry.unblock_requested());
+                            unblock_calls(&unblock, entry.take_unblock());
+                        }
                         watch.as_mut().poll(cx).map(Err)
                     })
                     .await;
+                    if blocking {
+                        entry.set_blocked(false);
+                    }
                     let (reply, request) = outcome?;
                     (reply, request, waited)
                 }
@@ -465,6 +537,25 @@ impl<S: ClientStream> Session<S> {
         );
     }
 
+    /// The connections a blocking call waits on, with their nodes (for
+    /// CLIENT UNBLOCK).
+    fn blocking_targets(
+        &self,
+        pending: &Pending,
+    ) -> Vec<(Rc<crate::backend::Node>, crate::backend::Conn)> {
+        let of = |lease: &crate::backend::Lease| (lease.node().clone(), lease.conn().clone());
+        match pending {
+            Pending::Leased { lease, .. } => vec![of(lease)],
+            Pending::PinnedBlocking(_) => self.tx.pinned_lease().map(of).into_iter().collect(),
+            Pending::Fanout { parts, .. } => parts
+                .iter()
+                .filter_map(|p| p.lease.as_ref())
+                .map(of)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Writes everything in the output queue.
     async fn flush_out(&mut self) -> Result<(), End> {
         write_all_queued(&mut self.stream, &mut self.out)
@@ -472,5 +563,36 @@ impl<S: ClientStream> Session<S> {
             .map_err(End::Io)?;
         self.out_len = 0;
         Ok(())
+    }
+}
+
+/// Redis logs this once per attempt; the proxy at most once a minute.
+fn warn_cross_protocol(pool: &str, addr: &str) {
+    static LIMIT: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);
+    if LIMIT.allow() {
+        tracing::warn!(
+            pool,
+            client = addr,
+            "possible security attack: a client sent an HTTP request (POST or Host:) to the Redis port; connection closed, as Redis does"
+        );
+    }
+}
+
+/// CLIENT UNBLOCK for a blocked session: each connection its blocking
+/// call waits on is unblocked on its server (`CLIENT UNBLOCK <its id>
+/// TIMEOUT|ERROR`, sent on a connection of its own), so the call answers
+/// exactly as Redis answers an unblocked client.
+fn unblock_calls(targets: &[(Rc<crate::backend::Node>, crate::backend::Conn)], how: u8) {
+    let how: &[u8] = match how {
+        crate::frontend::clients::UNBLOCK_ERROR => b"ERROR",
+        crate::frontend::clients::UNBLOCK_TIMEOUT => b"TIMEOUT",
+        _ => return,
+    };
+    for (node, conn) in targets {
+        let Some(id) = conn.server_id() else { continue };
+        let id = id.to_string();
+        let request = resp::Request::from_args(&[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes(), how]);
+        // Its reply (1 or 0) is not needed: the blocked call answers.
+        drop(node.side(false).send(request.raw));
     }
 }

@@ -14,7 +14,7 @@ pub enum Combine {
     Split(SplitPlan),
     Broadcast {
         merge: Merge,
-        proxy_info: Option<String>,
+        info: Option<Box<fanout::broadcast::InfoPatch>>,
     },
 }
 
@@ -85,6 +85,8 @@ pub enum Pending {
         slot: ReplySlot,
         retry: Box<EvalShaRetry>,
     },
+    /// CONFIG GET's reply, with the values of secret settings redacted.
+    ConfigGet(ReplySlot),
     /// One shard's SCAN reply, its cursor rewritten to say which shard is next.
     Scan {
         slot: ReplySlot,
@@ -97,6 +99,12 @@ impl Pending {
     /// An error reply; `message` carries its prefix (`ERR ...`).
     pub fn error(message: &str) -> Pending {
         Pending::Ready(encode_error(message))
+    }
+
+    /// A Pub/Sub confirmation: sent whatever CLIENT REPLY says, as Redis
+    /// sends them.
+    pub fn is_push(&self) -> bool {
+        matches!(self, Pending::Confirm { .. })
     }
 
     /// Whether the reply may take as long as the client asked (a blocking
@@ -161,8 +169,8 @@ impl Pending {
                 }
                 match *combine {
                     Combine::Split(plan) => fanout::split::merge(&plan, replies),
-                    Combine::Broadcast { merge, proxy_info } => {
-                        fanout::broadcast::merge(merge, replies, proxy_info.as_deref())
+                    Combine::Broadcast { merge, info } => {
+                        fanout::broadcast::merge(merge, replies, info.as_deref())
                     }
                 }
             }
@@ -177,6 +185,10 @@ impl Pending {
                 }
                 reply_bytes(reply)
             }
+            Pending::ConfigGet(slot) => match slot.await {
+                Ok(reply) => crate::secrets::redact_config_get(reply),
+                Err(e) => encode_error(&e.client_message()),
+            },
             Pending::Scan {
                 slot,
                 shard,

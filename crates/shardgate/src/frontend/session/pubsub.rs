@@ -107,6 +107,7 @@ impl<S: ClientStream> Session<S> {
                 db: 0,
                 resp3: self.client.resp3 && mode == LinkMode::PubSub,
                 client_name: None,
+                ask_id: false,
             },
             connect_timeout: config.connect_timeout,
             max_backoff: config.reconnect_backoff_max,
@@ -236,7 +237,10 @@ impl<S: ClientStream> Session<S> {
                     _ => p.count(),
                 });
                 let reply = self.confirmation(names(kind, false), None, count);
-                self.push(Pending::Ready(reply));
+                self.push(Pending::Confirm {
+                    links: Vec::new(),
+                    reply,
+                });
                 return Flow::Next;
             }
         }

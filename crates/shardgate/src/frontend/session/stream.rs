@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -11,16 +12,27 @@ use tokio::net::{TcpStream, UnixStream};
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
     /// Resolves when a read would not block (data, end of stream or error).
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// The socket's file descriptor (CLIENT LIST's `fd`).
+    fn fd(&self) -> i32;
 }
 
 impl ClientStream for TcpStream {
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
     }
+
+    fn fd(&self) -> i32 {
+        self.as_raw_fd()
+    }
 }
 
 impl ClientStream for UnixStream {
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
+    }
+
+    fn fd(&self) -> i32 {
+        self.as_raw_fd()
     }
 }

@@ -66,6 +66,11 @@ impl Transaction {
             .map(|p| &p.lease)
     }
 
+    /// The client's pinned connection, if any.
+    pub fn pinned_lease(&self) -> Option<&Lease> {
+        self.pinned.as_ref().map(|p| &p.lease)
+    }
+
     /// SELECT or HELLO while pinned (WATCH): Redis keeps the WATCHes, so
     /// the pinned connection follows the client: `command` runs on it too
     /// (its reply dropped: the proxy answers the client), and it is closed
@@ -212,6 +217,18 @@ impl<S: ClientStream> Session<S> {
                 self.queue_keyless(request, resolution)
             }
             Route::Shard { shard, .. } => self.queue_on(shard, request),
+            // Secrets are redacted from CONFIG GET's own reply only.
+            Route::ConfigGet { .. }
+                if request
+                    .args()
+                    .skip(2)
+                    .any(crate::secrets::may_match_secret_config) =>
+            {
+                self.doom(
+                    "ERR shardgate: CONFIG GET of a password setting inside MULTI is not supported",
+                )
+            }
+            Route::ConfigGet { shard } => self.queue_on(shard, request),
             Route::Split(_) => self.doom(CROSSSLOT),
             Route::Broadcast(_) | Route::Scan => {
                 let name = resolution.spec().map_or("?", |s| s.name());
