@@ -2,12 +2,14 @@
 # Installs what shardgate's tests, demo and benchmark need, only where
 # missing: Debian's redis-server, redis-sentinel, redis-tools (redis-cli,
 # redis-benchmark), nutcracker (twemproxy, the reference peer), chromium and
-# chromium-driver (the status page's browser test); redis-py from PyPI (a
-# real client library the tests drive); the rustfmt and clippy components.
+# chromium-driver (the status page's browser test), prometheus (the metrics,
+# alert rules and dashboard tests run the real Prometheus and promtool);
+# redis-py from PyPI (a real client library the tests drive); the rustfmt
+# and clippy components.
 # Runs `apt-get update` once, and only when a package is missing.
 set -euo pipefail
 
-packages=(redis-server redis-sentinel redis-tools nutcracker chromium chromium-driver "$@")
+packages=(redis-server redis-sentinel redis-tools nutcracker chromium chromium-driver prometheus "$@")
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -32,7 +34,7 @@ fi
 
 # Debian's packages start system services where an init system runs; the
 # tests start their own servers on free ports, so those are not needed.
-for service in redis-server redis-sentinel nutcracker; do
+for service in redis-server redis-sentinel nutcracker prometheus; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
         echo "note: the system's $service service is running; tests use their own ports and do not need it"
     fi
