@@ -3,7 +3,8 @@
 # missing: Debian's redis-server, redis-sentinel, redis-tools (redis-cli,
 # redis-benchmark), nutcracker (twemproxy, the reference peer), chromium and
 # chromium-driver (the status page's browser test), prometheus (the metrics,
-# alert rules and dashboard tests run the real Prometheus and promtool);
+# alert rules and dashboard tests run the real Prometheus and promtool),
+# nodejs and npm (the ioredis and node-redis suites);
 # redis-py from PyPI (a real client library the tests drive); the rustfmt
 # and clippy components.
 # Runs `apt-get update` once, and only when a package is missing.
@@ -11,6 +12,11 @@ set -euo pipefail
 
 packages=(redis-server redis-sentinel redis-tools nutcracker chromium chromium-driver prometheus "$@")
 missing=()
+# Node.js and npm run the ioredis and node-redis suites (tests/node; the
+# clients want Node.js 20 or newer). Many machines have them from
+# elsewhere (NodeSource's nodejs bundles npm), so look for the commands.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$package")
