@@ -211,10 +211,11 @@ fn prometheus_scrapes_the_proxy_and_answers_the_operators_queries() {
             "sum(rate(shardgate_request_errors_total{{{filter}}}[{WINDOW}])) / sum(rate(shardgate_requests_total{{{filter}}}[{WINDOW}]))"
         ))
     };
-    assert_eq!(
-        error_ratio("pool=\"shop\",command=\"lpush\""),
-        Some(1.0),
-        "the error ratio of LPUSH (WRONGTYPE every time)"
+    // (A scrape may fall between a request's count and its error's.)
+    let lpush_ratio = error_ratio("pool=\"shop\",command=\"lpush\"").unwrap_or(0.0);
+    assert!(
+        lpush_ratio > 0.95 && lpush_ratio <= 1.0,
+        "the error ratio of LPUSH (WRONGTYPE every time): {lpush_ratio}"
     );
     assert_eq!(error_ratio("pool=\"shop\",command=\"get\""), Some(0.0));
     let pool_ratio = error_ratio("pool=\"shop\"").expect("pool error ratio");
