@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release test lint fmt demo bench bench-quick bench-failover fuzz clean
+.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -14,6 +14,20 @@ build:
 
 release:
 	$(CARGO) build --release -p shardgate-bin
+
+# The binary into ~/.cargo/bin.
+install:
+	$(CARGO) install --locked --path crates/shardgate-bin
+
+# target/debian/shardgate_<version>_<arch>.deb: the binary, /etc/shardgate/
+# shardgate.yml, the systemd unit, a `shardgate` system user (docs/operations.md).
+deb: deps
+	$(CARGO) deb -p shardgate-bin
+
+# localhost/shardgate:latest, a static musl binary on `scratch` (podman;
+# CONTAINER_TOOL=buildah or docker works too).
+container: deps
+	bash scripts/build-container.sh $(ARGS)
 
 lint:
 	$(CARGO) fmt --all --check

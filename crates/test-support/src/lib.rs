@@ -1,6 +1,7 @@
 //! Test helpers for shardgate: the real processes of [`sandbox`]
 //! (redis-server, redis-sentinel), plus Debian's `nutcracker`, the
-//! `shardgate` binary under test, headless Chromium, and small clients.
+//! `shardgate` binary under test, headless Chromium, Prometheus, and small
+//! clients.
 //!
 //! Nothing here fakes a server. A test that needs a program that is not
 //! installed fails with the command that installs it; it never skips.
@@ -12,15 +13,19 @@
 //! - [`nutcracker`]: [`Nutcracker`], Debian's twemproxy.
 //! - [`proxy`]: [`Shardgate`], the proxy under test, from a YAML config.
 //! - [`browser`]: headless Chromium over WebDriver.
+//! - [`prometheus`]: [`Prometheus`], Debian's Prometheus server, scraping
+//!   the proxy's admin port, with its HTTP query API.
 //! - [`http`]: a minimal HTTP client for the admin API and WebDriver.
 
 pub mod browser;
 pub mod http;
 pub mod nutcracker;
+pub mod prometheus;
 pub mod proxy;
 
 pub use sandbox::{assert_eventually, eventually, ports, process, redis, require_program, resp};
 pub use sandbox::{RedisServer, RespClient, Sentinel};
 
 pub use nutcracker::Nutcracker;
+pub use prometheus::Prometheus;
 pub use proxy::Shardgate;
