@@ -27,8 +27,10 @@ use test_support::{prometheus, Shardgate};
 const CONVERGE: Duration = Duration::from_secs(30);
 /// The window of `rate()` in the queries (also `$__rate_interval`).
 const WINDOW: &str = "20s";
-/// Each `DEBUG SLEEP` takes this long: a known slow command.
-const SLEEP_SECONDS: &str = "0.1";
+/// A script that spins for 100 ms: a known slow command (DEBUG SLEEP is
+/// not allowed through the proxy).
+const SLOW_SCRIPT: &str = "local t=redis.call('TIME') local e=t[1]*1e6+t[2]+1e5 \
+                           repeat t=redis.call('TIME') until t[1]*1e6+t[2]>e return 1";
 
 fn contrib(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +40,7 @@ fn contrib(path: &str) -> PathBuf {
 
 /// Client traffic through the proxy until dropped: SET, GET (read from the
 /// replica), MGET over both shards (a fan-out) and LPUSH on a string (a
-/// WRONGTYPE error each time) to pool `shop`; `DEBUG SLEEP` (slow, in the
+/// WRONGTYPE error each time) to pool `shop`; a 100 ms script (slow, in the
 /// slow log) to the one-shard pool `cache`. Connections that fail (a shard
 /// killed) are made again.
 struct Traffic {
@@ -61,7 +63,7 @@ impl Traffic {
                 ],
                 5,
             ),
-            (cache, &[&["DEBUG", "SLEEP", SLEEP_SECONDS]], 0),
+            (cache, &[&["EVAL", SLOW_SCRIPT, "0"]], 0),
         ];
         let mut setup = RespClient::connect(shop).expect("connect");
         assert_eq!(
@@ -224,7 +226,7 @@ fn prometheus_scrapes_the_proxy_and_answers_the_operators_queries() {
         "one request in four or five is an error: {pool_ratio}"
     );
 
-    // Latency from the histograms: a GET is fast, a DEBUG SLEEP takes
+    // Latency from the histograms: a GET is fast, the slow script takes
     // 100 ms, which lands in the bucket (65.5 ms, 131 ms].
     let quantile = |quantile: f64, pool: &str, command: &str| {
         q(&format!(
@@ -234,15 +236,15 @@ fn prometheus_scrapes_the_proxy_and_answers_the_operators_queries() {
     };
     assert_eventually!(
         within = CONVERGE,
-        quantile(0.5, "cache", "debug") > 0.0,
-        "no DEBUG SLEEP latency in Prometheus"
+        quantile(0.5, "cache", "eval") > 0.0,
+        "no slow script latency in Prometheus"
     );
     let get_p99 = quantile(0.99, "shop", "get");
-    let sleep_p50 = quantile(0.5, "cache", "debug");
+    let sleep_p50 = quantile(0.5, "cache", "eval");
     assert!(get_p99 > 0.0 && get_p99 < 0.065, "p99 of GET: {get_p99} s");
     assert!(
         (0.065..=0.132).contains(&sleep_p50),
-        "p50 of DEBUG SLEEP {SLEEP_SECONDS}: {sleep_p50} s"
+        "p50 of a 100 ms script: {sleep_p50} s"
     );
 
     // Replica lag: one series, for the replica, and small.
