@@ -361,6 +361,13 @@ enum Stop {
     Failed(BackendErrorKind),
 }
 
+/// A connection that lived this long before it was lost is reconnected at
+/// once: one lost connection (a timeout behind a long script, a server
+/// that closed it) must not fail the requests of the next moments. One
+/// that dies sooner waits out the backoff (a server that accepts and
+/// closes at once must not be hammered).
+const RECONNECT_AT_ONCE_AFTER: Duration = Duration::from_secs(1);
+
 async fn run(shared: Rc<Shared>) {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -368,6 +375,7 @@ async fn run(shared: Rc<Shared>) {
             break;
         }
         shared.status.set(Status::Connecting);
+        let mut lived = Duration::ZERO;
         let failure: Arc<str> = match connect(&shared.settings).await {
             Ok((stream, greeting)) => {
                 // "Restored" is logged at the first reply, not here: a
@@ -378,7 +386,9 @@ async fn run(shared: Rc<Shared>) {
                 shared.scripts.borrow_mut().clear();
                 shared.stats.connections.add(1);
                 backoff = MIN_BACKOFF;
+                let up_since = Instant::now();
                 let stop = serve(&shared, stream).await;
+                lived = up_since.elapsed();
                 shared.stats.connections.sub(1);
                 match stop {
                     Stop::Closed => break,
@@ -407,6 +417,10 @@ async fn run(shared: Rc<Shared>) {
         if !shared.reconnects {
             shared.status.set(Status::Closed);
             break;
+        }
+        if lived >= RECONNECT_AT_ONCE_AFTER {
+            // Requests sent meanwhile wait for the new connection.
+            continue;
         }
         let until = Instant::now() + backoff;
         shared.status.set(Status::Down { until });
