@@ -65,5 +65,6 @@ mod request;
 
 pub use error::{ErrorKind, ProtocolError};
 pub use limits::Limits;
+pub use number::string2ll;
 pub use reply::{decode, ReplyFrame, ReplyScanner, Value};
 pub use request::{Request, RequestParser};

@@ -4,7 +4,7 @@
 /// Parses `s` with redis-server's `string2ll` rules: optional `-`, no `+`,
 /// no leading zeros (except `0` itself), no spaces, at most 20 bytes, and
 /// no overflow. Anything else is `None`.
-pub(crate) fn parse_ll(s: &[u8]) -> Option<i64> {
+pub fn string2ll(s: &[u8]) -> Option<i64> {
     // string2ll rejects slen >= LONG_STR_SIZE (21).
     if s.is_empty() || s.len() >= 21 {
         return None;
@@ -70,11 +70,11 @@ mod tests {
 
     #[test]
     fn parse_like_string2ll() {
-        assert_eq!(parse_ll(b"0"), Some(0));
-        assert_eq!(parse_ll(b"3"), Some(3));
-        assert_eq!(parse_ll(b"-1"), Some(-1));
-        assert_eq!(parse_ll(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_ll(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"3"), Some(3));
+        assert_eq!(string2ll(b"-1"), Some(-1));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
         for bad in [
             &b""[..],
             b"-",
@@ -89,7 +89,7 @@ mod tests {
             b"18446744073709551616",
             b"000000000000000000001",
         ] {
-            assert_eq!(parse_ll(bad), None, "{}", bad.escape_ascii());
+            assert_eq!(string2ll(bad), None, "{}", bad.escape_ascii());
         }
     }
 

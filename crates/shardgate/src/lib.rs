@@ -7,43 +7,41 @@
 //! pipelined backend connection, and its reply, scanned for its end but
 //! never rebuilt, is written back in order. See `docs/architecture.md`.
 //!
+//! This crate is the top layer: it runs things. What is decided lives in
+//! `shardgate-core` (no I/O), connections to servers in
+//! `shardgate-backend`; both are re-exported here ([`config`],
+//! [`command`], [`route`], [`fanout`], [`topology`], [`auth`],
+//! [`secrets`], [`metrics`], [`scripts`], [`log_limit`]; [`backend`]).
+//!
 //! # Layout
-//! - [`admin`]: the admin HTTP server: metrics, stats, topology, status page.
-//! - [`auth`]: client users, passwords and permissions. Pure.
-//! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].
-//! - [`command`]: the Redis 7 command table: flags and key positions.
-//! - [`topology`]: immutable topology snapshots and the shared per-pool state.
-//! - [`route`]: (request, command, topology) -> where it goes. Pure.
-//! - [`fanout`]: split, broadcast and SCAN plans and their reply merges. Pure.
-//! - [`backend`]: pipelined backend connections, per-node sets, leases.
-//! - [`frontend`]: listeners, client sessions, the client registry.
-//! - [`worker`]: one thread + current-thread runtime per core.
-//! - [`metrics`]: single-writer counters and histograms.
-//! - [`proxy_info`]: version, uptime, workers, pools of the process.
-//! - [`scripts`]: scripts seen, to answer NOSCRIPT after failovers.
-//! - [`secrets`]: which arguments and settings are secrets, and redaction.
-//! - [`lifecycle`]: start, graceful shutdown.
+//! Modules in dependency order (each uses only those above it):
+//! - [`shutdown`]: the process-wide shutdown signal.
 //! - [`io`]: vectored writes of queued buffers.
-//! - [`log_limit`]: rate limits for log lines a peer could repeat.
+//! - [`pool`]: what every worker shares about a pool; the client registry.
+//! - [`proxy_info`]: version, uptime, workers, pools of the process.
+//! - [`view`]: a worker's view of a pool: topology snapshot + connections.
+//! - [`control`]: the control plane: health checks, Sentinel, failover.
+//! - [`frontend`]: listeners and client sessions.
+//! - [`worker`]: one thread + current-thread runtime per core.
+//! - [`admin`]: the admin HTTP server: metrics, stats, topology, status page.
+//! - [`lifecycle`]: start, graceful shutdown.
 
 #![forbid(unsafe_code)]
 
+pub use shardgate_backend as backend;
+pub use shardgate_core::{
+    auth, command, config, fanout, log_limit, metrics, route, scripts, secrets, topology,
+};
+
 pub mod admin;
-pub mod auth;
-pub mod backend;
-pub mod command;
-pub mod config;
-pub mod fanout;
+pub mod control;
 pub mod frontend;
 pub mod io;
 pub mod lifecycle;
-pub mod log_limit;
-pub mod metrics;
+pub mod pool;
 pub mod proxy_info;
-pub mod route;
-pub mod scripts;
-pub mod secrets;
-pub mod topology;
+pub mod shutdown;
+pub mod view;
 pub mod worker;
 
 pub use lifecycle::{Options, Proxy, StartError};

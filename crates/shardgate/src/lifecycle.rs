@@ -11,10 +11,13 @@ use tokio::sync::watch;
 
 use crate::admin::Admin;
 use crate::config::{Config, ListenAddr};
+use crate::control::Controller;
 use crate::frontend::listener::{bind_tcp, bind_unix};
+use crate::frontend::Endpoint;
+use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
-use crate::topology::{Controller, Events, PoolState};
-use crate::worker::{self, Endpoint, WorkerListener, WorkerSetup};
+use crate::topology::Events;
+use crate::worker::{self, WorkerListener, WorkerSetup};
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -67,7 +70,7 @@ impl Proxy {
         let pools: Vec<Arc<PoolState>> = config
             .pools
             .into_iter()
-            .map(|pool| Arc::new(PoolState::new(pool, proxy.clone())))
+            .map(|pool| Arc::new(PoolState::new(pool)))
             .collect();
         proxy.set_pools(&pools);
         let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
@@ -167,6 +170,7 @@ impl Proxy {
             let setup = WorkerSetup {
                 id,
                 pools: pools.clone(),
+                proxy: proxy.clone(),
                 listeners,
                 shutdown: receiver.clone(),
                 grace: options.shutdown_grace,
@@ -233,15 +237,6 @@ fn spawn_control(
         if let Some((listener, admin)) = admin {
             tokio::task::spawn_local(crate::admin::serve(listener, admin, shutdown.clone()));
         }
-        until_shutdown(&mut shutdown).await;
+        crate::shutdown::until_shutdown(&mut shutdown).await;
     })
-}
-
-/// Resolves once shutdown has been asked for (or its sender is gone).
-pub async fn until_shutdown(shutdown: &mut watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
 }

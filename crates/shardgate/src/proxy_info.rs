@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::topology::PoolState;
+use crate::pool::PoolState;
 
 pub struct ProxyInfo {
     pub started: Instant,

@@ -5,7 +5,7 @@ use memchr::memchr;
 
 use super::Value;
 use crate::error::{err, ErrorKind};
-use crate::number::parse_ll;
+use crate::number::string2ll as parse_ll;
 use crate::{Limits, ProtocolError};
 
 /// Elements reserved up front for an aggregate, whatever count it announces.

@@ -3,7 +3,7 @@
 
 use crate::error::{err, ErrorKind};
 use crate::find::find_byte;
-use crate::number::parse_ll;
+use crate::number::string2ll as parse_ll;
 use crate::{Limits, ProtocolError};
 
 /// A complete reply frame found at the front of the buffer.

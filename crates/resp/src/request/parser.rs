@@ -24,7 +24,7 @@ use bytes::{Buf, BytesMut};
 use super::{inline::split_args, Request};
 use crate::error::{err, ErrorKind};
 use crate::find::find_byte;
-use crate::number::parse_ll;
+use crate::number::string2ll as parse_ll;
 use crate::{Limits, ProtocolError};
 
 /// Argument slots reserved up front: enough for common commands, small

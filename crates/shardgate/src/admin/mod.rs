@@ -24,8 +24,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
-use crate::topology::{Events, PoolState};
+use crate::topology::Events;
 
 /// What the admin server reads.
 pub struct Admin {
@@ -85,7 +86,7 @@ pub async fn serve(
         std::cell::RefCell<std::collections::BTreeMap<u64, tokio::task::AbortHandle>>,
     > = std::rc::Rc::default();
     let mut next_id = 0u64;
-    let stop = crate::lifecycle::until_shutdown(&mut shutdown);
+    let stop = crate::shutdown::until_shutdown(&mut shutdown);
     tokio::pin!(stop);
     loop {
         let stream = tokio::select! {

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{json, Value};
 
 use super::Admin;
+use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
-use crate::topology::PoolState;
 
 pub fn topology(admin: &Admin) -> Value {
     Value::Array(

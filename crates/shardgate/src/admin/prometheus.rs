@@ -49,7 +49,7 @@ fn escape(value: &str) -> String {
 }
 
 fn pools(out: &mut String, admin: &Admin) {
-    type Get = fn(&crate::topology::PoolState) -> u64;
+    type Get = fn(&crate::pool::PoolState) -> u64;
     let gauges: [(&str, &str, &str, Get); 4] = [
         (
             "shardgate_client_connections",

@@ -19,9 +19,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use super::session::{self, ClientStream};
+use super::Endpoint;
 use crate::log_limit::LogLimit;
-use crate::worker::pool::PoolWorker;
-use crate::worker::Endpoint;
+use crate::view::PoolWorker;
 
 /// A bound, not yet async, listening socket (created before workers start,
 /// so bind errors stop the proxy before it serves anything).

@@ -1,12 +1,17 @@
-//! The client side: listening sockets, client sessions and the client
-//! registry.
+//! The client side: listening sockets and client sessions.
 //!
 //! # Layout
 //! - [`listener`]: binding (`SO_REUSEPORT`, one socket per worker; unix
 //!   sockets) and the accept loop with `client_connections` admission.
 //! - [`session`]: one client connection's read-dispatch-write loop.
-//! - [`clients`]: every client of a pool, for CLIENT LIST / KILL.
 
-pub mod clients;
 pub mod listener;
 pub mod session;
+
+/// Which of a pool's addresses a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ReadWrite,
+    /// `readonly_listen`: reads only, writes answered READONLY.
+    ReadOnly,
+}

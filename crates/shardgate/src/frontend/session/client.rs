@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::auth::User;
 use crate::backend::ConnKey;
 use crate::config::PoolConfig;
-use crate::frontend::clients::ClientEntry;
+use crate::pool::ClientEntry;
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

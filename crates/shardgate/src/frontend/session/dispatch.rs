@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use resp::Request;
 
+use super::cmd::info::InfoPlan;
 use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
 use super::{ClientStream, End, Flow, Session};
 use crate::auth;
@@ -19,7 +20,7 @@ use crate::fanout::{scan, split};
 use crate::metrics::UNKNOWN_COMMAND;
 use crate::route::{self, default_shard_index, Merge, Route, SessionCommand, SplitKind};
 use crate::scripts::{self, ScriptUse};
-use crate::worker::pool::{Reader, ShardView};
+use crate::view::{Reader, ShardView};
 
 impl<S: ClientStream> Session<S> {
     /// Routes one request and starts it on its way.
@@ -99,10 +100,10 @@ impl<S: ClientStream> Session<S> {
             Route::Session(command) => {
                 // Redis checks the table's arity before anything else.
                 if let Some(spec) = resolution.spec().filter(|s| !s.arity_ok(request.argc())) {
-                    self.push_error(&super::local::arity(spec.name()));
+                    self.push_error(&super::reply::arity(spec.name()));
                     return Flow::Next;
                 }
-                self.session_command(command, request)
+                self.session_command(command, request, &resolution)
             }
             Route::Split(kind) => self.split(kind, request),
             Route::Broadcast(merge) => self.broadcast(merge, request),
@@ -488,11 +489,11 @@ impl<S: ClientStream> Session<S> {
         }
         let info = match merge {
             Merge::Info => match self.info_plan(&request) {
-                InfoPlan::ProxyOnly(text) => {
-                    self.push(Pending::Ready(self.encode_info(&text)));
+                InfoPlan::ProxyOnly(reply) => {
+                    self.push(Pending::Ready(reply));
                     return Flow::Next;
                 }
-                InfoPlan::Shards { patch } => Some(Box::new(patch)),
+                InfoPlan::Shards(patch) => Some(Box::new(patch)),
             },
             _ => None,
         };
@@ -658,16 +659,6 @@ fn is_http(request: &Request) -> bool {
 
 /// What WAIT publishes first: `PUBLISH __shardgate:wait ""`.
 const WAIT_MARKER: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$16\r\n__shardgate:wait\r\n$0\r\n\r\n";
-
-/// What an INFO request needs.
-pub(super) enum InfoPlan {
-    /// `INFO proxy`: answered by the proxy alone.
-    ProxyOnly(String),
-    /// Sent to the shards, with the proxy's figures patched in.
-    Shards {
-        patch: crate::fanout::broadcast::InfoPatch,
-    },
-}
 
 /// A blocking call's own timeout: `Some(None)` waits forever (timeout 0),
 /// `None` when the argument does not parse.

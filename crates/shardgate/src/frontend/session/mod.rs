@@ -19,16 +19,17 @@
 //! - `pending`: a reply that is ready or will be, and how it resolves.
 //! - `dispatch`: one request -> where it goes (shard, split, broadcast, scan).
 //! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
-//! - `local`: commands the proxy answers itself (PING, SELECT, HELLO, CLIENT...).
-//! - `acl`: ACL, answered from the pool's own users.
+//! - `cmd`: commands the proxy answers itself, one module per family.
+//! - `reply`: replies the proxy encodes itself.
+//! - `pubsub`: Pub/Sub and MONITOR over push links.
 //! - `stream`: the client socket (TCP or unix).
 
-mod acl;
 mod client;
+mod cmd;
 mod dispatch;
-mod local;
 mod pending;
 mod pubsub;
+mod reply;
 pub mod stream;
 mod transaction;
 
@@ -44,11 +45,11 @@ use resp::{Limits, ProtocolError, Request, RequestParser};
 use tokio::io::AsyncReadExt;
 
 use crate::backend::SessionWaker;
-use crate::frontend::clients::{ClientEntry, KILLED};
+use crate::frontend::Endpoint;
 use crate::io::{write_all_queued, write_queued_now};
 use crate::metrics::UNKNOWN_COMMAND;
-use crate::worker::pool::{PoolView, PoolWorker};
-use crate::worker::Endpoint;
+use crate::pool::clients::{ClientEntry, KILLED};
+use crate::view::{PoolView, PoolWorker};
 use client::Client;
 use pending::Pending;
 use pubsub::{LinkActivity, PubSub};
@@ -584,8 +585,8 @@ fn warn_cross_protocol(pool: &str, addr: &str) {
 /// exactly as Redis answers an unblocked client.
 fn unblock_calls(targets: &[(Rc<crate::backend::Node>, crate::backend::Conn)], how: u8) {
     let how: &[u8] = match how {
-        crate::frontend::clients::UNBLOCK_ERROR => b"ERROR",
-        crate::frontend::clients::UNBLOCK_TIMEOUT => b"TIMEOUT",
+        crate::pool::clients::UNBLOCK_ERROR => b"ERROR",
+        crate::pool::clients::UNBLOCK_TIMEOUT => b"TIMEOUT",
         _ => return,
     };
     for (node, conn) in targets {

@@ -4,10 +4,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::pubsub::LinkRef;
 use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
 use crate::route::Merge;
+
+/// Which link an acknowledgement comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRef {
+    /// The Pub/Sub link to a shard.
+    Shard(usize),
+    /// The MONITOR link to a shard.
+    Monitor(usize),
+}
 
 /// How the replies of a request sent to several shards become one.
 pub enum Combine {
@@ -41,7 +49,7 @@ impl FanoutPart {
 pub struct EvalShaRetry {
     pub conn: crate::backend::Conn,
     pub request: Bytes,
-    pub state: std::sync::Arc<crate::topology::PoolState>,
+    pub state: std::sync::Arc<crate::pool::PoolState>,
 }
 
 /// A reply in the making.

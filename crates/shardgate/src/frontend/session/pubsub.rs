@@ -21,20 +21,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::{Bytes, BytesMut};
 use resp::Request;
 
-use super::pending::Pending;
+use super::pending::{LinkRef, Pending};
 use super::{ClientStream, End, Flow, Session};
 use crate::backend::{Family, Handshake, Link, LinkMode, LinkSettings, SessionWaker};
 use crate::route::{Refusal, SubKind};
-use crate::worker::pool::PoolWorker;
-
-/// Which link an acknowledgement comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkRef {
-    /// The Pub/Sub link to a shard.
-    Shard(usize),
-    /// The MONITOR link to a shard.
-    Monitor(usize),
-}
+use crate::view::PoolWorker;
 
 /// The client's subscriptions and links.
 #[derive(Default)]

@@ -1,0 +1,43 @@
+//! shardgate's connections to Redis servers: pipelined connections shared
+//! by a worker's clients, leased connections for one client's transaction
+//! or blocking call, the per-node sets that hold them, the push links of
+//! Pub/Sub and MONITOR, and the control plane's plain request/reply
+//! connections (health probes, Sentinel, failover commands). Everything
+//! here runs on a worker's (or the control thread's) single-threaded
+//! runtime; decisions about what to do with it live in `shardgate-core`.
+//!
+//! # Layout
+//! - `conn`: [`Conn`], one pipelined connection and its task.
+//! - `slot`: [`ReplySlot`], where one reply is delivered.
+//! - `node`: [`Node`], a worker's connections to one node; [`Lease`].
+//! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
+//! - `handshake`: AUTH / HELLO / SELECT on connect.
+//! - `stats`: [`NodeStats`], per-node counters.
+//! - `episode`: [`Episode`], backend trouble logged once per episode.
+//! - `wake`: how handles wake a connection task.
+//! - `error`: [`BackendError`], worded for the client.
+//! - `wire`: [`wire::WireConn`], plain request/reply for the control plane.
+//! - `probe`: [`probe::Prober`], one node's health probes.
+
+#![forbid(unsafe_code)]
+
+mod conn;
+mod episode;
+mod error;
+pub mod handshake;
+mod link;
+mod node;
+pub mod probe;
+mod slot;
+mod stats;
+mod wake;
+pub mod wire;
+
+pub use conn::{Conn, ConnSettings, Status, STUCK_AFTER};
+pub use episode::{Episode, EpisodeLog};
+pub use error::{BackendError, BackendErrorKind};
+pub use handshake::Handshake;
+pub use link::{Family, Link, LinkEvent, LinkMode, LinkSettings, SessionWaker};
+pub use node::{ConnKey, Lease, Node};
+pub use slot::{slot, ReplyResult, ReplySlot, SlotSender};
+pub use stats::NodeStats;

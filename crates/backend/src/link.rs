@@ -1,0 +1,402 @@
+//! A push link: a backend connection one client owns, over which the
+//! server sends frames nobody asked for: Pub/Sub messages, or MONITOR's
+//! stream.
+//!
+//! The link keeps what it is subscribed to, so after a reconnect (the
+//! server restarted, or the shard failed over to a new master) it
+//! subscribes again on its own. It hands the session an ordered stream of
+//! events: messages, and acknowledgements of the session's own commands
+//! (a confirmation per channel, MONITOR's `+OK`). Acknowledgements of its
+//! own re-subscriptions it swallows. If the connection breaks with
+//! acknowledgements outstanding, it delivers them anyway, since the
+//! subscriptions they confirm will be restored: a client never waits
+//! forever on a dead shard.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use resp::{Limits, ReplyScanner, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::sleep;
+
+use super::handshake::{self, Handshake};
+use super::wake::TaskWake;
+use shardgate_core::frames::{aggregate, string};
+
+const READ_CHUNK: usize = 16 * 1024;
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMode {
+    PubSub,
+    Monitor,
+}
+
+/// The subscription families, as the link names its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Family {
+    fn subscribe(self) -> &'static str {
+        match self {
+            Family::Channel => "SUBSCRIBE",
+            Family::Pattern => "PSUBSCRIBE",
+            Family::Shard => "SSUBSCRIBE",
+        }
+    }
+
+    fn unsubscribe(self) -> &'static str {
+        match self {
+            Family::Channel => "UNSUBSCRIBE",
+            Family::Pattern => "PUNSUBSCRIBE",
+            Family::Shard => "SUNSUBSCRIBE",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Family::Channel => 0,
+            Family::Pattern => 1,
+            Family::Shard => 2,
+        }
+    }
+}
+
+/// What the session learns from a link, in the order it happened.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// A frame to pass on to the client as it is.
+    Message(Bytes),
+    /// One acknowledgement of a command the session sent.
+    Ack,
+}
+
+/// Wakes the session that owns the links.
+#[derive(Default)]
+pub struct SessionWaker(RefCell<Option<Waker>>);
+
+impl SessionWaker {
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.0.borrow_mut();
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.0.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Where and how a link connects.
+pub struct LinkSettings {
+    /// `pool 'p' shard 's'`, for logs.
+    pub name: Arc<str>,
+    pub handshake: Handshake,
+    pub connect_timeout: Duration,
+    pub max_backoff: Duration,
+    /// Bytes of undelivered events after which the link stops reading
+    /// (the client is not keeping up; the session disconnects it).
+    pub max_queued: usize,
+    /// The node to connect to now (the shard's master can change).
+    pub resolve: Box<dyn Fn() -> Option<SocketAddr>>,
+}
+
+/// Who waits for an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Session,
+    /// The link's own re-subscription after a reconnect.
+    Restore,
+}
+
+struct Shared {
+    settings: LinkSettings,
+    mode: LinkMode,
+    events: RefCell<VecDeque<LinkEvent>>,
+    queued_bytes: Cell<usize>,
+    overflow: Cell<bool>,
+    session: Rc<SessionWaker>,
+    outbox: RefCell<VecDeque<Bytes>>,
+    /// Acknowledgements expected, in order, and who waits for each.
+    owners: RefCell<VecDeque<Owner>>,
+    /// What the link is subscribed to (per family), restored on reconnect.
+    subscribed: RefCell<[BTreeSet<Bytes>; 3]>,
+    monitoring: Cell<bool>,
+    task: TaskWake,
+    closed: Cell<bool>,
+}
+
+impl Shared {
+    fn wake_task(&self) {
+        self.task.wake();
+    }
+
+    fn push_event(&self, event: LinkEvent) {
+        if let LinkEvent::Message(bytes) = &event {
+            self.queued_bytes.set(self.queued_bytes.get() + bytes.len());
+            if self.queued_bytes.get() > self.settings.max_queued {
+                self.overflow.set(true);
+            }
+        }
+        self.events.borrow_mut().push_back(event);
+        self.session.wake();
+    }
+
+    fn send(&self, args: &[&[u8]], acks: usize, owner: Owner) {
+        self.outbox
+            .borrow_mut()
+            .push_back(Request::from_args(args).raw);
+        self.owners
+            .borrow_mut()
+            .extend(std::iter::repeat_n(owner, acks));
+        self.wake_task();
+    }
+}
+
+/// The session's handle to a link; dropping it closes the connection.
+pub struct Link {
+    shared: Rc<Shared>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.shared.closed.set(true);
+        self.shared.wake_task();
+    }
+}
+
+impl Link {
+    pub fn spawn(settings: LinkSettings, mode: LinkMode, session: Rc<SessionWaker>) -> Link {
+        let shared = Rc::new(Shared {
+            settings,
+            mode,
+            events: RefCell::new(VecDeque::new()),
+            queued_bytes: Cell::new(0),
+            overflow: Cell::new(false),
+            session,
+            outbox: RefCell::new(VecDeque::new()),
+            owners: RefCell::new(VecDeque::new()),
+            subscribed: RefCell::new(Default::default()),
+            monitoring: Cell::new(false),
+            task: TaskWake::default(),
+            closed: Cell::new(false),
+        });
+        tokio::task::spawn_local(run(shared.clone()));
+        Link { shared }
+    }
+
+    /// Subscribes to `names`; one acknowledgement per name follows.
+    pub fn subscribe(&self, family: Family, names: &[Bytes]) {
+        self.shared.subscribed.borrow_mut()[family.index()].extend(names.iter().cloned());
+        self.command(family.subscribe(), names);
+    }
+
+    /// Unsubscribes from `names`; one acknowledgement per name follows.
+    pub fn unsubscribe(&self, family: Family, names: &[Bytes]) {
+        let mut subscribed = self.shared.subscribed.borrow_mut();
+        for name in names {
+            subscribed[family.index()].remove(name);
+        }
+        drop(subscribed);
+        self.command(family.unsubscribe(), names);
+    }
+
+    fn command(&self, name: &str, names: &[Bytes]) {
+        let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
+        args.push(name.as_bytes());
+        args.extend(names.iter().map(|n| n.as_ref()));
+        self.shared.send(&args, names.len(), Owner::Session);
+    }
+
+    /// Starts MONITOR; one acknowledgement (`+OK`) follows.
+    pub fn monitor(&self) {
+        self.shared.monitoring.set(true);
+        self.shared.send(&[b"MONITOR"], 1, Owner::Session);
+    }
+
+    /// True when the next event is an acknowledgement.
+    pub fn front_is_ack(&self) -> bool {
+        matches!(self.shared.events.borrow().front(), Some(LinkEvent::Ack))
+    }
+
+    /// The next event, if any.
+    pub fn pop(&self) -> Option<LinkEvent> {
+        let event = self.shared.events.borrow_mut().pop_front();
+        if let Some(LinkEvent::Message(bytes)) = &event {
+            let left = self.shared.queued_bytes.get().saturating_sub(bytes.len());
+            self.shared.queued_bytes.set(left);
+            if self.shared.overflow.get() && left <= self.shared.settings.max_queued / 2 {
+                self.shared.overflow.set(false);
+                self.shared.wake_task();
+            }
+        }
+        event
+    }
+
+    /// Pops the messages in front of the next acknowledgement.
+    pub fn drain_messages(&self, out: &mut impl FnMut(Bytes)) {
+        while !self.front_is_ack() {
+            match self.pop() {
+                Some(LinkEvent::Message(bytes)) => out(bytes),
+                Some(LinkEvent::Ack) | None => return,
+            }
+        }
+    }
+
+    /// The client is not keeping up with this link's messages.
+    pub fn overflowed(&self) -> bool {
+        self.shared.overflow.get()
+    }
+}
+
+async fn run(shared: Rc<Shared>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut first = true;
+    while !shared.closed.get() {
+        match connect(&shared).await {
+            Ok(stream) => {
+                backoff = MIN_BACKOFF;
+                if !first {
+                    restore(&shared);
+                }
+                first = false;
+                let reason = serve(&shared, stream).await;
+                if shared.closed.get() {
+                    return;
+                }
+                tracing::info!(link = %shared.settings.name, "push link lost ({reason}); reconnecting");
+            }
+            Err(reason) => {
+                tracing::debug!(link = %shared.settings.name, "push link cannot connect: {reason}");
+                first = false;
+            }
+        }
+        // What was not sent is dropped; what the session waits for is
+        // acknowledged anyway, and restored once connected again.
+        shared.outbox.borrow_mut().clear();
+        let owners = std::mem::take(&mut *shared.owners.borrow_mut());
+        for owner in owners {
+            if owner == Owner::Session {
+                shared.push_event(LinkEvent::Ack);
+            }
+        }
+        tokio::select! {
+            () = sleep(backoff) => {}
+            () = shared.task.next() => {}
+        }
+        backoff = (backoff * 2).min(shared.settings.max_backoff.max(MIN_BACKOFF));
+    }
+}
+
+/// Queues the commands that put a new connection back in the state the
+/// session asked for.
+fn restore(shared: &Shared) {
+    let subscribed = shared.subscribed.borrow().clone();
+    for family in [Family::Channel, Family::Pattern, Family::Shard] {
+        let names = &subscribed[family.index()];
+        if names.is_empty() {
+            continue;
+        }
+        let mut args: Vec<&[u8]> = vec![family.subscribe().as_bytes()];
+        args.extend(names.iter().map(|n| n.as_ref()));
+        shared.send(&args, names.len(), Owner::Restore);
+    }
+    if shared.monitoring.get() {
+        shared.send(&[b"MONITOR"], 1, Owner::Restore);
+    }
+}
+
+async fn connect(shared: &Shared) -> Result<TcpStream, String> {
+    let settings = &shared.settings;
+    let addr = (settings.resolve)().ok_or("the shard has no master")?;
+    handshake::connect(addr, &settings.handshake, settings.connect_timeout, false).await
+}
+
+/// Carries the link until it fails (the reason) or is closed.
+async fn serve(shared: &Shared, stream: TcpStream) -> String {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut scanner = ReplyScanner::new(Limits::replies());
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        if shared.closed.get() {
+            return "closed".into();
+        }
+        let frames: Vec<Bytes> = shared.outbox.borrow_mut().drain(..).collect();
+        for frame in frames {
+            if let Err(e) = writer.write_all(&frame).await {
+                return e.to_string();
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let reading = !shared.overflow.get();
+        tokio::select! {
+            read = reader.read_buf(&mut buf), if reading => match read {
+                Ok(0) => return "closed by the server".into(),
+                Ok(_) => loop {
+                    match scanner.scan(&buf) {
+                        Ok(Some(frame)) => {
+                            let frame = buf.split_to(frame.len).freeze();
+                            classify(shared, frame);
+                        }
+                        Ok(None) => break,
+                        Err(e) => return format!("invalid reply: {e}"),
+                    }
+                },
+                Err(e) => return e.to_string(),
+            },
+            () = shared.task.next() => {}
+        }
+    }
+}
+
+/// An acknowledgement goes to whoever waits for it; anything else is a
+/// message for the client.
+fn classify(shared: &Shared, frame: Bytes) {
+    let is_ack = match shared.mode {
+        LinkMode::PubSub => aggregate(&frame)
+            .and_then(|agg| agg.elements.first().and_then(string))
+            .is_some_and(|kind| {
+                matches!(
+                    &kind[..],
+                    b"subscribe"
+                        | b"unsubscribe"
+                        | b"psubscribe"
+                        | b"punsubscribe"
+                        | b"ssubscribe"
+                        | b"sunsubscribe"
+                )
+            }),
+        // MONITOR's `+OK`; the stream itself is simple strings too, but
+        // never before the first `+OK` is acknowledged.
+        LinkMode::Monitor => {
+            !shared.owners.borrow().is_empty()
+                && (&frame[..] == b"+OK\r\n" || frame.first() == Some(&b'-'))
+        }
+    };
+    if !is_ack {
+        shared.push_event(LinkEvent::Message(frame));
+        return;
+    }
+    let owner = shared.owners.borrow_mut().pop_front();
+    if owner == Some(Owner::Session) {
+        shared.push_event(LinkEvent::Ack);
+    }
+}

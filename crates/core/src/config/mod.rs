@@ -1,0 +1,284 @@
+//! Configuration: twemproxy's `nutcracker.yml` accepted as it is, plus
+//! shardgate's extensions.
+//!
+//! Two stages: [`raw`] mirrors the file with serde (unknown keys are
+//! errors), then [`validate`] produces a typed [`Config`]. Every error in
+//! the file is reported at once, each with the pool and key it concerns;
+//! nothing falls back to a default silently.
+
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keyspace::{DistributionKind, HashFunction, HashTag};
+
+pub use validate::parse;
+
+/// A validated configuration: one or more independent pools.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pools: Vec<PoolConfig>,
+}
+
+/// Where a pool accepts clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    /// A unix socket path and its permissions (twemproxy's `/path 0666`).
+    Unix {
+        path: PathBuf,
+        mode: Option<u32>,
+    },
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix { path, .. } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+pub use crate::secrets::Secret;
+
+/// Credentials shardgate presents to a backend: a password (`AUTH pass`)
+/// or, for Redis 6 ACLs, a user and password (`AUTH user pass`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAuth {
+    pub user: Option<String>,
+    pub password: Secret,
+}
+
+/// Who decides which node of a shard is its master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// The configured server is the master; health checks only observe.
+    None,
+    /// Redis Sentinel decides; the proxy follows it.
+    Sentinel,
+    /// The proxy promotes a replica itself when the master fails.
+    Managed,
+}
+
+/// Health checks of every node: PING + INFO replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes before a down node is up again.
+    pub rise: u32,
+    /// Consecutive failures before an up node is down.
+    pub fall: u32,
+}
+
+/// What happens to the keys of a shard that has no usable master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardDown {
+    /// twemproxy's `auto_eject_hosts`: the shard leaves the ring and its
+    /// keys hash to the others until it is back.
+    Eject,
+    /// Its keys get errors; the other shards are unaffected; nothing moves.
+    Fail,
+}
+
+/// Where reads (commands flagged readonly) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPolicy {
+    Master,
+    PreferReplica,
+    Replica,
+    Any,
+}
+
+impl ReadPolicy {
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPolicy::Master => "master",
+            ReadPolicy::PreferReplica => "prefer-replica",
+            ReadPolicy::Replica => "replica",
+            ReadPolicy::Any => "any",
+        }
+    }
+}
+
+/// How a read picks among the nodes its policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBalance {
+    RoundRobin,
+    LeastOutstanding,
+    LowestLatency,
+}
+
+/// With `read_policy: replica` and no fit replica: fall back to the
+/// master, or answer an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaFallback {
+    Master,
+    Error,
+}
+
+/// How far behind its master a replica may be and still serve reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaLag {
+    /// Seconds since the replica last heard from its master.
+    pub seconds: Option<u64>,
+    /// Bytes of replication stream it has not processed yet.
+    pub bytes: Option<u64>,
+}
+
+/// A node given by address (a replica, a Sentinel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+}
+
+impl NodeConfig {
+    /// `host:port`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A client user of the proxy (not of the backends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: Secret,
+    /// ACL-style command rules (`+@all -@dangerous`), already checked.
+    pub commands: String,
+    /// Key patterns the user may touch; None: every key.
+    pub keys: Option<Vec<String>>,
+}
+
+/// One pool: a listen address, a set of servers and how keys map to them.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub name: String,
+    pub listen: ListenAddr,
+    pub hash: HashFunction,
+    pub hash_tag: HashTag,
+    pub distribution: DistributionKind,
+    /// Bound on every request to a backend. twemproxy waits forever when
+    /// `timeout` is absent; shardgate defaults to [`DEFAULT_TIMEOUT`] so a
+    /// hung server never hangs its clients.
+    pub timeout: Duration,
+    pub backlog: u32,
+    pub preconnect: bool,
+    pub redis_auth: Option<BackendAuth>,
+    pub redis_db: u32,
+    /// Databases a client may SELECT (Redis's `databases`, default 16).
+    pub databases: u32,
+    /// The password clients AUTH with (Redis's `requirepass`), if any.
+    pub password: Option<Secret>,
+    /// Named client users.
+    pub users: Vec<UserConfig>,
+    /// Failed AUTHs per second, pool-wide, past which failures are slowed.
+    pub auth_failures_per_second: u32,
+    /// Declared replicas of each server (same order as `servers`).
+    pub replicas: Vec<Vec<NodeConfig>>,
+    pub sentinels: Vec<NodeConfig>,
+    pub sentinel_auth: Option<BackendAuth>,
+    pub failover: Failover,
+    pub health_check: HealthCheck,
+    /// Replicas a master lists in INFO replication join its shard.
+    pub discover_replicas: bool,
+    pub shard_down: ShardDown,
+    pub read_policy: ReadPolicy,
+    pub read_balance: ReadBalance,
+    pub max_replica_lag: ReplicaLag,
+    pub replica_fallback: ReplicaFallback,
+    /// After a client's write, its reads go to the master for this long
+    /// (zero: off).
+    pub read_your_writes: Duration,
+    /// A second address that serves reads only.
+    pub readonly_listen: Option<ListenAddr>,
+    /// Requests slower than this through the proxy go to its slow log
+    /// (None: no slow log).
+    pub slowlog_threshold: Option<Duration>,
+    pub slowlog_max_len: usize,
+    /// Shared, pipelined connections per server per worker.
+    pub server_connections: u32,
+    /// Maximum clients of this pool across all workers (0 = no limit).
+    pub client_connections: u32,
+    pub auto_eject_hosts: bool,
+    pub server_retry_timeout: Duration,
+    pub server_failure_limit: u32,
+    pub tcpkeepalive: bool,
+    pub servers: Vec<ServerConfig>,
+    pub connect_timeout: Duration,
+    /// Longest wait between reconnects to a failed server.
+    pub reconnect_backoff_max: Duration,
+    /// Reply bytes a client may leave unread before it is disconnected.
+    pub client_output_limit: usize,
+    /// Largest request (bulk argument) a client may send.
+    pub max_request_bytes: usize,
+}
+
+/// One backend server line: `host:port:weight [name]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub name: Option<String>,
+}
+
+impl ServerConfig {
+    /// The name this server has on the hash ring (twemproxy's rule).
+    pub fn ring_name(&self) -> String {
+        keyspace::ring_name(&self.host, self.port, self.name.as_deref())
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+pub const DEFAULT_CLIENT_OUTPUT_LIMIT: usize = 256 << 20;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
+/// Largest server weight. twemproxy's modula lists a server `weight` times
+/// in its table, so an unbounded weight is an unbounded allocation.
+pub const MAX_SERVER_WEIGHT: u32 = 10_000;
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} problem{}:",
+            self.file,
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        problems: vec![format!("cannot read: {e}")],
+    })?;
+    parse(&text).map_err(|problems| ConfigError { file, problems })
+}

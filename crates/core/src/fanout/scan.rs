@@ -1,0 +1,126 @@
+//! The SCAN cursor across shards: the low bits say which shard, the rest
+//! is that shard's own cursor. A full SCAN walks shard 0 to the last,
+//! each to its end, so every key is returned (at least once, as Redis
+//! promises) and MATCH, COUNT and TYPE apply on every shard.
+
+use bytes::{Bytes, BytesMut};
+use resp::Request;
+
+use crate::frames::aggregate;
+
+/// Bits of the cursor that hold the shard index (pools of up to 1024 shards).
+pub const SHARD_BITS: u32 = 10;
+const SHARD_MASK: u64 = (1 << SHARD_BITS) - 1;
+
+/// Where a client's SCAN cursor points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub shard: usize,
+    pub cursor: u64,
+}
+
+/// Decodes a client cursor; None for one that is not a number or names a
+/// shard the pool does not have (Redis: "invalid cursor").
+pub fn decode(cursor: &[u8], shards: usize) -> Option<Position> {
+    let value: u64 = std::str::from_utf8(cursor).ok()?.parse().ok()?;
+    let shard = (value & SHARD_MASK) as usize;
+    (shard < shards).then_some(Position {
+        shard,
+        cursor: value >> SHARD_BITS,
+    })
+}
+
+/// The client cursor for `position`; None when the shard's cursor is too
+/// big to carry (a shard cursor needs under 54 bits; Redis's are far smaller).
+pub fn encode(position: Position) -> Option<u64> {
+    if position.cursor >> (64 - SHARD_BITS) != 0 {
+        return None;
+    }
+    Some((position.cursor << SHARD_BITS) | position.shard as u64)
+}
+
+/// The request for one shard: SCAN with that shard's cursor, options as given.
+pub fn shard_request(request: &Request, cursor: u64) -> Request {
+    let cursor = cursor.to_string();
+    let mut args: Vec<&[u8]> = request.args().collect();
+    if let Some(slot) = args.get_mut(1) {
+        *slot = cursor.as_bytes();
+    }
+    Request::from_args(&args)
+}
+
+/// Rewrites a shard's SCAN reply for the client: its cursor becomes the
+/// client cursor of the next position (`next_shard` is the shard after
+/// `shard` that still owns keys, if any). None if the reply is not a SCAN
+/// reply.
+pub fn rewrite_reply(reply: &Bytes, shard: usize, next_shard: Option<usize>) -> Option<Bytes> {
+    let agg = aggregate(reply)?;
+    let [cursor, keys] = agg.elements.as_slice() else {
+        return None;
+    };
+    let cursor = crate::frames::string(cursor)?;
+    let cursor: u64 = std::str::from_utf8(&cursor).ok()?.parse().ok()?;
+    let next = if cursor != 0 {
+        encode(Position { shard, cursor })?
+    } else {
+        match next_shard {
+            Some(next) => encode(Position {
+                shard: next,
+                cursor: 0,
+            })?,
+            None => 0,
+        }
+    };
+    let next = next.to_string();
+    let mut out = BytesMut::with_capacity(reply.len() + 24);
+    resp::encode::array_header(&mut out, 2);
+    resp::encode::bulk(&mut out, next.as_bytes());
+    out.extend_from_slice(keys);
+    Some(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_shards() {
+        let p = Position {
+            shard: 2,
+            cursor: 12345,
+        };
+        let c = encode(p).expect("fits");
+        assert_eq!(decode(c.to_string().as_bytes(), 3), Some(p));
+        assert_eq!(decode(c.to_string().as_bytes(), 2), None);
+        assert_eq!(
+            decode(b"0", 3),
+            Some(Position {
+                shard: 0,
+                cursor: 0
+            })
+        );
+        assert_eq!(decode(b"x", 3), None);
+        assert_eq!(
+            encode(Position {
+                shard: 0,
+                cursor: u64::MAX
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn a_finished_shard_moves_to_the_next() {
+        let reply = Bytes::from_static(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
+        let next = rewrite_reply(&reply, 0, Some(1)).expect("scan reply");
+        assert_eq!(&next[..], b"*2\r\n$1\r\n1\r\n*1\r\n$1\r\nk\r\n");
+        let last = rewrite_reply(&reply, 1, None).expect("scan reply");
+        assert_eq!(&last[..], b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
+        let mid = Bytes::from_static(b"*2\r\n$2\r\n17\r\n*0\r\n");
+        let next = rewrite_reply(&mid, 1, Some(2)).expect("scan reply");
+        assert_eq!(
+            &next[..],
+            format!("*2\r\n$5\r\n{}\r\n*0\r\n", (17 << 10) | 1).as_bytes()
+        );
+    }
+}

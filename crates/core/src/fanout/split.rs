@@ -1,0 +1,205 @@
+//! Multi-key commands split per shard (MGET, MSET, DEL, UNLINK, EXISTS,
+//! TOUCH): which keys go where, and how the shards' replies become the one
+//! reply a single Redis would give.
+
+use bytes::{Bytes, BytesMut};
+use resp::Request;
+
+use super::PartReply;
+use crate::frames::{aggregate, integer, is_error};
+use crate::route::{Refusal, SplitKind};
+
+/// One shard's share of a split request.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub shard: usize,
+    pub request: Request,
+    /// Positions (0-based, among the keys) of this part's keys.
+    pub positions: Vec<usize>,
+}
+
+/// A request split per shard.
+#[derive(Debug, Clone)]
+pub struct SplitPlan {
+    pub kind: SplitKind,
+    pub parts: Vec<Part>,
+    pub keys: usize,
+}
+
+/// Arguments per key: MSET carries a value after each key.
+fn stride(kind: SplitKind) -> usize {
+    match kind {
+        SplitKind::Mset => 2,
+        _ => 1,
+    }
+}
+
+/// Splits `request` (keys from argument 1 on) by the shard of each key, in
+/// order of each shard's first key.
+pub fn plan(
+    kind: SplitKind,
+    request: &Request,
+    shard_of: impl Fn(&[u8]) -> Option<usize>,
+) -> Result<SplitPlan, Refusal> {
+    let stride = stride(kind);
+    let name = request.arg(0).unwrap_or_default();
+    let keys = request.argc().saturating_sub(1) / stride;
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for position in 0..keys {
+        let key = request.arg(1 + position * stride).unwrap_or_default();
+        let shard = shard_of(key).ok_or(Refusal::NoShard)?;
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, positions)) => positions.push(position),
+            None => groups.push((shard, vec![position])),
+        }
+    }
+    let parts = groups
+        .into_iter()
+        .map(|(shard, positions)| {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * stride);
+            args.push(name);
+            for &position in &positions {
+                for offset in 0..stride {
+                    args.push(
+                        request
+                            .arg(1 + position * stride + offset)
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            Part {
+                shard,
+                request: Request::from_args(&args),
+                positions,
+            }
+        })
+        .collect();
+    Ok(SplitPlan { kind, parts, keys })
+}
+
+/// Builds the client's reply from the parts' replies, in part order.
+pub fn merge(plan: &SplitPlan, replies: Vec<PartReply>) -> Bytes {
+    match plan.kind {
+        SplitKind::Mget => merge_values(plan, replies),
+        SplitKind::Mset => {
+            if let Some(error) = super::failure(&replies) {
+                return error;
+            }
+            for reply in replies {
+                match reply.frame() {
+                    Ok(frame) if frame.first() == Some(&b'+') => {}
+                    Ok(frame) => return reply.named_error(&frame),
+                    Err(error) => return error,
+                }
+            }
+            Bytes::from_static(b"+OK\r\n")
+        }
+        SplitKind::Count => {
+            if let Some(error) = super::failure(&replies) {
+                return error;
+            }
+            let mut sum: i64 = 0;
+            for reply in replies {
+                match reply.frame() {
+                    Ok(frame) => match integer(&frame) {
+                        Some(n) => sum = sum.saturating_add(n),
+                        None => return reply.named_error(&frame),
+                    },
+                    Err(error) => return error,
+                }
+            }
+            let mut out = BytesMut::with_capacity(24);
+            resp::encode::integer(&mut out, sum);
+            out.freeze()
+        }
+    }
+}
+
+/// MGET: every value in its key's position, as its shard wrote it; a shard
+/// that failed puts its error in each of its keys' positions.
+fn merge_values(plan: &SplitPlan, replies: Vec<PartReply>) -> Bytes {
+    let mut values: Vec<Bytes> = vec![Bytes::from_static(b"$-1\r\n"); plan.keys];
+    for (part, reply) in plan.parts.iter().zip(replies) {
+        let items = match reply.frame() {
+            Ok(frame) => match aggregate(&frame) {
+                Some(agg) if agg.elements.len() == part.positions.len() => agg.elements,
+                _ if is_error(&frame) => vec![reply.named_error(&frame); part.positions.len()],
+                _ => vec![reply.named_error(b"-ERR unexpected reply\r\n"); part.positions.len()],
+            },
+            Err(error) => vec![error; part.positions.len()],
+        };
+        for (value, &position) in items.into_iter().zip(&part.positions) {
+            if let Some(slot) = values.get_mut(position) {
+                *slot = value;
+            }
+        }
+    }
+    let mut out = BytesMut::with_capacity(16 + values.iter().map(Bytes::len).sum::<usize>());
+    resp::encode::array_header(&mut out, values.len());
+    for value in values {
+        out.extend_from_slice(&value);
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(frame: &'static [u8]) -> PartReply {
+        PartReply::new("s".into(), Ok(Bytes::from_static(frame)))
+    }
+
+    #[test]
+    fn plans_by_shard_in_first_key_order() {
+        let request = Request::from_args(&["MSET", "a", "1", "b", "2", "c", "3"]);
+        let plan = plan(SplitKind::Mset, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
+        assert_eq!(plan.keys, 3);
+        assert_eq!(plan.parts.len(), 2);
+        assert_eq!(plan.parts[0].shard, 0);
+        assert_eq!(plan.parts[0].positions, vec![0, 2]);
+        assert_eq!(
+            &plan.parts[0].request.raw[..],
+            &Request::from_args(&["MSET", "a", "1", "c", "3"]).raw[..]
+        );
+        assert_eq!(plan.parts[1].positions, vec![1]);
+    }
+
+    #[test]
+    fn mget_keeps_order_and_puts_errors_where_the_keys_were() {
+        let request = Request::from_args(&["MGET", "a", "b", "c"]);
+        let plan = plan(SplitKind::Mget, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
+        let merged = merge(
+            &plan,
+            vec![ok(b"*2\r\n$1\r\nA\r\n_\r\n"), ok(b"*1\r\n$1\r\nB\r\n")],
+        );
+        assert_eq!(&merged[..], b"*3\r\n$1\r\nA\r\n$1\r\nB\r\n_\r\n");
+        let failed = PartReply::new("s1".into(), Err("ERR shardgate: down".into()));
+        let merged = merge(&plan, vec![ok(b"*2\r\n$1\r\nA\r\n$1\r\nC\r\n"), failed]);
+        assert_eq!(
+            &merged[..],
+            b"*3\r\n$1\r\nA\r\n-ERR shardgate: down\r\n$1\r\nC\r\n"
+        );
+    }
+
+    #[test]
+    fn counts_sum_and_the_first_error_names_its_shard() {
+        let request = Request::from_args(&["DEL", "a", "b"]);
+        let plan = plan(SplitKind::Count, &request, |k| {
+            Some(usize::from(k[0] == b'b'))
+        })
+        .expect("plan");
+        assert_eq!(
+            &merge(&plan, vec![ok(b":1\r\n"), ok(b":1\r\n")])[..],
+            b":2\r\n"
+        );
+        let merged = merge(&plan, vec![ok(b":1\r\n"), ok(b"-WRONGTYPE x\r\n")]);
+        assert_eq!(&merged[..], b"-WRONGTYPE x (shard s)\r\n");
+    }
+}

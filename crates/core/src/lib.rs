@@ -1,0 +1,33 @@
+//! shardgate's pure layer: everything the proxy decides without touching
+//! a socket. No tokio, no I/O: each piece is tested exhaustively on its
+//! own, and the crate boundary keeps the dependency direction (nothing
+//! here can reach the backend connections or the proxy).
+//!
+//! # Layout
+//! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].
+//! - [`command`]: the Redis 7 command table: flags and key positions.
+//! - [`route`]: (request, command, topology) -> where it goes.
+//! - [`fanout`]: split, broadcast and SCAN plans and their reply merges.
+//! - [`frames`]: reading replies without decoding more than needed.
+//! - [`topology`]: topology snapshots, replication groups, events, status.
+//! - [`auth`]: client users, passwords and permissions.
+//! - [`secrets`]: [`secrets::Secret`], which arguments and settings are secrets, redaction.
+//! - [`metrics`]: single-writer counters, histograms, the slow log.
+//! - [`scripts`]: scripts seen, to answer NOSCRIPT after failovers.
+//! - [`glob`]: Redis's glob matching.
+//! - [`log_limit`]: rate limits for log lines a peer could repeat.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod command;
+pub mod config;
+pub mod fanout;
+pub mod frames;
+pub mod glob;
+pub mod log_limit;
+pub mod metrics;
+pub mod route;
+pub mod scripts;
+pub mod secrets;
+pub mod topology;

@@ -1,0 +1,185 @@
+//! What all workers share about one pool.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+
+use super::clients::{ClientPause, Clients};
+use crate::auth::{CommandRules, User, Users};
+use crate::backend::{Episode, NodeStats};
+use crate::config::PoolConfig;
+use crate::metrics::{PoolStats, SlowLog};
+use crate::scripts::Scripts;
+use crate::topology::{PoolStatus, Topology};
+
+/// A pool's config, its published topology and its client count.
+pub struct PoolState {
+    pub config: Arc<PoolConfig>,
+    topology: ArcSwap<Topology>,
+    /// Clients connected to this pool, across workers (`client_connections`).
+    pub admitted: AtomicU32,
+    /// Every connected client, for CLIENT LIST / KILL.
+    pub clients: Clients,
+    /// CLIENT PAUSE, for every client of the pool.
+    pub pause: ClientPause,
+    /// Who may connect, and what they may run.
+    pub users: Users,
+    /// Clients turned away at `client_connections`.
+    pub rejected_clients: AtomicU64,
+    /// Counts kept by the controller.
+    pub stats: ControlStats,
+    /// Requests slower than the threshold through the proxy.
+    pub slowlog: SlowLog,
+    /// Scripts seen, to load them where EVALSHA finds them missing.
+    pub scripts: Scripts,
+    /// The controller's view of every node, for the admin API.
+    status: ArcSwap<PoolStatus>,
+    /// Every worker's counters for this pool, summed at scrape time.
+    worker_stats: Mutex<Vec<Arc<PoolStats>>>,
+    /// Every worker's per-node counters, by node address.
+    node_stats: Mutex<Vec<(SocketAddr, Arc<NodeStats>)>>,
+    /// Each node's trouble episode, shared by the workers.
+    episodes: Mutex<std::collections::HashMap<SocketAddr, Arc<Episode>>>,
+}
+
+/// What the controller counts, for metrics.
+#[derive(Debug, Default)]
+pub struct ControlStats {
+    /// Shards that got a usable master again after losing it.
+    pub failovers: AtomicU64,
+    /// Total time without a usable master over those, in microseconds.
+    pub failover_micros: AtomicU64,
+    /// Replicas taken out of the read rotation (down, unlinked, lagging).
+    pub replica_exclusions: AtomicU64,
+    /// Nodes that went down or came back up (health flips).
+    pub health_flips: AtomicU64,
+}
+
+impl PoolState {
+    pub fn new(config: PoolConfig) -> PoolState {
+        let topology = Topology::from_config(&config);
+        let users = users_of(&config);
+        let slowlog = SlowLog::new(config.slowlog_threshold, config.slowlog_max_len);
+        PoolState {
+            config: Arc::new(config),
+            topology: ArcSwap::from_pointee(topology),
+            admitted: AtomicU32::new(0),
+            clients: Clients::default(),
+            pause: ClientPause::default(),
+            users,
+            rejected_clients: AtomicU64::new(0),
+            stats: ControlStats::default(),
+            slowlog,
+            scripts: Scripts::default(),
+            status: ArcSwap::from_pointee(PoolStatus::default()),
+            worker_stats: Mutex::new(Vec::new()),
+            node_stats: Mutex::new(Vec::new()),
+            episodes: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The trouble episode of the node at `addr` (one per node, shared by
+    /// every worker; `name` names it in logs).
+    pub fn episode(&self, addr: SocketAddr, name: &Arc<str>) -> Arc<Episode> {
+        lock(&self.episodes)
+            .entry(addr)
+            .or_insert_with(|| Arc::new(Episode::new(name.clone())))
+            .clone()
+    }
+
+    /// The current snapshot.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.load_full()
+    }
+
+    /// The current snapshot's version, without touching its reference
+    /// count (cheap enough to check on every batch).
+    #[inline]
+    pub fn topology_version(&self) -> u64 {
+        self.topology.load().version
+    }
+
+    /// Publishes a new snapshot; workers pick it up at their next batch.
+    pub fn publish(&self, topology: Topology) {
+        self.topology.store(Arc::new(topology));
+    }
+
+    /// The controller's latest view of the pool's nodes.
+    pub fn status(&self) -> Arc<PoolStatus> {
+        self.status.load_full()
+    }
+
+    pub fn set_status(&self, status: PoolStatus) {
+        self.status.store(Arc::new(status));
+    }
+
+    /// A new worker's counters, registered for scrapes.
+    pub fn new_worker_stats(&self) -> Arc<PoolStats> {
+        let stats = Arc::new(PoolStats::default());
+        lock(&self.worker_stats).push(stats.clone());
+        stats
+    }
+
+    /// A worker's new counters for one node, registered for scrapes.
+    /// Entries are never removed, so a worker asks once per node and
+    /// keeps them across topology changes (see `worker::pool`).
+    pub fn new_node_stats(&self, addr: SocketAddr) -> Arc<NodeStats> {
+        let stats = Arc::new(NodeStats::default());
+        lock(&self.node_stats).push((addr, stats.clone()));
+        stats
+    }
+
+    pub fn worker_stats(&self) -> Vec<Arc<PoolStats>> {
+        lock(&self.worker_stats).clone()
+    }
+
+    pub fn node_stats(&self) -> Vec<(SocketAddr, Arc<NodeStats>)> {
+        lock(&self.node_stats).clone()
+    }
+
+    /// Counts a new client unless the pool is full. Returns false when full.
+    pub fn admit_client(&self) -> bool {
+        let limit = self.config.client_connections;
+        let admitted = self
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.rejected_clients.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    pub fn release_client(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn users_of(config: &PoolConfig) -> Users {
+    let named = config
+        .users
+        .iter()
+        .map(|u| {
+            // Validated at load: the rules parse.
+            let rules = CommandRules::parse(&u.commands).unwrap_or_else(|_| CommandRules::all());
+            let keys = u
+                .keys
+                .as_ref()
+                .map(|k| k.iter().map(|p| p.as_bytes().to_vec()).collect());
+            User::new(&u.name, Some(u.password.clone()), rules, keys)
+        })
+        .collect();
+    Users::new(
+        config.password.clone(),
+        named,
+        config.auth_failures_per_second,
+    )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

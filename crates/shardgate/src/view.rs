@@ -1,0 +1,253 @@
+//! A worker's view of one pool: the current topology snapshot and this
+//! worker's connections to each node in it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::backend::{ConnSettings, EpisodeLog, Handshake, Node, NodeStats};
+use crate::config::{PoolConfig, ReadBalance, ReadPolicy, ReplicaFallback};
+use crate::metrics::PoolStats;
+use crate::pool::PoolState;
+use crate::proxy_info::ProxyInfo;
+use crate::topology::{NodeAddr, Topology};
+
+/// Round-robin hands each node this many picks in a row: the reads a
+/// worker sends in one turn of its event loop then mostly share one
+/// backend connection and one write, as they would to the master alone,
+/// instead of costing a syscall per node. Over a run of reads the nodes
+/// still share them evenly (a run is short next to any measured window).
+const ROUND_ROBIN_RUN: usize = 32;
+
+/// One shard as a worker routes to it.
+pub struct ShardView {
+    pub master: Option<Rc<Node>>,
+    /// Replicas fit to serve reads.
+    pub replicas: Vec<Rc<Node>>,
+    /// Round-robin position among readers.
+    next_reader: Cell<usize>,
+}
+
+/// Where a read goes.
+pub enum Reader<'a> {
+    /// To the shard's master (as for a write).
+    Master,
+    Node(&'a Rc<Node>),
+    /// `read_policy: replica` with `replica_fallback: error`, and no fit replica.
+    NoReplica,
+}
+
+impl ShardView {
+    /// Picks the node a read goes to under `policy`, balancing with
+    /// `balance` among the nodes the policy allows.
+    pub fn reader(
+        &self,
+        policy: ReadPolicy,
+        balance: ReadBalance,
+        fallback: ReplicaFallback,
+    ) -> Reader<'_> {
+        let with_master = policy == ReadPolicy::Any;
+        let count = self.replicas.len() + usize::from(with_master && self.master.is_some());
+        if policy == ReadPolicy::Master || count == 0 {
+            return match (policy, fallback) {
+                (ReadPolicy::Replica, ReplicaFallback::Error) => Reader::NoReplica,
+                _ => Reader::Master,
+            };
+        }
+        let candidate = |i: usize| -> Option<&Rc<Node>> {
+            match self.replicas.get(i) {
+                Some(node) => Some(node),
+                None => self.master.as_ref(),
+            }
+        };
+        let start = self.next_reader.get();
+        self.next_reader.set(start.wrapping_add(1));
+        let chosen = match balance {
+            ReadBalance::RoundRobin => start / ROUND_ROBIN_RUN % count,
+            // Ties go round-robin, so equal nodes share the load.
+            ReadBalance::LeastOutstanding => (0..count)
+                .map(|k| (start + k) % count)
+                .min_by_key(|&i| candidate(i).map_or(u64::MAX, |n| n.stats.outstanding.get()))
+                .unwrap_or(0),
+            // A node without a sample yet counts as fastest, so it gets one.
+            ReadBalance::LowestLatency => (0..count)
+                .map(|k| (start + k) % count)
+                .min_by(|&a, &b| {
+                    let latency = |i| candidate(i).map_or(f64::MAX, |n| n.stats.latency_us());
+                    latency(a).total_cmp(&latency(b))
+                })
+                .unwrap_or(0),
+        };
+        match candidate(chosen) {
+            Some(node) => Reader::Node(node),
+            None => Reader::Master,
+        }
+    }
+}
+
+/// What a worker keeps per node address across topology changes: a
+/// replica readmitted or a master back opens a new `Node`, but must not
+/// register new counters each time (they would pile up forever), and its
+/// trouble episode must end when the node answers again.
+#[derive(Clone)]
+struct Kept {
+    stats: Arc<NodeStats>,
+    episode: Rc<EpisodeLog>,
+}
+
+/// The snapshot a session routes a batch with.
+pub struct PoolView {
+    pub topology: Arc<Topology>,
+    pub shards: Vec<ShardView>,
+}
+
+/// One pool inside one worker.
+pub struct PoolWorker {
+    pub state: Arc<PoolState>,
+    /// The process (INFO's proxy section lists its pools).
+    pub proxy: Arc<ProxyInfo>,
+    /// This worker's counters for the pool.
+    pub stats: Arc<PoolStats>,
+    /// Whether sessions keep per-command metrics.
+    pub metrics: bool,
+    view: RefCell<Rc<PoolView>>,
+    nodes: RefCell<HashMap<SocketAddr, Rc<Node>>>,
+    /// What this worker keeps per node address when the node leaves the
+    /// view (see [`Kept`]).
+    kept: RefCell<HashMap<SocketAddr, Kept>>,
+    /// Fast hashes of script bodies this worker has already recorded, so
+    /// a repeated EVAL costs a hash, not a SHA1 and a lock.
+    seen_scripts: RefCell<std::collections::HashSet<u64>>,
+}
+
+impl PoolWorker {
+    /// Opens this worker's connections to every node of the pool. Must run
+    /// inside the worker's `LocalSet`.
+    pub fn new(state: Arc<PoolState>, proxy: Arc<ProxyInfo>, metrics: bool) -> PoolWorker {
+        let topology = state.topology();
+        let mut nodes = HashMap::new();
+        let mut kept = HashMap::new();
+        let shards = build_shards(&state, &topology, &HashMap::new(), &mut nodes, &mut kept);
+        PoolWorker {
+            stats: state.new_worker_stats(),
+            metrics,
+            state,
+            proxy,
+            view: RefCell::new(Rc::new(PoolView { topology, shards })),
+            nodes: RefCell::new(nodes),
+            kept: RefCell::new(kept),
+            seen_scripts: RefCell::new(std::collections::HashSet::new()),
+        }
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.state.config
+    }
+
+    /// True the first time this worker sees a script body.
+    pub fn first_sight_of_script(&self, body: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        let hash = foldhash::fast::FixedState::with_seed(0x5ca1ab1e).hash_one(body);
+        let mut seen = self.seen_scripts.borrow_mut();
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        seen.insert(hash)
+    }
+
+    /// The current view, rebuilt first if a new topology was published.
+    /// Connections to nodes that stay are kept.
+    #[inline]
+    pub fn view(&self) -> Rc<PoolView> {
+        let current = self.view.borrow().clone();
+        if self.state.topology_version() == current.topology.version {
+            return current;
+        }
+        self.rebuild()
+    }
+
+    #[cold]
+    fn rebuild(&self) -> Rc<PoolView> {
+        let topology = self.state.topology();
+        let old = std::mem::take(&mut *self.nodes.borrow_mut());
+        let mut nodes = HashMap::new();
+        let shards = build_shards(
+            &self.state,
+            &topology,
+            &old,
+            &mut nodes,
+            &mut self.kept.borrow_mut(),
+        );
+        *self.nodes.borrow_mut() = nodes;
+        let view = Rc::new(PoolView { topology, shards });
+        *self.view.borrow_mut() = view.clone();
+        view
+    }
+}
+
+fn build_shards(
+    state: &PoolState,
+    topology: &Topology,
+    old: &HashMap<SocketAddr, Rc<Node>>,
+    nodes: &mut HashMap<SocketAddr, Rc<Node>>,
+    kept: &mut HashMap<SocketAddr, Kept>,
+) -> Vec<ShardView> {
+    let mut node = |addr: &NodeAddr| -> Rc<Node> {
+        if let Some(node) = nodes.get(&addr.addr) {
+            return node.clone();
+        }
+        let node = old.get(&addr.addr).cloned().unwrap_or_else(|| {
+            let kept = kept.entry(addr.addr).or_insert_with(|| Kept {
+                stats: state.new_node_stats(addr.addr),
+                episode: Rc::new(EpisodeLog::new(
+                    state.episode(addr.addr, &node_name(state, addr)),
+                )),
+            });
+            Rc::new(open_node(state, addr, kept.clone()))
+        });
+        nodes.insert(addr.addr, node.clone());
+        node
+    };
+    topology
+        .shards
+        .iter()
+        .map(|shard| ShardView {
+            master: shard.master.as_ref().map(&mut node),
+            replicas: shard.replicas.iter().map(&mut node).collect(),
+            next_reader: Cell::new(0),
+        })
+        .collect()
+}
+
+/// How errors and logs name a node: `pool 'p' server host:port`.
+fn node_name(state: &PoolState, addr: &NodeAddr) -> Arc<str> {
+    format!("pool '{}' server {}", state.config.name, addr.label).into()
+}
+
+fn open_node(state: &PoolState, addr: &NodeAddr, kept: Kept) -> Node {
+    let config = &state.config;
+    let settings = ConnSettings {
+        addr: addr.addr,
+        name: node_name(state, addr),
+        handshake: Handshake {
+            auth: config.redis_auth.clone(),
+            db: config.redis_db,
+            resp3: false,
+            client_name: None,
+            ask_id: false,
+        },
+        timeout: config.timeout,
+        connect_timeout: config.connect_timeout,
+        max_backoff: config.reconnect_backoff_max,
+        tcp_keepalive: config.tcpkeepalive,
+    };
+    Node::new(
+        settings,
+        addr.label.clone(),
+        config.server_connections as usize,
+        kept.stats,
+        kept.episode,
+    )
+}
