@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover fuzz clean
+.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover fuzz clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -38,6 +38,10 @@ test: deps lint
 
 fmt:
 	$(CARGO) fmt --all
+
+# docs/architecture.md's module graph, regenerated from the code.
+module-graph:
+	python3 scripts/update-module-graph.py
 
 # `make demo ARGS="--chaos 20"` kills a random master every 20 s.
 demo: deps release

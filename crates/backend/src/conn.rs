@@ -445,7 +445,7 @@ async fn connect(settings: &ConnSettings) -> Result<(TcpStream, handshake::Greet
         settings.tcp_keepalive,
     )
     .await
-    .map_err(Arc::from)
+    .map_err(|e| Arc::from(e.to_string()))
 }
 
 /// While down, fails whatever is queued until `until`. Returns false when

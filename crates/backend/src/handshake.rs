@@ -7,6 +7,7 @@ use resp::{Limits, ReplyScanner, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use shardgate_core::config::BackendAuth;
+use shardgate_core::error::NodeError;
 use shardgate_core::frames::error_text;
 
 /// The state a new connection must be put in.
@@ -84,7 +85,7 @@ pub async fn connect(
     handshake: &Handshake,
     timeout: std::time::Duration,
     keepalive: bool,
-) -> Result<tokio::net::TcpStream, String> {
+) -> Result<tokio::net::TcpStream, NodeError> {
     connect_greeted(addr, handshake, timeout, keepalive)
         .await
         .map(|(stream, _)| stream)
@@ -96,28 +97,30 @@ pub async fn connect_greeted(
     handshake: &Handshake,
     timeout: std::time::Duration,
     keepalive: bool,
-) -> Result<(tokio::net::TcpStream, Greeting), String> {
+) -> Result<(tokio::net::TcpStream, Greeting), NodeError> {
     let connect = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            .map_err(|e| NodeError::Connect(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| NodeError::Connect(e.to_string()))?;
         if keepalive {
             socket2::SockRef::from(&stream)
                 .set_keepalive(true)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NodeError::Connect(e.to_string()))?;
         }
         let greeting = run(&mut stream, handshake).await?;
         Ok((stream, greeting))
     };
     tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|_| format!("connect timed out after {} ms", timeout.as_millis()))?
+        .map_err(|_| NodeError::Timeout(timeout))?
 }
 
 /// Runs the handshake; returns why it failed, the password never in the
 /// message.
-pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<Greeting, String>
+pub async fn run<S>(stream: &mut S, handshake: &Handshake) -> Result<Greeting, NodeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -133,7 +136,7 @@ where
     stream
         .write_all(&out)
         .await
-        .map_err(|e| format!("handshake write failed: {e}"))?;
+        .map_err(|e| NodeError::Io(format!("handshake write failed: {e}")))?;
     let mut buf = BytesMut::with_capacity(512);
     let mut scanner = ReplyScanner::new(Limits::replies());
     for (name, _) in &commands {
@@ -141,18 +144,21 @@ where
             match scanner.scan(&buf) {
                 Ok(Some(frame)) => break buf.split_to(frame.len),
                 Ok(None) => {}
-                Err(e) => return Err(format!("{name} reply is not RESP: {e}")),
+                Err(e) => return Err(NodeError::Io(format!("{name} reply is not RESP: {e}"))),
             }
             let n = stream
                 .read_buf(&mut buf)
                 .await
-                .map_err(|e| format!("handshake read failed: {e}"))?;
+                .map_err(|e| NodeError::Io(format!("handshake read failed: {e}")))?;
             if n == 0 {
-                return Err(format!("closed by the server during {name}"));
+                return Err(NodeError::Io(format!("closed by the server during {name}")));
             }
         };
-        if let Some(text) = error_text(&frame) {
-            return Err(format!("{name} failed: {text}"));
+        if let Some(reply) = error_text(&frame) {
+            return Err(NodeError::Handshake {
+                command: name,
+                reply,
+            });
         }
         if *name == "CLIENT ID" {
             greeting.id = shardgate_core::frames::integer(&frame);

@@ -18,6 +18,7 @@
 //! - `error`: [`BackendError`], worded for the client.
 //! - `wire`: [`wire::WireConn`], plain request/reply for the control plane.
 //! - `probe`: [`probe::Prober`], one node's health probes.
+//! - `resolve`: [`resolve::Resolver`], host names to addresses, async and cached.
 
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod handshake;
 mod link;
 mod node;
 pub mod probe;
+pub mod resolve;
 mod slot;
 mod stats;
 mod wake;

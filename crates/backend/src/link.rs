@@ -26,6 +26,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::sleep;
 
+use shardgate_core::error::NodeError;
+
 use super::handshake::{self, Handshake};
 use super::wake::TaskWake;
 use shardgate_core::frames::{aggregate, string};
@@ -322,9 +324,10 @@ fn restore(shared: &Shared) {
     }
 }
 
-async fn connect(shared: &Shared) -> Result<TcpStream, String> {
+async fn connect(shared: &Shared) -> Result<TcpStream, NodeError> {
     let settings = &shared.settings;
-    let addr = (settings.resolve)().ok_or("the shard has no master")?;
+    let addr = (settings.resolve)()
+        .ok_or_else(|| NodeError::Unexpected("the shard has no master".into()))?;
     handshake::connect(addr, &settings.handshake, settings.connect_timeout, false).await
 }
 

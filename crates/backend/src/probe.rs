@@ -1,15 +1,17 @@
 //! One health probe of one node: PING and INFO replication, pipelined,
-//! bounded by the probe timeout.
+//! bounded by the probe timeout; host names the node reports are resolved
+//! before the result leaves (the controller decides on addresses).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use resp::Value;
-
+use shardgate_core::error::NodeError;
 use shardgate_core::topology::info::{parse_replication, Replication};
-use shardgate_core::topology::probe::{is_busy, Probe};
+use shardgate_core::topology::probe::Probe;
 
 use crate::handshake::Handshake;
+use crate::resolve::Resolver;
 use crate::wire::{text, WireConn};
 
 /// A node's prober: keeps its connection between probes.
@@ -20,6 +22,7 @@ pub struct Prober {
     conn: Option<WireConn>,
     /// What the last full probe learned, for probes answered `BUSY`.
     last: Option<Replication>,
+    resolver: Resolver,
 }
 
 impl Prober {
@@ -30,12 +33,13 @@ impl Prober {
             timeout,
             conn: None,
             last: None,
+            resolver: Resolver::default(),
         }
     }
 
     /// Probes once; on any failure the connection is dropped (the next
     /// probe reconnects) and the reason returned.
-    pub async fn probe(&mut self) -> Result<Probe, String> {
+    pub async fn probe(&mut self) -> Result<Probe, NodeError> {
         let result = self.try_probe().await;
         if result.is_err() {
             self.conn = None;
@@ -43,17 +47,17 @@ impl Prober {
         result
     }
 
-    async fn try_probe(&mut self) -> Result<Probe, String> {
+    async fn try_probe(&mut self) -> Result<Probe, NodeError> {
         let started = Instant::now();
         let new_connection = self.conn.is_none();
-        if new_connection {
-            match WireConn::connect(self.addr, &self.handshake, self.timeout).await {
-                Ok(conn) => self.conn = Some(conn),
-                Err(e) if is_busy(&e) => return self.busy(started, true, e),
+        let conn = match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => match WireConn::connect(self.addr, &self.handshake, self.timeout).await {
+                Ok(conn) => self.conn.insert(conn),
+                Err(e) if e.is_busy() => return self.busy(started, true, e),
                 Err(e) => return Err(e),
-            }
-        }
-        let conn = self.conn.as_mut().ok_or("not connected")?;
+            },
+        };
         let left = self
             .timeout
             .saturating_sub(started.elapsed())
@@ -63,18 +67,24 @@ impl Prober {
             .await?;
         let latency = started.elapsed();
         let [pong, info] = replies.as_slice() else {
-            return Err("short reply".into());
+            return Err(NodeError::Unexpected("short reply".into()));
         };
         if let Value::Error(e) = pong {
-            let error = String::from_utf8_lossy(e).into_owned();
-            if is_busy(&error) {
+            let error = NodeError::Replied(String::from_utf8_lossy(e).into_owned());
+            if error.is_busy() {
                 return self.busy(started, new_connection, error);
             }
-            return Err(format!("PING: {error}"));
+            return Err(error);
         }
-        let info =
-            text(info).ok_or_else(|| format!("INFO replication: unexpected reply {info:?}"))?;
-        let replication = parse_replication(&info).ok_or("INFO replication has no role")?;
+        let info = text(info).ok_or_else(|| {
+            NodeError::Unexpected(format!("INFO replication: unexpected reply {info:?}"))
+        })?;
+        let mut replication = parse_replication(&info)
+            .ok_or_else(|| NodeError::Unexpected("INFO replication has no role".into()))?;
+        for (host, port) in replication.names() {
+            self.resolver.lookup(&host, port).await;
+        }
+        replication.resolve_with(|host, port| self.resolver.cached(host, port));
         self.last = Some(replication.clone());
         Ok(Probe {
             latency,
@@ -86,31 +96,37 @@ impl Prober {
 
     /// A probe answered `BUSY`: the node's last known replication state,
     /// marked busy (a failure when nothing is known of it yet).
-    fn busy(&self, started: Instant, new_connection: bool, error: String) -> Result<Probe, String> {
-        let replication = self
-            .last
-            .clone()
-            .ok_or_else(|| format!("busy before its first answer: {error}"))?;
+    fn busy(
+        &self,
+        started: Instant,
+        new_connection: bool,
+        error: NodeError,
+    ) -> Result<Probe, NodeError> {
+        let Some(replication) = self.last.clone() else {
+            return Err(error);
+        };
         Ok(Probe {
             latency: started.elapsed(),
             replication,
             new_connection,
-            busy: Some(error),
+            busy: Some(error.to_string()),
         })
     }
 
-    /// Runs one command on the node (REPLICAOF, CLIENT LIST...).
-    pub async fn command(&mut self, args: &[&[u8]]) -> Result<Value, String> {
-        if self.conn.is_none() {
-            self.conn = Some(WireConn::connect(self.addr, &self.handshake, self.timeout).await?);
-        }
-        let conn = self.conn.as_mut().ok_or("not connected")?;
+    /// Runs one command on the node (ROLE, REPLICAOF, CLIENT LIST...).
+    pub async fn command(&mut self, args: &[&[u8]]) -> Result<Value, NodeError> {
+        let conn = match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => self
+                .conn
+                .insert(WireConn::connect(self.addr, &self.handshake, self.timeout).await?),
+        };
         let result = conn.call(args, self.timeout * 3).await;
         if result.is_err() {
             self.conn = None;
         }
         match result? {
-            Value::Error(e) => Err(String::from_utf8_lossy(&e).into_owned()),
+            Value::Error(e) => Err(NodeError::Replied(String::from_utf8_lossy(&e).into_owned())),
             value => Ok(value),
         }
     }

@@ -10,6 +10,8 @@ use resp::{Limits, ReplyScanner, Request, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use shardgate_core::error::NodeError;
+
 use crate::handshake::{self, Handshake};
 
 /// A control connection to one Redis or Sentinel.
@@ -25,12 +27,12 @@ impl WireConn {
         addr: SocketAddr,
         handshake: &Handshake,
         timeout: Duration,
-    ) -> Result<WireConn, String> {
+    ) -> Result<WireConn, NodeError> {
         let stream = handshake::connect(addr, handshake, timeout, false).await?;
         Ok(WireConn {
             stream,
             buf: BytesMut::with_capacity(4096),
-            scanner: ReplyScanner::new(Limits::default()),
+            scanner: ReplyScanner::new(Limits::replies()),
         })
     }
 
@@ -39,7 +41,7 @@ impl WireConn {
         &mut self,
         commands: &[&[&[u8]]],
         timeout: Duration,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, NodeError> {
         let run = async {
             let mut out = Vec::new();
             for command in commands {
@@ -48,38 +50,46 @@ impl WireConn {
             self.stream
                 .write_all(&out)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NodeError::Io(e.to_string()))?;
             let mut replies = Vec::with_capacity(commands.len());
             for _ in commands {
                 let frame = self.next_frame().await?;
-                replies.push(resp::decode(&frame, &Limits::default()).map_err(|e| e.to_string())?);
+                let value = resp::decode(&frame, &Limits::replies())
+                    .map_err(|e| NodeError::Io(e.to_string()))?;
+                replies.push(value);
             }
             Ok(replies)
         };
         tokio::time::timeout(timeout, run)
             .await
-            .map_err(|_| format!("no reply within {} ms", timeout.as_millis()))?
+            .map_err(|_| NodeError::Timeout(timeout))?
     }
 
     /// One command, one reply.
-    pub async fn call(&mut self, command: &[&[u8]], timeout: Duration) -> Result<Value, String> {
+    pub async fn call(&mut self, command: &[&[u8]], timeout: Duration) -> Result<Value, NodeError> {
         let mut replies = self.query(&[command], timeout).await?;
-        replies.pop().ok_or_else(|| "no reply".to_string())
+        replies
+            .pop()
+            .ok_or_else(|| NodeError::Unexpected("no reply".into()))
     }
 
     /// The next reply frame (for subscriptions: pushed messages).
-    pub async fn next_frame(&mut self) -> Result<Bytes, String> {
+    pub async fn next_frame(&mut self) -> Result<Bytes, NodeError> {
         loop {
-            if let Some(frame) = self.scanner.scan(&self.buf).map_err(|e| e.to_string())? {
+            let scanned = self
+                .scanner
+                .scan(&self.buf)
+                .map_err(|e| NodeError::Io(format!("invalid reply: {e}")))?;
+            if let Some(frame) = scanned {
                 return Ok(self.buf.split_to(frame.len).freeze());
             }
             let n = self
                 .stream
                 .read_buf(&mut self.buf)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NodeError::Io(e.to_string()))?;
             if n == 0 {
-                return Err("connection closed".into());
+                return Err(NodeError::Io("connection closed by the server".into()));
             }
         }
     }

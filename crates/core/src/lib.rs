@@ -10,6 +10,8 @@
 //! - [`fanout`]: split, broadcast and SCAN plans and their reply merges.
 //! - [`frames`]: reading replies without decoding more than needed.
 //! - [`topology`]: topology snapshots, replication groups, events, status.
+//! - [`control`]: the pool controller's decisions: (state, input) -> actions.
+//! - [`error`]: [`error::NodeError`], why a server did not answer as asked.
 //! - [`auth`]: client users, passwords and permissions.
 //! - [`secrets`]: [`secrets::Secret`], which arguments and settings are secrets, redaction.
 //! - [`metrics`]: single-writer counters, histograms, the slow log.
@@ -22,6 +24,8 @@
 pub mod auth;
 pub mod command;
 pub mod config;
+pub mod control;
+pub mod error;
 pub mod fanout;
 pub mod frames;
 pub mod glob;

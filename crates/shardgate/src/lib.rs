@@ -30,7 +30,8 @@
 
 pub use shardgate_backend as backend;
 pub use shardgate_core::{
-    auth, command, config, fanout, log_limit, metrics, route, scripts, secrets, topology,
+    auth, command, config, error, fanout, frames, log_limit, metrics, route, scripts, secrets,
+    topology,
 };
 
 pub mod admin;

@@ -232,7 +232,7 @@ fn spawn_control(
     crate::worker::spawn_thread("shardgate-control".into(), move || async move {
         for pool in pools {
             let controller = Controller::new(pool, events.clone(), instance.clone());
-            tokio::task::spawn_local(controller.run(ready.clone()));
+            tokio::task::spawn_local(controller.run(ready.clone(), shutdown.clone()));
         }
         if let Some((listener, admin)) = admin {
             tokio::task::spawn_local(crate::admin::serve(listener, admin, shutdown.clone()));

@@ -65,6 +65,17 @@ pub enum Failover {
     Managed,
 }
 
+impl Failover {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failover::None => "none",
+            Failover::Sentinel => "sentinel",
+            Failover::Managed => "managed",
+        }
+    }
+}
+
 /// Health checks of every node: PING + INFO replication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthCheck {

@@ -2,7 +2,7 @@
 //! (with rise/fall), their reported roles, which one is master, and which
 //! replicas are fit to serve reads. Pure: probes go in, decisions come out.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use super::info::Role;
 use super::probe::Probe;
 use super::NodeAddr;
 use crate::config::ReplicaLag;
+use crate::error::NodeError;
 
 /// How the controller knows about a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,6 +38,16 @@ pub enum Health {
     Down,
 }
 
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
 /// One node of a group.
 #[derive(Debug, Clone)]
 pub struct NodeHealth {
@@ -51,7 +62,7 @@ pub struct NodeHealth {
     fell: bool,
     /// The last successful probe.
     pub last: Option<Probe>,
-    pub last_error: Option<String>,
+    pub last_error: Option<NodeError>,
     /// When `health` last changed.
     pub since: Instant,
     /// Probes started before this are stale: the proxy changed the node's
@@ -75,7 +86,7 @@ pub struct NodeHealth {
 }
 
 impl NodeHealth {
-    pub fn new(addr: NodeAddr, origin: Origin) -> NodeHealth {
+    pub fn new(addr: NodeAddr, origin: Origin, now: Instant) -> NodeHealth {
         NodeHealth {
             addr,
             origin,
@@ -85,7 +96,7 @@ impl NodeHealth {
             fell: false,
             last: None,
             last_error: None,
-            since: Instant::now(),
+            since: now,
             trust_since: None,
             failing_since: None,
             deposed: false,
@@ -96,7 +107,13 @@ impl NodeHealth {
     /// Applies one probe result. Returns the new health when it flipped.
     /// The first result decides at once; afterwards `rise` successes or
     /// `fall` failures in a row are needed.
-    pub fn apply(&mut self, result: Result<Probe, String>, rise: u32, fall: u32) -> Option<Health> {
+    pub fn apply(
+        &mut self,
+        result: Result<Probe, NodeError>,
+        rise: u32,
+        fall: u32,
+        now: Instant,
+    ) -> Option<Health> {
         let next = match result {
             Ok(probe) => {
                 if probe.replication.is_master() {
@@ -125,7 +142,7 @@ impl NodeHealth {
             Err(reason) => {
                 self.fail_streak += 1;
                 self.fell |= self.fail_streak >= fall;
-                self.failing_since.get_or_insert_with(Instant::now);
+                self.failing_since.get_or_insert(now);
                 self.ok_streak = 0;
                 self.last_error = Some(reason);
                 match self.health {
@@ -137,7 +154,7 @@ impl NodeHealth {
         };
         if let Some(health) = next {
             self.health = health;
-            self.since = Instant::now();
+            self.since = now;
             if health == Health::Up {
                 self.fell = false;
             }
@@ -170,11 +187,7 @@ impl NodeHealth {
     /// The master this node replicates from, when it reports one.
     pub fn replicates_from(&self) -> Option<SocketAddr> {
         match self.role()? {
-            Role::Replica {
-                master_host,
-                master_port,
-                ..
-            } => resolve(master_host, *master_port),
+            Role::Replica { master_addr, .. } => *master_addr,
             Role::Master { .. } => None,
         }
     }
@@ -189,44 +202,6 @@ impl NodeHealth {
         }
     }
 }
-
-/// `host:port` from INFO to an address (IP literals; names resolved).
-///
-/// Called for every node on every controller input and scrape, on the
-/// control thread: a name's answer is kept for a while, so a slow DNS
-/// server costs one lookup per name every [`NAME_TTL`], not one per call.
-pub fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
-    }
-    type Cache = std::collections::HashMap<(String, u16), (Option<SocketAddr>, Instant)>;
-    thread_local! {
-        static NAMES: std::cell::RefCell<Cache> = std::cell::RefCell::default();
-    }
-    let key = (host.to_string(), port);
-    if let Some((addr, at)) = NAMES.with(|names| names.borrow().get(&key).copied()) {
-        if at.elapsed() < NAME_TTL {
-            return addr;
-        }
-    }
-    use std::net::ToSocketAddrs;
-    let addr = (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next());
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        // Names come from the configuration and INFO: few, but bounded anyway.
-        if names.len() >= 1024 {
-            names.clear();
-        }
-        names.insert(key, (addr, Instant::now()));
-    });
-    addr
-}
-
-/// How long a resolved name is trusted.
-const NAME_TTL: Duration = Duration::from_secs(30);
 
 /// A replica's lag, from its master's `INFO replication`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,11 +256,11 @@ impl Group {
     }
 
     /// Adds a node unless it is already a member. True when added.
-    pub fn add(&mut self, addr: NodeAddr, origin: Origin) -> bool {
+    pub fn add(&mut self, addr: NodeAddr, origin: Origin, now: Instant) -> bool {
         if self.node(addr.addr).is_some() {
             return false;
         }
-        self.nodes.push(NodeHealth::new(addr, origin));
+        self.nodes.push(NodeHealth::new(addr, origin, now));
         true
     }
 
@@ -305,8 +280,8 @@ impl Group {
         if node.health == Health::Down {
             let reason = node
                 .last_error
-                .as_deref()
-                .unwrap_or("health checks failing");
+                .as_ref()
+                .map_or_else(|| "health checks failing".to_string(), NodeError::to_string);
             return Err(format!("master {} is down ({reason})", node.addr.label));
         }
         if node.reports_replica() {
@@ -339,7 +314,7 @@ impl Group {
             Some(Role::Master { replicas }) => replicas
                 .iter()
                 .filter(|r| r.online)
-                .filter(|r| resolve(&r.ip, r.port).is_none_or(|a| self.node(a).is_none()))
+                .filter(|r| r.addr.is_none_or(|a| self.node(a).is_none()))
                 .count(),
             _ => 0,
         };
@@ -412,7 +387,7 @@ impl Group {
     /// the one online entry on the same port, and failing that the
     /// replica's own view (its offset against the master's, and the seconds
     /// since it heard from its master), less exact. None when neither says.
-    pub fn replica_lag(&self, replica: SocketAddr) -> Option<Lag> {
+    pub fn replica_lag(&self, replica: SocketAddr, now: Instant) -> Option<Lag> {
         let master = self.master_node()?;
         let probe = master.last.as_ref()?;
         let Role::Master { replicas } = &probe.replication.role else {
@@ -423,14 +398,17 @@ impl Group {
         let same_port = || {
             online().filter(|r| {
                 r.port == replica.port()
-                    && resolve(&r.ip, r.port).is_none_or(|a| a == replica || self.node(a).is_none())
+                    && r.addr
+                        .is_none_or(|a| a == replica || self.node(a).is_none())
             })
         };
         let listed = online()
-            .find(|r| resolve(&r.ip, r.port) == Some(replica))
+            .find(|r| r.addr == Some(replica))
             .or_else(|| same_port().next().filter(|_| same_port().count() == 1));
         // While the master does not answer, what it last said grows stale.
-        let silent = master.failing_since.map_or(0, |t| t.elapsed().as_secs());
+        let silent = master
+            .failing_since
+            .map_or(0, |t| now.saturating_duration_since(t).as_secs());
         let master_offset = probe.replication.master_repl_offset;
         let (seconds, offset) = match listed {
             Some(listed) => (listed.lag, listed.offset),
@@ -450,11 +428,15 @@ impl Group {
     }
 
     /// Replicas fit to serve reads, and the others with the reason.
-    pub fn replica_fitness(&self, max_lag: ReplicaLag) -> (Vec<NodeAddr>, Vec<(NodeAddr, String)>) {
+    pub fn replica_fitness(
+        &self,
+        max_lag: ReplicaLag,
+        now: Instant,
+    ) -> (Vec<NodeAddr>, Vec<(NodeAddr, String)>) {
         let mut fit = Vec::new();
         let mut unfit = Vec::new();
         for node in self.nodes.iter().filter(|n| n.addr.addr != self.master) {
-            match self.unfit_reason(node, max_lag) {
+            match self.unfit_reason(node, max_lag, now) {
                 None => fit.push(node.addr.clone()),
                 Some(reason) => unfit.push((node.addr.clone(), reason)),
             }
@@ -462,7 +444,7 @@ impl Group {
         (fit, unfit)
     }
 
-    fn unfit_reason(&self, node: &NodeHealth, max_lag: ReplicaLag) -> Option<String> {
+    fn unfit_reason(&self, node: &NodeHealth, max_lag: ReplicaLag, now: Instant) -> Option<String> {
         if node.health != Health::Up {
             return Some(format!("health {:?}", node.health).to_lowercase());
         }
@@ -481,7 +463,7 @@ impl Group {
         if max_lag.seconds.is_none() && max_lag.bytes.is_none() {
             return None;
         }
-        let Some(lag) = self.replica_lag(node.addr.addr) else {
+        let Some(lag) = self.replica_lag(node.addr.addr, now) else {
             return Some("lag unknown: neither its master nor itself says".into());
         };
         if let Some(limit) = max_lag.seconds.filter(|limit| lag.seconds > *limit) {
@@ -521,14 +503,14 @@ impl Group {
     }
 
     /// Nodes learned along the way that have been down this long are forgotten.
-    pub fn forget_stale(&mut self, after: Duration) -> Vec<NodeAddr> {
+    pub fn forget_stale(&mut self, after: Duration, now: Instant) -> Vec<NodeAddr> {
         let master = self.master;
         let mut forgotten = Vec::new();
         self.nodes.retain(|n| {
             let stale = matches!(n.origin, Origin::Discovered | Origin::Sentinel)
                 && n.addr.addr != master
                 && n.health == Health::Down
-                && n.since.elapsed() > after;
+                && now.saturating_duration_since(n.since) > after;
             if stale {
                 forgotten.push(n.addr.clone());
             }
@@ -541,6 +523,12 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fixed clock: these decisions do not depend on elapsed time.
+    fn now() -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now)
+    }
     use crate::topology::info::{ReplicaInfo, Replication};
 
     fn addr(port: u16) -> NodeAddr {
@@ -551,7 +539,7 @@ mod tests {
     }
 
     /// A master at `offset` listing replicas as `(port, offset, lag)`.
-    fn master_with(offset: u64, replicas: &[(u16, u64, u64)]) -> Result<Probe, String> {
+    fn master_with(offset: u64, replicas: &[(u16, u64, u64)]) -> Result<Probe, NodeError> {
         Ok(Probe {
             latency: Duration::from_micros(100),
             replication: Replication {
@@ -561,6 +549,7 @@ mod tests {
                         .map(|&(port, offset, lag)| ReplicaInfo {
                             ip: "127.0.0.1".into(),
                             port,
+                            addr: Some(addr(port).addr),
                             online: true,
                             offset,
                             lag,
@@ -576,16 +565,17 @@ mod tests {
 
     /// `probe` (a master's) with its first listed replica at `ip`: how a
     /// master behind NAT, or on another host, lists it.
-    fn first_listed_as(probe: Result<Probe, String>, ip: &str) -> Result<Probe, String> {
+    fn first_listed_as(probe: Result<Probe, NodeError>, ip: &str) -> Result<Probe, NodeError> {
         probe.map(|mut p| {
             if let Role::Master { replicas } = &mut p.replication.role {
                 replicas[0].ip = ip.into();
+                replicas[0].addr = crate::topology::info::literal(ip, replicas[0].port);
             }
             p
         })
     }
 
-    fn master_probe(offset: u64) -> Result<Probe, String> {
+    fn master_probe(offset: u64) -> Result<Probe, NodeError> {
         master_with(offset, &[(2, offset, 0)])
     }
 
@@ -594,13 +584,14 @@ mod tests {
         link_up: bool,
         io: u64,
         offset: u64,
-    ) -> Result<Probe, String> {
+    ) -> Result<Probe, NodeError> {
         Ok(Probe {
             latency: Duration::from_micros(100),
             replication: Replication {
                 role: Role::Replica {
                     master_host: "127.0.0.1".into(),
                     master_port,
+                    master_addr: Some(addr(master_port).addr),
                     link_up,
                     last_io_seconds: Some(io),
                     offset,
@@ -616,33 +607,42 @@ mod tests {
         let mut g = Group {
             name: "s".into(),
             weight: 1,
-            nodes: vec![NodeHealth::new(addr(1), Origin::Configured)],
+            nodes: vec![NodeHealth::new(addr(1), Origin::Configured, now())],
             master: addr(1).addr,
             ejected: false,
             conflict: None,
         };
-        g.add(addr(2), Origin::Declared);
-        g.add(addr(3), Origin::Declared);
+        g.add(addr(2), Origin::Declared, now());
+        g.add(addr(3), Origin::Declared, now());
         g
     }
 
     #[test]
     fn rise_and_fall_flip_health_after_streaks() {
-        let mut node = NodeHealth::new(addr(1), Origin::Configured);
-        assert_eq!(node.apply(master_probe(0), 2, 3), Some(Health::Up));
-        assert_eq!(node.apply(Err("x".into()), 2, 3), None);
-        assert_eq!(node.apply(Err("x".into()), 2, 3), None);
-        assert_eq!(node.apply(Err("x".into()), 2, 3), Some(Health::Down));
-        assert_eq!(node.apply(master_probe(0), 2, 3), None);
-        assert_eq!(node.apply(master_probe(0), 2, 3), Some(Health::Up));
+        let mut node = NodeHealth::new(addr(1), Origin::Configured, now());
+        assert_eq!(node.apply(master_probe(0), 2, 3, now()), Some(Health::Up));
+        assert_eq!(
+            node.apply(Err(NodeError::Io("x".into())), 2, 3, now()),
+            None
+        );
+        assert_eq!(
+            node.apply(Err(NodeError::Io("x".into())), 2, 3, now()),
+            None
+        );
+        assert_eq!(
+            node.apply(Err(NodeError::Io("x".into())), 2, 3, now()),
+            Some(Health::Down)
+        );
+        assert_eq!(node.apply(master_probe(0), 2, 3, now()), None);
+        assert_eq!(node.apply(master_probe(0), 2, 3, now()), Some(Health::Up));
     }
 
     #[test]
     fn a_master_that_reports_a_replica_role_is_not_usable() {
         let mut g = group();
-        g.nodes[0].apply(master_probe(10), 2, 3);
+        g.nodes[0].apply(master_probe(10), 2, 3, now());
         assert!(g.usable_master().is_ok());
-        g.nodes[0].apply(replica_probe(2, true, 0, 10), 2, 3);
+        g.nodes[0].apply(replica_probe(2, true, 0, 10), 2, 3, now());
         assert!(g
             .usable_master()
             .expect_err("replica")
@@ -650,51 +650,47 @@ mod tests {
     }
 
     #[test]
-    fn ip_literals_and_names_resolve() {
-        assert_eq!(resolve("127.0.0.1", 5), Some(addr(5).addr));
-        let first = resolve("localhost", 6).expect("localhost resolves");
-        assert_eq!(first.port(), 6);
-        assert_eq!(resolve("localhost", 6), Some(first));
-        assert_eq!(resolve("no-such-host.invalid", 6), None);
-    }
-
-    #[test]
     fn a_master_down_at_its_first_probe_is_not_lost_before_fall_failures() {
         let mut g = group();
         // At startup the first result decides health at once...
         assert_eq!(
-            g.nodes[0].apply(Err("timeout".into()), 2, 3),
+            g.nodes[0].apply(Err(NodeError::Io("timeout".into())), 2, 3, now()),
             Some(Health::Down)
         );
         assert!(g.usable_master().is_err());
         // ...but only `fall` failures in a row justify a failover.
         assert!(!g.master_lost());
-        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        g.nodes[0].apply(Err(NodeError::Io("timeout".into())), 2, 3, now());
         assert!(!g.master_lost());
-        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        g.nodes[0].apply(Err(NodeError::Io("timeout".into())), 2, 3, now());
         assert!(g.master_lost());
         // A flapping master (one answer, then failing again) stays lost...
-        g.nodes[0].apply(master_probe(0), 2, 3);
+        g.nodes[0].apply(master_probe(0), 2, 3, now());
         assert!(g.master_lost());
-        g.nodes[0].apply(Err("timeout".into()), 2, 3);
+        g.nodes[0].apply(Err(NodeError::Io("timeout".into())), 2, 3, now());
         assert!(g.master_lost());
         // ...until it is up again: `rise` answers in a row.
-        g.nodes[0].apply(master_probe(0), 2, 3);
-        g.nodes[0].apply(master_probe(0), 2, 3);
+        g.nodes[0].apply(master_probe(0), 2, 3, now());
+        g.nodes[0].apply(master_probe(0), 2, 3, now());
         assert!(!g.master_lost());
     }
 
     #[test]
     fn replicas_are_fit_only_when_linked_to_the_master_and_close_enough() {
         let mut g = group();
-        g.nodes[0].apply(master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
-        g.nodes[2].apply(replica_probe(1, false, 0, 1000), 2, 3);
-        let (fit, unfit) = g.replica_fitness(ReplicaLag::default());
+        g.nodes[0].apply(
+            master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]),
+            2,
+            3,
+            now(),
+        );
+        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, false, 0, 1000), 2, 3, now());
+        let (fit, unfit) = g.replica_fitness(ReplicaLag::default(), now());
         assert_eq!(fit, vec![addr(2)]);
         assert_eq!(unfit[0].1, "master link down");
-        g.nodes[1].apply(replica_probe(7, true, 0, 1000), 2, 3);
-        let (_, unfit) = g.replica_fitness(ReplicaLag::default());
+        g.nodes[1].apply(replica_probe(7, true, 0, 1000), 2, 3, now());
+        let (_, unfit) = g.replica_fitness(ReplicaLag::default(), now());
         assert!(unfit
             .iter()
             .any(|(_, r)| r == "replicates from another master"));
@@ -710,42 +706,55 @@ mod tests {
         // The replicas' own offsets (probed at other moments) and their
         // `master_last_io_seconds_ago` (which counts up to 10 s on an idle
         // master) must not matter: only what the master lists does.
-        g.nodes[0].apply(master_with(10_000, &[(2, 9_900, 1), (3, 9_000, 0)]), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 9, 0), 2, 3);
-        g.nodes[2].apply(replica_probe(1, true, 0, 10_000), 2, 3);
+        g.nodes[0].apply(
+            master_with(10_000, &[(2, 9_900, 1), (3, 9_000, 0)]),
+            2,
+            3,
+            now(),
+        );
+        g.nodes[1].apply(replica_probe(1, true, 9, 0), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, true, 0, 10_000), 2, 3, now());
         assert_eq!(
-            g.replica_lag(addr(2).addr),
+            g.replica_lag(addr(2).addr, now()),
             Some(Lag {
                 seconds: 1,
                 bytes: 100
             })
         );
-        let (fit, unfit) = g.replica_fitness(lag);
+        let (fit, unfit) = g.replica_fitness(lag, now());
         assert_eq!(fit, vec![addr(2)]);
         assert_eq!(unfit, vec![(addr(3), "lag 1000 bytes > 500".to_string())]);
-        g.nodes[0].apply(master_with(10_000, &[(2, 10_000, 7), (3, 10_000, 0)]), 2, 3);
-        let (fit, unfit) = g.replica_fitness(lag);
+        g.nodes[0].apply(
+            master_with(10_000, &[(2, 10_000, 7), (3, 10_000, 0)]),
+            2,
+            3,
+            now(),
+        );
+        let (fit, unfit) = g.replica_fitness(lag, now());
         assert_eq!(fit, vec![addr(3)]);
         assert_eq!(unfit, vec![(addr(2), "lag 7s > 5s".to_string())]);
         // A replica its master lists under an address the proxy does not
         // know (NAT, announce-ip): the one entry on its port...
         let listing = master_with(10_000, &[(2, 9_990, 0), (3, 10_000, 0)]);
-        g.nodes[0].apply(first_listed_as(listing, "10.9.9.9"), 2, 3);
-        assert_eq!(g.replica_lag(addr(2).addr).map(|l| l.bytes), Some(10));
-        // ...and with none, the replica's own view.
-        g.nodes[0].apply(master_with(10_000, &[(3, 10_000, 0)]), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 0, 9_950), 2, 3);
+        g.nodes[0].apply(first_listed_as(listing, "10.9.9.9"), 2, 3, now());
         assert_eq!(
-            g.replica_lag(addr(2).addr),
+            g.replica_lag(addr(2).addr, now()).map(|l| l.bytes),
+            Some(10)
+        );
+        // ...and with none, the replica's own view.
+        g.nodes[0].apply(master_with(10_000, &[(3, 10_000, 0)]), 2, 3, now());
+        g.nodes[1].apply(replica_probe(1, true, 0, 9_950), 2, 3, now());
+        assert_eq!(
+            g.replica_lag(addr(2).addr, now()),
             Some(Lag {
                 seconds: 0,
                 bytes: 50
             })
         );
-        let (fit, _) = g.replica_fitness(lag);
+        let (fit, _) = g.replica_fitness(lag, now());
         assert_eq!(fit, vec![addr(2), addr(3)]);
         // Without a bound, lag is not needed.
-        let (fit, _) = g.replica_fitness(ReplicaLag::default());
+        let (fit, _) = g.replica_fitness(ReplicaLag::default(), now());
         assert_eq!(fit, vec![addr(2), addr(3)]);
     }
 
@@ -756,13 +765,13 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 2], 2)),
             "127.0.0.2:2".to_string(),
         );
-        g.add(other, Origin::Declared);
+        g.add(other, Origin::Declared, now());
         // The master lists only the other host's replica on port 2.
         let listing = master_with(10_000, &[(2, 10_000, 0)]);
-        g.nodes[0].apply(first_listed_as(listing, "127.0.0.2"), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 40, 1_000), 2, 3);
+        g.nodes[0].apply(first_listed_as(listing, "127.0.0.2"), 2, 3, now());
+        g.nodes[1].apply(replica_probe(1, true, 40, 1_000), 2, 3, now());
         assert_eq!(
-            g.replica_lag(addr(2).addr),
+            g.replica_lag(addr(2).addr, now()),
             Some(Lag {
                 seconds: 40,
                 bytes: 9_000
@@ -773,13 +782,13 @@ mod tests {
     #[test]
     fn the_most_advanced_healthy_replica_is_promoted() {
         let mut g = group();
-        g.nodes[1].apply(replica_probe(1, false, 0, 50), 2, 3);
-        g.nodes[2].apply(replica_probe(1, false, 0, 70), 2, 3);
+        g.nodes[1].apply(replica_probe(1, false, 0, 50), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, false, 0, 70), 2, 3, now());
         assert_eq!(
             g.promotion_candidate().map(|n| n.addr.clone()),
             Some(addr(3))
         );
-        g.nodes[2].apply(Err("down".into()), 2, 1);
+        g.nodes[2].apply(Err(NodeError::Io("down".into())), 2, 1, now());
         assert_eq!(
             g.promotion_candidate().map(|n| n.addr.clone()),
             Some(addr(2))
@@ -791,9 +800,9 @@ mod tests {
         // The configured server (1) came back empty; 2 was promoted and 3
         // follows it.
         let mut g = group();
-        g.nodes[0].apply(master_with(0, &[]), 2, 3);
-        g.nodes[1].apply(master_with(5000, &[(3, 5000, 0)]), 2, 3);
-        g.nodes[2].apply(replica_probe(2, true, 0, 5000), 2, 3);
+        g.nodes[0].apply(master_with(0, &[]), 2, 3, now());
+        g.nodes[1].apply(master_with(5000, &[(3, 5000, 0)]), 2, 3, now());
+        g.nodes[2].apply(replica_probe(2, true, 0, 5000), 2, 3, now());
         assert_eq!(
             g.masters(),
             Masters::Resolved {
@@ -802,8 +811,8 @@ mod tests {
             }
         );
         // With no replica anywhere, the higher offset decides.
-        g.nodes[2].apply(Err("down".into()), 2, 1);
-        g.nodes[1].apply(master_with(5000, &[]), 2, 3);
+        g.nodes[2].apply(Err(NodeError::Io("down".into())), 2, 1, now());
+        g.nodes[1].apply(master_with(5000, &[]), 2, 3, now());
         assert!(matches!(g.masters(), Masters::Resolved { keep, .. } if keep == addr(2).addr));
     }
 
@@ -811,20 +820,21 @@ mod tests {
     fn masters_that_may_both_hold_data_are_a_conflict() {
         let mut g = group();
         // Both have replicas following them.
-        g.nodes.push(NodeHealth::new(addr(4), Origin::Declared));
-        g.nodes[0].apply(master_with(100, &[]), 2, 3);
-        g.nodes[1].apply(master_with(200, &[]), 2, 3);
-        g.nodes[2].apply(replica_probe(1, true, 0, 100), 2, 3);
-        g.nodes[3].apply(replica_probe(2, true, 0, 200), 2, 3);
+        g.nodes
+            .push(NodeHealth::new(addr(4), Origin::Declared, now()));
+        g.nodes[0].apply(master_with(100, &[]), 2, 3, now());
+        g.nodes[1].apply(master_with(200, &[]), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, true, 0, 100), 2, 3, now());
+        g.nodes[3].apply(replica_probe(2, true, 0, 200), 2, 3, now());
         assert!(matches!(g.masters(), Masters::Conflict(why) if why.contains("two masters")));
         // Neither has replicas, same offset.
-        g.nodes[2].apply(Err("down".into()), 2, 1);
-        g.nodes[3].apply(Err("down".into()), 2, 1);
-        g.nodes[1].apply(master_with(100, &[]), 2, 3);
+        g.nodes[2].apply(Err(NodeError::Io("down".into())), 2, 1, now());
+        g.nodes[3].apply(Err(NodeError::Io("down".into())), 2, 1, now());
+        g.nodes[1].apply(master_with(100, &[]), 2, 3, now());
         assert!(matches!(g.masters(), Masters::Conflict(_)));
         // A master the proxy failed over from is stale, whatever it says.
         g.nodes[0].deposed = true;
-        g.nodes[0].apply(master_with(900, &[]), 2, 3);
+        g.nodes[0].apply(master_with(900, &[]), 2, 3, now());
         assert_eq!(
             g.masters(),
             Masters::Resolved {
@@ -839,17 +849,22 @@ mod tests {
         // 1 is master with replicas 2 and 3; the operator runs REPLICAOF
         // NO ONE on 2 while writes still reach 1.
         let mut g = group();
-        g.nodes[0].apply(master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
-        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        g.nodes[0].apply(
+            master_with(1000, &[(2, 1000, 0), (3, 1000, 0)]),
+            2,
+            3,
+            now(),
+        );
+        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3, now());
         assert_eq!(g.masters(), Masters::One);
-        g.nodes[1].apply(master_with(1000, &[]), 2, 3);
-        g.nodes[0].apply(master_with(1200, &[(3, 1200, 0)]), 2, 3);
+        g.nodes[1].apply(master_with(1000, &[]), 2, 3, now());
+        g.nodes[0].apply(master_with(1200, &[(3, 1200, 0)]), 2, 3, now());
         assert!(g.nodes[1].seen_promoted);
         // No replica and a lower offset, yet promoted on purpose: conflict.
         assert!(matches!(g.masters(), Masters::Conflict(_)));
         // Then REPLICAOF 2 on 1: one master again, and it is 2.
-        g.nodes[0].apply(replica_probe(2, true, 0, 1200), 2, 3);
+        g.nodes[0].apply(replica_probe(2, true, 0, 1200), 2, 3, now());
         assert_eq!(g.masters(), Masters::One);
         assert!(!g.nodes[0].deposed && !g.nodes[0].seen_promoted);
     }
@@ -860,14 +875,14 @@ mod tests {
         // between two probes and comes back an empty master (its config has
         // no replicaof). The probe that sees it is on a new connection.
         let mut g = group();
-        g.nodes[0].apply(master_with(1000, &[(3, 1000, 0)]), 2, 3);
-        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3);
-        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3);
+        g.nodes[0].apply(master_with(1000, &[(3, 1000, 0)]), 2, 3, now());
+        g.nodes[1].apply(replica_probe(1, true, 0, 1000), 2, 3, now());
+        g.nodes[2].apply(replica_probe(1, true, 0, 1000), 2, 3, now());
         let mut restarted = master_with(0, &[]);
         if let Ok(probe) = &mut restarted {
             probe.new_connection = true;
         }
-        g.nodes[1].apply(restarted, 2, 3);
+        g.nodes[1].apply(restarted, 2, 3, now());
         assert!(!g.nodes[1].seen_promoted);
         assert_eq!(
             g.masters(),

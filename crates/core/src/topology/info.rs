@@ -1,5 +1,9 @@
 //! `INFO replication`, parsed: what a node says about its role, its
-//! master link and its replicas.
+//! master link and its replicas. Addresses a node reports as IP literals
+//! are resolved here; host names are left for the prober's resolver (no
+//! DNS in this crate).
+
+use std::net::{IpAddr, SocketAddr};
 
 /// A node's role as it reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +15,8 @@ pub enum Role {
     Replica {
         master_host: String,
         master_port: u16,
+        /// `master_host:master_port` resolved (None: a name not resolved yet).
+        master_addr: Option<SocketAddr>,
         /// `master_link_status:up`.
         link_up: bool,
         /// Seconds since the last interaction with the master.
@@ -25,6 +31,8 @@ pub enum Role {
 pub struct ReplicaInfo {
     pub ip: String,
     pub port: u16,
+    /// `ip:port` resolved (None: a name not resolved yet).
+    pub addr: Option<SocketAddr>,
     pub online: bool,
     pub offset: u64,
     pub lag: u64,
@@ -82,6 +90,7 @@ pub fn parse_replication(text: &str) -> Option<Replication> {
     let role = match role?.as_str() {
         "master" => Role::Master { replicas },
         "slave" | "replica" => Role::Replica {
+            master_addr: literal(&master_host, master_port),
             master_host,
             master_port,
             link_up,
@@ -100,6 +109,7 @@ fn parse_replica(value: &str) -> Option<ReplicaInfo> {
     let mut replica = ReplicaInfo {
         ip: String::new(),
         port: 0,
+        addr: None,
         online: false,
         offset: 0,
         lag: 0,
@@ -114,7 +124,57 @@ fn parse_replica(value: &str) -> Option<ReplicaInfo> {
             _ => {}
         }
     }
+    replica.addr = literal(&replica.ip, replica.port);
     (!replica.ip.is_empty() && replica.port != 0).then_some(replica)
+}
+
+/// `host:port` as an address when `host` is an IP literal.
+pub fn literal(host: &str, port: u16) -> Option<SocketAddr> {
+    host.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port))
+}
+
+impl Replication {
+    /// Every host name it reports that is not an IP literal, with its
+    /// port: for a resolver to fill in ([`Replication::resolve_with`]).
+    pub fn names(&self) -> Vec<(String, u16)> {
+        match &self.role {
+            Role::Master { replicas } => replicas
+                .iter()
+                .filter(|r| r.addr.is_none())
+                .map(|r| (r.ip.clone(), r.port))
+                .collect(),
+            Role::Replica {
+                master_host,
+                master_port,
+                master_addr: None,
+                ..
+            } => vec![(master_host.clone(), *master_port)],
+            Role::Replica { .. } => Vec::new(),
+        }
+    }
+
+    /// Fills in the addresses of host names with `resolve`.
+    pub fn resolve_with(&mut self, resolve: impl Fn(&str, u16) -> Option<SocketAddr>) {
+        match &mut self.role {
+            Role::Master { replicas } => {
+                for replica in replicas.iter_mut().filter(|r| r.addr.is_none()) {
+                    replica.addr = resolve(&replica.ip, replica.port);
+                }
+            }
+            Role::Replica {
+                master_host,
+                master_port,
+                master_addr,
+                ..
+            } => {
+                if master_addr.is_none() {
+                    *master_addr = resolve(master_host, *master_port);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,11 +208,34 @@ mod tests {
             Role::Replica {
                 master_host: "127.0.0.1".into(),
                 master_port: 6379,
+                master_addr: literal("127.0.0.1", 6379),
                 link_up: false,
                 last_io_seconds: None,
                 offset: 99
             }
         );
         assert!(parse_replication("nothing here").is_none());
+    }
+
+    #[test]
+    fn names_are_left_for_a_resolver() {
+        let text =
+            "role:master\r\nslave0:ip=replica.example,port=6380,state=online,offset=1,lag=0\r\n\
+            slave1:ip=10.0.0.2,port=6381,state=online,offset=1,lag=0\r\n";
+        let mut r = parse_replication(text).expect("parsed");
+        assert_eq!(r.names(), vec![("replica.example".to_string(), 6380)]);
+        let resolved = literal("10.0.0.9", 6380);
+        r.resolve_with(|host, port| {
+            (host == "replica.example")
+                .then_some(resolved)
+                .flatten()
+                .map(|a| std::net::SocketAddr::new(a.ip(), port))
+        });
+        let Role::Master { replicas } = &r.role else {
+            panic!("master")
+        };
+        assert_eq!(replicas[0].addr, literal("10.0.0.9", 6380));
+        assert_eq!(replicas[1].addr, literal("10.0.0.2", 6381));
+        assert!(r.names().is_empty());
     }
 }

@@ -18,9 +18,3 @@ pub struct Probe {
     /// `replication` is what the last full probe learned.
     pub busy: Option<String>,
 }
-
-/// Whether a server's error (or a handshake failure quoting one) is
-/// Redis's `BUSY`: alive, running a script.
-pub fn is_busy(error: &str) -> bool {
-    error.starts_with("BUSY ") || error.contains(": BUSY ")
-}

@@ -33,6 +33,8 @@ pub struct ShardStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeStatus {
     pub addr: Arc<str>,
+    /// The address the proxy connects to (the label may be a host name).
+    pub socket: std::net::SocketAddr,
     /// The proxy routes this shard's writes here.
     pub is_master: bool,
     /// The role the node reports: `master`, `replica`, or `unknown`.
@@ -72,6 +74,7 @@ impl NodeStatus {
         let lag = lag.filter(|_| role == "replica");
         NodeStatus {
             addr: node.addr.label.clone(),
+            socket: node.addr.addr,
             is_master,
             role,
             health: node.health,
@@ -87,7 +90,7 @@ impl NodeStatus {
                 .map(|p| u64::try_from(p.latency.as_micros()).unwrap_or(u64::MAX)),
             serves_reads: !is_master && excluded.is_none(),
             excluded: if is_master { None } else { excluded },
-            last_error: node.last_error.clone(),
+            last_error: node.last_error.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -301,10 +301,6 @@ fn nodes(out: &mut String, admin: &Admin) {
         let status = pool.status();
         for shard in &status.shards {
             for node in &shard.nodes {
-                let addr = node.addr.parse::<SocketAddr>().ok().or_else(|| {
-                    use std::net::ToSocketAddrs;
-                    node.addr.to_socket_addrs().ok()?.next()
-                });
                 rows.push(Row {
                     labels: format!(
                         "pool=\"{}\",shard=\"{}\",node=\"{}\"",
@@ -318,7 +314,7 @@ fn nodes(out: &mut String, admin: &Admin) {
                     lag: node.lag_seconds,
                     behind: node.behind_bytes,
                     serves_reads: node.serves_reads,
-                    traffic: addr.and_then(|a| traffic.remove(&a)).unwrap_or_default(),
+                    traffic: traffic.remove(&node.socket).unwrap_or_default(),
                 });
             }
         }

@@ -6,25 +6,11 @@
 //! # Layout
 //! - `controller`: [`Controller`], one pool's control loop.
 //! - `sentinel`: watchers that follow Redis Sentinel.
+//!
+//! What to do is decided by `shardgate_core::control` (pure); this module
+//! carries it out.
 
 mod controller;
 mod sentinel;
 
-use std::net::SocketAddr;
-use std::time::Instant;
-
-use crate::topology::probe::Probe;
 pub use controller::Controller;
-use sentinel::SentinelReport;
-
-/// What reaches the controller.
-#[derive(Debug)]
-pub enum Input {
-    Probed {
-        addr: SocketAddr,
-        /// When the probe was sent (a probe older than a role change is stale).
-        started: Instant,
-        result: Result<Probe, String>,
-    },
-    Sentinel(SentinelReport),
-}
