@@ -567,7 +567,7 @@ fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
             });
             count += 1;
         }
-        match writer.try_write_vectored(&slices[..count]) {
+        match writer.try_write_vectored(slices.get(..count).unwrap_or_default()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 shared.stats.bytes_out.add(n as u64);

@@ -66,12 +66,30 @@ impl Family {
             Family::Shard => "SUNSUBSCRIBE",
         }
     }
+}
 
-    fn index(self) -> usize {
-        match self {
-            Family::Channel => 0,
-            Family::Pattern => 1,
-            Family::Shard => 2,
+/// What a link is subscribed to, per family.
+#[derive(Debug, Clone, Default)]
+struct Subscribed {
+    channels: BTreeSet<Bytes>,
+    patterns: BTreeSet<Bytes>,
+    shard_channels: BTreeSet<Bytes>,
+}
+
+impl Subscribed {
+    fn of(&mut self, family: Family) -> &mut BTreeSet<Bytes> {
+        match family {
+            Family::Channel => &mut self.channels,
+            Family::Pattern => &mut self.patterns,
+            Family::Shard => &mut self.shard_channels,
+        }
+    }
+
+    fn get(&self, family: Family) -> &BTreeSet<Bytes> {
+        match family {
+            Family::Channel => &self.channels,
+            Family::Pattern => &self.patterns,
+            Family::Shard => &self.shard_channels,
         }
     }
 }
@@ -137,8 +155,8 @@ struct Shared {
     outbox: RefCell<VecDeque<Bytes>>,
     /// Acknowledgements expected, in order, and who waits for each.
     owners: RefCell<VecDeque<Owner>>,
-    /// What the link is subscribed to (per family), restored on reconnect.
-    subscribed: RefCell<[BTreeSet<Bytes>; 3]>,
+    /// What the link is subscribed to, restored on reconnect.
+    subscribed: RefCell<Subscribed>,
     monitoring: Cell<bool>,
     task: TaskWake,
     closed: Cell<bool>,
@@ -205,7 +223,11 @@ impl Link {
 
     /// Subscribes to `names`; one acknowledgement per name follows.
     pub fn subscribe(&self, family: Family, names: &[Bytes]) {
-        self.shared.subscribed.borrow_mut()[family.index()].extend(names.iter().cloned());
+        self.shared
+            .subscribed
+            .borrow_mut()
+            .of(family)
+            .extend(names.iter().cloned());
         self.command(family.subscribe(), names);
     }
 
@@ -213,7 +235,7 @@ impl Link {
     pub fn unsubscribe(&self, family: Family, names: &[Bytes]) {
         let mut subscribed = self.shared.subscribed.borrow_mut();
         for name in names {
-            subscribed[family.index()].remove(name);
+            subscribed.of(family).remove(name);
         }
         drop(subscribed);
         self.command(family.unsubscribe(), names);
@@ -311,7 +333,7 @@ async fn run(shared: Rc<Shared>) {
 fn restore(shared: &Shared) {
     let subscribed = shared.subscribed.borrow().clone();
     for family in [Family::Channel, Family::Pattern, Family::Shard] {
-        let names = &subscribed[family.index()];
+        let names = subscribed.get(family);
         if names.is_empty() {
             continue;
         }

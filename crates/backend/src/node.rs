@@ -46,7 +46,7 @@ pub struct Node {
     spares: RefCell<Vec<(ConnKey, Conn)>>,
     /// Connections for commands that must not queue behind traffic
     /// (SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK): RESP2 and RESP3.
-    side: RefCell<[Option<Conn>; 2]>,
+    side: RefCell<Side>,
 }
 
 impl Node {
@@ -79,7 +79,7 @@ impl Node {
             others: RefCell::new(Vec::new()),
             idle_leases: RefCell::new(Vec::new()),
             spares: RefCell::new(Vec::new()),
-            side: RefCell::new([None, None]),
+            side: RefCell::default(),
         }
     }
 
@@ -187,7 +187,11 @@ impl Node {
     /// only AUTH (and HELLO 3): commands a busy server still serves.
     pub fn side(&self, resp3: bool) -> Conn {
         let mut side = self.side.borrow_mut();
-        let slot = &mut side[usize::from(resp3)];
+        let slot = if resp3 {
+            &mut side.resp3
+        } else {
+            &mut side.resp2
+        };
         if let Some(conn) = slot {
             return conn.clone();
         }
@@ -234,6 +238,13 @@ impl Node {
             conn.close();
         }
     }
+}
+
+/// A node's side connections, by protocol.
+#[derive(Default)]
+struct Side {
+    resp2: Option<Conn>,
+    resp3: Option<Conn>,
 }
 
 /// A connection leased to one client. Dropped without

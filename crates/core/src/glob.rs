@@ -15,50 +15,54 @@ fn match_from(mut p: &[u8], mut t: &[u8], depth: usize) -> bool {
     while let Some(&c) = p.first() {
         match c {
             b'*' => {
-                while p.first() == Some(&b'*') {
-                    p = &p[1..];
+                while let Some((b'*', rest)) = p.split_first() {
+                    p = rest;
                 }
                 if p.is_empty() {
                     return true;
                 }
-                for i in 0..=t.len() {
-                    if match_from(p, &t[i..], depth + 1) {
+                let mut rest = t;
+                loop {
+                    if match_from(p, rest, depth + 1) {
                         return true;
                     }
+                    match rest.split_first() {
+                        Some((_, shorter)) => rest = shorter,
+                        None => return false,
+                    }
                 }
-                return false;
             }
             b'?' => {
-                if t.is_empty() {
+                let Some((_, rest)) = t.split_first() else {
                     return false;
-                }
-                t = &t[1..];
-                p = &p[1..];
+                };
+                t = rest;
+                p = p.get(1..).unwrap_or_default();
             }
             b'[' => {
                 let Some(&ch) = t.first() else {
                     return false;
                 };
-                let (matched, rest) = class(&p[1..], ch);
+                let (matched, rest) = class(p.get(1..).unwrap_or_default(), ch);
                 if !matched {
                     return false;
                 }
                 p = rest;
-                t = &t[1..];
+                t = t.get(1..).unwrap_or_default();
             }
             b'\\' if p.len() >= 2 => {
-                if t.first() != Some(&p[1]) {
+                if t.first() != p.get(1) {
                     return false;
                 }
-                p = &p[2..];
-                t = &t[1..];
+                p = p.get(2..).unwrap_or_default();
+                t = t.get(1..).unwrap_or_default();
             }
             _ => {
                 if t.first() != Some(&c) {
                     return false;
                 }
-                p = &p[1..];
-                t = &t[1..];
+                p = p.get(1..).unwrap_or_default();
+                t = t.get(1..).unwrap_or_default();
             }
         }
     }
@@ -70,7 +74,7 @@ fn match_from(mut p: &[u8], mut t: &[u8], depth: usize) -> bool {
 fn class(mut p: &[u8], ch: u8) -> (bool, &[u8]) {
     let negate = p.first() == Some(&b'^');
     if negate {
-        p = &p[1..];
+        p = p.get(1..).unwrap_or_default();
     }
     let mut matched = false;
     loop {

@@ -11,6 +11,12 @@
 //!   finding), `CommandSpec::keys` returns exactly the keys `COMMAND
 //!   GETKEYSANDFLAGS` returns, in order, with the same read/write flags;
 //!   where Redis refuses (no keys, bad arity, bad arguments) we return none.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,11 @@
 //! Hash + locate for 16-byte keys, per distribution (target: <= 100 ns each), and the
 //! bare hash functions. Run: `cargo bench -p shardgate-keyspace --bench locate`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keyspace::{Distribution, DistributionKind, HashFunction, Node};

@@ -1,6 +1,12 @@
 //! Distribution properties: balance, minimal movement, and that `locate` always answers
 //! with a live node. Keys come from a fixed-seed generator, so the measured figures (and
 //! so the assertions) are the same on every run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 use keyspace::{cluster_slot, Distribution, DistributionKind, HashFunction, HashTag, Node};
 use proptest::prelude::*;

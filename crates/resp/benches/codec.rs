@@ -1,5 +1,11 @@
 //! Hot-path figures: pipelined requests through the parser, pipelined
 //! replies through the scanner, with redis-protocol as a yardstick.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 use std::hint::black_box;
 

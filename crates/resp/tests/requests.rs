@@ -1,7 +1,12 @@
 //! Request parser behaviour, every case checked whole, at every 2-split and
 //! byte by byte.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

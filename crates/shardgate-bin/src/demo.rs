@@ -251,17 +251,20 @@ fn chaos_monkey(every: u64, nodes: &Mutex<Vec<RedisServer>>, stop: &AtomicBool) 
             continue;
         }
         next = Instant::now() + Duration::from_secs(every);
-        let masters: Vec<usize> = (0..nodes.len())
-            .filter(|&i| nodes[i].role().as_deref() == Some("master"))
+        let masters: Vec<usize> = (nodes.iter().enumerate())
+            .filter(|(_, node)| node.role().as_deref() == Some("master"))
+            .map(|(i, _)| i)
             .collect();
-        if masters.is_empty() {
+        let Some(&victim) = masters.get(fastrand::usize(..masters.len().max(1))) else {
             continue;
-        }
-        let victim = masters[fastrand::usize(..masters.len())];
-        nodes[victim].kill();
+        };
+        let Some(node) = nodes.get_mut(victim) else {
+            continue;
+        };
+        node.kill();
         println!(
             "chaos: killed master {} (kill -9); Sentinel will fail over",
-            nodes[victim].addr()
+            node.addr()
         );
         revive = Some((victim, Instant::now() + Duration::from_secs(10)));
     }

@@ -6,6 +6,12 @@
 //! podman runs containers here with runc, not its default crun (which
 //! refuses this machine's hybrid cgroups), and with explicit ulimits no
 //! higher than this process's (raising them needs CAP_SYS_RESOURCE).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

@@ -3,6 +3,12 @@
 //! test kills or freezes a master and measures, through one client
 //! connection that is never dropped: how long until writes succeed again,
 //! writes a replica refused (must be 0), and acknowledged writes lost.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

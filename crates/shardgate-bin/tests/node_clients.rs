@@ -5,6 +5,12 @@
 //! a blocking pop woken by another connection, EVAL/EVALSHA and the
 //! clients' own script helpers, RESP3 and RESP2, and a client that lives
 //! through a restart of the redis-server behind a one-shard pool.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

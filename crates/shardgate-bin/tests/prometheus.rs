@@ -6,6 +6,12 @@
 //! and pass `promtool check rules` and `promtool test rules`; and every
 //! PromQL expression of the Grafana dashboard contrib/grafana/shardgate.json
 //! parses and returns data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

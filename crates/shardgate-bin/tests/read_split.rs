@@ -2,6 +2,12 @@
 //! fit replicas as the policy says, never reach a replica whose link is
 //! down or that lags too far, writes never reach a replica, and a client's
 //! reads follow its writes when asked to.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

@@ -3,6 +3,12 @@
 //! KEYS, SCRIPT, CONFIG, WAIT, INFO), walked shard by shard (SCAN), refused
 //! with a precise error (CROSSSLOT, commands with no meaning across
 //! shards), and what happens while a shard is down, ejected or not.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! Connection-state commands through a one-server pool: the client gets a
 //! backend connection of its own and behaves as if connected directly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
 
 mod common;
 

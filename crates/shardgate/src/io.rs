@@ -12,6 +12,19 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// Points `slices` at the head of the queue; returns the filled part.
+fn fill<'a>(
+    slices: &'a mut [IoSlice<'a>; MAX_IOVECS],
+    queue: &'a VecDeque<Bytes>,
+) -> &'a [IoSlice<'a>] {
+    let mut count = 0;
+    for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
+        *slot = IoSlice::new(buf);
+        count += 1;
+    }
+    slices.get(..count).unwrap_or_default()
+}
+
 /// Writes every queued buffer, in order, and empties the queue.
 pub async fn write_all_queued<W: AsyncWrite + Unpin>(
     writer: &mut W,
@@ -19,12 +32,7 @@ pub async fn write_all_queued<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     while !queue.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
-            *slot = IoSlice::new(buf);
-            count += 1;
-        }
-        let written = writer.write_vectored(&slices[..count]).await?;
+        let written = writer.write_vectored(fill(&mut slices, queue)).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -43,12 +51,7 @@ pub fn write_queued_now<W: AsyncWrite + Unpin>(
     let mut total = 0;
     while !queue.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
-            *slot = IoSlice::new(buf);
-            count += 1;
-        }
-        match Pin::new(&mut *writer).poll_write_vectored(&mut cx, &slices[..count]) {
+        match Pin::new(&mut *writer).poll_write_vectored(&mut cx, fill(&mut slices, queue)) {
             Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => {
                 total += n;

@@ -616,7 +616,9 @@ impl Checker<'_> {
                     Ok(node) => {
                         let key = format!("replicas.{name}[{i}]");
                         self.backend(key.clone(), key, node.label(), node.addr);
-                        replicas[index].push(node)
+                        if let Some(list) = replicas.get_mut(index) {
+                            list.push(node)
+                        }
                     }
                     Err(e) => {
                         self.problem(&format!("replicas.{name}[{i}]"), format!("'{line}': {e}"))

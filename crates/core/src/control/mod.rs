@@ -378,7 +378,11 @@ impl Kernel {
             return;
         };
         let (rise, fall) = (self.config.health_check.rise, self.fall);
-        let Some(node) = self.shards[shard].group.node_mut(addr) else {
+        let Some(node) = self
+            .shards
+            .get_mut(shard)
+            .and_then(|s| s.group.node_mut(addr))
+        else {
             return;
         };
         if node.trust_since.is_some_and(|since| started < since) {
@@ -444,7 +448,7 @@ impl Kernel {
         if !self.config.discover_replicas {
             return Vec::new();
         }
-        let Some(node) = self.shards[shard].group.node(addr) else {
+        let Some(node) = self.shards.get(shard).and_then(|s| s.group.node(addr)) else {
             return Vec::new();
         };
         let found: Vec<NodeAddr> = match node.role() {
@@ -465,12 +469,13 @@ impl Kernel {
         };
         let mut added = Vec::new();
         for node in found {
-            if self.shard_of(node.addr).is_none()
-                && self.shards[shard]
-                    .group
-                    .add(node.clone(), Origin::Discovered, now)
-            {
-                added.push(node);
+            if self.shard_of(node.addr).is_some() {
+                continue;
+            }
+            if let Some(state) = self.shards.get_mut(shard) {
+                if state.group.add(node.clone(), Origin::Discovered, now) {
+                    added.push(node);
+                }
             }
         }
         added
@@ -546,8 +551,8 @@ impl Kernel {
         if state.group.add(addr.clone(), Origin::Sentinel, now) {
             self.actions.push(Action::Probe(addr.clone()));
         }
-        self.shards[shard].set_master(addr.addr);
-        self.shards[shard].mark_master(addr.addr, now);
+        state.set_master(addr.addr);
+        state.mark_master(addr.addr, now);
         self.event(
             Some(shard),
             EventKind::Sentinel,
@@ -582,17 +587,17 @@ impl Kernel {
         if managed {
             self.choose_master(shard);
         }
-        let usable = self.shards[shard].group.usable_master().is_ok();
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
+        let usable = state.group.usable_master().is_ok();
         if usable {
             self.finish_failover(shard, now);
-        } else if self.shards[shard].lost_master_at.is_none() {
+        } else if state.lost_master_at.is_none() {
             // The outage began with the first failed probe, not when the
             // failures added up to `fall`.
-            let since = self.shards[shard]
-                .group
-                .master_node()
-                .and_then(|n| n.failing_since);
-            self.shards[shard].lost_master_at = Some(since.unwrap_or(now));
+            let since = state.group.master_node().and_then(|n| n.failing_since);
+            state.lost_master_at = Some(since.unwrap_or(now));
         }
         if self.config.shard_down == ShardDown::Eject {
             self.eject_or_readmit(shard, now);
@@ -611,7 +616,9 @@ impl Kernel {
     /// ring would only send its keys to the wrong shards.
     fn eject_or_readmit(&mut self, shard: usize, now: Instant) {
         let retry = self.config.server_retry_timeout;
-        let state = &mut self.shards[shard];
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
         let down = state
             .group
             .master_node()
@@ -651,7 +658,9 @@ impl Kernel {
     /// The shard has a usable master again: the outage's length is
     /// counted (unless the master was never known to be up).
     fn finish_failover(&mut self, shard: usize, now: Instant) {
-        let state = &mut self.shards[shard];
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
         let Some(lost) = state.lost_master_at.take() else {
             return;
         };
@@ -680,7 +689,10 @@ impl Kernel {
     /// one that holds the data; when that is unclear, the shard refuses
     /// writes and an operator decides.
     fn choose_master(&mut self, shard: usize) {
-        let (message, changed) = self.shards[shard].choose_master();
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
+        let (message, changed) = state.choose_master();
         if let Some(message) = message {
             self.event(Some(shard), EventKind::TwoMasters, message);
         }
@@ -691,7 +703,9 @@ impl Kernel {
 
     fn manage(&mut self, shard: usize, usable: bool, now: Instant) {
         let interval = self.config.health_check.interval;
-        let state = &mut self.shards[shard];
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
         // Two masters that might both hold data: no REPLICAOF at all; and
         // one operation at a time.
         if state.group.conflict.is_some() || state.busy {
@@ -738,7 +752,9 @@ impl Kernel {
     /// there is never more than one master). Only the failover leader acts.
     fn repoint_strays(&mut self, shard: usize, now: Instant) {
         let interval = self.config.health_check.interval;
-        let state = &mut self.shards[shard];
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
         let strays = state.strays();
         if strays.is_empty() || state.recently_attempted(now, interval) {
             return;
@@ -869,7 +885,9 @@ impl Kernel {
     /// Records that this proxy leaves the group to an older managed proxy,
     /// once per peer until the shard has a usable master again.
     fn defer_to(&mut self, shard: usize, peer: String) {
-        let state = &mut self.shards[shard];
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
         if state.deferred_to.as_ref() == Some(&peer) {
             return;
         }
@@ -886,7 +904,11 @@ impl Kernel {
 
     fn forget_stale(&mut self, now: Instant) {
         for shard in 0..self.shards.len() {
-            for node in self.shards[shard].group.forget_stale(FORGET_AFTER, now) {
+            let forgotten = match self.shards.get_mut(shard) {
+                Some(state) => state.group.forget_stale(FORGET_AFTER, now),
+                None => Vec::new(),
+            };
+            for node in forgotten {
                 self.actions.push(Action::StopProbing(node.addr));
                 self.event(
                     Some(shard),

@@ -136,7 +136,7 @@ fn arguments(raw: &Bytes) -> Vec<Bytes> {
             if secret.contains(&i) {
                 Bytes::from_static(crate::secrets::REDACTED)
             } else if arg.len() > MAX_ARG_BYTES {
-                let mut short = arg[..MAX_ARG_BYTES].to_vec();
+                let mut short = arg.get(..MAX_ARG_BYTES).unwrap_or_default().to_vec();
                 short.extend_from_slice(
                     format!("... ({} more bytes)", arg.len() - MAX_ARG_BYTES).as_bytes(),
                 );

@@ -229,15 +229,23 @@ fn classes() -> &'static [Class] {
     static CLASSES: OnceLock<Vec<Class>> = OnceLock::new();
     CLASSES.get_or_init(|| {
         let mut classes = vec![Class::Keyed; CommandId::COUNT];
-        for &(name, class) in TABLE {
-            let id = id_of(name).unwrap_or_else(|| panic!("'{name}' is not in the command table"));
-            classes[usize::from(id.0)] = class;
+        let mut set = |id: CommandId, class: Class| {
+            if let Some(slot) = classes.get_mut(usize::from(id.0)) {
+                *slot = class;
+            }
+        };
+        // Every name is in the table (a unit test checks it).
+        for (id, class) in TABLE
+            .iter()
+            .filter_map(|&(name, class)| Some((id_of(name)?, class)))
+        {
+            set(id, class);
             // A container's class covers its subcommands unless they have their own.
             if let Some(spec) = id.spec() {
                 for sub in spec.subcommands() {
                     if let Some(sub_id) = id_of(sub.name()) {
                         if !TABLE.iter().any(|(n, _)| *n == sub.name()) {
-                            classes[usize::from(sub_id.0)] = class;
+                            set(sub_id, class);
                         }
                     }
                 }
@@ -272,6 +280,12 @@ mod tests {
     #[test]
     fn every_table_name_exists_and_subcommands_inherit() {
         assert_eq!(classes().len(), CommandId::COUNT);
+        for (name, _) in TABLE {
+            assert!(
+                id_of(name).is_some(),
+                "'{name}' is not in the command table"
+            );
+        }
         assert_eq!(
             class(&["CLIENT", "LIST"]),
             Class::Session(SessionCommand::Client)

@@ -115,7 +115,11 @@ const PROTECTED_CONFIG: &[&str] = &[
 pub fn protected_config(request: &Request) -> Option<&'static str> {
     (2..request.argc()).step_by(2).find_map(|i| {
         let name = request.arg(i)?;
-        if name.len() > 4 && name[..4].eq_ignore_ascii_case(b"tls-") {
+        if name.len() > 4
+            && name
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"tls-"))
+        {
             return Some("tls-*");
         }
         PROTECTED_CONFIG

@@ -182,7 +182,9 @@ impl<S: ClientStream> Session<S> {
             let pubsub = self.pubsub_mut();
             let count = match kind {
                 SubKind::Channel => {
-                    pubsub.channels.entry(name.clone()).or_insert(target[0]);
+                    if let Some(&shard) = target.first() {
+                        pubsub.channels.entry(name.clone()).or_insert(shard);
+                    }
                     pubsub.count()
                 }
                 SubKind::Pattern => {
@@ -193,10 +195,9 @@ impl<S: ClientStream> Session<S> {
                     pubsub.count()
                 }
                 SubKind::Shard => {
-                    pubsub
-                        .shard_channels
-                        .entry(name.clone())
-                        .or_insert(target[0]);
+                    if let Some(&shard) = target.first() {
+                        pubsub.shard_channels.entry(name.clone()).or_insert(shard);
+                    }
                     pubsub.shard_channels.len()
                 }
             };
