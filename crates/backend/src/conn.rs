@@ -69,7 +69,7 @@ pub enum Status {
 }
 
 /// Where and how to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnSettings {
     pub addr: std::net::SocketAddr,
     /// `pool 'alpha' server 127.0.0.1:6379`, for logs and client errors.

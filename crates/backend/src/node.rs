@@ -50,6 +50,12 @@ pub struct Node {
 }
 
 impl Node {
+    /// Whether this node connects with `settings` and `per_key` shared
+    /// connections (a reload that changed neither keeps the node).
+    pub fn has_settings(&self, settings: &ConnSettings, per_key: usize) -> bool {
+        self.base == *settings && self.per_key == per_key.max(1)
+    }
+
     /// Opens `per_key` shared connections with the default key at once
     /// (so the first requests need not wait for a connect).
     pub fn new(

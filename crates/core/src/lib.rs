@@ -11,6 +11,7 @@
 //! - [`frames`]: reading replies without decoding more than needed.
 //! - [`topology`]: topology snapshots, replication groups, events, status.
 //! - [`control`]: the pool controller's decisions: (state, input) -> actions.
+//! - [`change`]: what a reload changes, and whether it may (keys must not move).
 //! - [`error`]: [`error::NodeError`], why a server did not answer as asked.
 //! - [`auth`]: client users, passwords and permissions.
 //! - [`secrets`]: [`secrets::Secret`], which arguments and settings are secrets, redaction.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod change;
 pub mod command;
 pub mod config;
 pub mod control;

@@ -3,6 +3,7 @@
 //! lives in [`demo`].
 
 mod demo;
+mod reload;
 
 // mimalloc: faster than glibc malloc for the proxy's many small,
 // short-lived buffers (measured in BENCHMARKS.md).
@@ -77,6 +78,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ask the running proxy (its admin server, --admin) to reload its
+    /// configuration file, and print what changed or every problem.
+    /// Exits 0 only if the reload was applied.
+    Reload,
     /// Start a local topology (3 shards x master + replica, 3 Sentinels)
     /// with shardgate in front, and a little traffic. Ctrl-C stops it all.
     Demo {
@@ -113,6 +118,13 @@ fn main() -> ExitCode {
     let workers = cli
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(Command::Reload) = cli.command {
+        let Some(admin) = admin else {
+            eprintln!("shardgate reload: needs the proxy's admin server address (--admin)");
+            return ExitCode::from(1);
+        };
+        return reload::run(admin);
+    }
     if let Some(Command::Demo { port, chaos }) = cli.command {
         raise_fd_limit();
         let Some(admin) = admin else {
@@ -126,11 +138,11 @@ fn main() -> ExitCode {
             chaos,
         };
         return demo::run(args, || {
-            let _ = wait_for_signal();
+            let _ = wait_for_signal(|| {});
         });
     }
-    let config = match config::load(&cli.conf_file) {
-        Ok(config) => config,
+    let (config, text) = match config::load_with_text(&cli.conf_file) {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprint!("shardgate: invalid configuration {error}");
             return ExitCode::from(1);
@@ -152,6 +164,7 @@ fn main() -> ExitCode {
         metrics: !cli.no_metrics,
         admin,
         admin_hosts: cli.admin_hosts.clone(),
+        config_file: Some((cli.conf_file.clone(), text)),
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,
@@ -165,7 +178,12 @@ fn main() -> ExitCode {
         workers,
         "shardgate started"
     );
-    match wait_for_signal() {
+    let stop = wait_for_signal(|| {
+        tracing::info!("SIGHUP received: reloading {}", cli.conf_file.display());
+        // The reload logs its outcome.
+        let _ = proxy.reload();
+    });
+    match stop {
         Ok(signal) => tracing::info!("{signal} received: shutting down"),
         Err(error) => tracing::error!("cannot wait for signals: {error}; shutting down"),
     }
@@ -200,8 +218,8 @@ fn raise_fd_limit() {
     }
 }
 
-/// Blocks until SIGTERM or SIGINT.
-fn wait_for_signal() -> std::io::Result<&'static str> {
+/// Blocks until SIGTERM or SIGINT; runs `on_hangup` at each SIGHUP.
+fn wait_for_signal(mut on_hangup: impl FnMut()) -> std::io::Result<&'static str> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -209,9 +227,13 @@ fn wait_for_signal() -> std::io::Result<&'static str> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = terminate.recv() => Ok("SIGTERM"),
-            _ = interrupt.recv() => Ok("SIGINT"),
+        let mut hangup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => return Ok("SIGTERM"),
+                _ = interrupt.recv() => return Ok("SIGINT"),
+                _ = hangup.recv() => on_hangup(),
+            }
         }
     })
 }

@@ -16,14 +16,20 @@
 //! # Layout
 //! Modules in dependency order (each uses only those above it):
 //! - [`shutdown`]: the process-wide shutdown signal.
+//! - [`thread`]: OS threads running a current-thread runtime.
 //! - [`io`]: vectored writes of queued buffers.
 //! - [`pool`]: what every worker shares about a pool; the client registry.
 //! - [`proxy_info`]: version, uptime, workers, pools of the process.
 //! - [`view`]: a worker's view of a pool: topology snapshot + connections.
 //! - [`control`]: the control plane: health checks, Sentinel, failover.
 //! - [`frontend`]: listeners and client sessions.
-//! - [`worker`]: one thread + current-thread runtime per core.
-//! - [`admin`]: the admin HTTP server: metrics, stats, topology, status page.
+//! - [`worker`]: one thread + current-thread runtime per core, told what
+//!   to serve by commands.
+//! - [`runtime`]: the running shape (pools, listeners) and the steps that
+//!   change it.
+//! - [`reload`]: the reload thread: file -> plan -> applied, or nothing.
+//! - [`admin`]: the admin HTTP server: metrics, stats, topology, status
+//!   page, reload.
 //! - [`lifecycle`]: start, graceful shutdown.
 
 #![forbid(unsafe_code)]
@@ -41,8 +47,12 @@ pub mod io;
 pub mod lifecycle;
 pub mod pool;
 pub mod proxy_info;
+pub mod reload;
+pub mod runtime;
 pub mod shutdown;
+pub mod thread;
 pub mod view;
 pub mod worker;
 
 pub use lifecycle::{Options, Proxy, StartError};
+pub use reload::ReloadOutcome;

@@ -1,23 +1,24 @@
 //! Starting and stopping the proxy: bind every listener first (a bad
-//! address stops startup before anything is served), start the workers,
-//! and on shutdown stop accepting, let sessions finish within a grace
-//! period, and join the workers.
+//! address stops startup before anything is served), start the control
+//! thread and the workers, start the pools, and on shutdown stop
+//! accepting, let sessions finish within a grace period, and join every
+//! thread.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::admin::Admin;
-use crate::config::{Config, ListenAddr};
-use crate::control::Controller;
-use crate::frontend::listener::{bind_tcp, bind_unix};
-use crate::frontend::Endpoint;
+use crate::config::Config;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
+use crate::reload::{ReloadHandle, ReloadOutcome, Reloader};
+use crate::runtime::{BindError, Runtime};
 use crate::topology::Events;
-use crate::worker::{self, WorkerListener, WorkerSetup};
+use crate::worker::{self, WorkerSetup};
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -33,92 +34,52 @@ pub struct Options {
     /// Host names the admin server answers to, besides IP addresses,
     /// `localhost` and the machine's name.
     pub admin_hosts: Vec<String>,
+    /// The configuration file (reloads read it again) and its text.
+    pub config_file: Option<(PathBuf, String)>,
 }
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("pool '{pool}': cannot listen on {addr}: {source}")]
-    Bind {
-        pool: String,
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("cannot listen for the admin server on {addr}: {source}")]
     Admin {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot start worker thread: {0}")]
+    #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
 
 /// A running proxy.
 pub struct Proxy {
-    pools: Vec<Arc<PoolState>>,
+    proxy: Arc<ProxyInfo>,
     events: Arc<Events>,
     shutdown: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
     control: Option<JoinHandle<()>>,
+    reloads: ReloadHandle,
+    reloader: JoinHandle<Runtime>,
 }
 
 impl Proxy {
-    /// Binds every pool's listener and starts the workers.
+    /// Binds every pool's listeners, starts the threads, then the pools.
     pub fn start(config: Config, options: Options) -> Result<Proxy, StartError> {
         let workers = options.workers.max(1);
         let proxy = Arc::new(ProxyInfo::new(workers));
-        let pools: Vec<Arc<PoolState>> = config
-            .pools
-            .into_iter()
-            .map(|pool| Arc::new(PoolState::new(pool)))
-            .collect();
-        proxy.set_pools(&pools);
-        let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
-        for (index, pool) in pools.iter().enumerate() {
-            let config = &pool.config;
-            let endpoints = std::iter::once((&config.listen, Endpoint::ReadWrite)).chain(
-                config
-                    .readonly_listen
-                    .iter()
-                    .map(|l| (l, Endpoint::ReadOnly)),
-            );
-            for (listen, endpoint) in endpoints {
-                let bind_error = |source| StartError::Bind {
-                    pool: config.name.clone(),
-                    addr: listen.to_string(),
-                    source,
-                };
-                match listen {
-                    ListenAddr::Tcp(addr) => {
-                        for listeners in per_worker.iter_mut() {
-                            let listener = bind_tcp(*addr, config.backlog).map_err(bind_error)?;
-                            listeners.push(WorkerListener {
-                                pool: index,
-                                listener,
-                                endpoint,
-                            });
-                        }
-                    }
-                    ListenAddr::Unix { path, mode } => {
-                        let listener = bind_unix(path, *mode).map_err(bind_error)?;
-                        if let Some(first) = per_worker.first_mut() {
-                            first.push(WorkerListener {
-                                pool: index,
-                                listener,
-                                endpoint,
-                            });
-                        }
-                    }
-                }
-            }
-            tracing::info!(
-                pool = %config.name,
-                listen = %config.listen,
-                servers = config.servers.len(),
-                distribution = config.distribution.name(),
-                hash = config.hash.name(),
-                "pool ready"
-            );
+        let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let runtime = Runtime::new(
+            proxy.clone(),
+            worker_txs,
+            control_tx,
+            options.shutdown_grace,
+        );
+        let mut bound = Vec::new();
+        for pool in &config.pools {
+            bound.extend(runtime.bind(pool)?);
         }
         let admin_listener = match options.admin {
             Some(addr) => Some(
@@ -127,80 +88,92 @@ impl Proxy {
             ),
             None => None,
         };
-        if let Some(listener) = &admin_listener {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!("admin server on http://{addr}/ (metrics at /metrics)");
-            }
-        }
         let (shutdown, receiver) = watch::channel(false);
         let events = Arc::new(Events::default());
-        let admin = admin_listener.map(|listener| {
-            let admin = Arc::new(Admin {
-                pools: pools.clone(),
-                events: events.clone(),
-                proxy: proxy.clone(),
-                hosts: options.admin_hosts.clone(),
-            });
-            (listener, admin)
-        });
-        let (ready, settled) = std::sync::mpsc::channel();
-        let control = spawn_control(
-            pools.clone(),
-            events.clone(),
-            proxy.instance.clone(),
-            admin,
-            ready,
-            receiver.clone(),
-        )
-        .map_err(StartError::Thread)?;
-        // Serve only once every pool knows its nodes' roles (bounded: a
-        // controller gives up waiting after its settle budget).
-        let wait_until = std::time::Instant::now() + Duration::from_secs(6);
-        for _ in &pools {
-            let left = wait_until.saturating_duration_since(std::time::Instant::now());
-            if settled.recv_timeout(left).is_err() {
-                tracing::warn!(
-                    "the first health checks took too long; serving with the configured roles"
-                );
-                break;
-            }
-        }
+        let (config_path, text) = options.config_file.clone().unzip();
+        // The runtime goes to the reload thread once the pools are up.
+        let mut reloader = Reloader::new(
+            runtime,
+            config.clone(),
+            config_path,
+            text.as_deref().unwrap_or(""),
+        );
         let mut handles = Vec::with_capacity(workers);
-        for (id, listeners) in per_worker.into_iter().enumerate() {
+        for (id, commands) in worker_rxs.into_iter().enumerate() {
             let setup = WorkerSetup {
                 id,
-                pools: pools.clone(),
                 proxy: proxy.clone(),
-                listeners,
+                commands,
                 shutdown: receiver.clone(),
                 grace: options.shutdown_grace,
                 metrics: options.metrics,
             };
             handles.push(worker::spawn(setup).map_err(StartError::Thread)?);
         }
+        let (reloads, requests) = ReloadHandle::channel();
+        let admin = admin_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("admin server on http://{addr}/ (metrics at /metrics)");
+            }
+            let admin = Arc::new(Admin {
+                events: events.clone(),
+                proxy: proxy.clone(),
+                hosts: options.admin_hosts.clone(),
+                reloads: reloads.clone(),
+            });
+            (listener, admin)
+        });
+        let admin_shutdown = receiver.clone();
+        let control = crate::control::spawn(
+            events.clone(),
+            proxy.instance.clone(),
+            control_rx,
+            receiver,
+            move || {
+                admin.map(|(listener, admin)| {
+                    Box::pin(crate::admin::serve(listener, admin, admin_shutdown))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+                })
+            },
+        )
+        .map_err(StartError::Thread)?;
+        let runtime = reloader.runtime_mut();
+        let states = runtime.start_pools(config.pools);
+        runtime.listen(bound);
+        for state in &states {
+            log_pool(state);
+        }
+        let reloader = reloader.spawn(requests).map_err(StartError::Thread)?;
         Ok(Proxy {
-            pools,
+            proxy,
             events,
             shutdown,
             workers: handles,
             control: Some(control),
+            reloads,
+            reloader,
         })
     }
 
-    pub fn pools(&self) -> &[Arc<PoolState>] {
-        &self.pools
+    pub fn pools(&self) -> Arc<Vec<Arc<PoolState>>> {
+        self.proxy.pools()
     }
 
     pub fn events(&self) -> &Arc<Events> {
         &self.events
     }
 
+    /// Reloads the configuration file (SIGHUP); waits for the outcome.
+    pub fn reload(&self) -> Option<ReloadOutcome> {
+        self.reloads.reload()
+    }
+
     /// Stops accepting, lets sessions finish (up to the grace period), and
-    /// waits for every worker.
+    /// waits for every thread.
     pub fn shutdown(self) {
         let _ = self.shutdown.send(true);
         // Every session finishes what it has read, then ends.
-        for pool in &self.pools {
+        for pool in self.proxy.pools().iter() {
             for client in pool.clients.list() {
                 client.request_shutdown();
             }
@@ -211,32 +184,22 @@ impl Proxy {
         if let Some(control) = self.control {
             let _ = control.join();
         }
-        for pool in &self.pools {
-            if let crate::config::ListenAddr::Unix { path, .. } = &pool.config.listen {
-                let _ = std::fs::remove_file(path);
-            }
+        // The admin server's handle went with the control thread.
+        drop(self.reloads);
+        if let Ok(mut runtime) = self.reloader.join() {
+            runtime.remove_socket_files();
         }
     }
 }
 
-/// The control thread: every pool's controller (health checks, Sentinel,
-/// failover) on one current-thread runtime, off the workers' hot path.
-fn spawn_control(
-    pools: Vec<Arc<PoolState>>,
-    events: Arc<Events>,
-    instance: Arc<str>,
-    admin: Option<(std::net::TcpListener, Arc<Admin>)>,
-    ready: std::sync::mpsc::Sender<()>,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<JoinHandle<()>> {
-    crate::worker::spawn_thread("shardgate-control".into(), move || async move {
-        for pool in pools {
-            let controller = Controller::new(pool, events.clone(), instance.clone());
-            tokio::task::spawn_local(controller.run(ready.clone(), shutdown.clone()));
-        }
-        if let Some((listener, admin)) = admin {
-            tokio::task::spawn_local(crate::admin::serve(listener, admin, shutdown.clone()));
-        }
-        crate::shutdown::until_shutdown(&mut shutdown).await;
-    })
+fn log_pool(state: &PoolState) {
+    let config = state.config();
+    tracing::info!(
+        pool = %config.name,
+        listen = %config.listen,
+        servers = config.servers.len(),
+        distribution = config.distribution.name(),
+        hash = config.hash.name(),
+        "pool ready"
+    );
 }

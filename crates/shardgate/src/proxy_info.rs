@@ -1,8 +1,12 @@
 //! What the whole process knows about itself: version, start time,
-//! workers, its pools. Shared by INFO, the admin API and the status page.
+//! workers, its pools and the configuration they run with. Shared by INFO,
+//! the admin API and the status page.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
 
 use crate::pool::PoolState;
 
@@ -13,7 +17,79 @@ pub struct ProxyInfo {
     pub workers: usize,
     /// This process's id among proxies (see managed failover).
     pub instance: Arc<str>,
-    pools: OnceLock<Vec<Weak<PoolState>>>,
+    /// The pools now (a reload adds and removes pools).
+    pools: ArcSwap<Vec<Arc<PoolState>>>,
+    /// The configuration file the pools run with, and the last reload.
+    config: ArcSwap<ConfigRecord>,
+    /// Reloads by outcome (see [`ReloadResult`]).
+    reloads: [AtomicU64; ReloadResult::ALL.len()],
+}
+
+/// The active configuration: what `GET /config` and `INFO proxy` show.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRecord {
+    /// 0 at start, then one more per applied reload.
+    pub epoch: u64,
+    /// SHA-256 of the file's bytes, in hex.
+    pub hash: String,
+    /// The file, parsed, with every secret replaced (JSON).
+    pub redacted: serde_json::Value,
+    /// When it was applied (Unix seconds).
+    pub applied_unix: u64,
+    /// The last reload attempt, if any.
+    pub last_attempt: Option<ReloadAttempt>,
+}
+
+/// A reload attempt and its outcome.
+#[derive(Debug, Clone)]
+pub struct ReloadAttempt {
+    pub at_unix: u64,
+    pub result: ReloadResult,
+    /// What changed (applied) or every problem (otherwise), a line each.
+    pub lines: Vec<String>,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// Applied (possibly with nothing to change).
+    Applied,
+    /// The file could not be read or is not valid: nothing changed.
+    Invalid,
+    /// A change the proxy refuses (keys would move): nothing changed.
+    Refused,
+    /// Valid, but it could not be applied (a listener would not bind):
+    /// nothing changed.
+    Failed,
+}
+
+impl ReloadResult {
+    pub const ALL: [ReloadResult; 4] = [
+        ReloadResult::Applied,
+        ReloadResult::Invalid,
+        ReloadResult::Refused,
+        ReloadResult::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Invalid => "invalid",
+            ReloadResult::Refused => "refused",
+            ReloadResult::Failed => "failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl ProxyInfo {
@@ -26,7 +102,9 @@ impl ProxyInfo {
             started_unix: now.as_secs(),
             workers,
             instance: format!("{:012x}-{:08x}", now.as_millis(), std::process::id()).into(),
-            pools: OnceLock::new(),
+            pools: ArcSwap::from_pointee(Vec::new()),
+            config: ArcSwap::from_pointee(ConfigRecord::default()),
+            reloads: Default::default(),
         }
     }
 
@@ -38,15 +116,38 @@ impl ProxyInfo {
         self.started.elapsed()
     }
 
-    /// Records the pools once they exist.
-    pub fn set_pools(&self, pools: &[Arc<PoolState>]) {
-        let _ = self.pools.set(pools.iter().map(Arc::downgrade).collect());
+    /// The pools now.
+    pub fn pools(&self) -> Arc<Vec<Arc<PoolState>>> {
+        self.pools.load_full()
     }
 
-    pub fn pools(&self) -> Vec<Arc<PoolState>> {
-        self.pools
-            .get()
-            .map(|pools| pools.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default()
+    pub fn set_pools(&self, pools: Vec<Arc<PoolState>>) {
+        self.pools.store(Arc::new(pools));
+    }
+
+    /// The active configuration and the last reload attempt.
+    pub fn config(&self) -> Arc<ConfigRecord> {
+        self.config.load_full()
+    }
+
+    pub fn set_config(&self, record: ConfigRecord) {
+        self.config.store(Arc::new(record));
+    }
+
+    /// Records a reload attempt (its outcome is counted).
+    pub fn record_attempt(&self, attempt: ReloadAttempt) {
+        if let Some(count) = self.reloads.get(attempt.result.index()) {
+            count.fetch_add(1, Relaxed);
+        }
+        let mut record = (*self.config()).clone();
+        record.last_attempt = Some(attempt);
+        self.set_config(record);
+    }
+
+    /// Reloads that ended with `result`.
+    pub fn reloads(&self, result: ReloadResult) -> u64 {
+        self.reloads
+            .get(result.index())
+            .map_or(0, |count| count.load(Relaxed))
     }
 }

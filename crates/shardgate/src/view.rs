@@ -142,8 +142,9 @@ impl PoolWorker {
         }
     }
 
-    pub fn config(&self) -> &PoolConfig {
-        &self.state.config
+    /// The configuration of the current view.
+    pub fn config(&self) -> Arc<PoolConfig> {
+        self.view.borrow().topology.config.clone()
     }
 
     /// True the first time this worker sees a script body.
@@ -194,18 +195,33 @@ fn build_shards(
     nodes: &mut HashMap<SocketAddr, Rc<Node>>,
     kept: &mut HashMap<SocketAddr, Kept>,
 ) -> Vec<ShardView> {
+    let config = &topology.config;
+    let per_node = config.server_connections as usize;
     let mut node = |addr: &NodeAddr| -> Rc<Node> {
         if let Some(node) = nodes.get(&addr.addr) {
             return node.clone();
         }
-        let node = old.get(&addr.addr).cloned().unwrap_or_else(|| {
+        // A node whose settings a reload changed (credentials, timeouts,
+        // connection count) is opened anew; the old one answers what it
+        // has in flight, then closes.
+        let settings = settings_of(state, config, addr);
+        let same = old
+            .get(&addr.addr)
+            .filter(|n| n.has_settings(&settings, per_node));
+        let node = same.cloned().unwrap_or_else(|| {
             let kept = kept.entry(addr.addr).or_insert_with(|| Kept {
                 stats: state.new_node_stats(addr.addr),
                 episode: Rc::new(EpisodeLog::new(
                     state.episode(addr.addr, &node_name(state, addr)),
                 )),
             });
-            Rc::new(open_node(state, addr, kept.clone()))
+            Rc::new(Node::new(
+                settings,
+                addr.label.clone(),
+                per_node,
+                kept.stats.clone(),
+                kept.episode.clone(),
+            ))
         });
         nodes.insert(addr.addr, node.clone());
         node
@@ -223,12 +239,12 @@ fn build_shards(
 
 /// How errors and logs name a node: `pool 'p' server host:port`.
 fn node_name(state: &PoolState, addr: &NodeAddr) -> Arc<str> {
-    format!("pool '{}' server {}", state.config.name, addr.label).into()
+    format!("pool '{}' server {}", state.name, addr.label).into()
 }
 
-fn open_node(state: &PoolState, addr: &NodeAddr, kept: Kept) -> Node {
-    let config = &state.config;
-    let settings = ConnSettings {
+/// How this pool's connections to `addr` are made under `config`.
+fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnSettings {
+    ConnSettings {
         addr: addr.addr,
         name: node_name(state, addr),
         handshake: Handshake {
@@ -242,12 +258,5 @@ fn open_node(state: &PoolState, addr: &NodeAddr, kept: Kept) -> Node {
         connect_timeout: config.connect_timeout,
         max_backoff: config.reconnect_backoff_max,
         tcp_keepalive: config.tcpkeepalive,
-    };
-    Node::new(
-        settings,
-        addr.label.clone(),
-        config.server_connections as usize,
-        kept.stats,
-        kept.episode,
-    )
+    }
 }

@@ -1,14 +1,20 @@
 //! Workers: one OS thread each, running a current-thread tokio runtime
 //! with its own listeners and its own backend connections, so the hot path
 //! takes no cross-thread lock and makes no cross-thread hop.
+//!
+//! What a worker serves is told to it by [`WorkerCommand`]s, at start and
+//! by reloads: pools to serve, listeners to accept on or to close, pools
+//! to stop serving. A command is applied between two of the worker's
+//! tasks; sessions are never interrupted by one.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::LocalSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
 
 use crate::frontend::listener::{accept_loop, BoundListener, SessionTracker};
 use crate::frontend::Endpoint;
@@ -16,21 +22,30 @@ use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
 use crate::view::PoolWorker;
 
-/// A listening socket a worker accepts on.
-pub struct WorkerListener {
-    /// Index into the pools.
-    pub pool: usize,
-    pub listener: BoundListener,
-    pub endpoint: Endpoint,
+/// What a worker is told to do.
+pub enum WorkerCommand {
+    /// Serve this pool (its listeners follow as `Listen`).
+    AddPool(Arc<PoolState>),
+    /// Accept the pool's clients of `endpoint` on `listener`, instead of
+    /// the listener it had (None: stop accepting them here).
+    Listen {
+        pool: Arc<str>,
+        endpoint: Endpoint,
+        listener: Option<BoundListener>,
+    },
+    /// Stop serving the pool: its listeners close; its sessions carry on
+    /// until the pool's clients are told to end.
+    RemovePool(Arc<str>),
+    /// Answered once every command sent before it is applied.
+    Barrier(std::sync::mpsc::Sender<()>),
 }
 
 /// Everything one worker thread starts with.
 pub struct WorkerSetup {
     pub id: usize,
-    pub pools: Vec<Arc<PoolState>>,
     /// The process, for INFO.
     pub proxy: Arc<ProxyInfo>,
-    pub listeners: Vec<WorkerListener>,
+    pub commands: mpsc::UnboundedReceiver<WorkerCommand>,
     pub shutdown: watch::Receiver<bool>,
     /// How long sessions may take to finish once shutdown starts.
     pub grace: Duration,
@@ -39,65 +54,100 @@ pub struct WorkerSetup {
 
 /// Starts a worker thread.
 pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
-    spawn_thread(format!("shardgate-worker-{}", setup.id), move || run(setup))
+    crate::thread::spawn_thread(format!("shardgate-worker-{}", setup.id), move || run(setup))
 }
 
-/// An OS thread running `make()`'s future on its own current-thread
-/// runtime and `LocalSet` (so tasks may be `!Send`): workers and the
-/// control thread.
-pub fn spawn_thread<F, Fut>(name: String, make: F) -> std::io::Result<JoinHandle<()>>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => LocalSet::new().block_on(&runtime, make()),
-                Err(e) => tracing::error!("{name}: cannot start its runtime: {e}"),
+/// A worker's pools and accept loops.
+struct Worker {
+    proxy: Arc<ProxyInfo>,
+    metrics: bool,
+    shutdown: watch::Receiver<bool>,
+    tracker: Rc<SessionTracker>,
+    pools: HashMap<Arc<str>, Rc<PoolWorker>>,
+    accepting: HashMap<(Arc<str>, Endpoint), AbortHandle>,
+}
+
+impl Worker {
+    fn apply(&mut self, command: WorkerCommand) {
+        match command {
+            WorkerCommand::AddPool(state) => {
+                let pool = Rc::new(PoolWorker::new(state, self.proxy.clone(), self.metrics));
+                self.pools.insert(pool.state.name.clone(), pool);
             }
-        })
+            WorkerCommand::Listen {
+                pool,
+                endpoint,
+                listener,
+            } => {
+                if let Some(old) = self.accepting.remove(&(pool.clone(), endpoint)) {
+                    old.abort();
+                }
+                let (Some(listener), Some(worker)) = (listener, self.pools.get(&pool)) else {
+                    return;
+                };
+                let accepting = accept_loop(
+                    listener,
+                    endpoint,
+                    worker.clone(),
+                    self.shutdown.clone(),
+                    self.tracker.clone(),
+                );
+                let name = pool.clone();
+                let task = tokio::task::spawn_local(async move {
+                    if let Err(e) = accepting.await {
+                        tracing::error!(pool = %name, "listener failed: {e}");
+                    }
+                });
+                self.accepting.insert((pool, endpoint), task.abort_handle());
+            }
+            WorkerCommand::RemovePool(name) => {
+                self.accepting.retain(|(pool, _), task| {
+                    let keep = *pool != name;
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                self.pools.remove(&name);
+            }
+            WorkerCommand::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 async fn run(setup: WorkerSetup) {
     let WorkerSetup {
         id,
-        pools,
         proxy,
-        listeners,
+        mut commands,
         mut shutdown,
         grace,
         metrics,
     } = setup;
-    let pools: Vec<Rc<PoolWorker>> = pools
-        .into_iter()
-        .map(|state| Rc::new(PoolWorker::new(state, proxy.clone(), metrics)))
-        .collect();
-    let tracker = Rc::new(SessionTracker::default());
-    for WorkerListener {
-        pool,
-        listener,
-        endpoint,
-    } in listeners
-    {
-        let Some(pool) = pools.get(pool).cloned() else {
-            continue;
-        };
-        let shutdown = shutdown.clone();
-        let tracker = tracker.clone();
-        tokio::task::spawn_local(async move {
-            let name = pool.config().name.clone();
-            if let Err(e) = accept_loop(listener, endpoint, pool, shutdown, tracker).await {
-                tracing::error!(pool = %name, "listener failed: {e}");
-            }
-        });
+    let mut worker = Worker {
+        proxy,
+        metrics,
+        shutdown: shutdown.clone(),
+        tracker: Rc::new(SessionTracker::default()),
+        pools: HashMap::new(),
+        accepting: HashMap::new(),
+    };
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => worker.apply(command),
+                None => break,
+            },
+            () = crate::shutdown::until_shutdown(&mut shutdown) => break,
+        }
     }
-    crate::shutdown::until_shutdown(&mut shutdown).await;
-    if tokio::time::timeout(grace, tracker.wait_idle())
+    // Stop accepting at once; sessions get the grace period to finish.
+    for (_, task) in worker.accepting.drain() {
+        task.abort();
+    }
+    if tokio::time::timeout(grace, worker.tracker.wait_idle())
         .await
         .is_err()
     {

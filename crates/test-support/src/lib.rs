@@ -16,9 +16,11 @@
 //! - [`prometheus`]: [`Prometheus`], Debian's Prometheus server, scraping
 //!   the proxy's admin port, with its HTTP query API.
 //! - [`http`]: a minimal HTTP client for the admin API and WebDriver.
+//! - [`load`]: [`load::Load`], checked pipelined traffic through a proxy.
 
 pub mod browser;
 pub mod http;
+pub mod load;
 pub mod nutcracker;
 pub mod prometheus;
 pub mod proxy;

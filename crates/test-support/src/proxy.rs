@@ -107,6 +107,29 @@ impl Shardgate {
         crate::http::get(port, path)
     }
 
+    /// Sends `method path` to the admin server: (status code, body).
+    pub fn admin_request(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+        let port = self
+            .admin_port
+            .ok_or_else(|| std::io::Error::other("no admin port"))?;
+        crate::http::request(port, method, path, None)
+    }
+
+    /// The configuration file the proxy was started with.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("shardgate.yml")
+    }
+
+    /// Replaces the configuration file (a reload then reads it).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(self.config_path(), yaml).expect("write shardgate.yml");
+    }
+
+    /// `POST /reload`: (status code, body).
+    pub fn reload(&self) -> (u16, String) {
+        self.admin_request("POST", "/reload").expect("POST /reload")
+    }
+
     pub fn log(&self) -> String {
         self.child.log()
     }

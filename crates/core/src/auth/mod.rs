@@ -200,6 +200,11 @@ impl Users {
         }
     }
 
+    /// Keeps `old`'s failure count (the same pool's users before a reload).
+    pub fn carry_counts_from(&self, old: &Users) {
+        self.failures.store(old.failures(), Relaxed);
+    }
+
     /// Failed authentications so far.
     pub fn failures(&self) -> u64 {
         self.failures.load(Relaxed)

@@ -201,6 +201,10 @@ pub struct PoolConfig {
     pub health_check: HealthCheck,
     /// Replicas a master lists in INFO replication join its shard.
     pub discover_replicas: bool,
+    /// The pool's data is disposable (a cache): a reload may change its
+    /// servers, weights, hash or distribution, moving keys, instead of
+    /// being refused.
+    pub keys_may_move: bool,
     pub shard_down: ShardDown,
     pub read_policy: ReadPolicy,
     pub read_balance: ReadBalance,
@@ -284,12 +288,51 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The keys whose values are secrets, wherever they appear (a pool's
+/// `password`, `redis_auth`, `sentinel_auth`; a user's `password`).
+pub const SECRET_KEYS: &[&str] = &["password", "redis_auth", "sentinel_auth"];
+
+/// What a secret is shown as.
+pub const REDACTED: &str = "(redacted)";
+
+/// The file as parsed YAML with every secret replaced by [`REDACTED`],
+/// for display (`GET /config`). None when the text is not YAML.
+pub fn redacted(text: &str) -> Option<yaml_serde::Value> {
+    fn walk(value: &mut yaml_serde::Value) {
+        match value {
+            yaml_serde::Value::Mapping(mapping) => {
+                for (key, value) in mapping.iter_mut() {
+                    if key.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) {
+                        *value = yaml_serde::Value::String(REDACTED.into());
+                    } else {
+                        walk(value);
+                    }
+                }
+            }
+            yaml_serde::Value::Sequence(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut document: yaml_serde::Value = yaml_serde::from_str(text).ok()?;
+    walk(&mut document);
+    Some(document)
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_text(path).map(|(config, _)| config)
+}
+
+/// Reads and validates a config file; also returns its text (what a
+/// reload compares and `GET /config` shows).
+pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
         problems: vec![format!("cannot read: {e}")],
     })?;
-    parse(&text).map_err(|problems| ConfigError { file, problems })
+    match parse(&text) {
+        Ok(config) => Ok((config, text)),
+        Err(problems) => Err(ConfigError { file, problems }),
+    }
 }

@@ -50,6 +50,7 @@ pub struct RawPool {
     pub failover: Option<String>,
     pub health_check: Option<RawHealthCheck>,
     pub discover_replicas: Option<bool>,
+    pub keys_may_move: Option<bool>,
     pub shard_down: Option<String>,
     // Read/write splitting.
     pub read_policy: Option<String>,

@@ -508,6 +508,7 @@ impl Checker<'_> {
             failover,
             health_check,
             discover_replicas: raw.discover_replicas.unwrap_or(true),
+            keys_may_move: raw.keys_may_move.unwrap_or(false),
             shard_down,
             read_policy,
             read_balance,

@@ -14,22 +14,24 @@
 //!
 //! # Layout
 //! - `shard`: [`ShardState`], one shard's group and failover bookkeeping.
+//! - `reconfigure`: [`Kernel::reconfigure`], a reload's new configuration.
 //! - `sentinel`: [`sentinel::Claims`], which Sentinel to believe.
 //! - `tests`: table-driven tests of the decisions.
 
+mod reconfigure;
 pub mod sentinel;
 mod shard;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Failover, PoolConfig, ShardDown};
 use crate::error::NodeError;
-use crate::topology::group::{Group, Health, NodeHealth, Origin};
+use crate::topology::group::{Health, Origin};
 use crate::topology::info::Role;
 use crate::topology::probe::Probe;
 use crate::topology::{NodeAddr, NodeStatus, PoolStatus, Shard, ShardStatus};
@@ -208,6 +210,12 @@ pub struct Kernel {
     published: Vec<Shard>,
     /// Events recorded lately (see [`EVENT_DEDUP`]).
     recent: VecDeque<(String, Instant)>,
+    /// Nodes a reload removed: not learned again from a master's INFO or
+    /// from Sentinel (they may still replicate; the file says they no
+    /// longer serve).
+    retired: BTreeSet<SocketAddr>,
+    /// The configuration changed: publish even if routing did not.
+    republish: bool,
     actions: Vec<Action>,
 }
 
@@ -215,36 +223,13 @@ impl Kernel {
     /// The pool's configured groups; `published` is the topology workers
     /// start with.
     pub fn new(config: Arc<PoolConfig>, instance: Arc<str>, now: Instant) -> Kernel {
-        let sentinels = config.sentinels.len();
-        let shards = config
-            .servers
-            .iter()
-            .zip(&config.replicas)
+        let shards = (config.servers.iter().zip(&config.replicas))
             .map(|(server, replicas)| {
-                let master = NodeAddr::new(server.addr, format!("{}:{}", server.host, server.port));
-                let mut group = Group {
-                    name: server.ring_name().into(),
-                    weight: server.weight,
-                    nodes: vec![NodeHealth::new(master.clone(), Origin::Configured, now)],
-                    master: master.addr,
-                    ejected: false,
-                    conflict: None,
-                };
-                for replica in replicas {
-                    group.add(
-                        NodeAddr::new(replica.addr, replica.label()),
-                        Origin::Declared,
-                        now,
-                    );
-                }
-                ShardState::new(group, sentinels)
+                let group = reconfigure::new_group(server, replicas, now);
+                ShardState::new(group, config.sentinels.len())
             })
             .collect();
-        // twemproxy ejects after `server_failure_limit` failures in a row.
-        let fall = match config.shard_down {
-            ShardDown::Eject => config.server_failure_limit,
-            ShardDown::Fail => config.health_check.fall,
-        };
+        let fall = fall_of(&config);
         let published = crate::topology::Topology::from_config(&config).shards;
         Kernel {
             config,
@@ -255,6 +240,8 @@ impl Kernel {
             version: 0,
             published,
             recent: VecDeque::new(),
+            retired: BTreeSet::new(),
+            republish: false,
             actions: Vec::new(),
         }
     }
@@ -469,7 +456,7 @@ impl Kernel {
         };
         let mut added = Vec::new();
         for node in found {
-            if self.shard_of(node.addr).is_some() {
+            if self.shard_of(node.addr).is_some() || self.retired.contains(&node.addr) {
                 continue;
             }
             if let Some(state) = self.shards.get_mut(shard) {
@@ -565,7 +552,7 @@ impl Kernel {
     }
 
     fn sentinel_replica(&mut self, shard: usize, addr: NodeAddr, now: Instant) {
-        if self.shard_of(addr.addr).is_some() {
+        if self.shard_of(addr.addr).is_some() || self.retired.contains(&addr.addr) {
             return;
         }
         let Some(state) = self.shards.get_mut(shard) else {
@@ -961,9 +948,10 @@ impl Kernel {
             }
             self.event(Some(shard), EventKind::Replica, message);
         }
-        if shards == self.published {
+        if shards == self.published && !self.republish {
             return;
         }
+        self.republish = false;
         self.version += 1;
         self.published = shards.clone();
         self.actions.push(Action::Publish {
@@ -1010,6 +998,15 @@ impl Kernel {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Probes in a row that mark a node down: twemproxy ejects after
+/// `server_failure_limit` failures in a row.
+fn fall_of(config: &PoolConfig) -> u32 {
+    match config.shard_down {
+        ShardDown::Eject => config.server_failure_limit,
+        ShardDown::Fail => config.health_check.fall,
     }
 }
 

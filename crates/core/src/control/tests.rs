@@ -560,3 +560,135 @@ fn nodes_a_master_lists_join_the_shard_and_are_probed() {
         .iter()
         .any(|a| matches!(a, Action::StopProbing(a) if *a == addr(7004))));
 }
+
+impl Sim {
+    /// A reload: the same pool `p` with these YAML lines.
+    fn reload(&mut self, pool: &str) -> Vec<Action> {
+        let config = crate::config::parse(&format!("p:\n  listen: 127.0.0.1:1\n{pool}"))
+            .expect("config")
+            .pools
+            .remove(0);
+        self.kernel.reconfigure(self.now, Arc::new(config))
+    }
+}
+
+fn probed(actions: &[Action]) -> Vec<SocketAddr> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Probe(n) => Some(n.addr),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stopped(actions: &[Action]) -> Vec<SocketAddr> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StopProbing(a) => Some(*a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn published_replicas(actions: &[Action]) -> Option<Vec<SocketAddr>> {
+    actions.iter().rev().find_map(|a| match a {
+        Action::Publish { shards, .. } => Some(shards[0].replicas.iter().map(|r| r.addr).collect()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_reload_adds_and_removes_replicas_and_a_removed_one_is_not_learned_again() {
+    let mut sim = healthy_managed();
+    // 7003 leaves the file, 7004 joins it.
+    let actions = sim.at(100).reload(
+        "  failover: managed\n  servers:\n    - 127.0.0.1:7001:1 s1\n  \
+         replicas:\n    s1: [127.0.0.1:7002, 127.0.0.1:7004]\n",
+    );
+    assert_eq!(probed(&actions), vec![addr(7004)]);
+    assert_eq!(stopped(&actions), vec![addr(7003)]);
+    // Published at once (the configuration changed), 7003 no longer reads.
+    assert_eq!(published_replicas(&actions), Some(vec![addr(7002)]));
+    // The master still lists 7003 as its replica: it is not learned again.
+    let actions = sim
+        .at(200)
+        .probe(7001, master(100, &[(7002, 100), (7003, 90)]));
+    assert!(probed(&actions).is_empty());
+    assert!(sim.kernel.shards()[0].group.node(addr(7003)).is_none());
+    // Health the kept nodes had is kept: 7002 still serves, and 7004
+    // joins it once probed.
+    let actions = sim.at(300).probe(7004, replica(7001, 100));
+    assert_eq!(
+        published_replicas(&actions),
+        Some(vec![addr(7002), addr(7004)])
+    );
+}
+
+#[test]
+fn a_reload_that_changes_nothing_routing_needs_still_publishes_the_new_config() {
+    let mut sim = healthy_managed();
+    let actions = sim.at(100).reload(
+        "  failover: managed\n  timeout: 900\n  servers:\n    - 127.0.0.1:7001:1 s1\n  \
+         replicas:\n    s1: [127.0.0.1:7002, 127.0.0.1:7003]\n",
+    );
+    assert!(probed(&actions).is_empty() && stopped(&actions).is_empty());
+    let published = actions.iter().find_map(|a| match a {
+        Action::Publish { version, .. } => Some(*version),
+        _ => None,
+    });
+    assert!(published.is_some(), "{actions:?}");
+    assert_eq!(sim.master_of(0), addr(7001));
+}
+
+#[test]
+fn a_named_server_moved_by_a_reload_is_its_shards_master_at_the_new_address() {
+    let mut sim = Sim::new("  servers:\n    - 127.0.0.1:7001:1 s1\n    - 127.0.0.1:7005:1 s2\n");
+    sim.started(&[(7001, master(10, &[])), (7005, master(10, &[]))]);
+    let actions = sim
+        .at(100)
+        .reload("  servers:\n    - 127.0.0.1:7009:1 s1\n    - 127.0.0.1:7005:1 s2\n");
+    assert_eq!(probed(&actions), vec![addr(7009)]);
+    assert_eq!(stopped(&actions), vec![addr(7001)]);
+    assert!(events(&actions, EventKind::Master)[0]
+        .contains("moved from 127.0.0.1:7001 to 127.0.0.1:7009"));
+    assert_eq!(sim.master_of(0), addr(7009));
+    // Writes go there at once, as to a configured server at startup.
+    assert_eq!(published_master(&actions), Some(Some(addr(7009))));
+    // The shard keeps its name (its place on the ring): nothing moves.
+    assert_eq!(&*sim.kernel.shards()[0].group.name, "s1");
+    // Should it not answer, it is down like any master (after `fall`).
+    let downed = (1..=5).find(|i| {
+        let actions = sim.at(200 + i * 100).probe(7009, down());
+        published_master(&actions) == Some(None)
+    });
+    assert!(
+        downed.is_some(),
+        "a moved server that does not answer stays up"
+    );
+}
+
+#[test]
+fn a_server_moved_onto_its_former_replica_is_written_to_at_once() {
+    let mut sim = Sim::new("  servers:\n    - 127.0.0.1:7001:1 s1\n    - 127.0.0.1:7005:1 s2\n");
+    // The data was copied to 7009, which 7001 lists as its replica.
+    sim.started(&[
+        (7001, master(10, &[(7009, 10)])),
+        (7005, master(10, &[])),
+        (7009, replica(7001, 10)),
+    ]);
+    // The operator promoted it and points s1 at it.
+    let actions = sim
+        .at(100)
+        .reload("  servers:\n    - 127.0.0.1:7009:1 s1\n    - 127.0.0.1:7005:1 s2\n");
+    assert_eq!(published_master(&actions), Some(Some(addr(7009))));
+    // A probe sent before the reload (it still saw a replica) is stale.
+    let stale = Input::Probed {
+        addr: addr(7009),
+        started: sim.start + Duration::from_millis(90),
+        result: replica(7001, 10),
+    };
+    let actions = sim.at(120).input(stale);
+    assert_eq!(published_master(&actions), None, "nothing changes");
+}

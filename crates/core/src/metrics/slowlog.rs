@@ -4,7 +4,7 @@
 //! node as a seventh field of each entry.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,35 +28,52 @@ pub struct SlowEntry {
     pub node: Arc<str>,
 }
 
+/// The threshold of a disabled slow log.
+const OFF: u64 = u64::MAX;
+
 /// A pool's slow log.
 #[derive(Debug)]
 pub struct SlowLog {
-    /// None: disabled.
-    threshold: Option<Duration>,
-    max_len: usize,
+    /// In microseconds; [`OFF`]: disabled. Atomic: a reload changes it.
+    threshold_us: AtomicU64,
+    max_len: AtomicUsize,
     entries: Mutex<VecDeque<SlowEntry>>,
     next_id: AtomicU64,
 }
 
 impl SlowLog {
     pub fn new(threshold: Option<Duration>, max_len: usize) -> SlowLog {
-        SlowLog {
-            threshold,
-            max_len,
+        let log = SlowLog {
+            threshold_us: AtomicU64::new(OFF),
+            max_len: AtomicUsize::new(0),
             entries: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(0),
-        }
+        };
+        log.configure(threshold, max_len);
+        log
+    }
+
+    /// New settings (a reload); entries past the new length are dropped.
+    pub fn configure(&self, threshold: Option<Duration>, max_len: usize) {
+        let micros = threshold.map_or(OFF, |t| u64::try_from(t.as_micros()).unwrap_or(OFF - 1));
+        self.threshold_us.store(micros, Relaxed);
+        self.max_len.store(max_len, Relaxed);
+        self.lock().truncate(max_len);
     }
 
     /// The threshold, None when disabled.
     pub fn threshold(&self) -> Option<Duration> {
-        self.threshold
+        match self.threshold_us.load(Relaxed) {
+            OFF => None,
+            micros => Some(Duration::from_micros(micros)),
+        }
     }
 
     /// Whether a request that took `elapsed` belongs in the log.
     #[inline]
     pub fn is_slow(&self, elapsed: Duration) -> bool {
-        self.threshold.is_some_and(|t| elapsed > t)
+        let threshold = self.threshold_us.load(Relaxed);
+        threshold != OFF && elapsed.as_micros() > u128::from(threshold)
     }
 
     /// Logs a slow request; `raw` is the request as the client sent it.
@@ -82,7 +99,7 @@ impl SlowLog {
         };
         let mut entries = self.lock();
         entries.push_front(entry);
-        entries.truncate(self.max_len);
+        entries.truncate(self.max_len.load(Relaxed));
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<SlowEntry>> {

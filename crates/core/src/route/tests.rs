@@ -12,7 +12,7 @@ fn topology(servers: usize) -> Topology {
         yaml.push_str(&format!("   - 127.0.0.1:{}:1\n", 7000 + i));
     }
     let config = parse(&yaml).expect("config");
-    Topology::from_config(&config.pools[0])
+    Topology::from_config(&std::sync::Arc::new(config.pools[0].clone()))
 }
 
 fn route_of(topology: &Topology, args: &[&str]) -> Route {

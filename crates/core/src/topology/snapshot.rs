@@ -43,11 +43,16 @@ pub struct Shard {
     pub ejected: bool,
 }
 
-/// A pool's shards and key placement at one moment.
+/// A pool's shards, key placement and configuration at one moment: a
+/// session routes and bounds a whole batch with one snapshot, so a reload
+/// never mixes two configurations in one request.
 #[derive(Debug)]
 pub struct Topology {
     /// Bumped by every change; workers compare it to rebuild their views.
     pub version: u64,
+    /// The configuration this snapshot was built with (a reload publishes
+    /// a snapshot with the new one).
+    pub config: Arc<PoolConfig>,
     pub shards: Vec<Shard>,
     hash_tag: HashTag,
     distribution: Distribution,
@@ -56,7 +61,7 @@ pub struct Topology {
 impl Topology {
     /// The initial snapshot of a pool: every configured server a shard
     /// whose master is that server.
-    pub fn from_config(config: &PoolConfig) -> Topology {
+    pub fn from_config(config: &Arc<PoolConfig>) -> Topology {
         let shards = config
             .servers
             .iter()
@@ -73,7 +78,7 @@ impl Topology {
     }
 
     /// A snapshot of `shards`; ejected shards own no keys.
-    pub fn build(config: &PoolConfig, version: u64, shards: Vec<Shard>) -> Topology {
+    pub fn build(config: &Arc<PoolConfig>, version: u64, shards: Vec<Shard>) -> Topology {
         let nodes: Vec<RingNode> = shards
             .iter()
             .map(|s| RingNode {
@@ -85,6 +90,7 @@ impl Topology {
         let distribution = Distribution::build(config.distribution, config.hash, &nodes);
         Topology {
             version,
+            config: config.clone(),
             shards,
             hash_tag: config.hash_tag.clone(),
             distribution,

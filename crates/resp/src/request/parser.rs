@@ -88,6 +88,12 @@ impl RequestParser {
         }
     }
 
+    /// Enforces `limits` from the next request on (a request being parsed
+    /// is checked against them as its remaining parts arrive).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Takes the next complete request off the front of `buf`
     /// (`split_to(n).freeze()`: the forwarded bytes are the client's own).
     ///

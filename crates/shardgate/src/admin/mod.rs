@@ -1,7 +1,8 @@
 //! The admin HTTP server: Prometheus metrics, twemproxy-compatible stats,
-//! the topology, health and readiness, recent events, and the live status
-//! page. Runs on the control thread; reads only shared counters and
-//! snapshots, so it never slows the data path. See `docs/admin.md`.
+//! the topology, health and readiness, recent events, the live status
+//! page, the active configuration and reloads. Runs on the control
+//! thread; reads only shared counters and snapshots, so it never slows
+//! the data path. See `docs/admin.md`.
 //!
 //! # Layout
 //! - `prometheus`: `/metrics` in the Prometheus text format.
@@ -25,17 +26,26 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::pool::PoolState;
-use crate::proxy_info::ProxyInfo;
+use crate::proxy_info::{ProxyInfo, ReloadResult};
+use crate::reload::ReloadHandle;
 use crate::topology::Events;
 
 /// What the admin server reads.
 pub struct Admin {
-    pub pools: Vec<Arc<PoolState>>,
     pub events: Arc<Events>,
     pub proxy: Arc<ProxyInfo>,
     /// Host names the server answers to besides IP addresses, `localhost`
     /// and the machine's name (see [`host_allowed`]).
     pub hosts: Vec<String>,
+    /// Asks for reloads (`POST /reload`).
+    pub reloads: ReloadHandle,
+}
+
+impl Admin {
+    /// The pools now.
+    pub fn pools(&self) -> Arc<Vec<Arc<PoolState>>> {
+        self.proxy.pools()
+    }
 }
 
 const STATUS_PAGE: &str = include_str!("status.html");
@@ -74,6 +84,8 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/events", get(events))
         .route("/api/overview", get(overview))
+        .route("/config", get(config))
+        .route("/reload", axum::routing::post(reload))
         .layer(axum::middleware::from_fn_with_state(
             admin.clone(),
             check_host,
@@ -139,8 +151,31 @@ async fn check_host(State(admin): State<Arc<Admin>>, request: Request, next: Nex
             format!("shardgate admin: host '{host}' is not allowed (start with --admin-host {host} to allow it)\n"),
         )
             .into_response(),
+        // A browser sends `Origin` with every cross-site POST: a web page
+        // must not reload the proxy (curl and `shardgate reload` send none).
+        _ if request.method() == axum::http::Method::POST
+            && !same_origin(request.headers().get(header::ORIGIN), host) =>
+        {
+            (
+                StatusCode::FORBIDDEN,
+                "shardgate admin: cross-site requests may not change the proxy\n",
+            )
+                .into_response()
+        }
         _ => next.run(request).await,
     }
+}
+
+/// Whether a request's `Origin` (if any) is the admin server itself.
+fn same_origin(origin: Option<&header::HeaderValue>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let origin = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    origin.is_some_and(|o| Some(o) == host)
 }
 
 /// Whether a `Host` header names this server (see [`check_host`]).
@@ -205,13 +240,13 @@ async fn overview(State(admin): State<Arc<Admin>>) -> Response {
 /// ejected: its keys are served by the others).
 async fn ready(State(admin): State<Arc<Admin>>) -> Response {
     let mut missing = Vec::new();
-    for pool in &admin.pools {
+    for pool in admin.pools().iter() {
         for shard in &pool.topology().shards {
             if shard.master.is_none() && !shard.ejected {
                 let reason = shard.down.as_deref().unwrap_or("no master");
                 missing.push(format!(
                     "pool '{}' shard '{}': {reason}",
-                    pool.config.name, shard.name
+                    pool.name, shard.name
                 ));
             }
         }
@@ -225,6 +260,47 @@ async fn ready(State(admin): State<Arc<Admin>>) -> Response {
         )
             .into_response()
     }
+}
+
+/// The active configuration (secrets redacted), its hash and epoch, and
+/// the last reload attempt.
+async fn config(State(admin): State<Arc<Admin>>) -> Response {
+    let record = admin.proxy.config();
+    let attempt = record.last_attempt.as_ref().map(|a| {
+        serde_json::json!({
+            "at": a.at_unix,
+            "result": a.result.as_str(),
+            "lines": a.lines,
+        })
+    });
+    Json(serde_json::json!({
+        "epoch": record.epoch,
+        "hash": record.hash,
+        "applied_at": record.applied_unix,
+        "last_reload": attempt,
+        "config": record.redacted,
+    }))
+    .into_response()
+}
+
+/// Reloads the configuration file: 200 when applied, 422 when the file is
+/// invalid, 409 when a change is refused, 500 when it could not be applied.
+async fn reload(State(admin): State<Arc<Admin>>) -> Response {
+    let Some(outcome) = admin.reloads.reload_async().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    let status = match outcome.result {
+        ReloadResult::Applied => StatusCode::OK,
+        ReloadResult::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadResult::Refused => StatusCode::CONFLICT,
+        ReloadResult::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = serde_json::json!({
+        "result": outcome.result.as_str(),
+        "epoch": outcome.epoch,
+        "lines": outcome.lines,
+    });
+    (status, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]

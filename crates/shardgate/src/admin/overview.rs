@@ -15,7 +15,7 @@ use crate::proxy_info::ProxyInfo;
 pub fn topology(admin: &Admin) -> Value {
     Value::Array(
         admin
-            .pools
+            .pools()
             .iter()
             .map(|pool| pool_json(pool, false))
             .collect(),
@@ -28,7 +28,7 @@ pub fn overview(admin: &Admin) -> Value {
         "uptime_seconds": admin.proxy.uptime().as_secs(),
         "workers": admin.proxy.workers,
         "instance": &*admin.proxy.instance,
-        "pools": admin.pools.iter().map(|pool| pool_json(pool, true)).collect::<Vec<_>>(),
+        "pools": admin.pools().iter().map(|pool| pool_json(pool, true)).collect::<Vec<_>>(),
         "events": admin.events.recent(50),
     })
 }
@@ -43,7 +43,7 @@ struct Traffic {
 }
 
 fn pool_json(pool: &PoolState, traffic: bool) -> Value {
-    let config = &pool.config;
+    let config = pool.config();
     let status = pool.status();
     let mut by_node: BTreeMap<SocketAddr, Traffic> = BTreeMap::new();
     for (addr, stats) in pool.node_stats() {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::Admin;
 use crate::metrics::{HistogramSnapshot, LATENCY_BOUNDS_US};
-use crate::proxy_info::ProxyInfo;
+use crate::proxy_info::{ProxyInfo, ReloadResult};
 
 pub fn render(admin: &Admin) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -30,10 +30,52 @@ pub fn render(admin: &Admin) -> String {
     let _ = writeln!(out, "shardgate_uptime_seconds {}", proxy.uptime().as_secs());
     metric(&mut out, "shardgate_workers", "gauge", "Worker threads.");
     let _ = writeln!(out, "shardgate_workers {}", proxy.workers);
+    config(&mut out, proxy);
     pools(&mut out, admin);
     commands(&mut out, admin);
     nodes(&mut out, admin);
     out
+}
+
+/// The configuration's epoch and reloads by outcome.
+fn config(out: &mut String, proxy: &ProxyInfo) {
+    let record = proxy.config();
+    metric(
+        out,
+        "shardgate_config_epoch",
+        "gauge",
+        "The configuration's epoch: 0 at start, one more per applied reload.",
+    );
+    let _ = writeln!(out, "shardgate_config_epoch {}", record.epoch);
+    metric(
+        out,
+        "shardgate_config_last_reload_successful",
+        "gauge",
+        "1 unless the last reload attempt changed nothing because of a problem.",
+    );
+    let ok = record
+        .last_attempt
+        .as_ref()
+        .is_none_or(|a| a.result == ReloadResult::Applied);
+    let _ = writeln!(
+        out,
+        "shardgate_config_last_reload_successful {}",
+        u8::from(ok)
+    );
+    metric(
+        out,
+        "shardgate_config_reloads_total",
+        "counter",
+        "Reload attempts by result: applied, invalid (bad file), refused (keys would move), failed (could not apply).",
+    );
+    for result in ReloadResult::ALL {
+        let _ = writeln!(
+            out,
+            "shardgate_config_reloads_total{{result=\"{}\"}} {}",
+            result.as_str(),
+            proxy.reloads(result)
+        );
+    }
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -88,7 +130,7 @@ fn pools(out: &mut String, admin: &Admin) {
         (
             "shardgate_auth_failures_total",
             "Failed client authentications.",
-            |p| p.users.failures(),
+            |p| p.users().failures(),
         ),
         (
             "shardgate_failovers_total",
@@ -118,22 +160,22 @@ fn pools(out: &mut String, admin: &Admin) {
     ];
     for (name, kind, help, get) in gauges {
         metric(out, name, kind, help);
-        for pool in &admin.pools {
+        for pool in admin.pools().iter() {
             let _ = writeln!(
                 out,
                 "{name}{{pool=\"{}\"}} {}",
-                escape(&pool.config.name),
+                escape(&pool.name),
                 get(pool)
             );
         }
     }
     for (name, help, get) in counters {
         metric(out, name, "counter", help);
-        for pool in &admin.pools {
+        for pool in admin.pools().iter() {
             let _ = writeln!(
                 out,
                 "{name}{{pool=\"{}\"}} {}",
-                escape(&pool.config.name),
+                escape(&pool.name),
                 get(pool)
             );
         }
@@ -173,13 +215,9 @@ fn pools(out: &mut String, admin: &Admin) {
     ];
     for (name, help, get) in worker_counters {
         metric(out, name, "counter", help);
-        for pool in &admin.pools {
+        for pool in admin.pools().iter() {
             let total: u64 = pool.worker_stats().iter().map(|s| get(s)).sum();
-            let _ = writeln!(
-                out,
-                "{name}{{pool=\"{}\"}} {total}",
-                escape(&pool.config.name)
-            );
+            let _ = writeln!(out, "{name}{{pool=\"{}\"}} {total}", escape(&pool.name));
         }
     }
 }
@@ -187,7 +225,7 @@ fn pools(out: &mut String, admin: &Admin) {
 fn commands(out: &mut String, admin: &Admin) {
     // (pool, command) -> (requests, errors, latency)
     let mut rows: BTreeMap<(String, &'static str), (u64, u64, HistogramSnapshot)> = BTreeMap::new();
-    for pool in &admin.pools {
+    for pool in admin.pools().iter() {
         for worker in pool.worker_stats() {
             for (name, stats) in worker.commands() {
                 let requests = stats.requests.get();
@@ -195,7 +233,7 @@ fn commands(out: &mut String, admin: &Admin) {
                     continue;
                 }
                 let row = rows
-                    .entry((pool.config.name.clone(), name.unwrap_or("unknown")))
+                    .entry((pool.name.to_string(), name.unwrap_or("unknown")))
                     .or_default();
                 row.0 += requests;
                 row.1 += stats.errors.get();
@@ -286,7 +324,7 @@ fn nodes(out: &mut String, admin: &Admin) {
         latency: HistogramSnapshot,
     }
     let mut rows = Vec::new();
-    for pool in &admin.pools {
+    for pool in admin.pools().iter() {
         let mut traffic: BTreeMap<SocketAddr, Traffic> = BTreeMap::new();
         for (addr, stats) in pool.node_stats() {
             let t = traffic.entry(addr).or_default();
@@ -304,7 +342,7 @@ fn nodes(out: &mut String, admin: &Admin) {
                 rows.push(Row {
                     labels: format!(
                         "pool=\"{}\",shard=\"{}\",node=\"{}\"",
-                        escape(&pool.config.name),
+                        escape(&pool.name),
                         escape(&shard.name),
                         escape(&node.addr)
                     ),

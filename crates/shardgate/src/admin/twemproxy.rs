@@ -23,7 +23,7 @@ pub fn stats(admin: &Admin) -> Value {
     );
     let mut total = 0;
     let mut current = 0;
-    for pool in &admin.pools {
+    for pool in admin.pools().iter() {
         let workers = pool.worker_stats();
         let accepted: u64 = workers.iter().map(|w| w.clients_accepted.get()).sum();
         let errors: u64 = workers
@@ -108,7 +108,7 @@ pub fn stats(admin: &Admin) -> Value {
                 }),
             );
         }
-        root.insert(pool.config.name.clone(), Value::Object(entry));
+        root.insert(pool.name.to_string(), Value::Object(entry));
     }
     root.insert("total_connections".into(), json!(total));
     root.insert("curr_connections".into(), json!(current));

@@ -26,6 +26,15 @@ use crate::pool::PoolState;
 use crate::topology::{Events, Topology};
 use shardgate_core::control::{Action, Input, Kernel, MANAGED_NAME};
 
+/// What the control thread tells a running controller.
+pub enum PoolCommand {
+    /// A reload's configuration for the pool; `done` is told once the
+    /// topology carrying it is published.
+    Reconfigure(Arc<PoolConfig>, std::sync::mpsc::Sender<()>),
+    /// The pool was removed: stop probing and watching.
+    Stop,
+}
+
 /// One pool's controller.
 pub struct Controller {
     state: Arc<PoolState>,
@@ -42,11 +51,13 @@ pub struct Controller {
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     probers: HashMap<SocketAddr, AbortHandle>,
+    /// The Sentinel watchers' tasks.
+    watchers: Vec<AbortHandle>,
 }
 
 impl Controller {
     pub fn new(state: Arc<PoolState>, events: Arc<Events>, instance: Arc<str>) -> Controller {
-        let config = state.config.clone();
+        let config = state.config();
         let kernel = Kernel::new(config.clone(), instance.clone(), Instant::now());
         let handshake = Handshake {
             auth: config.redis_auth.clone(),
@@ -67,28 +78,23 @@ impl Controller {
             tx,
             rx,
             probers: HashMap::new(),
+            watchers: Vec::new(),
         }
     }
 
-    /// Runs until the proxy stops. `ready` is told once startup is over
-    /// (every node probed and, with Sentinel, every master heard of; or
-    /// [`Controller::settle_budget`] spent) and the first view published.
+    /// Runs until the proxy stops or the pool is removed. `ready` is told
+    /// once startup is over (every node probed and, with Sentinel, every
+    /// master heard of; or [`Controller::settle_budget`] spent) and the
+    /// first view published. Commands wait until then.
     pub async fn run(
         mut self,
         ready: std::sync::mpsc::Sender<()>,
+        mut commands: mpsc::UnboundedReceiver<PoolCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let start = self.kernel.start();
         self.execute(start);
-        if self.config.failover == Failover::Sentinel {
-            let names = self
-                .kernel
-                .shards()
-                .iter()
-                .map(|s| s.group.name.clone())
-                .collect();
-            sentinel::spawn_watchers(&self.config, names, self.tx.clone(), self.events.clone());
-        }
+        self.watch_sentinels();
         let settle = tokio::time::sleep(self.settle_budget());
         tokio::pin!(settle);
         while !self.kernel.ready() {
@@ -98,7 +104,7 @@ impl Controller {
                     None => return,
                 },
                 () = &mut settle => break,
-                () = crate::shutdown::until_shutdown(&mut shutdown) => return,
+                () = crate::shutdown::until_shutdown(&mut shutdown) => return self.stop(),
             }
         }
         self.apply(Input::Settled);
@@ -108,15 +114,81 @@ impl Controller {
             tokio::select! {
                 input = self.rx.recv() => match input {
                     Some(input) => self.apply(input),
-                    None => return,
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(PoolCommand::Reconfigure(config, done)) => {
+                        self.reconfigure(config);
+                        let _ = done.send(());
+                    }
+                    Some(PoolCommand::Stop) | None => break,
                 },
                 _ = housekeeping.tick() => self.apply(Input::Tick),
                 () = crate::shutdown::until_shutdown(&mut shutdown) => break,
             }
         }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         for (_, prober) in self.probers.drain() {
             prober.abort();
         }
+        for watcher in self.watchers.drain(..) {
+            watcher.abort();
+        }
+    }
+
+    /// With `failover: sentinel`, one watcher per Sentinel.
+    fn watch_sentinels(&mut self) {
+        for watcher in self.watchers.drain(..) {
+            watcher.abort();
+        }
+        if self.config.failover != Failover::Sentinel {
+            return;
+        }
+        let names = self
+            .kernel
+            .shards()
+            .iter()
+            .map(|s| s.group.name.clone())
+            .collect();
+        self.watchers =
+            sentinel::spawn_watchers(&self.config, names, self.tx.clone(), self.events.clone());
+    }
+
+    /// Takes a reload's configuration: the kernel reconciles its groups
+    /// and publishes a topology carrying it; probes restart when how they
+    /// connect or how often changed, Sentinel watchers when the Sentinels,
+    /// their credentials or the shards did.
+    fn reconfigure(&mut self, config: Arc<PoolConfig>) {
+        let old = std::mem::replace(&mut self.config, config.clone());
+        let names = |c: &PoolConfig| c.servers.iter().map(|s| s.ring_name()).collect::<Vec<_>>();
+        let reprobe = old.redis_auth != config.redis_auth
+            || old.health_check != config.health_check
+            || old.failover != config.failover;
+        let rewatch = old.sentinels != config.sentinels
+            || old.sentinel_auth != config.sentinel_auth
+            || old.failover != config.failover
+            || old.connect_timeout != config.connect_timeout
+            || names(&old) != names(&config);
+        self.handshake.auth = config.redis_auth.clone();
+        let actions = self.kernel.reconfigure(Instant::now(), config.clone());
+        self.handshake.client_name = Some(self.kernel.client_name());
+        if reprobe {
+            let addrs: Vec<SocketAddr> = self.probers.keys().copied().collect();
+            for addr in addrs {
+                if let Some(prober) = self.probers.remove(&addr) {
+                    prober.abort();
+                }
+                self.start_prober(addr);
+            }
+        }
+        self.execute(actions);
+        if rewatch {
+            self.watch_sentinels();
+        }
+        self.state.set_status(self.kernel.status(Instant::now()));
     }
 
     /// How long startup waits for the first probes and Sentinel answers.

@@ -8,9 +8,86 @@
 //! - `sentinel`: watchers that follow Redis Sentinel.
 //!
 //! What to do is decided by `shardgate_core::control` (pure); this module
-//! carries it out.
+//! carries it out. Everything runs on one thread, off the workers' hot
+//! path; [`ControlCommand`]s start, reconfigure and stop pools' controllers.
 
 mod controller;
 mod sentinel;
 
-pub use controller::Controller;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, watch};
+
+pub use controller::{Controller, PoolCommand};
+
+use crate::config::PoolConfig;
+use crate::pool::PoolState;
+use crate::topology::Events;
+
+/// What the control thread is told.
+pub enum ControlCommand {
+    /// Start the pool's controller; `ready` is told once it has settled.
+    Start {
+        state: Arc<PoolState>,
+        ready: std::sync::mpsc::Sender<()>,
+    },
+    /// A reload's configuration; `done` is told once it is published.
+    Reconfigure {
+        pool: Arc<str>,
+        config: Arc<PoolConfig>,
+        done: std::sync::mpsc::Sender<()>,
+    },
+    /// The pool was removed.
+    Stop(Arc<str>),
+}
+
+/// Starts the control thread: every pool's controller on one
+/// current-thread runtime, plus `extra` (the admin server).
+pub fn spawn(
+    events: Arc<Events>,
+    instance: Arc<str>,
+    mut commands: mpsc::UnboundedReceiver<ControlCommand>,
+    mut shutdown: watch::Receiver<bool>,
+    extra: impl FnOnce() -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>
+        + Send
+        + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    crate::thread::spawn_thread("shardgate-control".into(), move || async move {
+        if let Some(task) = extra() {
+            tokio::task::spawn_local(task);
+        }
+        let mut pools: HashMap<Arc<str>, mpsc::UnboundedSender<PoolCommand>> = HashMap::new();
+        loop {
+            let command = tokio::select! {
+                command = commands.recv() => command,
+                () = crate::shutdown::until_shutdown(&mut shutdown) => None,
+            };
+            let Some(command) = command else {
+                break;
+            };
+            match command {
+                ControlCommand::Start { state, ready } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    pools.insert(state.name.clone(), tx);
+                    let controller = Controller::new(state, events.clone(), instance.clone());
+                    tokio::task::spawn_local(controller.run(ready, rx, shutdown.clone()));
+                }
+                ControlCommand::Reconfigure { pool, config, done } => {
+                    if let Some(controller) = pools.get(&pool) {
+                        let _ = controller.send(PoolCommand::Reconfigure(config, done));
+                    }
+                }
+                ControlCommand::Stop(pool) => {
+                    if let Some(controller) = pools.remove(&pool) {
+                        let _ = controller.send(PoolCommand::Stop);
+                    }
+                }
+            }
+        }
+        // Controllers see the shutdown themselves; give them a moment to
+        // stop their probes.
+        tokio::task::yield_now().await;
+    })
+}

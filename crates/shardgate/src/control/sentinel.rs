@@ -56,13 +56,14 @@ struct Watcher {
     resolver: tokio::sync::Mutex<Resolver>,
 }
 
-/// Starts a watcher per Sentinel of the pool.
+/// Starts a watcher per Sentinel of the pool; returns their tasks.
 pub fn spawn_watchers(
     config: &PoolConfig,
     names: Vec<Arc<str>>,
     tx: mpsc::UnboundedSender<Input>,
     events: Arc<Events>,
-) {
+) -> Vec<tokio::task::AbortHandle> {
+    let mut tasks = Vec::new();
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
     for (index, sentinel) in config.sentinels.iter().enumerate() {
         let watcher = Arc::new(Watcher {
@@ -84,9 +85,10 @@ pub fn spawn_watchers(
             index,
             resolver: tokio::sync::Mutex::new(Resolver::default()),
         });
-        tokio::task::spawn_local(watcher.clone().query_loop());
-        tokio::task::spawn_local(watcher.subscribe_loop());
+        tasks.push(tokio::task::spawn_local(watcher.clone().query_loop()).abort_handle());
+        tasks.push(tokio::task::spawn_local(watcher.subscribe_loop()).abort_handle());
     }
+    tasks
 }
 
 impl Watcher {

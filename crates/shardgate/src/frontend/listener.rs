@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use super::session::{self, ClientStream};
 use super::Endpoint;
+use crate::config::ListenAddr;
 use crate::log_limit::LogLimit;
 use crate::view::PoolWorker;
 
@@ -28,6 +29,28 @@ use crate::view::PoolWorker;
 pub enum BoundListener {
     Tcp(std::net::TcpListener),
     Unix(std::os::unix::net::UnixListener),
+}
+
+/// The listening sockets of one address, one per worker: a TCP address
+/// gets a socket per worker (`SO_REUSEPORT`), a unix socket one, for
+/// worker 0.
+pub fn bind_for_workers(
+    addr: &ListenAddr,
+    backlog: u32,
+    workers: usize,
+) -> io::Result<Vec<Option<BoundListener>>> {
+    match addr {
+        ListenAddr::Tcp(addr) => (0..workers)
+            .map(|_| bind_tcp(*addr, backlog).map(Some))
+            .collect(),
+        ListenAddr::Unix { path, mode } => {
+            let mut listeners: Vec<Option<BoundListener>> = (0..workers).map(|_| None).collect();
+            if let Some(first) = listeners.first_mut() {
+                *first = Some(bind_unix(path, *mode)?);
+            }
+            Ok(listeners)
+        }
+    }
 }
 
 /// Binds a TCP listener that other workers can bind too.
@@ -124,10 +147,10 @@ pub async fn accept_loop(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            let keepalive = pool.config().tcpkeepalive;
+            let settings = pool.clone();
             let prepare = move |stream: &tokio::net::TcpStream| {
                 let _ = stream.set_nodelay(true);
-                if keepalive {
+                if settings.config().tcpkeepalive {
                     let _ = socket2::SockRef::from(stream).set_keepalive(true);
                 }
             };

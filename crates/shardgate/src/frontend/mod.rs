@@ -9,7 +9,7 @@ pub mod listener;
 pub mod session;
 
 /// Which of a pool's addresses a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     ReadWrite,
     /// `readonly_listen`: reads only, writes answered READONLY.

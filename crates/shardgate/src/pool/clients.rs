@@ -119,6 +119,11 @@ impl ClientEntry {
         *lock(&self.user) = user.to_string();
     }
 
+    /// The user the client is authenticated as ("" when it is not).
+    pub fn user(&self) -> String {
+        lock(&self.user).clone()
+    }
+
     /// Asks the session to close now (CLIENT KILL).
     pub fn kill(&self) {
         self.raise(KILLED);

@@ -14,9 +14,12 @@ use crate::metrics::{PoolStats, SlowLog};
 use crate::scripts::Scripts;
 use crate::topology::{PoolStatus, Topology};
 
-/// A pool's config, its published topology and its client count.
+/// A pool's published topology (which carries its configuration), its
+/// users and clients, and its counters. Lives as long as the pool: a
+/// reload swaps what changes and keeps the rest.
 pub struct PoolState {
-    pub config: Arc<PoolConfig>,
+    /// The pool's name (a pool renamed by a reload is a new pool).
+    pub name: Arc<str>,
     topology: ArcSwap<Topology>,
     /// Clients connected to this pool, across workers (`client_connections`).
     pub admitted: AtomicU32,
@@ -24,8 +27,8 @@ pub struct PoolState {
     pub clients: Clients,
     /// CLIENT PAUSE, for every client of the pool.
     pub pause: ClientPause,
-    /// Who may connect, and what they may run.
-    pub users: Users,
+    /// Who may connect, and what they may run (swapped by a reload).
+    users: ArcSwap<Users>,
     /// Clients turned away at `client_connections`.
     pub rejected_clients: AtomicU64,
     /// Counts kept by the controller.
@@ -59,16 +62,17 @@ pub struct ControlStats {
 
 impl PoolState {
     pub fn new(config: PoolConfig) -> PoolState {
+        let config = Arc::new(config);
         let topology = Topology::from_config(&config);
         let users = users_of(&config);
         let slowlog = SlowLog::new(config.slowlog_threshold, config.slowlog_max_len);
         PoolState {
-            config: Arc::new(config),
+            name: config.name.as_str().into(),
             topology: ArcSwap::from_pointee(topology),
             admitted: AtomicU32::new(0),
             clients: Clients::default(),
             pause: ClientPause::default(),
-            users,
+            users: ArcSwap::from_pointee(users),
             rejected_clients: AtomicU64::new(0),
             stats: ControlStats::default(),
             slowlog,
@@ -78,6 +82,27 @@ impl PoolState {
             node_stats: Mutex::new(Vec::new()),
             episodes: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The configuration of the current snapshot.
+    pub fn config(&self) -> Arc<PoolConfig> {
+        self.topology.load().config.clone()
+    }
+
+    /// The pool's users now.
+    pub fn users(&self) -> Arc<Users> {
+        self.users.load_full()
+    }
+
+    /// A reload's settings that are not in the topology: users (sessions
+    /// see them at their next batch) and the slow log's. The controller
+    /// publishes the rest with the next topology.
+    pub fn reconfigure(&self, config: &PoolConfig) {
+        let users = users_of(config);
+        users.carry_counts_from(&self.users.load());
+        self.users.store(Arc::new(users));
+        self.slowlog
+            .configure(config.slowlog_threshold, config.slowlog_max_len);
     }
 
     /// The trouble episode of the node at `addr` (one per node, shared by
@@ -141,7 +166,7 @@ impl PoolState {
 
     /// Counts a new client unless the pool is full. Returns false when full.
     pub fn admit_client(&self) -> bool {
-        let limit = self.config.client_connections;
+        let limit = self.topology.load().config.client_connections;
         let admitted = self
             .admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

@@ -57,7 +57,7 @@ impl<S: ClientStream> Session<S> {
             return Flow::Pause;
         }
         self.note_script(&request);
-        if self.client.readonly || !self.pool.config().read_your_writes.is_zero() {
+        if self.client.readonly || !self.config().read_your_writes.is_zero() {
             let writes = writes(&resolution);
             if writes && self.client.readonly {
                 self.push_error("READONLY You can't write against a read only replica.");
@@ -114,7 +114,7 @@ impl<S: ClientStream> Session<S> {
                 Flow::Next
             }
             Route::Refuse(refusal) => {
-                let message = refusal.message(&self.pool.config().name);
+                let message = refusal.message(&self.config().name);
                 self.push_error(&message);
                 Flow::Next
             }
@@ -314,7 +314,7 @@ impl<S: ClientStream> Session<S> {
         spec: Option<&CommandSpec>,
         request: &Request,
     ) -> Option<Duration> {
-        let timeout = self.pool.config().timeout;
+        let timeout = self.config().timeout;
         if !blocking {
             return Some(timeout);
         }
@@ -359,7 +359,7 @@ impl<S: ClientStream> Session<S> {
         if let Some((_, chosen)) = readers.iter().find(|(s, _)| *s == shard) {
             return chosen.clone();
         }
-        let config = self.pool.config();
+        let config = self.config();
         let chosen = match view.reader(
             self.read_policy(),
             config.read_balance,
@@ -376,7 +376,7 @@ impl<S: ClientStream> Session<S> {
     /// The pool's read policy; a read-only endpoint reads from replicas
     /// even when the pool's own policy is `master`.
     fn read_policy(&self) -> ReadPolicy {
-        match self.pool.config().read_policy {
+        match self.config().read_policy {
             ReadPolicy::Master if self.client.readonly => ReadPolicy::PreferReplica,
             policy => policy,
         }
@@ -384,7 +384,7 @@ impl<S: ClientStream> Session<S> {
 
     /// False within `read_your_writes` of the client's last write.
     fn reads_may_use_replicas(&self) -> bool {
-        let window = self.pool.config().read_your_writes;
+        let window = self.config().read_your_writes;
         window.is_zero()
             || self
                 .client
@@ -395,7 +395,7 @@ impl<S: ClientStream> Session<S> {
     fn no_replica(&self, shard: usize) -> BackendError {
         let name = self.shard_name(shard);
         BackendError {
-            server: format!("pool '{}' shard '{name}'", self.pool.config().name).into(),
+            server: format!("pool '{}' shard '{name}'", self.config().name).into(),
             kind: BackendErrorKind::Unavailable(
                 "no replica fit to serve reads (read_policy: replica)".into(),
             ),
@@ -412,7 +412,7 @@ impl<S: ClientStream> Session<S> {
             None => ("?".into(), "no such shard".into()),
         };
         BackendError {
-            server: format!("pool '{}' shard '{name}'", self.pool.config().name).into(),
+            server: format!("pool '{}' shard '{name}'", self.config().name).into(),
             kind: BackendErrorKind::Unavailable(reason),
         }
     }
@@ -446,7 +446,7 @@ impl<S: ClientStream> Session<S> {
         let plan = match split::plan(kind, &request, |key| topology.shard_of(key)) {
             Ok(plan) => plan,
             Err(refusal) => {
-                let message = refusal.message(&self.pool.config().name);
+                let message = refusal.message(&self.config().name);
                 self.push_error(&message);
                 return Flow::Next;
             }
@@ -478,7 +478,7 @@ impl<S: ClientStream> Session<S> {
     fn broadcast(&mut self, merge: Merge, request: Request) -> Flow {
         let mut shards: Vec<usize> = self.view.topology.live_shards().map(|(i, _)| i).collect();
         if shards.is_empty() {
-            let message = route::Refusal::NoShard.message(&self.pool.config().name);
+            let message = route::Refusal::NoShard.message(&self.config().name);
             self.push_error(&message);
             return Flow::Next;
         }

@@ -45,6 +45,7 @@ use resp::{Limits, ProtocolError, Request, RequestParser};
 use tokio::io::AsyncReadExt;
 
 use crate::backend::SessionWaker;
+use crate::config::PoolConfig;
 use crate::frontend::Endpoint;
 use crate::io::{write_all_queued, write_queued_now};
 use crate::metrics::UNKNOWN_COMMAND;
@@ -70,13 +71,10 @@ pub async fn run<S: ClientStream>(
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
 ) {
-    let limits = Limits {
-        max_bulk_len: pool.config().max_request_bytes,
-        ..Limits::default()
-    };
     let view = pool.view();
-    let mut client = Client::new(entry, pool.config(), None);
-    client.set_user(pool.state.users.initial());
+    let config = view.topology.config.clone();
+    let mut client = Client::new(entry, &config, None);
+    client.set_user(pool.state.users().initial());
     client.readonly = endpoint == Endpoint::ReadOnly;
     let metrics = pool.metrics;
     let slowlog = metrics && pool.state.slowlog.threshold().is_some();
@@ -85,7 +83,7 @@ pub async fn run<S: ClientStream>(
         view,
         pool,
         client,
-        parser: RequestParser::new(limits),
+        parser: RequestParser::new(limits_of(&config)),
         read_buf: BytesMut::new(),
         queue: VecDeque::new(),
         out: VecDeque::new(),
@@ -111,17 +109,25 @@ pub async fn run<S: ClientStream>(
         Err(End::Protocol(_)) => session.pool.stats.protocol_errors.inc(),
         Err(End::CrossProtocol) => {
             session.pool.stats.protocol_errors.inc();
-            warn_cross_protocol(&session.pool.config().name, &session.client.entry.addr);
+            warn_cross_protocol(&session.pool.state.name, &session.client.entry.addr);
         }
         Err(reason @ End::SlowReader(_)) => {
             session.pool.stats.slow_clients.inc();
-            tracing::warn!(pool = %session.pool.config().name, client = session.client.id(), "client {reason}")
+            tracing::warn!(pool = %session.pool.state.name, client = session.client.id(), "client {reason}")
         }
         Err(reason) => tracing::debug!(
             client = session.client.id(),
             "client session ended: {reason}"
         ),
         Ok(()) => {}
+    }
+}
+
+/// What the request parser accepts under `config`.
+fn limits_of(config: &PoolConfig) -> Limits {
+    Limits {
+        max_bulk_len: config.max_request_bytes,
+        ..Limits::default()
     }
 }
 
@@ -234,6 +240,8 @@ pub(crate) enum End {
     SlowReader(usize),
     Shutdown,
     Killed,
+    /// A reload removed the user the client is authenticated as.
+    UserRemoved,
 }
 
 impl std::fmt::Display for End {
@@ -247,11 +255,17 @@ impl std::fmt::Display for End {
             End::SlowReader(n) => write!(f, "disconnected: client left {n} reply bytes unread"),
             End::Shutdown => f.write_str("proxy shutting down"),
             End::Killed => f.write_str("killed by CLIENT KILL"),
+            End::UserRemoved => f.write_str("its user was removed by a reload"),
         }
     }
 }
 
 impl<S: ClientStream> Session<S> {
+    /// The configuration this batch runs with (its snapshot's).
+    fn config(&self) -> &PoolConfig {
+        &self.view.topology.config
+    }
+
     async fn serve(&mut self) -> Result<(), End> {
         loop {
             let flow = self.dispatch_batch();
@@ -374,7 +388,14 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn dispatch_ready(&mut self) -> Flow {
-        self.view = self.pool.view();
+        let view = self.pool.view();
+        let reconfigured = !Arc::ptr_eq(&view.topology.config, &self.view.topology.config);
+        self.view = view;
+        if reconfigured {
+            if let Some(end) = self.reconfigured() {
+                return Flow::Close(end);
+            }
+        }
         self.batch_readers.get_mut().clear();
         if self.metrics {
             self.batch_started = Instant::now();
@@ -408,6 +429,32 @@ impl<S: ClientStream> Session<S> {
         Flow::Barrier
     }
 
+    /// A reload changed the pool's configuration: from this batch on the
+    /// session runs with the new one. Its user is looked up again (new
+    /// permissions apply now; a password change does not log it out, as
+    /// in Redis); a user that no longer exists ends the session, as Redis
+    /// closes the connections of a deleted user.
+    fn reconfigured(&mut self) -> Option<End> {
+        let config = self.view.topology.config.clone();
+        self.parser.set_limits(limits_of(&config));
+        self.slowlog = self.metrics && self.pool.state.slowlog.threshold().is_some();
+        let users = self.pool.state.users();
+        let Some(user) = &self.client.user else {
+            // No password any more: like Redis, a client that had not
+            // authenticated may now run commands as the default user.
+            self.client.set_user(users.initial());
+            return None;
+        };
+        match users.get(user.name.as_bytes()) {
+            Some(current) => {
+                let current = current.clone();
+                self.client.set_user(Some(current));
+                None
+            }
+            None => Some(End::UserRemoved),
+        }
+    }
+
     /// Queues a reply, honouring CLIENT REPLY OFF / SKIP. Pub/Sub
     /// confirmations are sent whatever the reply mode, as Redis sends
     /// them (a SKIP is used up by the command all the same).
@@ -428,7 +475,7 @@ impl<S: ClientStream> Session<S> {
 
     /// Awaits every queued reply in order and writes them out.
     async fn collect_replies(&mut self) -> Result<(), End> {
-        let limit = self.pool.config().client_output_limit;
+        let limit = self.config().client_output_limit;
         // One clock read per wake-up, not per reply: replies that were
         // already in when their turn came share the last reading.
         let mut now = None;

@@ -89,7 +89,7 @@ impl<S: ClientStream> Session<S> {
     /// A push link to `shard`'s current master, connected in the client's
     /// protocol.
     fn new_link(&self, shard: usize, mode: LinkMode) -> Link {
-        let config = self.pool.config();
+        let config = self.config();
         let pool: Rc<PoolWorker> = self.pool.clone();
         let settings = LinkSettings {
             name: format!("pool '{}' shard {shard}", config.name).into(),

@@ -232,11 +232,11 @@ impl<S: ClientStream> Session<S> {
             Route::Split(_) => self.doom(CROSSSLOT),
             Route::Broadcast(_) | Route::Scan => {
                 let name = resolution.spec().map_or("?", |s| s.name());
-                let message = Refusal::MultiShard(name).message(&self.pool.config().name);
+                let message = Refusal::MultiShard(name).message(&self.config().name);
                 self.doom(&message)
             }
             Route::Refuse(refusal) => {
-                let message = refusal.message(&self.pool.config().name);
+                let message = refusal.message(&self.config().name);
                 self.doom(&message)
             }
         };
@@ -376,7 +376,7 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(super) fn refuse(&mut self, refusal: Refusal) -> Flow {
-        let message = refusal.message(&self.pool.config().name);
+        let message = refusal.message(&self.config().name);
         self.push_error(&message);
         Flow::Next
     }

@@ -45,8 +45,8 @@ impl<S: ClientStream> Session<S> {
         self.answer(reply)
     }
 
-    fn sorted_users(&self) -> Vec<&std::sync::Arc<User>> {
-        let mut users: Vec<_> = self.pool.state.users.all().collect();
+    fn sorted_users(&self) -> Vec<std::sync::Arc<User>> {
+        let mut users: Vec<_> = self.pool.state.users().all().cloned().collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         users
     }
@@ -66,7 +66,7 @@ impl<S: ClientStream> Session<S> {
         let mut out = BytesMut::new();
         resp::encode::array_header(&mut out, users.len());
         for user in users {
-            let d = self.describe(user);
+            let d = self.describe(&user);
             let mut line = format!("user {} {}", user.name, d.flags.join(" "));
             for hash in &d.passwords {
                 line.push_str(&format!(" #{hash}"));
@@ -84,7 +84,8 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn acl_getuser(&self, name: &[u8]) -> Bytes {
-        let Some(user) = self.pool.state.users.get(name) else {
+        let users = self.pool.state.users();
+        let Some(user) = users.get(name) else {
             return Bytes::from_static(if self.client.resp3 {
                 b"_\r\n"
             } else {
@@ -129,7 +130,8 @@ impl<S: ClientStream> Session<S> {
     /// ACL DRYRUN user command [arg...]: whether the user may run it.
     fn acl_dryrun(&self, request: &Request) -> Result<Bytes, String> {
         let name = request.arg(2).unwrap_or_default();
-        let Some(user) = self.pool.state.users.get(name) else {
+        let users = self.pool.state.users();
+        let Some(user) = users.get(name) else {
             return Err(format!(
                 "ERR User '{}' not found",
                 String::from_utf8_lossy(name)
@@ -182,7 +184,7 @@ impl<S: ClientStream> Session<S> {
 
     /// A user as ACL LIST / GETUSER show it; passwords as SHA-256 hashes.
     fn describe(&self, user: &User) -> Described {
-        let users = &self.pool.state.users;
+        let users = self.pool.state.users();
         let enabled = users.is_enabled(user);
         let password = user.password().filter(|_| enabled);
         let mut flags = vec![if enabled { "on" } else { "off" }];

@@ -52,7 +52,7 @@ impl<S: ClientStream> Session<S> {
         let Some(db) = resp::string2ll(request.arg(1).unwrap_or_default()) else {
             return self.error_next("ERR value is not an integer or out of range");
         };
-        let databases = i64::from(self.pool.config().databases);
+        let databases = i64::from(self.config().databases);
         let Some(db) = u32::try_from(db)
             .ok()
             .filter(|&db| i64::from(db) < databases)
@@ -177,7 +177,7 @@ impl<S: ClientStream> Session<S> {
     /// Checks credentials against the pool's client users (see
     /// [`crate::auth::Users`]); on success the client is that user.
     fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), String> {
-        let user = self.pool.state.users.authenticate(user, password)?;
+        let user = self.pool.state.users().authenticate(user, password)?;
         self.client.set_user(Some(user));
         Ok(())
     }
@@ -192,7 +192,7 @@ impl<S: ClientStream> Session<S> {
         let delay = self
             .pool
             .state
-            .users
+            .users()
             .failure_delay(self.client.auth_failures, now);
         if !message.starts_with("WRONGPASS") || delay.is_zero() {
             self.push_error(message);
@@ -209,12 +209,12 @@ impl<S: ClientStream> Session<S> {
     pub(super) fn reset(&mut self) -> Flow {
         self.tx.reset();
         self.pubsub = None;
-        let db = self.pool.config().redis_db;
+        let db = self.config().redis_db;
         self.client.set_db(db);
         self.client.set_resp3(false);
         self.client.reply_mode = ReplyMode::On;
         self.client.entry.set_name(None);
-        let user = self.pool.state.users.initial();
+        let user = self.pool.state.users().initial();
         self.client.set_user(user);
         self.client
             .entry

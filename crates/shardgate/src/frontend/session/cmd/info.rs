@@ -44,7 +44,7 @@ impl<S: ClientStream> Session<S> {
             ("tracking_clients", 0),
             ("clients_in_timeout_table", blocked),
         ];
-        let limit = self.pool.config().client_connections;
+        let limit = self.config().client_connections;
         if limit > 0 {
             figures.push(("maxclients", u64::from(limit)));
         }
@@ -54,20 +54,25 @@ impl<S: ClientStream> Session<S> {
         })
     }
 
-    /// `# Proxy`: the proxy's version, uptime and workers, then one line
+    /// `# Proxy`: the proxy's version, process, uptime, workers and
+    /// configuration (epoch and hash, as `GET /config`), then one line
     /// per pool with its shards, clients and commands processed.
     fn proxy_section(&self) -> String {
         let proxy = &self.pool.proxy;
         let pools = proxy.pools();
+        let config = proxy.config();
         let mut text = format!(
-            "# Proxy\r\nproxy:shardgate\r\nproxy_version:{}\r\nuptime_in_seconds:{}\r\nworkers:{}\r\npools:{}\r\nthis_pool:{}\r\n",
+            "# Proxy\r\nproxy:shardgate\r\nproxy_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\nworkers:{}\r\nconfig_epoch:{}\r\nconfig_hash:{}\r\npools:{}\r\nthis_pool:{}\r\n",
             crate::proxy_info::ProxyInfo::version(),
+            std::process::id(),
             proxy.uptime().as_secs(),
             proxy.workers,
+            config.epoch,
+            config.hash,
             pools.len(),
-            self.pool.config().name,
+            self.config().name,
         );
-        for pool in pools {
+        for pool in pools.iter() {
             let topology = pool.topology();
             let workers = pool.worker_stats();
             let commands: u64 = workers
@@ -77,7 +82,7 @@ impl<S: ClientStream> Session<S> {
             let replica_reads: u64 = workers.iter().map(|w| w.replica_reads.get()).sum();
             text.push_str(&format!(
                 "pool_{}:shards={},shards_without_master={},clients={},commands_processed={commands},replica_reads={replica_reads}\r\n",
-                pool.config.name,
+                pool.name,
                 topology.shard_count(),
                 topology.shards.iter().filter(|s| s.master.is_none() && !s.ejected).count(),
                 pool.clients.count(),
