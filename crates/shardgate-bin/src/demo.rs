@@ -87,6 +87,8 @@ pub fn run(args: DemoArgs, wait: impl FnOnce()) -> ExitCode {
         admin_hosts: Vec::new(),
         // The demo's configuration is generated, not read from a file.
         config_file: None,
+        executable: None,
+        inherit: None,
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

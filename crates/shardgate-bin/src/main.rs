@@ -82,6 +82,10 @@ enum Command {
     /// configuration file, and print what changed or every problem.
     /// Exits 0 only if the reload was applied.
     Reload,
+    /// Ask the running proxy (--admin) to start the binary at its path in
+    /// its place: the new process takes the listening sockets and every
+    /// client between two requests; the old one exits. Prints the new pid.
+    Upgrade,
     /// Start a local topology (3 shards x master + replica, 3 Sentinels)
     /// with shardgate in front, and a little traffic. Ctrl-C stops it all.
     Demo {
@@ -118,12 +122,15 @@ fn main() -> ExitCode {
     let workers = cli
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Some(Command::Reload) = cli.command {
+    if let Some(command @ (Command::Reload | Command::Upgrade)) = &cli.command {
         let Some(admin) = admin else {
-            eprintln!("shardgate reload: needs the proxy's admin server address (--admin)");
+            eprintln!("shardgate: needs the proxy's admin server address (--admin)");
             return ExitCode::from(1);
         };
-        return reload::run(admin);
+        return match command {
+            Command::Upgrade => reload::upgrade(admin),
+            _ => reload::run(admin),
+        };
     }
     if let Some(Command::Demo { port, chaos }) = cli.command {
         raise_fd_limit();
@@ -138,7 +145,7 @@ fn main() -> ExitCode {
             chaos,
         };
         return demo::run(args, || {
-            let _ = wait_for_signal(|| {});
+            let _ = wait_for_signal(|| {}, || {}, std::future::pending());
         });
     }
     let (config, text) = match config::load_with_text(&cli.conf_file) {
@@ -165,6 +172,11 @@ fn main() -> ExitCode {
         admin,
         admin_hosts: cli.admin_hosts.clone(),
         config_file: Some((cli.conf_file.clone(), text)),
+        // An upgrade starts this binary again, with the same arguments.
+        executable: std::env::current_exe()
+            .ok()
+            .map(|exe| (exe, std::env::args_os().skip(1).collect())),
+        inherit: std::env::var_os(shardgate::upgrade::ENV).map(PathBuf::from),
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,
@@ -178,12 +190,29 @@ fn main() -> ExitCode {
         workers,
         "shardgate started"
     );
-    let stop = wait_for_signal(|| {
-        tracing::info!("SIGHUP received: reloading {}", cli.conf_file.display());
-        // The reload logs its outcome.
-        let _ = proxy.reload();
-    });
+    let grace = Duration::from_secs(cli.shutdown_grace);
+    let mut retired = proxy.retired();
+    let stop = wait_for_signal(
+        || {
+            tracing::info!("SIGHUP received: reloading {}", cli.conf_file.display());
+            // The reload logs its outcome.
+            let _ = proxy.reload();
+        },
+        || {
+            tracing::info!("SIGUSR2 received: upgrading to the binary at its path");
+            // A failure is logged; this process carries on.
+            let _ = proxy.upgrade();
+        },
+        // An upgrade asked for through the admin server.
+        async move {
+            let _ = retired.wait_for(|r| *r).await;
+        },
+    );
     match stop {
+        Ok("upgrade") => {
+            proxy.drain(grace);
+            tracing::info!("clients handed over: this process exits");
+        }
         Ok(signal) => tracing::info!("{signal} received: shutting down"),
         Err(error) => tracing::error!("cannot wait for signals: {error}; shutting down"),
     }
@@ -218,8 +247,14 @@ fn raise_fd_limit() {
     }
 }
 
-/// Blocks until SIGTERM or SIGINT; runs `on_hangup` at each SIGHUP.
-fn wait_for_signal(mut on_hangup: impl FnMut()) -> std::io::Result<&'static str> {
+/// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
+/// `retired` resolves ("upgrade": a new process serves in this one's
+/// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2.
+fn wait_for_signal(
+    mut on_hangup: impl FnMut(),
+    mut on_upgrade: impl FnMut(),
+    retired: impl std::future::Future<Output = ()>,
+) -> std::io::Result<&'static str> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -228,11 +263,15 @@ fn wait_for_signal(mut on_hangup: impl FnMut()) -> std::io::Result<&'static str>
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
+        let mut user2 = signal(SignalKind::user_defined2())?;
+        tokio::pin!(retired);
         loop {
             tokio::select! {
                 _ = terminate.recv() => return Ok("SIGTERM"),
                 _ = interrupt.recv() => return Ok("SIGINT"),
                 _ = hangup.recv() => on_hangup(),
+                _ = user2.recv() => on_upgrade(),
+                () = &mut retired => return Ok("upgrade"),
             }
         }
     })

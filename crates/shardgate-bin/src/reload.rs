@@ -1,13 +1,15 @@
-//! `shardgate reload`: asks a running proxy's admin server to reload its
-//! configuration file (`POST /reload`) and prints the outcome.
+//! `shardgate reload` and `shardgate upgrade`: ask a running proxy's admin
+//! server to reload its configuration file (`POST /reload`) or to start
+//! its binary again in its place (`POST /upgrade`), and print the outcome.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// A reload waits for new pools' first health checks: allow for them.
-const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+/// A reload waits for new pools' first health checks, an upgrade for the
+/// new process's: allow for them.
+const ANSWER_WITHIN: Duration = Duration::from_secs(90);
 
 pub fn run(admin: SocketAddr) -> ExitCode {
     match post_reload(admin) {
@@ -26,13 +28,55 @@ pub fn run(admin: SocketAddr) -> ExitCode {
     }
 }
 
+pub fn upgrade(admin: SocketAddr) -> ExitCode {
+    let old = pid(admin);
+    match request(admin, "POST", "/upgrade") {
+        Ok((200, body)) => {
+            let new = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("pid")?.as_u64());
+            match (old, new) {
+                (Some(old), Some(new)) => println!("upgraded: pid {old} handed over to pid {new}"),
+                _ => println!("upgraded: {body}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            let why = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error")?.as_str().map(String::from))
+                .unwrap_or(body);
+            eprintln!("shardgate upgrade: the upgrade failed ({status}), the old process carries on: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("shardgate upgrade: cannot reach the admin server at {admin}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The pid serving the admin API.
+fn pid(admin: SocketAddr) -> Option<u64> {
+    let (status, body) = request(admin, "GET", "/api/overview").ok()?;
+    if status != 200 {
+        return None;
+    }
+    let overview: serde_json::Value = serde_json::from_str(&body).ok()?;
+    overview.get("pid")?.as_u64()
+}
+
 /// `POST /reload`; the status code and body.
 fn post_reload(admin: SocketAddr) -> std::io::Result<(u16, String)> {
+    request(admin, "POST", "/reload")
+}
+
+fn request(admin: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(ANSWER_WITHIN))?;
     write!(
         stream,
-        "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

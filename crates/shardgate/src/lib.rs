@@ -17,6 +17,7 @@
 //! Modules in dependency order (each uses only those above it):
 //! - [`shutdown`]: the process-wide shutdown signal.
 //! - [`thread`]: OS threads running a current-thread runtime.
+//! - [`upgrade`]: binary upgrade: sockets and sessions passed to a new process.
 //! - [`io`]: vectored writes of queued buffers.
 //! - [`pool`]: what every worker shares about a pool; the client registry.
 //! - [`proxy_info`]: version, uptime, workers, pools of the process.
@@ -51,6 +52,7 @@ pub mod reload;
 pub mod runtime;
 pub mod shutdown;
 pub mod thread;
+pub mod upgrade;
 pub mod view;
 pub mod worker;
 

@@ -4,6 +4,7 @@
 //! accepting, let sessions finish within a grace period, and join every
 //! thread.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +19,8 @@ use crate::proxy_info::ProxyInfo;
 use crate::reload::{ReloadHandle, ReloadOutcome, Reloader};
 use crate::runtime::{BindError, Runtime};
 use crate::topology::Events;
-use crate::worker::{self, WorkerSetup};
+use crate::upgrade::{notify_systemd, Adoption, Inheritance};
+use crate::worker::{self, WorkerCommand, WorkerSetup};
 
 /// How the proxy runs.
 #[derive(Debug, Clone)]
@@ -36,6 +38,11 @@ pub struct Options {
     pub admin_hosts: Vec<String>,
     /// The configuration file (reloads read it again) and its text.
     pub config_file: Option<(PathBuf, String)>,
+    /// The binary and arguments a binary upgrade starts (None: no upgrades).
+    pub executable: Option<(PathBuf, Vec<OsString>)>,
+    /// This process is the upgrade of the one listening at this path: it
+    /// takes that one's sockets and clients.
+    pub inherit: Option<PathBuf>,
 }
 
 /// Why the proxy could not start.
@@ -50,6 +57,8 @@ pub enum StartError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot take over from the old process: {0}")]
+    Inherit(std::io::Error),
 }
 
 /// A running proxy.
@@ -71,19 +80,24 @@ impl Proxy {
         let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let runtime = Runtime::new(
+        let mut runtime = Runtime::new(
             proxy.clone(),
-            worker_txs,
+            worker_txs.clone(),
             control_tx,
             options.shutdown_grace,
         );
+        if let Some(path) = &options.inherit {
+            let inheritance = Inheritance::take(path).map_err(StartError::Inherit)?;
+            runtime.inherit(inheritance);
+        }
         let mut bound = Vec::new();
         for pool in &config.pools {
             bound.extend(runtime.bind(pool)?);
         }
         let admin_listener = match options.admin {
             Some(addr) => Some(
-                std::net::TcpListener::bind(addr)
+                runtime
+                    .admin_listener(addr)
                     .map_err(|source| StartError::Admin { addr, source })?,
             ),
             None => None,
@@ -110,7 +124,7 @@ impl Proxy {
             };
             handles.push(worker::spawn(setup).map_err(StartError::Thread)?);
         }
-        let (reloads, requests) = ReloadHandle::channel();
+        let (reloads, requests) = ReloadHandle::channel(options.executable.clone());
         let admin = admin_listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("admin server on http://{addr}/ (metrics at /metrics)");
@@ -143,6 +157,16 @@ impl Proxy {
         for state in &states {
             log_pool(state);
         }
+        match runtime.take_inheritance() {
+            Some(inheritance) => {
+                // Serving: the old process hands its clients over now.
+                inheritance
+                    .serve(adopter(worker_txs))
+                    .map_err(StartError::Inherit)?;
+                notify_systemd(&format!("MAINPID={}\nREADY=1", std::process::id()));
+            }
+            None => notify_systemd("READY=1"),
+        }
         let reloader = reloader.spawn(requests).map_err(StartError::Thread)?;
         Ok(Proxy {
             proxy,
@@ -168,6 +192,34 @@ impl Proxy {
         self.reloads.reload()
     }
 
+    /// A binary upgrade (SIGUSR2): starts the new binary, hands it the
+    /// listening sockets, and once it serves, every client between two
+    /// requests. Returns the new process's pid; this process should then
+    /// [`Proxy::drain`] and exit. On error nothing changed.
+    pub fn upgrade(&self) -> Result<u32, String> {
+        self.reloads.upgrade()
+    }
+
+    /// Turns true once a new process serves in this one's place (an
+    /// upgrade, however it was asked for): this process should then
+    /// [`Proxy::drain`] and exit.
+    pub fn retired(&self) -> watch::Receiver<bool> {
+        self.proxy.retired()
+    }
+
+    /// After an upgrade: waits until every client went to the new process
+    /// (or `grace` passed; the rest are closed by [`Proxy::shutdown`]).
+    pub fn drain(&self, grace: Duration) {
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            let left: usize = self.proxy.pools().iter().map(|p| p.clients.count()).sum();
+            if left == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops accepting, lets sessions finish (up to the grace period), and
     /// waits for every thread.
     pub fn shutdown(self) {
@@ -188,6 +240,19 @@ impl Proxy {
         drop(self.reloads);
         if let Ok(mut runtime) = self.reloader.join() {
             runtime.remove_socket_files();
+        }
+    }
+}
+
+/// Hands each adopted client to the next worker in turn.
+fn adopter(
+    workers: Vec<mpsc::UnboundedSender<WorkerCommand>>,
+) -> impl Fn(Adoption) + Send + 'static {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    move |adoption| {
+        let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(worker) = workers.get(turn % workers.len().max(1)) {
+            let _ = worker.send(WorkerCommand::Adopt(Box::new(adoption)));
         }
     }
 }

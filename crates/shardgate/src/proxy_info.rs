@@ -3,12 +3,14 @@
 //! the admin API and the status page.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
 use crate::pool::PoolState;
+use crate::upgrade::Handoff;
 
 pub struct ProxyInfo {
     pub started: Instant,
@@ -23,6 +25,11 @@ pub struct ProxyInfo {
     config: ArcSwap<ConfigRecord>,
     /// Reloads by outcome (see [`ReloadResult`]).
     reloads: [AtomicU64; ReloadResult::ALL.len()],
+    /// During a binary upgrade: how sessions hand themselves over.
+    handoff: Mutex<Option<Arc<Handoff>>>,
+    /// True once a new process serves in this one's place: the admin
+    /// server stops (the new process answers on its socket).
+    retired: watch::Sender<bool>,
 }
 
 /// The active configuration: what `GET /config` and `INFO proxy` show.
@@ -105,7 +112,29 @@ impl ProxyInfo {
             pools: ArcSwap::from_pointee(Vec::new()),
             config: ArcSwap::from_pointee(ConfigRecord::default()),
             reloads: Default::default(),
+            handoff: Mutex::new(None),
+            retired: watch::channel(false).0,
         }
+    }
+
+    /// The upgrade sessions hand themselves over to, if one is under way.
+    pub fn handoff(&self) -> Option<Arc<Handoff>> {
+        self.handoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A new process serves in this one's place: sessions may hand
+    /// themselves over through `handoff`.
+    pub fn retire(&self, handoff: Arc<Handoff>) {
+        *self.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some(handoff);
+        self.retired.send_replace(true);
+    }
+
+    /// Watches for [`ProxyInfo::retire`].
+    pub fn retired(&self) -> watch::Receiver<bool> {
+        self.retired.subscribe()
     }
 
     pub fn version() -> &'static str {

@@ -7,7 +7,9 @@
 //! that is invalid, a refused change or a listener that will not bind
 //! changes nothing.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use sha2::Digest;
@@ -28,20 +30,62 @@ pub struct ReloadOutcome {
     pub lines: Vec<String>,
 }
 
-/// Asks the reload thread for reloads.
+/// What the reload thread is asked for: everything that changes the
+/// running shape, one at a time.
+enum Request {
+    Reload(oneshot::Sender<ReloadOutcome>),
+    /// A binary upgrade: the new process's pid, or why not.
+    Upgrade(oneshot::Sender<Result<u32, String>>),
+}
+
+/// Asks the reload thread for reloads and upgrades.
 #[derive(Clone)]
 pub struct ReloadHandle {
-    requests: std::sync::mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
+    requests: std::sync::mpsc::Sender<Request>,
+    /// The binary and arguments an upgrade starts (None: upgrades are off).
+    executable: Option<Arc<(PathBuf, Vec<OsString>)>>,
 }
 
 /// The reload thread's end of the requests.
-pub struct ReloadRequests(std::sync::mpsc::Receiver<oneshot::Sender<ReloadOutcome>>);
+pub struct ReloadRequests {
+    incoming: std::sync::mpsc::Receiver<Request>,
+    executable: Option<Arc<(PathBuf, Vec<OsString>)>>,
+}
 
 impl ReloadHandle {
-    /// A handle and the requests it sends (for [`Reloader::spawn`]).
-    pub fn channel() -> (ReloadHandle, ReloadRequests) {
+    /// A handle and the requests it sends (for [`Reloader::spawn`]);
+    /// upgrades start `executable` (the binary and its arguments).
+    pub fn channel(executable: Option<(PathBuf, Vec<OsString>)>) -> (ReloadHandle, ReloadRequests) {
         let (requests, incoming) = std::sync::mpsc::channel();
-        (ReloadHandle { requests }, ReloadRequests(incoming))
+        let executable = executable.map(Arc::new);
+        (
+            ReloadHandle {
+                requests,
+                executable: executable.clone(),
+            },
+            ReloadRequests {
+                incoming,
+                executable,
+            },
+        )
+    }
+
+    /// Starts a binary upgrade and waits until the new process serves
+    /// (a blocking call): its pid, or why there is none.
+    pub fn upgrade(&self) -> Result<u32, String> {
+        if self.executable.is_none() {
+            return Err(
+                "this process cannot upgrade (it did not start from a binary and a config file)"
+                    .into(),
+            );
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.requests
+            .send(Request::Upgrade(reply))
+            .map_err(|_| "shutting down".to_string())?;
+        outcome
+            .blocking_recv()
+            .unwrap_or_else(|_| Err("shutting down".into()))
     }
 
     /// Reloads and waits for the outcome (a blocking call).
@@ -56,7 +100,7 @@ impl ReloadHandle {
 
     fn request(&self) -> Option<oneshot::Receiver<ReloadOutcome>> {
         let (reply, outcome) = oneshot::channel();
-        self.requests.send(reply).ok()?;
+        self.requests.send(Request::Reload(reply)).ok()?;
         Some(outcome)
     }
 }
@@ -91,8 +135,39 @@ impl Reloader {
         std::thread::Builder::new()
             .name("shardgate-reload".into())
             .spawn(move || {
-                for reply in requests.0 {
-                    let _ = reply.send(self.reload());
+                let mut upgraded = false;
+                for request in requests.incoming {
+                    match request {
+                        Request::Reload(reply) if upgraded => {
+                            let _ = reply.send(ReloadOutcome {
+                                result: ReloadResult::Failed,
+                                epoch: self.runtime.proxy().config().epoch,
+                                lines: vec![
+                                    "this process has handed over to a new one: reload that one"
+                                        .into(),
+                                ],
+                            });
+                        }
+                        Request::Reload(reply) => {
+                            let _ = reply.send(self.reload());
+                        }
+                        Request::Upgrade(reply) if upgraded => {
+                            let _ = reply.send(Err("already upgraded".into()));
+                        }
+                        Request::Upgrade(reply) => {
+                            let outcome = match &requests.executable {
+                                Some(exe) => self.runtime.hand_over(&exe.0, &exe.1),
+                                None => Err(crate::upgrade::UpgradeError::Channel(
+                                    std::io::Error::other("no binary to start"),
+                                )),
+                            };
+                            upgraded = outcome.is_ok();
+                            if let Err(e) = &outcome {
+                                tracing::error!("upgrade failed, this process carries on: {e}");
+                            }
+                            let _ = reply.send(outcome.map_err(|e| e.to_string()));
+                        }
+                    }
                 }
                 self.runtime
             })

@@ -5,6 +5,9 @@
 //! previous one.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::config::{ListenAddr, PoolConfig};
 use crate::control::ControlCommand;
-use crate::frontend::listener::{bind_for_workers, BoundListener};
+use crate::frontend::listener::{bind_for_workers, bind_tcp, BoundListener};
 use crate::frontend::Endpoint;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
+use crate::upgrade::{start_successor, Inheritance, Inherited, UpgradeError};
 use crate::worker::WorkerCommand;
 
 /// How long a new pool's first health checks may take before it serves
@@ -47,10 +51,23 @@ pub struct Runtime {
     proxy: Arc<ProxyInfo>,
     workers: Vec<mpsc::UnboundedSender<WorkerCommand>>,
     control: mpsc::UnboundedSender<ControlCommand>,
-    /// Where each pool's endpoints listen now.
-    listening: HashMap<(Arc<str>, Endpoint), ListenAddr>,
+    /// Where each pool's endpoints listen now, with a descriptor of each
+    /// worker's socket (to hand them to a new process).
+    listening: HashMap<(Arc<str>, Endpoint), Listening>,
+    /// The admin server's address and socket (for a new process).
+    admin: Option<(String, OwnedFd)>,
+    /// Sockets taken from the old process (this one is its upgrade).
+    inheritance: Option<Inheritance>,
+    /// A new process took over: its sockets are not this one's to remove.
+    handed_over: bool,
     /// How long a removed pool's clients get to finish.
     grace: Duration,
+}
+
+/// An endpoint's address and sockets.
+struct Listening {
+    addr: ListenAddr,
+    fds: Vec<Option<OwnedFd>>,
 }
 
 /// A pool's endpoints and their addresses under `config`.
@@ -73,8 +90,37 @@ impl Runtime {
             workers,
             control,
             listening: HashMap::new(),
+            admin: None,
+            inheritance: None,
+            handed_over: false,
             grace,
         }
+    }
+
+    /// This process is an upgrade: its listeners come from the old one
+    /// where the addresses match.
+    pub fn inherit(&mut self, inheritance: Inheritance) {
+        self.inheritance = Some(inheritance);
+    }
+
+    /// The inheritance, once every listener is bound (to adopt clients).
+    pub fn take_inheritance(&mut self) -> Option<Inheritance> {
+        self.inheritance.take()
+    }
+
+    /// The admin server's socket: inherited if the old process listened
+    /// on `addr`, else bound. A descriptor is kept for a future upgrade.
+    pub fn admin_listener(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<std::net::TcpListener> {
+        let label = addr.to_string();
+        let listener = match self.inheritance.as_mut().and_then(|i| i.admin(&label)) {
+            Some(fd) => std::net::TcpListener::from(fd),
+            None => std::net::TcpListener::bind(addr)?,
+        };
+        self.admin = Some((label, listener.as_fd().try_clone_to_owned()?));
+        Ok(listener)
     }
 
     pub fn proxy(&self) -> &Arc<ProxyInfo> {
@@ -93,24 +139,32 @@ impl Runtime {
     /// Binds the endpoints of `config` that do not listen where it says
     /// yet (all of a new pool's). Nothing is served on them until
     /// [`Runtime::listen`].
-    pub fn bind(&self, config: &PoolConfig) -> Result<Vec<Bound>, BindError> {
+    pub fn bind(&mut self, config: &PoolConfig) -> Result<Vec<Bound>, BindError> {
         let pool: Arc<str> = config.name.as_str().into();
         let mut bound = Vec::new();
         for (endpoint, addr) in endpoints(config) {
-            let now = self.listening.get(&(pool.clone(), endpoint));
+            let now = self
+                .listening
+                .get(&(pool.clone(), endpoint))
+                .map(|l| &l.addr);
             if now == addr {
                 continue;
             }
-            let per_worker = match addr {
-                Some(addr) => bind_for_workers(addr, config.backlog, self.workers.len()).map_err(
-                    |source| BindError {
-                        pool: config.name.clone(),
-                        addr: addr.to_string(),
-                        source,
-                    },
-                )?,
-                None => (0..self.workers.len()).map(|_| None).collect(),
-            };
+            let inherited = addr.and_then(|a| {
+                self.inheritance
+                    .as_mut()?
+                    .listeners(&config.name, endpoint.index(), &a.to_string())
+            });
+            let per_worker = match (addr, inherited) {
+                (Some(addr), Some(fds)) => self.adopt_listeners(addr, fds, config.backlog),
+                (Some(addr), None) => bind_for_workers(addr, config.backlog, self.workers.len()),
+                (None, _) => Ok((0..self.workers.len()).map(|_| None).collect()),
+            }
+            .map_err(|source| BindError {
+                pool: config.name.clone(),
+                addr: addr.map(ToString::to_string).unwrap_or_default(),
+                source,
+            })?;
             bound.push(Bound {
                 pool: pool.clone(),
                 endpoint,
@@ -119,6 +173,32 @@ impl Runtime {
             });
         }
         Ok(bound)
+    }
+
+    /// The old process's sockets of one endpoint, one per worker: if this
+    /// process has more workers, the others bind their own; if fewer, the
+    /// extra sockets close.
+    fn adopt_listeners(
+        &self,
+        addr: &ListenAddr,
+        fds: Vec<OwnedFd>,
+        backlog: u32,
+    ) -> std::io::Result<Vec<Option<BoundListener>>> {
+        let unix = matches!(addr, ListenAddr::Unix { .. });
+        let mut fds = fds.into_iter();
+        let mut listeners = Vec::with_capacity(self.workers.len());
+        for index in 0..self.workers.len() {
+            let listener = match (fds.next(), addr) {
+                (Some(fd), _) => Some(BoundListener::inherited(fd, unix)?),
+                (None, ListenAddr::Tcp(addr)) => Some(bind_tcp(*addr, backlog)?),
+                (None, ListenAddr::Unix { .. }) if index == 0 => {
+                    return Err(std::io::Error::other("no unix socket inherited"))
+                }
+                (None, ListenAddr::Unix { .. }) => None,
+            };
+            listeners.push(listener);
+        }
+        Ok(listeners)
     }
 
     /// Starts pools: each controller settles (its first health checks,
@@ -166,7 +246,9 @@ impl Runtime {
             per_worker,
         } in bound
         {
+            let mut fds = Vec::with_capacity(per_worker.len());
             for (worker, listener) in self.workers.iter().zip(per_worker) {
+                fds.push(listener.as_ref().and_then(|l| l.duplicate().ok()));
                 let _ = worker.send(WorkerCommand::Listen {
                     pool: pool.clone(),
                     endpoint,
@@ -175,10 +257,10 @@ impl Runtime {
             }
             let key = (pool, endpoint);
             let old = match addr {
-                Some(addr) => self.listening.insert(key, addr),
+                Some(addr) => self.listening.insert(key, Listening { addr, fds }),
                 None => self.listening.remove(&key),
             };
-            self.remove_stale_socket(old);
+            self.remove_stale_socket(old.map(|l| l.addr));
         }
         self.barrier();
     }
@@ -232,7 +314,7 @@ impl Runtime {
         self.proxy.set_pools(pools);
         for endpoint in [Endpoint::ReadWrite, Endpoint::ReadOnly] {
             let old = self.listening.remove(&(pool.clone(), endpoint));
-            self.remove_stale_socket(old);
+            self.remove_stale_socket(old.map(|l| l.addr));
         }
         let clients = state.clients.list();
         tracing::info!(
@@ -254,9 +336,13 @@ impl Runtime {
             });
     }
 
-    /// Stops listening everywhere (shutdown): the unix socket files go.
+    /// Stops listening everywhere (shutdown): the unix socket files go,
+    /// unless a new process took them over.
     pub fn remove_socket_files(&mut self) {
-        let addrs: Vec<ListenAddr> = self.listening.drain().map(|(_, a)| a).collect();
+        let addrs: Vec<ListenAddr> = self.listening.drain().map(|(_, l)| l.addr).collect();
+        if self.handed_over {
+            return;
+        }
         for addr in addrs {
             if let ListenAddr::Unix { path, .. } = addr {
                 let _ = std::fs::remove_file(path);
@@ -268,11 +354,49 @@ impl Runtime {
     fn remove_stale_socket(&self, old: Option<ListenAddr>) {
         if let Some(ListenAddr::Unix { path, .. }) = &old {
             let in_use = (self.listening.values())
-                .any(|a| matches!(a, ListenAddr::Unix { path: p, .. } if p == path));
+                .any(|l| matches!(&l.addr, ListenAddr::Unix { path: p, .. } if p == path));
             if !in_use {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+
+    /// A binary upgrade: starts `exe args`, gives it every listening
+    /// socket, and once it serves, stops accepting here and asks every
+    /// session to hand itself over between two requests. Returns the new
+    /// process's pid. On error nothing changed here.
+    pub fn hand_over(&mut self, exe: &PathBuf, args: &[OsString]) -> Result<u32, UpgradeError> {
+        let mut inherited = Vec::new();
+        for ((pool, endpoint), listening) in &self.listening {
+            for (index, fd) in listening.fds.iter().enumerate() {
+                if let Some(fd) = fd {
+                    inherited.push(Inherited {
+                        pool,
+                        endpoint: endpoint.index(),
+                        index,
+                        addr: listening.addr.to_string(),
+                        fd,
+                    });
+                }
+            }
+        }
+        let admin = self.admin.as_ref().map(|(addr, fd)| (addr.clone(), fd));
+        let (pid, handoff) = start_successor(exe, args, &inherited, admin)?;
+        self.tell_workers(|| WorkerCommand::StopAccepting);
+        self.barrier();
+        self.handed_over = true;
+        self.proxy.retire(handoff);
+        let mut clients = 0;
+        for pool in self.proxy.pools().iter() {
+            for client in pool.clients.list() {
+                client.request_handoff();
+                clients += 1;
+            }
+        }
+        tracing::info!(
+            "upgrade: pid {pid} serves now; handing over {clients} client connection(s) between their requests"
+        );
+        Ok(pid)
     }
 
     fn tell_workers(&self, command: impl Fn() -> WorkerCommand) {

@@ -16,10 +16,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
-use crate::frontend::listener::{accept_loop, BoundListener, SessionTracker};
+use crate::frontend::listener::{accept_loop, adopt_session, BoundListener, SessionTracker};
 use crate::frontend::Endpoint;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
+use crate::upgrade::Adoption;
 use crate::view::PoolWorker;
 
 /// What a worker is told to do.
@@ -36,6 +37,10 @@ pub enum WorkerCommand {
     /// Stop serving the pool: its listeners close; its sessions carry on
     /// until the pool's clients are told to end.
     RemovePool(Arc<str>),
+    /// Stop accepting on every listener (a new process serves now).
+    StopAccepting,
+    /// Serve a connection the old process handed over (binary upgrade).
+    Adopt(Box<Adoption>),
     /// Answered once every command sent before it is applied.
     Barrier(std::sync::mpsc::Sender<()>),
 }
@@ -109,6 +114,24 @@ impl Worker {
                     keep
                 });
                 self.pools.remove(&name);
+            }
+            WorkerCommand::StopAccepting => {
+                for (_, task) in self.accepting.drain() {
+                    task.abort();
+                }
+            }
+            WorkerCommand::Adopt(adoption) => {
+                let Some(pool) = self.pools.get(adoption.state.pool.as_str()) else {
+                    tracing::warn!(
+                        pool = %adoption.state.pool,
+                        "upgrade: a client of a pool this configuration does not have is closed"
+                    );
+                    return;
+                };
+                let adopted = adopt_session(*adoption, pool, &self.shutdown, &self.tracker);
+                if let Err(e) = adopted {
+                    tracing::warn!("upgrade: cannot adopt a client connection: {e}");
+                }
             }
             WorkerCommand::Barrier(done) => {
                 let _ = done.send(());

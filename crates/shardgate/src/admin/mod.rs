@@ -75,6 +75,7 @@ pub async fn serve(
             return;
         }
     };
+    let proxy_retired = admin.proxy.retired();
     let app = Router::new()
         .route("/", get(|| async { Html(STATUS_PAGE) }))
         .route("/metrics", get(metrics))
@@ -86,6 +87,7 @@ pub async fn serve(
         .route("/api/overview", get(overview))
         .route("/config", get(config))
         .route("/reload", axum::routing::post(reload))
+        .route("/upgrade", axum::routing::post(upgrade))
         .layer(axum::middleware::from_fn_with_state(
             admin.clone(),
             check_host,
@@ -100,6 +102,12 @@ pub async fn serve(
     let mut next_id = 0u64;
     let stop = crate::shutdown::until_shutdown(&mut shutdown);
     tokio::pin!(stop);
+    // After an upgrade the new process answers on this socket.
+    let mut retired = proxy_retired;
+    let retire = async move {
+        let _ = retired.wait_for(|r| *r).await;
+    };
+    tokio::pin!(retire);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -114,6 +122,7 @@ pub async fn serve(
                 }
             },
             () = &mut stop => return,
+            () = &mut retire => return,
         };
         if open.borrow().len() >= MAX_CONNECTIONS {
             if let Some((_, oldest)) = open.borrow_mut().pop_first() {
@@ -301,6 +310,24 @@ async fn reload(State(admin): State<Arc<Admin>>) -> Response {
         "lines": outcome.lines,
     });
     (status, Json(body)).into_response()
+}
+
+/// A binary upgrade, as SIGUSR2 starts one: answers once the new process
+/// serves (`200`, its pid) or the upgrade failed (`500`, why; this
+/// process carries on). The old process then hands its clients over and
+/// exits.
+async fn upgrade(State(admin): State<Arc<Admin>>) -> Response {
+    let reloads = admin.reloads.clone();
+    let outcome = tokio::task::spawn_blocking(move || reloads.upgrade()).await;
+    match outcome {
+        Ok(Ok(pid)) => Json(serde_json::json!({ "pid": pid })).into_response(),
+        Ok(Err(error)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": error })),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

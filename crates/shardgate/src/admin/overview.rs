@@ -25,6 +25,7 @@ pub fn topology(admin: &Admin) -> Value {
 pub fn overview(admin: &Admin) -> Value {
     json!({
         "version": ProxyInfo::version(),
+        "pid": std::process::id(),
         "uptime_seconds": admin.proxy.uptime().as_secs(),
         "workers": admin.proxy.workers,
         "instance": &*admin.proxy.instance,

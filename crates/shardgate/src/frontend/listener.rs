@@ -18,10 +18,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
-use super::session::{self, ClientStream};
+use super::session::{self, ClientStream, Restore};
 use super::Endpoint;
 use crate::config::ListenAddr;
 use crate::log_limit::LogLimit;
+use crate::upgrade::Adoption;
 use crate::view::PoolWorker;
 
 /// A bound, not yet async, listening socket (created before workers start,
@@ -49,6 +50,30 @@ pub fn bind_for_workers(
                 *first = Some(bind_unix(path, *mode)?);
             }
             Ok(listeners)
+        }
+    }
+}
+
+impl BoundListener {
+    /// A socket inherited from the old process (a binary upgrade).
+    pub fn inherited(fd: std::os::fd::OwnedFd, unix: bool) -> io::Result<BoundListener> {
+        if unix {
+            let listener = std::os::unix::net::UnixListener::from(fd);
+            listener.set_nonblocking(true)?;
+            Ok(BoundListener::Unix(listener))
+        } else {
+            let listener = std::net::TcpListener::from(fd);
+            listener.set_nonblocking(true)?;
+            Ok(BoundListener::Tcp(listener))
+        }
+    }
+
+    /// A second descriptor of the same socket (kept to hand it over).
+    pub fn duplicate(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        match self {
+            BoundListener::Tcp(l) => l.as_fd().try_clone_to_owned(),
+            BoundListener::Unix(l) => l.as_fd().try_clone_to_owned(),
         }
     }
 }
@@ -289,11 +314,83 @@ fn start_session<S: ClientStream>(
         });
         return;
     }
-    let pool = pool.clone();
-    let shutdown = shutdown.clone();
-    let tracker = tracker.clone();
-    tracker.enter();
-    tokio::task::spawn_local(async move {
+    pool.stats.clients_accepted.inc();
+    let session = Serving {
+        pool: pool.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    tokio::task::spawn_local(session.run(stream, peer, local, endpoint, None));
+}
+
+/// Starts a session for a connection the old process handed over (a
+/// binary upgrade). It was admitted there, so it is admitted here.
+pub fn adopt_session(
+    adoption: Adoption,
+    pool: &Rc<PoolWorker>,
+    shutdown: &watch::Receiver<bool>,
+    tracker: &Rc<SessionTracker>,
+) -> io::Result<()> {
+    let Adoption {
+        state,
+        fd,
+        released,
+        subscribed,
+    } = adoption;
+    pool.state.admit_adopted();
+    let session = Serving {
+        pool: pool.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    };
+    let endpoint = if state.readonly {
+        Endpoint::ReadOnly
+    } else {
+        Endpoint::ReadWrite
+    };
+    let (peer, local, unix) = (state.addr.clone(), state.laddr.clone(), state.unix);
+    let restore = Some(Restore {
+        state,
+        released,
+        subscribed,
+    });
+    if unix {
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        stream.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(stream)?;
+        tokio::task::spawn_local(session.run(stream, peer, local, endpoint, restore));
+    } else {
+        let stream = std::net::TcpStream::from(fd);
+        stream.set_nonblocking(true)?;
+        let stream = tokio::net::TcpStream::from_std(stream)?;
+        tokio::task::spawn_local(session.run(stream, peer, local, endpoint, restore));
+    }
+    Ok(())
+}
+
+/// What a session task needs besides its connection.
+struct Serving {
+    pool: Rc<PoolWorker>,
+    shutdown: watch::Receiver<bool>,
+    tracker: Rc<SessionTracker>,
+}
+
+impl Serving {
+    /// Registers the client, serves it to the end, unregisters it.
+    async fn run<S: ClientStream>(
+        self,
+        stream: S,
+        peer: String,
+        local: String,
+        endpoint: Endpoint,
+        restore: Option<Restore>,
+    ) {
+        let Serving {
+            pool,
+            shutdown,
+            tracker,
+        } = self;
+        tracker.enter();
         let entry = pool
             .state
             .clients
@@ -303,10 +400,9 @@ fn start_session<S: ClientStream>(
             entry.request_shutdown();
         }
         let id = entry.id;
-        pool.stats.clients_accepted.inc();
-        session::run(stream, pool.clone(), entry, endpoint).await;
+        session::run(stream, pool.clone(), entry, endpoint, restore).await;
         pool.state.clients.unregister(id);
         pool.state.release_client();
         tracker.leave();
-    });
+    }
 }

@@ -15,3 +15,13 @@ pub enum Endpoint {
     /// `readonly_listen`: reads only, writes answered READONLY.
     ReadOnly,
 }
+
+impl Endpoint {
+    /// Its number between processes (a binary upgrade).
+    pub fn index(self) -> u8 {
+        match self {
+            Endpoint::ReadWrite => 0,
+            Endpoint::ReadOnly => 1,
+        }
+    }
+}

@@ -43,17 +43,21 @@ pub struct ClientEntry {
     unblock: AtomicU8,
     pub name: Mutex<Option<String>>,
     pub user: Mutex<String>,
-    /// 0: nothing; [`SHUTDOWN`]: finish and leave; [`KILLED`]: leave now.
+    /// 0: nothing; [`HANDOFF`]: go to the new process when idle;
+    /// [`SHUTDOWN`]: finish and leave; [`KILLED`]: leave now.
     signal: AtomicU8,
     /// Wakes the session for a signal (lock-free: the session registers
     /// on every wait).
     waker: AtomicWaker,
 }
 
+/// A binary upgrade: the session hands its connection to the new process
+/// at its next idle moment (between requests).
+pub const HANDOFF: u8 = 1;
 /// The proxy is shutting down: the session serves what it has read, then ends.
-pub const SHUTDOWN: u8 = 1;
+pub const SHUTDOWN: u8 = 2;
 /// CLIENT KILL: the session ends now.
-pub const KILLED: u8 = 2;
+pub const KILLED: u8 = 3;
 
 /// CLIENT UNBLOCK id TIMEOUT: the call answers as if it timed out.
 pub const UNBLOCK_TIMEOUT: u8 = 1;
@@ -174,6 +178,11 @@ impl ClientEntry {
         self.raise(SHUTDOWN);
     }
 
+    /// Asks the session to hand its connection to the new process (upgrade).
+    pub fn request_handoff(&self) {
+        self.raise(HANDOFF);
+    }
+
     fn raise(&self, signal: u8) {
         self.signal.fetch_max(signal, Ordering::AcqRel);
         self.waker.wake();
@@ -184,13 +193,13 @@ impl ClientEntry {
         self.signal.load(Ordering::Acquire)
     }
 
-    /// Resolves with the signal once one is raised.
-    pub fn signalled(&self) -> impl std::future::Future<Output = u8> + '_ {
+    /// Resolves with the signal once one of at least `level` is raised.
+    pub fn raised(&self, level: u8) -> impl std::future::Future<Output = u8> + '_ {
         std::future::poll_fn(move |cx| {
             self.waker.register(cx.waker());
             match self.signal() {
-                0 => std::task::Poll::Pending,
-                signal => std::task::Poll::Ready(signal),
+                signal if signal >= level => std::task::Poll::Ready(signal),
+                _ => std::task::Poll::Pending,
             }
         })
     }

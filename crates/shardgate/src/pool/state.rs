@@ -179,6 +179,12 @@ impl PoolState {
         admitted
     }
 
+    /// Counts a client handed over by the old process (a binary upgrade):
+    /// it was admitted there.
+    pub fn admit_adopted(&self) {
+        self.admitted.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn release_client(&self) {
         self.admitted.fetch_sub(1, Ordering::AcqRel);
     }

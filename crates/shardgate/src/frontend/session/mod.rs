@@ -22,11 +22,14 @@
 //! - `cmd`: commands the proxy answers itself, one module per family.
 //! - `reply`: replies the proxy encodes itself.
 //! - `pubsub`: Pub/Sub and MONITOR over push links.
+//! - `handoff`: a binary upgrade: a session handed to the new process, or
+//!   taken from the old one.
 //! - `stream`: the client socket (TCP or unix).
 
 mod client;
 mod cmd;
 mod dispatch;
+mod handoff;
 mod pending;
 mod pubsub;
 mod reply;
@@ -49,9 +52,10 @@ use crate::config::PoolConfig;
 use crate::frontend::Endpoint;
 use crate::io::{write_all_queued, write_queued_now};
 use crate::metrics::UNKNOWN_COMMAND;
-use crate::pool::clients::{ClientEntry, KILLED};
+use crate::pool::clients::{ClientEntry, HANDOFF, KILLED, SHUTDOWN};
 use crate::view::{PoolView, PoolWorker};
 use client::Client;
+pub use handoff::Restore;
 use pending::Pending;
 use pubsub::{LinkActivity, PubSub};
 pub use stream::ClientStream;
@@ -70,6 +74,7 @@ pub async fn run<S: ClientStream>(
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
+    restore: Option<Restore>,
 ) {
     let view = pool.view();
     let config = view.topology.config.clone();
@@ -101,7 +106,19 @@ pub async fn run<S: ClientStream>(
         batch_started: Instant::now(),
         metrics,
     };
-    let ended = session.serve().await;
+    let mut ended = Ok(());
+    if let Some(restore) = restore {
+        ended = session.restore(restore).await;
+    }
+    if ended.is_ok() {
+        ended = session.serve().await;
+    }
+    if let Err(End::HandOff) = &ended {
+        // Never shut the socket down: the new process holds it now.
+        if let Err(end) = session.hand_off().await {
+            ended = Err(end);
+        }
+    }
     if let Err(End::Shutdown | End::Quit | End::Protocol(_)) = &ended {
         session.close_gracefully().await;
     }
@@ -150,7 +167,7 @@ async fn watch_client<S: ClientStream>(
             return End::Io(e);
         }
         // Shutting down: what arrives now is not read (nor answered).
-        if entry.signal() != 0 {
+        if entry.signal() >= SHUTDOWN {
             return std::future::pending().await;
         }
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
@@ -242,6 +259,8 @@ pub(crate) enum End {
     Killed,
     /// A reload removed the user the client is authenticated as.
     UserRemoved,
+    /// A binary upgrade: the connection goes to the new process.
+    HandOff,
 }
 
 impl std::fmt::Display for End {
@@ -256,6 +275,7 @@ impl std::fmt::Display for End {
             End::Shutdown => f.write_str("proxy shutting down"),
             End::Killed => f.write_str("killed by CLIENT KILL"),
             End::UserRemoved => f.write_str("its user was removed by a reload"),
+            End::HandOff => f.write_str("handed over to the new process"),
         }
     }
 }
@@ -293,11 +313,13 @@ impl<S: ClientStream> Session<S> {
         }
         let entry = self.client.entry.clone();
         loop {
-            match entry.signal() {
-                0 => {}
+            let signal = entry.signal();
+            match signal {
                 KILLED => return Err(End::Killed),
                 // Everything read is answered; nothing more is read.
-                _ => return Err(End::Shutdown),
+                SHUTDOWN => return Err(End::Shutdown),
+                HANDOFF if self.between_requests() => return Err(End::HandOff),
+                _ => {}
             }
             // Messages that arrived meanwhile go out before waiting.
             if self.pubsub.is_some() {
@@ -313,9 +335,12 @@ impl<S: ClientStream> Session<S> {
             let has_links = self.pubsub.is_some();
             // A signal first: a killed client's next request, arriving as
             // the kill does, is not served.
+            // A handoff that waits for the request being read waits for
+            // a stronger signal only.
+            let level = if signal == 0 { HANDOFF } else { SHUTDOWN };
             let woken = tokio::select! {
                 biased;
-                _ = entry.signalled() => Woken::Signal,
+                _ = entry.raised(level) => Woken::Signal,
                 readable = self.stream.ready_to_read() => Woken::Readable(readable),
                 () = LinkActivity::new(&waker), if has_links => Woken::Link,
             };
@@ -336,7 +361,7 @@ impl<S: ClientStream> Session<S> {
         let entry = self.client.entry.clone();
         tokio::select! {
             () = self.pool.state.pause.ended() => Ok(()),
-            signal = entry.signalled() => Err(if signal == KILLED { End::Killed } else { End::Shutdown }),
+            signal = entry.raised(SHUTDOWN) => Err(if signal == KILLED { End::Killed } else { End::Shutdown }),
         }
     }
 

@@ -57,6 +57,23 @@ impl PubSub {
         }
     }
 
+    /// The names subscribed to: channels, patterns, shard channels.
+    pub fn names(&self) -> [Vec<Vec<u8>>; 3] {
+        fn owned<'a>(keys: impl Iterator<Item = &'a Bytes>) -> Vec<Vec<u8>> {
+            keys.map(|k| k.to_vec()).collect()
+        }
+        [
+            owned(self.channels.keys()),
+            owned(self.patterns.keys()),
+            owned(self.shard_channels.keys()),
+        ]
+    }
+
+    /// In MONITOR mode.
+    pub fn monitoring(&self) -> bool {
+        !self.monitors.is_empty()
+    }
+
     pub fn all_links(&self) -> impl Iterator<Item = &Link> {
         self.links.values().chain(self.monitors.values())
     }

@@ -3,13 +3,16 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
 /// A client connection the session can serve.
-pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
+pub trait ClientStream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static {
+    /// A unix socket (else TCP).
+    const UNIX: bool;
+
     /// Resolves when a read would not block (data, end of stream or error).
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>>;
 
@@ -18,6 +21,8 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
 }
 
 impl ClientStream for TcpStream {
+    const UNIX: bool = false;
+
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
     }
@@ -28,6 +33,8 @@ impl ClientStream for TcpStream {
 }
 
 impl ClientStream for UnixStream {
+    const UNIX: bool = true;
+
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
     }

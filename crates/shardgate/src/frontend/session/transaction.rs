@@ -58,6 +58,11 @@ impl Transaction {
         self.multi.is_some()
     }
 
+    /// Neither inside MULTI nor holding a connection for WATCH.
+    pub fn is_idle(&self) -> bool {
+        self.multi.is_none() && self.pinned.is_none()
+    }
+
     /// The leased connection, if the client has one to `shard` (WATCH).
     pub fn pinned_to(&self, shard: usize) -> Option<&Lease> {
         self.pinned
