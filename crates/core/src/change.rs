@@ -110,7 +110,8 @@ impl PoolChange {
             change.refusal = Some(format!(
                 "pool '{}': refused, keys would move ({}). Their data would not \
                  follow them: reads would miss and writes would split old and new \
-                 values. Copy the data and restart, or set `keys_may_move: true` \
+                 values. Move them online with `shardgate reshard start` (the \
+                 file's placement becomes the target), or set `keys_may_move: true` \
                  if the pool is a cache.",
                 new.name,
                 placement.join(", ")
@@ -150,6 +151,9 @@ fn settings_changed(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
         health_check,
         discover_replicas,
         keys_may_move,
+        coordination,
+        coordination_auth,
+        reshard,
         shard_down,
         read_policy,
         read_balance,

@@ -12,6 +12,7 @@
 //! - [`topology`]: topology snapshots, replication groups, events, status.
 //! - [`control`]: the pool controller's decisions: (state, input) -> actions.
 //! - [`change`]: what a reload changes, and whether it may (keys must not move).
+//! - [`reshard`]: a migration of keys as the proxies share it; the configs it implies.
 //! - [`error`]: [`error::NodeError`], why a server did not answer as asked.
 //! - [`auth`]: client users, passwords and permissions.
 //! - [`secrets`]: [`secrets::Secret`], which arguments and settings are secrets, redaction.
@@ -33,6 +34,7 @@ pub mod frames;
 pub mod glob;
 pub mod log_limit;
 pub mod metrics;
+pub mod reshard;
 pub mod route;
 pub mod scripts;
 pub mod secrets;

@@ -3,7 +3,7 @@
 //! lives in [`demo`].
 
 mod demo;
-mod reload;
+mod remote;
 
 // mimalloc: faster than glibc malloc for the proxy's many small,
 // short-lived buffers (measured in BENCHMARKS.md).
@@ -86,6 +86,16 @@ enum Command {
     /// its place: the new process takes the listening sockets and every
     /// client between two requests; the old one exits. Prints the new pid.
     Upgrade,
+    /// Online resharding through the running proxy (--admin): `start`
+    /// moves each pool's keys to the servers its entry in the config file
+    /// lists; `status`, `pause`, `resume`, `abort` (moves them back).
+    Reshard {
+        #[arg(value_parser = ["start", "status", "pause", "resume", "abort"])]
+        action: String,
+        /// Only this pool (pause, resume, abort).
+        #[arg(long)]
+        pool: Option<String>,
+    },
     /// Start a local topology (3 shards x master + replica, 3 Sentinels)
     /// with shardgate in front, and a little traffic. Ctrl-C stops it all.
     Demo {
@@ -122,14 +132,17 @@ fn main() -> ExitCode {
     let workers = cli
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Some(command @ (Command::Reload | Command::Upgrade)) = &cli.command {
+    if let Some(command @ (Command::Reload | Command::Upgrade | Command::Reshard { .. })) =
+        &cli.command
+    {
         let Some(admin) = admin else {
             eprintln!("shardgate: needs the proxy's admin server address (--admin)");
             return ExitCode::from(1);
         };
         return match command {
-            Command::Upgrade => reload::upgrade(admin),
-            _ => reload::run(admin),
+            Command::Upgrade => remote::upgrade(admin),
+            Command::Reshard { action, pool } => remote::reshard(admin, action, pool.as_deref()),
+            _ => remote::run(admin),
         };
     }
     if let Some(Command::Demo { port, chaos }) = cli.command {

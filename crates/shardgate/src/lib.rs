@@ -29,6 +29,7 @@
 //! - [`runtime`]: the running shape (pools, listeners) and the steps that
 //!   change it.
 //! - [`reload`]: the reload thread: file -> plan -> applied, or nothing.
+//! - [`reshard`]: online resharding: each pool's coordinator and the mover.
 //! - [`admin`]: the admin HTTP server: metrics, stats, topology, status
 //!   page, reload.
 //! - [`lifecycle`]: start, graceful shutdown.
@@ -49,6 +50,7 @@ pub mod lifecycle;
 pub mod pool;
 pub mod proxy_info;
 pub mod reload;
+pub mod reshard;
 pub mod runtime;
 pub mod shutdown;
 pub mod thread;

@@ -83,7 +83,7 @@ impl Proxy {
         let mut runtime = Runtime::new(
             proxy.clone(),
             worker_txs.clone(),
-            control_tx,
+            control_tx.clone(),
             options.shutdown_grace,
         );
         if let Some(path) = &options.inherit {
@@ -134,13 +134,16 @@ impl Proxy {
                 proxy: proxy.clone(),
                 hosts: options.admin_hosts.clone(),
                 reloads: reloads.clone(),
+                control: control_tx,
             });
             (listener, admin)
         });
         let admin_shutdown = receiver.clone();
+        let migrations = reloads.clone();
         let control = crate::control::spawn(
             events.clone(),
             proxy.instance.clone(),
+            move |pool: &str, record| migrations.migrate(pool, record),
             control_rx,
             receiver,
             move || {
@@ -151,8 +154,8 @@ impl Proxy {
             },
         )
         .map_err(StartError::Thread)?;
+        let states = reloader.start_pools(config.pools);
         let runtime = reloader.runtime_mut();
-        let states = runtime.start_pools(config.pools);
         runtime.listen(bound);
         for state in &states {
             log_pool(state);

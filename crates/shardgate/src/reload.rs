@@ -16,8 +16,15 @@ use sha2::Digest;
 use shardgate_core::change::Plan;
 use tokio::sync::oneshot;
 
-use crate::config::{self, Config};
+use std::collections::HashMap;
+
+use shardgate_core::reshard::{MigrationRecord, PlacementRecord};
+
+use crate::config::{self, Config, PoolConfig};
+use crate::control::KeyPlacement;
+use crate::pool::PoolState;
 use crate::proxy_info::{unix_now, ConfigRecord, ReloadAttempt, ReloadResult};
+use crate::runtime::PoolStart;
 use crate::runtime::Runtime;
 
 /// What a reload did.
@@ -36,6 +43,14 @@ enum Request {
     Reload(oneshot::Sender<ReloadOutcome>),
     /// A binary upgrade: the new process's pid, or why not.
     Upgrade(oneshot::Sender<Result<u32, String>>),
+    /// Route the pool with this migration record (its coordinator asks).
+    Migrate(
+        String,
+        Box<MigrationRecord>,
+        oneshot::Sender<Result<(), String>>,
+    ),
+    /// The migrations to the placements the configuration file gives.
+    ReshardPlan(oneshot::Sender<Result<Vec<MigrationRecord>, Vec<String>>>),
 }
 
 /// Asks the reload thread for reloads and upgrades.
@@ -98,6 +113,31 @@ impl ReloadHandle {
         self.request()?.await.ok()
     }
 
+    /// Routes `pool` with `record` (a blocking call, for its coordinator).
+    pub fn migrate(&self, pool: &str, record: MigrationRecord) -> Result<(), String> {
+        let (reply, outcome) = oneshot::channel();
+        self.requests
+            .send(Request::Migrate(pool.to_string(), Box::new(record), reply))
+            .map_err(|_| "shutting down".to_string())?;
+        outcome
+            .blocking_recv()
+            .unwrap_or_else(|_| Err("shutting down".into()))
+    }
+
+    /// The migrations that would take each pool to the placement its
+    /// entry in the configuration file gives (their `generation` is the
+    /// coordinator's to set), or every reason why not.
+    pub async fn reshard_plan(&self) -> Result<Vec<(String, MigrationRecord)>, Vec<String>> {
+        let (reply, outcome) = oneshot::channel();
+        self.requests
+            .send(Request::ReshardPlan(reply))
+            .map_err(|_| vec!["shutting down".to_string()])?;
+        let records = outcome
+            .await
+            .unwrap_or_else(|_| Err(vec!["shutting down".into()]))?;
+        Ok(records.into_iter().map(|r| (r.pool.clone(), r)).collect())
+    }
+
     fn request(&self) -> Option<oneshot::Receiver<ReloadOutcome>> {
         let (reply, outcome) = oneshot::channel();
         self.requests.send(Request::Reload(reply)).ok()?;
@@ -108,9 +148,13 @@ impl ReloadHandle {
 /// The active configuration and how to apply a new one.
 pub struct Reloader {
     runtime: Runtime,
+    /// The configuration file as last applied (each pool's placement may
+    /// be a migration's instead: see `migrations`).
     active: Config,
     /// The file reloads read (None: started without one; reloads fail).
     path: Option<PathBuf>,
+    /// Each pool's migration record, as this proxy routes with it.
+    migrations: HashMap<String, MigrationRecord>,
 }
 
 impl Reloader {
@@ -122,7 +166,109 @@ impl Reloader {
             runtime,
             active,
             path,
+            migrations: HashMap::new(),
         }
+    }
+
+    /// Starts the configuration's pools (reading their migrations first).
+    pub fn start_pools(&mut self, configs: Vec<PoolConfig>) -> Vec<Arc<PoolState>> {
+        let starts: Vec<PoolStart> = configs.into_iter().map(PoolStart::read).collect();
+        for start in &starts {
+            if let Some(record) = &start.record {
+                self.migrations
+                    .insert(start.config.name.clone(), record.clone());
+            }
+        }
+        self.runtime.start_pools(starts)
+    }
+
+    /// Routes `pool` with `record`: its servers and placement (both while
+    /// keys move). When keys start moving, waits until nothing sent under
+    /// the previous placement is still in flight.
+    fn migrate(&mut self, pool: &str, record: MigrationRecord) -> Result<(), String> {
+        if self.migrations.get(pool) == Some(&record) {
+            return Ok(());
+        }
+        let base = (self.active.pools.iter())
+            .find(|p| p.name == pool)
+            .ok_or_else(|| format!("no pool '{pool}'"))?;
+        let state = self
+            .runtime
+            .pool(pool)
+            .ok_or_else(|| format!("no pool '{pool}'"))?;
+        let effective = record.effective(base)?;
+        // A new generation: requests routed before it may still reach a
+        // key's source; wait for them before acknowledging.
+        let starts = effective.placement.moving.is_some()
+            && self
+                .migrations
+                .get(pool)
+                .is_none_or(|r| r.generation != record.generation);
+        self.runtime
+            .reconfigure(&state, effective.config, effective.placement);
+        if starts && !self.runtime.drain_older_batches(&state, DRAIN_WITHIN) {
+            return Err("requests sent before the migration are still in flight".into());
+        }
+        self.migrations.insert(pool.to_string(), record);
+        Ok(())
+    }
+
+    /// A migration for each pool whose placement in the file differs from
+    /// the one it runs with. Only a plan: the pools' coordinators start
+    /// them (never the reload thread, which their migrations go through).
+    fn reshard_plan(&mut self) -> Result<Vec<MigrationRecord>, Vec<String>> {
+        let Some(path) = &self.path else {
+            return Err(vec![
+                "the proxy was started without a configuration file".into()
+            ]);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
+        let next = config::parse(&text)?;
+        let mut records = Vec::new();
+        let mut problems = Vec::new();
+        for target in &next.pools {
+            let Some(active) = self.active.pools.iter().find(|p| p.name == target.name) else {
+                continue;
+            };
+            let from = match self.migrations.get(&target.name) {
+                Some(record) if record.done => record.destination().clone(),
+                Some(record) => {
+                    problems.push(format!(
+                        "pool '{}': migration {} is under way",
+                        target.name, record.generation
+                    ));
+                    continue;
+                }
+                None => PlacementRecord::of(active),
+            };
+            let to = PlacementRecord::of(target);
+            if from == to {
+                continue;
+            }
+            match from.apply(active) {
+                Ok(from_config) => {
+                    if let Some(why) = shardgate_core::reshard::refuse(&from_config, target) {
+                        problems.push(why);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("pool '{}': {e}", target.name));
+                    continue;
+                }
+            }
+            records.push(MigrationRecord::start(&target.name, from, to));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        if records.is_empty() {
+            return Err(vec![
+                "no pool's servers, hash or distribution differ from the ones it runs with: edit them in the file first".into(),
+            ]);
+        }
+        Ok(records)
     }
 
     pub fn runtime_mut(&mut self) -> &mut Runtime {
@@ -150,6 +296,12 @@ impl Reloader {
                         }
                         Request::Reload(reply) => {
                             let _ = reply.send(self.reload());
+                        }
+                        Request::Migrate(pool, record, reply) => {
+                            let _ = reply.send(self.migrate(&pool, *record));
+                        }
+                        Request::ReshardPlan(reply) => {
+                            let _ = reply.send(self.reshard_plan());
                         }
                         Request::Upgrade(reply) if upgraded => {
                             let _ = reply.send(Err("already upgraded".into()));
@@ -216,8 +368,16 @@ impl Reloader {
         let text = std::fs::read_to_string(path)
             .map_err(|e| invalid(vec![format!("{}: cannot read: {e}", path.display())]))?;
         let next = config::parse(&text).map_err(invalid)?;
-        let plan =
-            Plan::new(&self.active, &next).map_err(|refusals| (ReloadResult::Refused, refusals))?;
+        // A pool with a migration record is placed by it, not by the file.
+        let mut compared = next.clone();
+        for pool in compared.pools.iter_mut() {
+            let active = self.active.pools.iter().find(|p| p.name == pool.name);
+            if let (Some(_), Some(active)) = (self.migrations.get(&pool.name), active) {
+                keep_placement(pool, active);
+            }
+        }
+        let plan = Plan::new(&self.active, &compared)
+            .map_err(|refusals| (ReloadResult::Refused, refusals))?;
         // Every listener the new file needs, bound before anything changes.
         let mut bound = Vec::new();
         for pool in &next.pools {
@@ -234,13 +394,20 @@ impl Reloader {
                 bound.extend(more);
             }
         }
-        let by_name = |name: &str| next.pools.iter().find(|p| p.name == name).cloned();
-        let added = plan.added.iter().filter_map(|name| by_name(name)).collect();
-        self.runtime.start_pools(added);
+        let by_name = |name: &str| compared.pools.iter().find(|p| p.name == name).cloned();
+        let added: Vec<PoolConfig> = plan.added.iter().filter_map(|name| by_name(name)).collect();
+        self.start_pools(added);
         for (name, _) in &plan.changed {
-            if let (Some(state), Some(config)) = (self.runtime.pool(name), by_name(name)) {
-                self.runtime.reconfigure(&state, config);
-            }
+            let (Some(state), Some(config)) = (self.runtime.pool(name), by_name(name)) else {
+                continue;
+            };
+            let (config, placement) = match self.migrations.get(name).map(|r| r.effective(&config))
+            {
+                Some(Ok(effective)) => (effective.config, effective.placement),
+                Some(Err(e)) => return Err((ReloadResult::Failed, vec![e])),
+                None => (config, KeyPlacement::default()),
+            };
+            self.runtime.reconfigure(&state, config, placement);
         }
         self.runtime.listen(bound);
         for name in &plan.removed {
@@ -249,9 +416,24 @@ impl Reloader {
         let summary = plan.summary();
         let epoch = self.runtime.proxy().config().epoch + 1;
         self.runtime.proxy().set_config(record(epoch, &text));
-        self.active = next;
+        self.migrations
+            .retain(|pool, _| !plan.removed.contains(pool));
+        self.active = compared;
         Ok(summary)
     }
+}
+
+/// How long a migration's start waits for requests sent before it.
+const DRAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `pool` with `active`'s placement (servers, replicas, hash,
+/// distribution, tag): a migration places its keys, not the file.
+fn keep_placement(pool: &mut PoolConfig, active: &PoolConfig) {
+    pool.servers = active.servers.clone();
+    pool.replicas = active.replicas.clone();
+    pool.hash = active.hash;
+    pool.distribution = active.distribution;
+    pool.hash_tag = active.hash_tag.clone();
 }
 
 /// What `GET /config` shows of a file applied as `epoch`.

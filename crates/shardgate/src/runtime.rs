@@ -14,19 +14,82 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::{ListenAddr, PoolConfig};
-use crate::control::ControlCommand;
+use crate::control::{ControlCommand, KeyPlacement};
 use crate::frontend::listener::{bind_for_workers, bind_tcp, BoundListener};
 use crate::frontend::Endpoint;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
+use crate::reshard::Store;
 use crate::upgrade::{start_successor, Inheritance, Inherited, UpgradeError};
 use crate::worker::WorkerCommand;
+use shardgate_core::reshard::MigrationRecord;
 
 /// How long a new pool's first health checks may take before it serves
 /// with its configured roles (a controller's own settle budget is less).
 const SETTLE_WAIT: Duration = Duration::from_secs(6);
 /// How long a controller may take to publish a reload's configuration.
 const RECONFIGURE_WAIT: Duration = Duration::from_secs(10);
+
+/// A pool about to start: its configuration as it runs (a migration
+/// adds the servers keys move to), where its keys are, and the migration
+/// it starts with.
+pub struct PoolStart {
+    pub config: PoolConfig,
+    pub placement: KeyPlacement,
+    pub record: Option<MigrationRecord>,
+    /// The coordination store could not be read: refuse the pool's
+    /// requests until it can.
+    pub out_of_step: bool,
+}
+
+impl PoolStart {
+    /// Reads the pool's migration from its coordination store first (a
+    /// proxy started during a migration routes with it from its first
+    /// request). Blocking.
+    pub fn read(config: PoolConfig) -> PoolStart {
+        let plain = |config, out_of_step| PoolStart {
+            config,
+            placement: KeyPlacement::default(),
+            record: None,
+            out_of_step,
+        };
+        if config.coordination.is_none() {
+            return plain(config, false);
+        }
+        let mut store = Store::for_pool(&config);
+        let read = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|runtime| {
+                runtime
+                    .block_on(async {
+                        tokio::time::timeout(Duration::from_secs(3), store.read()).await
+                    })
+                    .map_err(|_| "timed out".to_string())?
+                    .map_err(|e| e.to_string())
+            });
+        match read {
+            Ok(None) => plain(config, false),
+            Ok(Some(record)) => match record.effective(&config) {
+                Ok(effective) => PoolStart {
+                    config: effective.config,
+                    placement: effective.placement,
+                    record: Some(record),
+                    out_of_step: false,
+                },
+                Err(e) => {
+                    tracing::error!(pool = %config.name, "the pool's migration cannot be applied ({e}): refusing its requests");
+                    plain(config, true)
+                }
+            },
+            Err(e) => {
+                tracing::error!(pool = %config.name, "cannot read the pool's migration from its coordination store ({e}): refusing its requests until it can");
+                plain(config, true)
+            }
+        }
+    }
+}
 
 /// Why listening sockets could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -204,17 +267,18 @@ impl Runtime {
     /// Starts pools: each controller settles (its first health checks,
     /// bounded by [`SETTLE_WAIT`] for all of them together), then every
     /// worker serves them. Their listeners follow with [`Runtime::listen`].
-    pub fn start_pools(&mut self, configs: Vec<PoolConfig>) -> Vec<Arc<PoolState>> {
-        let states: Vec<Arc<PoolState>> = configs
-            .into_iter()
-            .map(|config| Arc::new(PoolState::new(config)))
-            .collect();
+    pub fn start_pools(&mut self, pools: Vec<PoolStart>) -> Vec<Arc<PoolState>> {
+        let mut states = Vec::with_capacity(pools.len());
         let (ready, settled) = std::sync::mpsc::channel();
-        for state in &states {
+        for pool in pools {
+            let state = Arc::new(PoolState::new(pool.config, &pool.placement));
+            state.set_out_of_step(pool.out_of_step);
             let _ = self.control.send(ControlCommand::Start {
                 state: state.clone(),
                 ready: ready.clone(),
+                record: pool.record,
             });
+            states.push(state);
         }
         let deadline = Instant::now() + SETTLE_WAIT;
         for _ in &states {
@@ -265,15 +329,21 @@ impl Runtime {
         self.barrier();
     }
 
-    /// A reload's configuration for an existing pool: users and slow log
-    /// at once, then the controller publishes a topology carrying the
-    /// rest; sessions whose user is gone are closed.
-    pub fn reconfigure(&mut self, state: &Arc<PoolState>, config: PoolConfig) {
+    /// A reload's (or a migration's) configuration for an existing pool:
+    /// users and slow log at once, then the controller publishes a
+    /// topology carrying the rest; sessions whose user is gone are closed.
+    pub fn reconfigure(
+        &mut self,
+        state: &Arc<PoolState>,
+        config: PoolConfig,
+        placement: KeyPlacement,
+    ) {
         state.reconfigure(&config);
         let (done, published) = std::sync::mpsc::channel();
         let _ = self.control.send(ControlCommand::Reconfigure {
             pool: state.name.clone(),
             config: Arc::new(config),
+            placement,
             done,
         });
         if published.recv_timeout(RECONFIGURE_WAIT).is_err() {
@@ -290,6 +360,37 @@ impl Runtime {
         }
         if closed > 0 {
             tracing::info!(pool = %state.name, "closed {closed} client connection(s) whose user the reload removed");
+        }
+    }
+
+    /// Waits until no session of the pool runs a batch routed with a
+    /// snapshot older than the current one (a session blocked in a call
+    /// is unblocked: its key may be about to move). After this, no request
+    /// sent under an older placement can still reach a server. False if
+    /// `within` passed first.
+    pub fn drain_older_batches(&self, state: &PoolState, within: Duration) -> bool {
+        // A full barrier after the publish (see `ClientEntry::start_batch`).
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let current = state.topology_version();
+        let deadline = Instant::now() + within;
+        loop {
+            let mut waiting = 0;
+            for client in state.clients.list() {
+                if client.routed_before(current) {
+                    waiting += 1;
+                    if client.is_blocked() {
+                        client.unblock(crate::pool::clients::UNBLOCK_ERROR);
+                    }
+                }
+            }
+            if waiting == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(pool = %state.name, "{waiting} session(s) still run requests routed before the change");
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

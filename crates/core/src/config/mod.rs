@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use keyspace::{DistributionKind, HashFunction, HashTag};
 
-pub use validate::parse;
+pub use validate::{parse, parse_node, parse_server};
 
 /// A validated configuration: one or more independent pools.
 #[derive(Debug, Clone)]
@@ -205,6 +205,12 @@ pub struct PoolConfig {
     /// servers, weights, hash or distribution, moving keys, instead of
     /// being refused.
     pub keys_may_move: bool,
+    /// The Redis every proxy of the pool coordinates resharding through
+    /// (None: this proxy alone).
+    pub coordination: Option<NodeConfig>,
+    pub coordination_auth: Option<BackendAuth>,
+    /// How keys move when the pool is resharded.
+    pub reshard: Reshard,
     pub shard_down: ShardDown,
     pub read_policy: ReadPolicy,
     pub read_balance: ReadBalance,
@@ -237,6 +243,21 @@ pub struct PoolConfig {
     pub max_request_bytes: usize,
 }
 
+/// How fast the resharding mover goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reshard {
+    /// Keys moved per second (0: no limit).
+    pub keys_per_second: u32,
+    /// Bytes moved per second (0: no limit).
+    pub bytes_per_second: u64,
+    /// Keys at least this large (`MEMORY USAGE`) move last, one at a time.
+    pub big_key_bytes: u64,
+}
+
+pub const DEFAULT_RESHARD_KEYS_PER_SECOND: u32 = 5_000;
+pub const DEFAULT_RESHARD_BYTES_PER_SECOND: u64 = 64 << 20;
+pub const DEFAULT_RESHARD_BIG_KEY_BYTES: u64 = 16 << 20;
+
 /// One backend server line: `host:port:weight [name]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -251,6 +272,14 @@ impl ServerConfig {
     /// The name this server has on the hash ring (twemproxy's rule).
     pub fn ring_name(&self) -> String {
         keyspace::ring_name(&self.host, self.port, self.name.as_deref())
+    }
+
+    /// The `servers:` line: `host:port:weight [name]`.
+    pub fn line(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{}:{}:{} {name}", self.host, self.port, self.weight),
+            None => format!("{}:{}:{}", self.host, self.port, self.weight),
+        }
     }
 }
 
@@ -290,7 +319,12 @@ impl std::error::Error for ConfigError {}
 
 /// The keys whose values are secrets, wherever they appear (a pool's
 /// `password`, `redis_auth`, `sentinel_auth`; a user's `password`).
-pub const SECRET_KEYS: &[&str] = &["password", "redis_auth", "sentinel_auth"];
+pub const SECRET_KEYS: &[&str] = &[
+    "password",
+    "redis_auth",
+    "sentinel_auth",
+    "coordination_auth",
+];
 
 /// What a secret is shown as.
 pub const REDACTED: &str = "(redacted)";

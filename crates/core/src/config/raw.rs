@@ -51,6 +51,13 @@ pub struct RawPool {
     pub health_check: Option<RawHealthCheck>,
     pub discover_replicas: Option<bool>,
     pub keys_may_move: Option<bool>,
+    // Resharding.
+    pub coordination: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub coordination_auth: Option<RawSecret>,
+    pub reshard_keys_per_second: Option<i64>,
+    pub reshard_bytes_per_second: Option<i64>,
+    pub reshard_big_key_bytes: Option<i64>,
     pub shard_down: Option<String>,
     // Read/write splitting.
     pub read_policy: Option<String>,

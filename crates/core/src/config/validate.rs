@@ -367,6 +367,40 @@ impl Checker<'_> {
                 "needs `sentinel_auth` (the user's password)",
             );
         }
+        let coordination = raw.coordination.as_deref().and_then(|line| {
+            parse_node(line, false)
+                .map_err(|e| self.problem("coordination", format!("'{line}': {e}")))
+                .ok()
+        });
+        let coordination_auth =
+            self.secret("coordination_auth", raw.coordination_auth)
+                .map(|password| BackendAuth {
+                    user: None,
+                    password,
+                });
+        let reshard = Reshard {
+            keys_per_second: self.number(
+                "reshard_keys_per_second",
+                raw.reshard_keys_per_second,
+                i64::from(DEFAULT_RESHARD_KEYS_PER_SECOND),
+                0,
+                u32::MAX as i64,
+            ) as u32,
+            bytes_per_second: self.number(
+                "reshard_bytes_per_second",
+                raw.reshard_bytes_per_second,
+                DEFAULT_RESHARD_BYTES_PER_SECOND as i64,
+                0,
+                i64::MAX,
+            ) as u64,
+            big_key_bytes: self.number(
+                "reshard_big_key_bytes",
+                raw.reshard_big_key_bytes,
+                DEFAULT_RESHARD_BIG_KEY_BYTES as i64,
+                1,
+                i64::MAX,
+            ) as u64,
+        };
         let failover = self.choice(
             "failover",
             raw.failover.as_deref(),
@@ -509,6 +543,9 @@ impl Checker<'_> {
             health_check,
             discover_replicas: raw.discover_replicas.unwrap_or(true),
             keys_may_move: raw.keys_may_move.unwrap_or(false),
+            coordination,
+            coordination_auth,
+            reshard,
             shard_down,
             read_policy,
             read_balance,
@@ -756,7 +793,7 @@ impl Checker<'_> {
 }
 
 /// `host:port:weight [name]`, as twemproxy writes a server.
-fn parse_server(line: &str) -> Result<ServerConfig, String> {
+pub fn parse_server(line: &str) -> Result<ServerConfig, String> {
     let mut words = line.split_whitespace();
     let address = words.next().ok_or("empty server line")?;
     let name = words.next().map(str::to_string);
@@ -798,7 +835,7 @@ fn host_port(host: &str, port: &str) -> Result<(u16, SocketAddr), String> {
 
 /// `host:port`, or with `with_weight`, also `host:port:weight` (the
 /// weight is ignored: Sentinel lines carry one in ifwe/twemproxy's format).
-fn parse_node(line: &str, with_weight: bool) -> Result<NodeConfig, String> {
+pub fn parse_node(line: &str, with_weight: bool) -> Result<NodeConfig, String> {
     let line = line.trim();
     let mut fields: Vec<&str> = line.rsplitn(3, ':').collect();
     fields.reverse();

@@ -59,6 +59,10 @@ pub enum Input {
         addr: SocketAddr,
         started: Instant,
         result: Result<Probe, NodeError>,
+        /// The node is known to be busy on the proxy's own behalf (a big
+        /// key being moved): a probe it did not answer counts as busy,
+        /// not as a failure.
+        busy_with: Option<String>,
     },
     /// Sentinel number `sentinel` (in the pool's list) names the shard's
     /// master: from a query, with its config epoch, or from
@@ -287,7 +291,8 @@ impl Kernel {
                 addr,
                 started,
                 result,
-            } => self.probed(addr, started, result, now),
+                busy_with,
+            } => self.probed(addr, started, result, busy_with, now),
             Input::SentinelMaster {
                 sentinel,
                 shard,
@@ -359,10 +364,30 @@ impl Kernel {
         addr: SocketAddr,
         started: Instant,
         result: Result<Probe, NodeError>,
+        busy_with: Option<String>,
         now: Instant,
     ) {
         let Some(shard) = self.shard_of(addr) else {
             return;
+        };
+        // Silent because the proxy keeps it busy: alive, as with BUSY.
+        let result = match (result, busy_with) {
+            (Err(_), Some(reason)) => {
+                let last = self
+                    .shards
+                    .get(shard)
+                    .and_then(|s| s.group.node(addr))
+                    .and_then(|n| n.last.clone());
+                match last {
+                    Some(last) => Ok(Probe {
+                        busy: Some(reason),
+                        new_connection: false,
+                        ..last
+                    }),
+                    None => Err(NodeError::Unexpected(reason)),
+                }
+            }
+            (result, _) => result,
         };
         let (rise, fall) = (self.config.health_check.rise, self.fall);
         let Some(node) = self

@@ -121,6 +121,7 @@ impl Sim {
             addr: addr(port),
             started,
             result,
+            busy_with: None,
         })
     }
 
@@ -688,7 +689,34 @@ fn a_server_moved_onto_its_former_replica_is_written_to_at_once() {
         addr: addr(7009),
         started: sim.start + Duration::from_millis(90),
         result: replica(7001, 10),
+        busy_with: None,
     };
     let actions = sim.at(120).input(stale);
     assert_eq!(published_master(&actions), None, "nothing changes");
+}
+
+#[test]
+fn a_node_the_proxy_keeps_busy_is_not_marked_down() {
+    let mut sim = healthy_managed();
+    for i in 1..=5 {
+        let started = sim.at(i * 100).now;
+        let actions = sim.input(Input::Probed {
+            addr: addr(7001),
+            started,
+            result: down(),
+            busy_with: Some("moving a big key".into()),
+        });
+        assert!(
+            events(&actions, EventKind::Health).is_empty(),
+            "{actions:?}"
+        );
+        assert!(promotes(&actions).is_none());
+    }
+    assert_eq!(sim.master_of(0), addr(7001));
+    // Without the excuse, the same silence is a failure.
+    let failed = (6..=10).any(|i| {
+        let actions = sim.at(i * 100).probe(7001, down());
+        !events(&actions, EventKind::Health).is_empty()
+    });
+    assert!(failed);
 }

@@ -56,6 +56,12 @@ pub enum Refusal {
     ProtectedConfig(&'static str),
     /// Only a replica speaks it to its master; never through a proxy.
     ReplicaLink(&'static str),
+    /// A transaction, script or blocking call on a key that is moving to
+    /// another server (resharding): it cannot follow the key; retry.
+    Moving,
+    /// The proxy lost the coordination store of a pool whose keys may be
+    /// moving: it cannot know where they are.
+    OutOfStep,
 }
 
 impl Refusal {
@@ -75,6 +81,12 @@ impl Refusal {
             ),
             Refusal::ReplicaLink(name) => format!(
                 "ERR shardgate: '{name}' is part of the replication protocol and is not supported through the proxy; connect replicas to the server itself"
+            ),
+            Refusal::Moving => format!(
+                "TRYAGAIN shardgate: a key of this request is moving to another server of pool '{pool}' (resharding); transactions, scripts and blocking calls on it must wait: retry"
+            ),
+            Refusal::OutOfStep => format!(
+                "TRYAGAIN shardgate: this proxy lost contact with the coordination store of pool '{pool}' and cannot know where moving keys are: retry, or use another proxy"
             ),
         }
     }

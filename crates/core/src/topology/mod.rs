@@ -19,5 +19,5 @@ mod status;
 
 pub use events::{Event, Events};
 pub use group::{Health, Origin};
-pub use snapshot::{NodeAddr, Shard, Topology};
+pub use snapshot::{KeyPlacement, NodeAddr, PlacementSpec, Shard, Topology};
 pub use status::{NodeStatus, PoolStatus, ShardStatus};

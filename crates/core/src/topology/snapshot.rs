@@ -54,11 +54,126 @@ pub struct Topology {
     /// a snapshot with the new one).
     pub config: Arc<PoolConfig>,
     pub shards: Vec<Shard>,
+    placement: Placement,
+    /// The placement this snapshot was built with.
+    key_placement: KeyPlacement,
+}
+
+/// Where keys live: one ring, or two while keys move from one to the other.
+#[derive(Debug)]
+enum Placement {
+    /// Every shard is on the ring, in order.
+    Stable {
+        hash_tag: HashTag,
+        distribution: Distribution,
+    },
+    Moving(Box<Move>),
+}
+
+/// Keys moving from one placement to another (see `docs/resharding.md`).
+#[derive(Debug)]
+pub struct Move {
+    /// Where keys were, and where they go (shard indexes of this snapshot).
+    from: Ring,
+    to: Ring,
+    /// An abort: keys go back from `to` to `from`.
+    pub back: bool,
+}
+
+/// One placement over some of the snapshot's shards.
+#[derive(Debug)]
+struct Ring {
     hash_tag: HashTag,
     distribution: Distribution,
+    /// Ring node -> shard index.
+    shards: Vec<usize>,
+}
+
+impl Ring {
+    /// A ring over the snapshot's shards named by `placement`, in its order.
+    fn build(placement: &PlacementSpec, shards: &[Shard]) -> Ring {
+        let mut nodes = Vec::with_capacity(placement.servers.len());
+        let mut indexes = Vec::with_capacity(placement.servers.len());
+        for (name, weight) in &placement.servers {
+            let index = shards.iter().position(|s| &*s.name == name.as_str());
+            nodes.push(RingNode {
+                name: name.clone(),
+                weight: *weight,
+                live: index
+                    .and_then(|i| shards.get(i))
+                    .is_some_and(|s| !s.ejected),
+            });
+            indexes.push(index.unwrap_or(usize::MAX));
+        }
+        Ring {
+            hash_tag: placement.hash_tag.clone(),
+            distribution: Distribution::build(placement.distribution, placement.hash, &nodes),
+            shards: indexes,
+        }
+    }
+
+    #[inline]
+    fn owner(&self, key: &[u8]) -> Option<usize> {
+        if self.shards.len() == 1 {
+            return self.shards.first().copied().filter(|&s| s != usize::MAX);
+        }
+        let node = self.distribution.locate(self.hash_tag.apply(key))?;
+        self.shards.get(node).copied().filter(|&s| s != usize::MAX)
+    }
+}
+
+/// A pool's key placement as its configuration gives it: the servers on
+/// the ring (ring name, weight), the hash, the distribution and the tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementSpec {
+    pub servers: Vec<(String, u32)>,
+    pub hash: keyspace::HashFunction,
+    pub distribution: keyspace::DistributionKind,
+    pub hash_tag: HashTag,
+}
+
+impl PlacementSpec {
+    pub fn of(config: &PoolConfig) -> PlacementSpec {
+        PlacementSpec {
+            servers: (config.servers.iter())
+                .map(|s| (s.ring_name(), s.weight))
+                .collect(),
+            hash: config.hash,
+            distribution: config.distribution,
+            hash_tag: config.hash_tag.clone(),
+        }
+    }
+}
+
+/// Where a pool's keys are: moving between two placements (from, to,
+/// back) or not, and the epoch that changes whenever they start or stop.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPlacement {
+    pub moving: Option<(PlacementSpec, PlacementSpec, bool)>,
+    /// Requests on moving keys are refused (a migration's first phase:
+    /// another proxy may still route them to their source).
+    pub refuse: bool,
+    pub epoch: u64,
 }
 
 impl Topology {
+    /// A snapshot of `shards` with keys placed as `placement` says.
+    pub fn placed(
+        config: &Arc<PoolConfig>,
+        version: u64,
+        shards: Vec<Shard>,
+        placement: &KeyPlacement,
+    ) -> Topology {
+        let mut topology = match &placement.moving {
+            Some((from, to, back)) => {
+                Topology::build_moving(config, version, shards, from, to, *back)
+            }
+            None => Topology::build(config, version, shards),
+        };
+        topology.key_placement = placement.clone();
+        topology
+    }
+
     /// The initial snapshot of a pool: every configured server a shard
     /// whose master is that server.
     pub fn from_config(config: &Arc<PoolConfig>) -> Topology {
@@ -92,19 +207,97 @@ impl Topology {
             version,
             config: config.clone(),
             shards,
-            hash_tag: config.hash_tag.clone(),
-            distribution,
+            placement: Placement::Stable {
+                hash_tag: config.hash_tag.clone(),
+                distribution,
+            },
+            key_placement: KeyPlacement::default(),
         }
     }
 
-    /// Index of the shard that owns `key`, or None when every shard is ejected.
+    /// A snapshot while keys move from placement `from` to `to` (`back`:
+    /// an abort, moving them back). `shards` holds every shard of both.
+    pub fn build_moving(
+        config: &Arc<PoolConfig>,
+        version: u64,
+        shards: Vec<Shard>,
+        from: &PlacementSpec,
+        to: &PlacementSpec,
+        back: bool,
+    ) -> Topology {
+        let placement = Placement::Moving(Box::new(Move {
+            from: Ring::build(from, &shards),
+            to: Ring::build(to, &shards),
+            back,
+        }));
+        Topology {
+            version,
+            config: config.clone(),
+            shards,
+            placement,
+            key_placement: KeyPlacement::default(),
+        }
+    }
+
+    /// Index of the shard requests for `key` go to (for a moving key, its
+    /// destination: the request pulls it there first), or None when every
+    /// shard is ejected.
     #[inline]
     pub fn shard_of(&self, key: &[u8]) -> Option<usize> {
-        if self.shards.len() == 1 {
-            // twemproxy's short-circuit: a one-server pool needs no hash.
-            return (!self.shards.first()?.ejected).then_some(0);
+        match &self.placement {
+            Placement::Stable {
+                hash_tag,
+                distribution,
+            } => {
+                if self.shards.len() == 1 {
+                    // twemproxy's short-circuit: a one-server pool needs no hash.
+                    return (!self.shards.first()?.ejected).then_some(0);
+                }
+                distribution.locate(hash_tag.apply(key))
+            }
+            Placement::Moving(m) if m.back => m.from.owner(key),
+            Placement::Moving(m) => m.to.owner(key),
         }
-        self.distribution.locate(self.hash_tag.apply(key))
+    }
+
+    /// While keys move: `(source, destination)` when `key` is one of them.
+    #[inline]
+    pub fn moving(&self, key: &[u8]) -> Option<(usize, usize)> {
+        let Placement::Moving(m) = &self.placement else {
+            return None;
+        };
+        let (from, to) = (m.from.owner(key)?, m.to.owner(key)?);
+        match (from == to, m.back) {
+            (true, _) => None,
+            (false, false) => Some((from, to)),
+            (false, true) => Some((to, from)),
+        }
+    }
+
+    /// Where keys are, as given to [`Topology::placed`].
+    pub fn key_placement(&self) -> KeyPlacement {
+        self.key_placement.clone()
+    }
+
+    /// Changes whenever keys start or stop moving (a migration started,
+    /// aborted or finished): a transaction begun under another epoch is
+    /// not run, since its keys may have moved meanwhile.
+    #[inline]
+    pub fn placement_epoch(&self) -> u64 {
+        self.key_placement.epoch
+    }
+
+    /// Whether requests on moving keys are refused (see
+    /// [`KeyPlacement::refuse`]) rather than pulled.
+    #[inline]
+    pub fn refuses_moving_keys(&self) -> bool {
+        self.key_placement.refuse
+    }
+
+    /// Whether keys are moving in this snapshot.
+    #[inline]
+    pub fn is_moving(&self) -> bool {
+        matches!(self.placement, Placement::Moving(_))
     }
 
     pub fn shard_count(&self) -> usize {
@@ -114,5 +307,78 @@ impl Topology {
     /// Shards that own keys (not ejected).
     pub fn live_shards(&self) -> impl Iterator<Item = (usize, &Shard)> {
         self.shards.iter().enumerate().filter(|(_, s)| !s.ejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(servers: &[&str], extra: &str) -> PoolConfig {
+        let mut yaml = format!("p:\n  listen: 127.0.0.1:1\n{extra}  servers:\n");
+        for s in servers {
+            yaml.push_str(&format!("    - {s}\n"));
+        }
+        crate::config::parse(&yaml).expect("config").pools.remove(0)
+    }
+
+    fn shards_of(config: &PoolConfig) -> Vec<Shard> {
+        Topology::from_config(&Arc::new(config.clone())).shards
+    }
+
+    #[test]
+    fn while_keys_move_each_has_one_source_and_one_destination() {
+        let from = config(
+            &[
+                "127.0.0.1:7001:1 a",
+                "127.0.0.1:7002:1 b",
+                "127.0.0.1:7003:1 c",
+            ],
+            "",
+        );
+        let to = config(
+            &[
+                "127.0.0.1:7001:1 a",
+                "127.0.0.1:7002:1 b",
+                "127.0.0.1:7003:1 c",
+                "127.0.0.1:7004:1 d",
+            ],
+            "",
+        );
+        let union = Arc::new(to.clone());
+        let (a, b) = (PlacementSpec::of(&from), PlacementSpec::of(&to));
+        let moving = Topology::build_moving(&union, 1, shards_of(&to), &a, &b, false);
+        let old = Topology::from_config(&Arc::new(from));
+        let new = Topology::from_config(&Arc::new(to));
+        let mut moved = 0;
+        for i in 0..10_000 {
+            let key = format!("key:{i}");
+            let key = key.as_bytes();
+            let (was, will) = (old.shard_of(key), new.shard_of(key));
+            assert_eq!(
+                moving.shard_of(key),
+                will,
+                "requests go where the key will be"
+            );
+            match moving.moving(key) {
+                Some((source, destination)) => {
+                    moved += 1;
+                    assert_eq!((Some(source), Some(destination)), (was, will));
+                    assert_eq!(destination, 3, "ketama: new keys go to the new server only");
+                }
+                None => assert_eq!(was, will),
+            }
+        }
+        // A fourth server takes about a quarter of the keys.
+        assert!((2000..3000).contains(&moved), "{moved}");
+        // Aborting sends them back.
+        let back = Topology::build_moving(&union, 2, shards_of(&union), &a, &b, true);
+        for i in 0..1000 {
+            let key = format!("key:{i}");
+            assert_eq!(back.shard_of(key.as_bytes()), old.shard_of(key.as_bytes()));
+            if let Some((source, destination)) = moving.moving(key.as_bytes()) {
+                assert_eq!(back.moving(key.as_bytes()), Some((destination, source)));
+            }
+        }
     }
 }

@@ -25,9 +25,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::control::ControlCommand;
 use crate::pool::PoolState;
 use crate::proxy_info::{ProxyInfo, ReloadResult};
 use crate::reload::ReloadHandle;
+use crate::reshard::ReshardCommand;
 use crate::topology::Events;
 
 /// What the admin server reads.
@@ -39,6 +41,8 @@ pub struct Admin {
     pub hosts: Vec<String>,
     /// Asks for reloads (`POST /reload`).
     pub reloads: ReloadHandle,
+    /// Reaches each pool's resharding coordinator.
+    pub control: tokio::sync::mpsc::UnboundedSender<ControlCommand>,
 }
 
 impl Admin {
@@ -88,6 +92,20 @@ pub async fn serve(
         .route("/config", get(config))
         .route("/reload", axum::routing::post(reload))
         .route("/upgrade", axum::routing::post(upgrade))
+        .route("/reshard", get(reshard_status))
+        .route("/reshard/start", axum::routing::post(reshard_start))
+        .route(
+            "/reshard/pause",
+            axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Pause)),
+        )
+        .route(
+            "/reshard/resume",
+            axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Resume)),
+        )
+        .route(
+            "/reshard/abort",
+            axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Abort)),
+        )
         .layer(axum::middleware::from_fn_with_state(
             admin.clone(),
             check_host,
@@ -327,6 +345,130 @@ async fn upgrade(State(admin): State<Arc<Admin>>) -> Response {
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// What an operator asks of migrations under way.
+#[derive(Debug, Clone, Copy)]
+enum ReshardOp {
+    Pause,
+    Resume,
+    Abort,
+}
+
+/// Asks pool `pool`'s coordinator.
+async fn ask<T>(
+    admin: &Admin,
+    pool: &str,
+    command: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> ReshardCommand,
+) -> Option<T> {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let sent = admin
+        .control
+        .send(ControlCommand::Reshard(pool.into(), command(reply)));
+    sent.ok()?;
+    outcome.await.ok()
+}
+
+/// Every pool's migration: phase, progress, rate, proxies not in step.
+async fn reshard_status(State(admin): State<Arc<Admin>>) -> Response {
+    let mut statuses = Vec::new();
+    for pool in admin.pools().iter() {
+        if let Some(status) = ask(&admin, &pool.name, ReshardCommand::Status).await {
+            statuses.push(status);
+        }
+    }
+    Json(statuses).into_response()
+}
+
+/// Starts moving each pool's keys to the placement its entry in the
+/// configuration file gives (`200`, a line per pool), or says why not
+/// (`409`).
+async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
+    let records = match admin.reloads.reshard_plan().await {
+        Ok(records) => records,
+        Err(problems) => return lines_response(Err(problems)),
+    };
+    let mut started = Vec::new();
+    let mut problems = Vec::new();
+    for (pool, record) in records {
+        let to = record.to.servers.join(", ");
+        let record = Box::new(record);
+        match ask(&admin, &pool, |reply| ReshardCommand::Start(record, reply)).await {
+            Some(Ok(generation)) => started.push(format!(
+                "pool '{pool}': migration {generation} started: keys move to {to}"
+            )),
+            Some(Err(e)) => problems.push(e),
+            None => problems.push(format!("pool '{pool}': no coordinator")),
+        }
+    }
+    lines_response(if problems.is_empty() {
+        Ok(started)
+    } else {
+        Err(problems)
+    })
+}
+
+#[derive(Deserialize)]
+struct PoolQuery {
+    pool: Option<String>,
+}
+
+/// Pauses, resumes or aborts (moves the keys back) the migration of
+/// `?pool=` (default: every pool with one under way).
+async fn reshard_op(
+    State(admin): State<Arc<Admin>>,
+    Query(query): Query<PoolQuery>,
+    op: ReshardOp,
+) -> Response {
+    let pools: Vec<String> = match query.pool {
+        Some(pool) => vec![pool],
+        None => {
+            let mut under_way = Vec::new();
+            for pool in admin.pools().iter() {
+                let status = ask(&admin, &pool.name, ReshardCommand::Status).await;
+                if status.is_some_and(|s| !matches!(s.phase.as_str(), "none" | "done" | "aborted"))
+                {
+                    under_way.push(pool.name.to_string());
+                }
+            }
+            under_way
+        }
+    };
+    if pools.is_empty() {
+        return lines_response(Err(vec!["no migration under way".into()]));
+    }
+    let (mut done, mut problems) = (Vec::new(), Vec::new());
+    for pool in pools {
+        let command = |reply| match op {
+            ReshardOp::Pause => ReshardCommand::Pause(reply),
+            ReshardOp::Resume => ReshardCommand::Resume(reply),
+            ReshardOp::Abort => ReshardCommand::Abort(reply),
+        };
+        match ask(&admin, &pool, command).await {
+            Some(Ok(generation)) => done.push(format!(
+                "pool '{pool}': {} (migration {generation})",
+                format!("{op:?}").to_lowercase()
+            )),
+            Some(Err(e)) => problems.push(e),
+            None => problems.push(format!("pool '{pool}': no such pool")),
+        }
+    }
+    lines_response(if problems.is_empty() {
+        Ok(done)
+    } else {
+        Err(problems)
+    })
+}
+
+fn lines_response(outcome: Result<Vec<String>, Vec<String>>) -> Response {
+    match outcome {
+        Ok(lines) => Json(serde_json::json!({ "ok": true, "lines": lines })).into_response(),
+        Err(lines) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "ok": false, "lines": lines })),
+        )
+            .into_response(),
     }
 }
 

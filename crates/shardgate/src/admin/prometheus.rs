@@ -92,7 +92,13 @@ fn escape(value: &str) -> String {
 
 fn pools(out: &mut String, admin: &Admin) {
     type Get = fn(&crate::pool::PoolState) -> u64;
-    let gauges: [(&str, &str, &str, Get); 4] = [
+    let gauges: [(&str, &str, &str, Get); 5] = [
+        (
+            "shardgate_reshard_proxies_not_acknowledging",
+            "gauge",
+            "Proxies that have not acknowledged the pool's migration yet (keys wait to move).",
+            |p| p.stats.reshard_waiting.load(Relaxed),
+        ),
         (
             "shardgate_client_connections",
             "gauge",
@@ -121,7 +127,7 @@ fn pools(out: &mut String, admin: &Admin) {
             },
         ),
     ];
-    let counters: [(&str, &str, Get); 7] = [
+    let counters: [(&str, &str, Get); 10] = [
         (
             "shardgate_client_connections_rejected_total",
             "Clients turned away at client_connections.",
@@ -131,6 +137,21 @@ fn pools(out: &mut String, admin: &Admin) {
             "shardgate_auth_failures_total",
             "Failed client authentications.",
             |p| p.users().failures(),
+        ),
+        (
+            "shardgate_reshard_keys_moved_total",
+            "Keys this proxy's resharding mover moved.",
+            |p| p.stats.keys_moved.load(Relaxed),
+        ),
+        (
+            "shardgate_reshard_bytes_moved_total",
+            "Bytes (MEMORY USAGE) this proxy's resharding mover moved.",
+            |p| p.stats.bytes_moved.load(Relaxed),
+        ),
+        (
+            "shardgate_reshard_mover_errors_total",
+            "Times the resharding mover stopped on an error (MIGRATE, SCAN; it retries).",
+            |p| p.stats.migrate_errors.load(Relaxed),
         ),
         (
             "shardgate_failovers_total",
@@ -181,7 +202,17 @@ fn pools(out: &mut String, admin: &Admin) {
         }
     }
     type WorkerGet = fn(&crate::metrics::PoolStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerGet); 6] = [
+    let worker_counters: [(&str, &str, WorkerGet); 8] = [
+        (
+            "shardgate_reshard_moving_key_requests_total",
+            "Requests on moving keys: run on their source if the keys are still there, else on their destination.",
+            |s| s.pulls.get(),
+        ),
+        (
+            "shardgate_reshard_moving_key_errors_total",
+            "Requests on moving keys whose source did not answer.",
+            |s| s.pull_errors.get(),
+        ),
         (
             "shardgate_clients_accepted_total",
             "Client connections accepted.",
@@ -218,6 +249,23 @@ fn pools(out: &mut String, admin: &Admin) {
         for pool in admin.pools().iter() {
             let total: u64 = pool.worker_stats().iter().map(|s| get(s)).sum();
             let _ = writeln!(out, "{name}{{pool=\"{}\"}} {total}", escape(&pool.name));
+        }
+    }
+    metric(
+        out,
+        "shardgate_reshard_phase",
+        "gauge",
+        "1 for the phase the pool's migration is in (none, moving, paused, aborting, done, aborted).",
+    );
+    for pool in admin.pools().iter() {
+        let now = pool.stats.reshard_phase.load(Relaxed) as usize;
+        for (index, phase) in crate::reshard::PHASES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "shardgate_reshard_phase{{pool=\"{}\",phase=\"{phase}\"}} {}",
+                escape(&pool.name),
+                u8::from(index == now)
+            );
         }
     }
 }

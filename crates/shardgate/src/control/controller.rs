@@ -23,14 +23,14 @@ use crate::backend::Handshake;
 use crate::config::{Failover, PoolConfig};
 use crate::error::NodeError;
 use crate::pool::PoolState;
-use crate::topology::{Events, Topology};
+use crate::topology::{Events, KeyPlacement, Topology};
 use shardgate_core::control::{Action, Input, Kernel, MANAGED_NAME};
 
 /// What the control thread tells a running controller.
 pub enum PoolCommand {
-    /// A reload's configuration for the pool; `done` is told once the
-    /// topology carrying it is published.
-    Reconfigure(Arc<PoolConfig>, std::sync::mpsc::Sender<()>),
+    /// A reload's (or a migration's) configuration for the pool; `done`
+    /// is told once the topology carrying it is published.
+    Reconfigure(Arc<PoolConfig>, KeyPlacement, std::sync::mpsc::Sender<()>),
     /// The pool was removed: stop probing and watching.
     Stop,
 }
@@ -53,11 +53,14 @@ pub struct Controller {
     probers: HashMap<SocketAddr, AbortHandle>,
     /// The Sentinel watchers' tasks.
     watchers: Vec<AbortHandle>,
+    /// Where the keys are (a migration may be moving them).
+    placement: KeyPlacement,
 }
 
 impl Controller {
     pub fn new(state: Arc<PoolState>, events: Arc<Events>, instance: Arc<str>) -> Controller {
         let config = state.config();
+        let placement = state.topology().key_placement();
         let kernel = Kernel::new(config.clone(), instance.clone(), Instant::now());
         let handshake = Handshake {
             auth: config.redis_auth.clone(),
@@ -79,6 +82,7 @@ impl Controller {
             rx,
             probers: HashMap::new(),
             watchers: Vec::new(),
+            placement,
         }
     }
 
@@ -117,7 +121,8 @@ impl Controller {
                     None => break,
                 },
                 command = commands.recv() => match command {
-                    Some(PoolCommand::Reconfigure(config, done)) => {
+                    Some(PoolCommand::Reconfigure(config, placement, done)) => {
+                        self.placement = placement;
                         self.reconfigure(config);
                         let _ = done.send(());
                     }
@@ -295,8 +300,8 @@ impl Controller {
                     self.state.stats.replica_exclusions.fetch_add(1, Relaxed);
                 }
                 Action::Publish { version, shards } => {
-                    self.state
-                        .publish(Topology::build(&self.config, version, shards));
+                    let topology = Topology::placed(&self.config, version, shards, &self.placement);
+                    self.state.publish(topology);
                 }
             }
         }
@@ -328,6 +333,7 @@ impl Controller {
             return;
         }
         let tx = self.tx.clone();
+        let state = self.state.clone();
         let mut prober = self.prober(addr, self.config.health_check.timeout);
         let interval = self.config.health_check.interval;
         let task = tokio::task::spawn_local(async move {
@@ -341,6 +347,7 @@ impl Controller {
                     addr,
                     started,
                     result,
+                    busy_with: state.kept_busy(addr),
                 };
                 if tx.send(probed).is_err() {
                     return;

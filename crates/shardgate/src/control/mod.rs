@@ -20,27 +20,36 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
 
+pub use crate::topology::KeyPlacement;
 pub use controller::{Controller, PoolCommand};
 
 use crate::config::PoolConfig;
 use crate::pool::PoolState;
+use crate::reshard::{Coordinator, ReshardCommand};
 use crate::topology::Events;
+use shardgate_core::reshard::MigrationRecord;
 
 /// What the control thread is told.
 pub enum ControlCommand {
-    /// Start the pool's controller; `ready` is told once it has settled.
+    /// Start the pool's controller and resharding coordinator (which
+    /// starts from `record`); `ready` is told once the controller settled.
     Start {
         state: Arc<PoolState>,
         ready: std::sync::mpsc::Sender<()>,
+        record: Option<MigrationRecord>,
     },
-    /// A reload's configuration; `done` is told once it is published.
+    /// A reload's (or a migration's) configuration; `done` is told once
+    /// it is published.
     Reconfigure {
         pool: Arc<str>,
         config: Arc<PoolConfig>,
+        placement: KeyPlacement,
         done: std::sync::mpsc::Sender<()>,
     },
     /// The pool was removed.
     Stop(Arc<str>),
+    /// An operator's word about the pool's migration.
+    Reshard(Arc<str>, ReshardCommand),
 }
 
 /// Starts the control thread: every pool's controller on one
@@ -48,6 +57,7 @@ pub enum ControlCommand {
 pub fn spawn(
     events: Arc<Events>,
     instance: Arc<str>,
+    apply: impl Fn(&str, MigrationRecord) -> Result<(), String> + Send + Sync + 'static,
     mut commands: mpsc::UnboundedReceiver<ControlCommand>,
     mut shutdown: watch::Receiver<bool>,
     extra: impl FnOnce() -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>
@@ -58,7 +68,10 @@ pub fn spawn(
         if let Some(task) = extra() {
             tokio::task::spawn_local(task);
         }
+        let apply = Arc::new(apply);
         let mut pools: HashMap<Arc<str>, mpsc::UnboundedSender<PoolCommand>> = HashMap::new();
+        let mut coordinators: HashMap<Arc<str>, mpsc::UnboundedSender<ReshardCommand>> =
+            HashMap::new();
         loop {
             let command = tokio::select! {
                 command = commands.recv() => command,
@@ -68,21 +81,49 @@ pub fn spawn(
                 break;
             };
             match command {
-                ControlCommand::Start { state, ready } => {
+                ControlCommand::Start {
+                    state,
+                    ready,
+                    record,
+                } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     pools.insert(state.name.clone(), tx);
+                    let pool = state.name.clone();
+                    let applying = apply.clone();
+                    let coordinator = Coordinator::new(
+                        state.clone(),
+                        events.clone(),
+                        instance.clone(),
+                        Arc::new(move |record| applying(&pool, record)),
+                        record,
+                    );
+                    let (reshard_tx, reshard_rx) = mpsc::unbounded_channel();
+                    coordinators.insert(state.name.clone(), reshard_tx);
+                    tokio::task::spawn_local(coordinator.run(reshard_rx, shutdown.clone()));
                     let controller = Controller::new(state, events.clone(), instance.clone());
                     tokio::task::spawn_local(controller.run(ready, rx, shutdown.clone()));
                 }
-                ControlCommand::Reconfigure { pool, config, done } => {
+                ControlCommand::Reshard(pool, command) => {
+                    if let Some(coordinator) = coordinators.get(&pool) {
+                        let _ = coordinator.send(command);
+                    }
+                }
+                ControlCommand::Reconfigure {
+                    pool,
+                    config,
+                    placement,
+                    done,
+                } => {
                     if let Some(controller) = pools.get(&pool) {
-                        let _ = controller.send(PoolCommand::Reconfigure(config, done));
+                        let _ = controller.send(PoolCommand::Reconfigure(config, placement, done));
                     }
                 }
                 ControlCommand::Stop(pool) => {
                     if let Some(controller) = pools.remove(&pool) {
                         let _ = controller.send(PoolCommand::Stop);
                     }
+                    // Dropping its channel ends the coordinator.
+                    coordinators.remove(&pool);
                 }
             }
         }

@@ -39,6 +39,10 @@ pub struct ClientEntry {
     pub buffers: Buffers,
     /// Waiting in a blocking call (BLPOP, XREAD BLOCK, WAIT...).
     blocked: AtomicBool,
+    /// The topology version the session's current batch is routed with,
+    /// plus one (0: between batches). A migration waits until no batch
+    /// runs with an older one.
+    batch_version: AtomicU64,
     /// CLIENT UNBLOCK asked for: [`UNBLOCK_TIMEOUT`] or [`UNBLOCK_ERROR`].
     unblock: AtomicU8,
     pub name: Mutex<Option<String>>,
@@ -131,6 +135,36 @@ impl ClientEntry {
     /// Asks the session to close now (CLIENT KILL).
     pub fn kill(&self) {
         self.raise(KILLED);
+    }
+
+    /// The session is about to take a topology snapshot for a batch: from
+    /// now until [`ClientEntry::routed_with`], a migration counts it as
+    /// routed with an old one. A full barrier: either the migration's
+    /// drain sees this, or the session sees the new snapshot.
+    #[inline]
+    pub fn start_batch(&self) {
+        self.batch_version.swap(1, Ordering::SeqCst);
+    }
+
+    /// The batch is routed with topology `version`.
+    #[inline]
+    pub fn routed_with(&self, version: u64) {
+        self.batch_version.store(version.saturating_add(1), Relaxed);
+    }
+
+    /// The session answered its batch.
+    #[inline]
+    pub fn end_batch(&self) {
+        self.batch_version.store(0, Relaxed);
+    }
+
+    /// Whether the session runs a batch routed with a topology older than
+    /// `version`.
+    pub fn routed_before(&self, version: u64) -> bool {
+        match self.batch_version.load(Ordering::SeqCst) {
+            0 => false,
+            routed => routed - 1 < version,
+        }
     }
 
     /// Marks the client as waiting in a blocking call, or done waiting.
@@ -290,6 +324,7 @@ impl Clients {
             fd,
             buffers: Buffers::default(),
             blocked: AtomicBool::new(false),
+            batch_version: AtomicU64::new(0),
             unblock: AtomicU8::new(0),
             name: Mutex::new(None),
             user: Mutex::new("default".into()),

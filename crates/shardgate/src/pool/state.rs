@@ -12,7 +12,7 @@ use crate::backend::{Episode, NodeStats};
 use crate::config::PoolConfig;
 use crate::metrics::{PoolStats, SlowLog};
 use crate::scripts::Scripts;
-use crate::topology::{PoolStatus, Topology};
+use crate::topology::{KeyPlacement, PoolStatus, Topology};
 
 /// A pool's published topology (which carries its configuration), its
 /// users and clients, and its counters. Lives as long as the pool: a
@@ -39,6 +39,13 @@ pub struct PoolState {
     pub scripts: Scripts,
     /// The controller's view of every node, for the admin API.
     status: ArcSwap<PoolStatus>,
+    /// The proxy lost the coordination store of a pool whose keys may
+    /// move: it refuses the pool's requests until it is back in step.
+    out_of_step: std::sync::atomic::AtomicBool,
+    /// A resharding mover (this proxy's or another's) moves a big key:
+    /// the pool's servers may not answer health checks meanwhile (the two
+    /// it moves between are blocked, and so is any that MIGRATEs to them).
+    kept_busy: std::sync::atomic::AtomicBool,
     /// Every worker's counters for this pool, summed at scrape time.
     worker_stats: Mutex<Vec<Arc<PoolStats>>>,
     /// Every worker's per-node counters, by node address.
@@ -58,12 +65,24 @@ pub struct ControlStats {
     pub replica_exclusions: AtomicU64,
     /// Nodes that went down or came back up (health flips).
     pub health_flips: AtomicU64,
+    /// Keys and bytes the resharding mover moved (this proxy's mover).
+    pub keys_moved: AtomicU64,
+    pub bytes_moved: AtomicU64,
+    /// Times the mover stopped on an error (it retries).
+    pub migrate_errors: AtomicU64,
+    /// The migration's phase (an index into `reshard::PHASES`).
+    pub reshard_phase: AtomicU64,
+    /// Proxies that have not acknowledged the migration yet.
+    pub reshard_waiting: AtomicU64,
 }
 
 impl PoolState {
-    pub fn new(config: PoolConfig) -> PoolState {
+    /// A pool starting with `config`, its keys placed as `placement` says
+    /// (a migration may be under way).
+    pub fn new(config: PoolConfig, placement: &KeyPlacement) -> PoolState {
         let config = Arc::new(config);
-        let topology = Topology::from_config(&config);
+        let shards = Topology::from_config(&config).shards;
+        let topology = Topology::placed(&config, 0, shards, placement);
         let users = users_of(&config);
         let slowlog = SlowLog::new(config.slowlog_threshold, config.slowlog_max_len);
         PoolState {
@@ -78,6 +97,8 @@ impl PoolState {
             slowlog,
             scripts: Scripts::default(),
             status: ArcSwap::from_pointee(PoolStatus::default()),
+            out_of_step: std::sync::atomic::AtomicBool::new(false),
+            kept_busy: std::sync::atomic::AtomicBool::new(false),
             worker_stats: Mutex::new(Vec::new()),
             node_stats: Mutex::new(Vec::new()),
             episodes: Mutex::new(std::collections::HashMap::new()),
@@ -103,6 +124,29 @@ impl PoolState {
         self.users.store(Arc::new(users));
         self.slowlog
             .configure(config.slowlog_threshold, config.slowlog_max_len);
+    }
+
+    /// Whether the proxy is out of step with the pool's migrations (see
+    /// `reshard`): requests are refused meanwhile.
+    #[inline]
+    pub fn out_of_step(&self) -> bool {
+        self.out_of_step.load(Ordering::Relaxed)
+    }
+
+    pub fn set_out_of_step(&self, out: bool) {
+        self.out_of_step.store(out, Ordering::Relaxed);
+    }
+
+    /// A big key moves (see the field), or no longer.
+    pub fn keep_busy(&self, busy: bool) {
+        self.kept_busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// Why a node may not answer health checks now, if a big key moves.
+    pub fn kept_busy(&self, _addr: SocketAddr) -> Option<String> {
+        self.kept_busy
+            .load(Ordering::Relaxed)
+            .then(|| "busy: a big key moves between servers (resharding)".to_string())
     }
 
     /// The trouble episode of the node at `addr` (one per node, shared by

@@ -76,7 +76,19 @@ impl<S: ClientStream> Session<S> {
             }
         }
         let route = self.route(&request, &resolution);
-        self.dispatch_route(route, request, resolution)
+        if self.pool.state.out_of_step() && !matches!(route, Route::Session(_)) {
+            return self.refuse(route::Refusal::OutOfStep);
+        }
+        if !self.view.topology.is_moving() {
+            return self.dispatch_route(route, request, resolution);
+        }
+        let request = match self.run_where_it_is(request, &route, &resolution) {
+            Ok(request) => request,
+            Err(flow) => return flow,
+        };
+        let flow = self.dispatch_route(route, request, resolution);
+        self.master_only = false;
+        flow
     }
 
     /// Where `request` goes with this batch's topology.
@@ -332,7 +344,8 @@ impl<S: ClientStream> Session<S> {
         let Some(view) = self.view.shards.get(shard) else {
             return Err(self.shard_unavailable(shard));
         };
-        if read && self.reads_may_use_replicas() {
+        // A key just moved may not be on the replicas yet.
+        if read && !self.master_only && self.reads_may_use_replicas() {
             match self.batch_reader(shard, view) {
                 BatchReader::Node(node) => {
                     if !view.master.as_ref().is_some_and(|m| Rc::ptr_eq(m, &node)) {
@@ -420,6 +433,10 @@ impl<S: ClientStream> Session<S> {
     /// Sends `frame` to the shard's node on the client's shared connection,
     /// or on its pinned one there (WATCH), so it stays in order with the
     /// client's other commands to that shard.
+    pub(super) fn send_to_master(&self, shard: usize, frame: Bytes) -> ReplySlot {
+        self.send_to_shard(shard, false, frame)
+    }
+
     fn send_to_shard(&self, shard: usize, read: bool, frame: Bytes) -> ReplySlot {
         if let Some(lease) = self.tx.pinned_to(shard) {
             return lease.conn().send(frame);

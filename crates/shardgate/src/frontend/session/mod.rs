@@ -19,6 +19,7 @@
 //! - `pending`: a reply that is ready or will be, and how it resolves.
 //! - `dispatch`: one request -> where it goes (shard, split, broadcast, scan).
 //! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
+//! - `moving`: resharding: requests on moving keys run where the keys are.
 //! - `cmd`: commands the proxy answers itself, one module per family.
 //! - `reply`: replies the proxy encodes itself.
 //! - `pubsub`: Pub/Sub and MONITOR over push links.
@@ -30,6 +31,7 @@ mod client;
 mod cmd;
 mod dispatch;
 mod handoff;
+mod moving;
 mod pending;
 mod pubsub;
 mod reply;
@@ -105,6 +107,8 @@ pub async fn run<S: ClientStream>(
         slow_node: None,
         batch_started: Instant::now(),
         metrics,
+        at_source: moving::AtSource::default(),
+        master_only: false,
     };
     let mut ended = Ok(());
     if let Some(restore) = restore {
@@ -227,6 +231,11 @@ pub(crate) struct Session<S> {
     batch_started: Instant,
     /// Whether per-command metrics are kept (`--no-metrics` turns them off).
     metrics: bool,
+    /// The held request's run on its moving keys' source (resharding).
+    at_source: moving::AtSource,
+    /// The request being dispatched must read from masters (its keys
+    /// were just moved).
+    master_only: bool,
 }
 
 /// What the session does after dispatching one request.
@@ -241,6 +250,9 @@ pub(crate) enum Flow {
     Pause,
     /// Write the replies queued so far, then end the session.
     Close(End),
+    /// The held request's keys start moving and may not be touched yet
+    /// (a migration's first phase): wait for the next topology, briefly.
+    AwaitPlacement,
 }
 
 /// Why a session ends.
@@ -295,9 +307,13 @@ impl<S: ClientStream> Session<S> {
             if !self.queue.is_empty() {
                 self.collect_replies().await?;
             }
+            if self.at_source.waiting() {
+                self.await_source().await;
+            }
             match flow {
                 Flow::Close(end) => return Err(end),
                 Flow::Pause => self.wait_unpaused().await?,
+                Flow::AwaitPlacement => self.await_placement().await?,
                 Flow::Barrier => {}
                 Flow::Next if self.read_buf.len() > parsed => {}
                 Flow::Next => self.read_more().await?,
@@ -311,6 +327,7 @@ impl<S: ClientStream> Session<S> {
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
         }
+        self.client.entry.end_batch();
         let entry = self.client.entry.clone();
         loop {
             let signal = entry.signal();
@@ -355,10 +372,31 @@ impl<S: ClientStream> Session<S> {
         self.read_ready().await
     }
 
+    /// Waits (up to [`moving::HOLD`]) for the pool's topology to change:
+    /// a migration's first phase ends within a few heartbeats, then the
+    /// held request pulls its keys; if it has not, the request is refused.
+    async fn await_placement(&mut self) -> Result<(), End> {
+        let entry = self.client.entry.clone();
+        entry.end_batch();
+        let version = self.view.topology.version;
+        let waited = async {
+            let started = Instant::now();
+            while self.pool.state.topology_version() == version && started.elapsed() < moving::HOLD
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        };
+        tokio::select! {
+            () = waited => Ok(()),
+            signal = entry.raised(SHUTDOWN) => Err(if signal == KILLED { End::Killed } else { End::Shutdown }),
+        }
+    }
+
     /// Waits for CLIENT PAUSE to end (or the client to be killed, or the
     /// proxy to stop).
     async fn wait_unpaused(&mut self) -> Result<(), End> {
         let entry = self.client.entry.clone();
+        entry.end_batch();
         tokio::select! {
             () = self.pool.state.pause.ended() => Ok(()),
             signal = entry.raised(SHUTDOWN) => Err(if signal == KILLED { End::Killed } else { End::Shutdown }),
@@ -413,9 +451,13 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn dispatch_ready(&mut self) -> Flow {
+        // Before the snapshot is taken (see `ClientEntry::start_batch`).
+        self.client.entry.start_batch();
         let view = self.pool.view();
         let reconfigured = !Arc::ptr_eq(&view.topology.config, &self.view.topology.config);
         self.view = view;
+        // A migration waits for batches routed with older snapshots.
+        self.client.entry.routed_with(self.view.topology.version);
         if reconfigured {
             if let Some(end) = self.reconfigured() {
                 return Flow::Close(end);

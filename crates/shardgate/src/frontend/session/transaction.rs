@@ -28,6 +28,7 @@ const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
 const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+const EXECABORT_MOVED: &str = "EXECABORT Transaction discarded: keys of the pool started or stopped moving between servers (resharding) since MULTI; retry it";
 
 /// A connection leased for WATCH / MULTI and the shard it reaches.
 struct Pinned {
@@ -38,6 +39,9 @@ struct Pinned {
 /// Inside MULTI.
 #[derive(Default)]
 struct Multi {
+    /// The placement epoch at MULTI: keys that started or stopped moving
+    /// since may be elsewhere now, so EXEC does not run.
+    epoch: u64,
     /// Commands without keys queued before the shard was known.
     early: Vec<Request>,
     /// A command failed to queue: EXEC answers EXECABORT.
@@ -51,6 +55,8 @@ struct Multi {
 pub struct Transaction {
     pinned: Option<Pinned>,
     multi: Option<Multi>,
+    /// The placement epoch at the first WATCH (see [`Multi::epoch`]).
+    watch_epoch: Option<u64>,
 }
 
 impl Transaction {
@@ -99,6 +105,9 @@ impl<S: ClientStream> Session<S> {
         let topology = self.view.topology.clone();
         let mut shard = None;
         for key in request.args().skip(1) {
+            if topology.moving(key).is_some() {
+                return self.refuse(Refusal::Moving);
+            }
             match (topology.shard_of(key), shard) {
                 (None, _) => return self.refuse(Refusal::NoShard),
                 (Some(s), None) => shard = Some(s),
@@ -107,6 +116,9 @@ impl<S: ClientStream> Session<S> {
             }
         }
         let shard = shard.unwrap_or(0);
+        self.tx
+            .watch_epoch
+            .get_or_insert(topology.placement_epoch());
         match &self.tx.pinned {
             Some(pinned) if pinned.shard == shard => {
                 let slot = pinned.lease.conn().send(request.raw);
@@ -154,6 +166,7 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(super) fn unwatch(&mut self) -> Flow {
+        self.tx.watch_epoch = None;
         self.end_pinned(UNWATCH)
     }
 
@@ -180,7 +193,10 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(super) fn multi(&mut self) -> Flow {
-        self.tx.multi = Some(Multi::default());
+        self.tx.multi = Some(Multi {
+            epoch: self.view.topology.placement_epoch(),
+            ..Multi::default()
+        });
         self.client.entry.multi.store(0, Relaxed);
         match &self.tx.pinned {
             Some(pinned) => {
@@ -220,6 +236,10 @@ impl<S: ClientStream> Session<S> {
             }
             Route::Shard { keyless: true, .. } | Route::Broadcast(Merge::Info | Merge::Wait) => {
                 self.queue_keyless(request, resolution)
+            }
+            Route::Shard { .. } if self.touches_moving_key(&request) => {
+                let message = Refusal::Moving.message(&self.config().name);
+                self.doom(&message)
             }
             Route::Shard { shard, .. } => self.queue_on(shard, request),
             // Secrets are redacted from CONFIG GET's own reply only.
@@ -316,6 +336,33 @@ impl<S: ClientStream> Session<S> {
             return Flow::Next;
         };
         self.client.entry.multi.store(-1, Relaxed);
+        let epoch = self.view.topology.placement_epoch();
+        let watched = self.tx.watch_epoch.take();
+        let moved = multi.epoch != epoch || watched.is_some_and(|w| w != epoch);
+        if moved && !multi.dirty {
+            // Keys started or stopped moving since MULTI (or WATCH): the
+            // queued commands may name keys now elsewhere. A WATCHing
+            // client sees its transaction fail as after a change to a
+            // watched key, and retries; the others get EXECABORT.
+            let instead = match watched {
+                Some(_) if self.client.resp3 => Bytes::from_static(b"_\r\n"),
+                Some(_) => Bytes::from_static(b"*-1\r\n"),
+                None => fanout::encode_error(EXECABORT_MOVED),
+            };
+            match self.tx.pinned.take() {
+                Some(pinned) => {
+                    let slot = pinned.lease.conn().send(Bytes::from_static(DISCARD));
+                    self.push(Pending::Leased {
+                        slot,
+                        lease: pinned.lease,
+                        instead: Some(instead),
+                        blocking: false,
+                    });
+                }
+                None => self.push(Pending::Ready(instead)),
+            }
+            return Flow::Barrier;
+        }
         if multi.dirty {
             // Discarded on the server too (which also drops its WATCHes),
             // after the replies still owed on that connection.
@@ -372,6 +419,7 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn discard(&mut self) -> Flow {
+        self.tx.watch_epoch = None;
         if self.tx.multi.take().is_none() {
             self.push_error("ERR DISCARD without MULTI");
             return Flow::Next;

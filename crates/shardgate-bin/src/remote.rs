@@ -1,6 +1,6 @@
-//! `shardgate reload` and `shardgate upgrade`: ask a running proxy's admin
-//! server to reload its configuration file (`POST /reload`) or to start
-//! its binary again in its place (`POST /upgrade`), and print the outcome.
+//! Commands that talk to a running proxy's admin server: `shardgate
+//! reload` (`POST /reload`), `shardgate upgrade` (`POST /upgrade`) and
+//! `shardgate reshard ...` (`/reshard`), each printing the outcome.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -115,5 +115,77 @@ fn describe(status: u16, body: &str) -> String {
     for line in lines {
         text.push_str(&format!("  - {line}\n"));
     }
+    text
+}
+
+/// `shardgate reshard start|pause|resume|abort|status [--pool P]`.
+pub fn reshard(admin: SocketAddr, action: &str, pool: Option<&str>) -> ExitCode {
+    let query = pool.map(|p| format!("?pool={p}")).unwrap_or_default();
+    let outcome = match action {
+        "status" => request(admin, "GET", "/reshard"),
+        action => request(admin, "POST", &format!("/reshard/{action}{query}")),
+    };
+    let (status, body) = match outcome {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("shardgate reshard: cannot reach the admin server at {admin}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
+        eprintln!("shardgate reshard: the admin server answered {status}: {body}");
+        return ExitCode::from(1);
+    };
+    if action == "status" {
+        for pool in value.as_array().into_iter().flatten() {
+            print!("{}", describe_status(pool));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let lines: Vec<&str> = value
+        .get("lines")
+        .and_then(|l| l.as_array())
+        .map(|l| l.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let ok = status == 200;
+    for line in lines {
+        if ok {
+            println!("{line}");
+        } else {
+            eprintln!("shardgate reshard {action}: {line}");
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// One pool's migration, as the operator reads it.
+fn describe_status(pool: &serde_json::Value) -> String {
+    let field = |name: &str| pool.get(name).cloned().unwrap_or_default();
+    let name = field("pool");
+    let phase = field("phase");
+    let mut text = format!(
+        "pool {}: {} (migration {}), {} keys / {} bytes moved by this proxy, {:.0} keys/s",
+        name.as_str().unwrap_or("?"),
+        phase.as_str().unwrap_or("?"),
+        field("generation"),
+        field("keys_moved"),
+        field("bytes_moved"),
+        field("keys_per_second").as_f64().unwrap_or(0.0),
+    );
+    if let Some(mover) = field("mover").as_str() {
+        text.push_str(&format!(", mover: {mover}"));
+    }
+    let waiting = field("waiting_for");
+    if waiting.as_array().is_some_and(|w| !w.is_empty()) {
+        text.push_str(&format!(", waiting for {waiting}"));
+    }
+    if let Some(error) = field("last_error").as_str() {
+        text.push_str(&format!(", last error: {error}"));
+    }
+    text.push('\n');
     text
 }

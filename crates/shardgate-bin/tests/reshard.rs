@@ -1,0 +1,644 @@
+//! Online resharding through real proxies over real redis-servers, under
+//! a checked load: writers increment per-key counters and record every
+//! acknowledged value, readers check they never see a value older than
+//! one already acknowledged, transfers move amounts between two tagged
+//! keys in MULTI/EXEC and their sum must not change. Afterwards every key
+//! is on its new owner and nowhere else, and every counter equals its
+//! acknowledged count.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a test fails by panicking
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::BIN;
+use test_support::ports::free_port;
+use test_support::resp::Reply;
+use test_support::{RedisServer, RespClient, Shardgate};
+
+const COUNTERS: usize = 2_000;
+const ACCOUNTS: usize = 50;
+const TOTAL: i64 = 1_000;
+
+/// A pool over `servers` (named), optionally coordinated through `store`.
+fn pool(port: u16, servers: &[(&str, &RedisServer)], extra: &str) -> String {
+    let mut yaml =
+        format!("data:\n  listen: 127.0.0.1:{port}\n  hash_tag: \"{{}}\"\n{extra}  servers:\n");
+    for (name, server) in servers {
+        yaml.push_str(&format!("    - {}:1 {name}\n", server.addr()));
+    }
+    yaml
+}
+
+fn int(reply: &Reply) -> Option<i64> {
+    match reply {
+        Reply::Integer(n) => Some(*n),
+        Reply::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What the clients were told, and what went wrong.
+#[derive(Default)]
+struct Checker {
+    /// Per counter: the highest value acknowledged to a writer.
+    acked: Vec<AtomicU64>,
+    stop: AtomicBool,
+    problems: Mutex<Vec<String>>,
+    /// Retryable refusals seen (TRYAGAIN, EXECABORT): not errors.
+    retries: AtomicU64,
+    writes: AtomicU64,
+    reads: AtomicU64,
+    transfers: AtomicU64,
+}
+
+impl Checker {
+    fn new() -> Arc<Checker> {
+        Arc::new(Checker {
+            acked: (0..COUNTERS).map(|_| AtomicU64::new(0)).collect(),
+            ..Checker::default()
+        })
+    }
+
+    fn problem(&self, what: String) {
+        let mut problems = self.problems.lock().unwrap();
+        if problems.len() < 20 {
+            problems.push(what);
+        }
+    }
+
+    fn retryable(reply: &Reply) -> bool {
+        matches!(reply, Reply::Error(e) if e.starts_with("TRYAGAIN") || e.starts_with("EXECABORT"))
+    }
+}
+
+fn counter(i: usize) -> String {
+    format!("ctr:{i}")
+}
+
+/// A writer: INCR of its counters (`i % writers == id`); each reply must
+/// be one more than the last acknowledged.
+fn writer(port: u16, id: usize, writers: usize, checker: Arc<Checker>) {
+    let mut client = RespClient::connect(port).unwrap();
+    let mut n = id;
+    while !checker.stop.load(Relaxed) {
+        let i = n % COUNTERS;
+        n += writers * 7;
+        if i % writers != id {
+            continue;
+        }
+        let reply = client.cmd(&["INCR", &counter(i)]).unwrap();
+        match int(&reply) {
+            Some(value) => {
+                let before = checker.acked[i].swap(value as u64, Relaxed);
+                if value as u64 != before + 1 {
+                    checker.problem(format!(
+                        "{}: INCR gave {value} after {before} was acknowledged",
+                        counter(i)
+                    ));
+                }
+                checker.writes.fetch_add(1, Relaxed);
+            }
+            None if Checker::retryable(&reply) => {
+                checker.retries.fetch_add(1, Relaxed);
+            }
+            None => checker.problem(format!("INCR {}: {reply:?}", counter(i))),
+        }
+    }
+}
+
+/// A reader: GET must never be older than what was acknowledged before
+/// it was sent.
+fn reader(port: u16, seed: usize, checker: Arc<Checker>) {
+    let mut client = RespClient::connect(port).unwrap();
+    let mut n = seed;
+    while !checker.stop.load(Relaxed) {
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (n >> 33) % COUNTERS;
+        let floor = checker.acked[i].load(Relaxed);
+        let reply = client.cmd(&["GET", &counter(i)]).unwrap();
+        let value = match &reply {
+            Reply::Nil => 0,
+            other => match int(other) {
+                Some(v) => v as u64,
+                None if Checker::retryable(other) => {
+                    checker.retries.fetch_add(1, Relaxed);
+                    continue;
+                }
+                None => {
+                    checker.problem(format!("GET {}: {other:?}", counter(i)));
+                    continue;
+                }
+            },
+        };
+        if value < floor {
+            checker.problem(format!(
+                "stale read: {} = {value} after {floor} was acknowledged",
+                counter(i)
+            ));
+        }
+        checker.reads.fetch_add(1, Relaxed);
+    }
+}
+
+/// Transfers between two tagged keys in MULTI/EXEC, and checks of their sum.
+fn transfers(port: u16, seed: usize, checker: Arc<Checker>) {
+    let mut client = RespClient::connect(port).unwrap();
+    let mut n = seed;
+    while !checker.stop.load(Relaxed) {
+        n += 1;
+        let account = n % ACCOUNTS;
+        let (a, b) = (
+            format!("{{acct{account}}}:a"),
+            format!("{{acct{account}}}:b"),
+        );
+        let amount = (n % 7 + 1).to_string();
+        let mut replies = Vec::new();
+        for command in [
+            vec!["MULTI"],
+            vec!["DECRBY", &a, &amount],
+            vec!["INCRBY", &b, &amount],
+            vec!["EXEC"],
+        ] {
+            replies.push(client.cmd(&command).unwrap());
+        }
+        match replies.last() {
+            Some(Reply::Array(_)) => {
+                checker.transfers.fetch_add(1, Relaxed);
+            }
+            Some(other) if Checker::retryable(other) => {
+                checker.retries.fetch_add(1, Relaxed);
+            }
+            other => checker.problem(format!("transfer: {replies:?} ended {other:?}")),
+        }
+        match client.cmd(&["MGET", &a, &b]).unwrap() {
+            Reply::Array(values) => {
+                let sum: i64 = values.iter().map(|v| int(v).unwrap_or(0)).sum();
+                if sum != TOTAL {
+                    checker.problem(format!("{a} + {b} = {sum}, not {TOTAL}"));
+                }
+            }
+            other if Checker::retryable(&other) => {
+                checker.retries.fetch_add(1, Relaxed);
+            }
+            other => checker.problem(format!("MGET {a} {b}: {other:?}")),
+        }
+    }
+}
+
+/// Counters, accounts and keys with a TTL, written through `port`.
+fn preload(port: u16) {
+    let mut client = RespClient::connect(port).unwrap();
+    for i in 0..COUNTERS {
+        client.send(&["SET", &counter(i), "0"]).unwrap();
+    }
+    for account in 0..ACCOUNTS {
+        client
+            .send(&["SET", &format!("{{acct{account}}}:a"), &TOTAL.to_string()])
+            .unwrap();
+        client
+            .send(&["SET", &format!("{{acct{account}}}:b"), "0"])
+            .unwrap();
+    }
+    for i in 0..500 {
+        client
+            .send(&["SET", &format!("ttl:{i}"), "x", "EX", "1000"])
+            .unwrap();
+    }
+    for _ in 0..(COUNTERS + 2 * ACCOUNTS + 500) {
+        assert_eq!(client.read_reply().unwrap(), Reply::Simple("OK".into()));
+    }
+}
+
+/// Every key of every server, and where it is.
+fn placement(servers: &[&RedisServer]) -> BTreeMap<String, Vec<u16>> {
+    let mut keys: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for server in servers {
+        let mut client = server.client();
+        let mut cursor = "0".to_string();
+        loop {
+            let Reply::Array(parts) = client.cmd(&["SCAN", &cursor, "COUNT", "1000"]).unwrap()
+            else {
+                panic!("SCAN");
+            };
+            cursor = parts[0].bulk_str().unwrap();
+            if let Reply::Array(found) = &parts[1] {
+                for key in found {
+                    keys.entry(key.bulk_str().unwrap())
+                        .or_default()
+                        .push(server.port());
+                }
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    keys
+}
+
+fn reshard(proxy: &Shardgate, action: &str) -> (bool, String) {
+    let admin = format!("127.0.0.1:{}", proxy.admin_port().unwrap());
+    let output = std::process::Command::new(BIN)
+        .args(["--admin", &admin, "reshard", action])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn phase(proxy: &Shardgate) -> String {
+    let (_, body) = proxy.admin_get("/reshard").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status[0]["phase"].as_str().unwrap_or("?").to_string()
+}
+
+fn wait_done(proxy: &Shardgate, within: Duration, servers: &[&RedisServer]) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if phase(proxy) == "done" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let doubles: Vec<_> = placement(servers)
+        .into_iter()
+        .filter(|(_, on)| on.len() > 1)
+        .take(10)
+        .map(|(key, on)| {
+            let values: Vec<String> = on
+                .iter()
+                .map(|port| {
+                    let server = servers.iter().find(|s| s.port() == *port).unwrap();
+                    format!("{port}={:?}", server.cmd(&["GET", &key]))
+                })
+                .collect();
+            (key, values)
+        })
+        .collect();
+    let ports: Vec<u16> = servers.iter().map(|s| s.port()).collect();
+    eprintln!("servers s1..s4: {ports:?}");
+    panic!(
+        "not done within {within:?}: {}\nkeys on several servers: {doubles:?}\nlog:\n{}",
+        proxy.admin_get("/reshard").unwrap().1,
+        proxy.log()
+    );
+}
+
+/// Runs the checked load on `ports` while `during` runs, then checks.
+fn under_load(ports: &[u16], during: impl FnOnce()) -> Arc<Checker> {
+    let checker = Checker::new();
+    let mut threads = Vec::new();
+    for (k, &port) in ports.iter().enumerate() {
+        let writers = 2;
+        for id in 0..writers {
+            // Each counter has one writer across all proxies.
+            let (checker, global) = (checker.clone(), k * writers + id);
+            let all = ports.len() * writers;
+            threads.push(std::thread::spawn(move || {
+                writer(port, global, all, checker)
+            }));
+        }
+        for seed in 0..2 {
+            let checker = checker.clone();
+            threads.push(std::thread::spawn(move || {
+                reader(port, seed * 31 + k, checker)
+            }));
+        }
+        let checker2 = checker.clone();
+        threads.push(std::thread::spawn(move || {
+            transfers(port, k * 1000, checker2)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    during();
+    std::thread::sleep(Duration::from_millis(500));
+    checker.stop.store(true, Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    checker
+}
+
+fn assert_clean(checker: &Checker) {
+    let problems = checker.problems.lock().unwrap();
+    eprintln!(
+        "checked: {} writes, {} reads, {} transfers, {} retryable refusals",
+        checker.writes.load(Relaxed),
+        checker.reads.load(Relaxed),
+        checker.transfers.load(Relaxed),
+        checker.retries.load(Relaxed)
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(checker.writes.load(Relaxed) > 1000, "the load ran");
+}
+
+/// After a migration: every key on exactly one server, and where a proxy
+/// with only the final placement finds it; every counter equal to its
+/// acknowledged count; TTLs kept.
+fn assert_placed(servers: &[&RedisServer], final_yaml: impl Fn(u16) -> String, checker: &Checker) {
+    let keys = placement(servers);
+    let doubles: Vec<_> = keys.iter().filter(|(_, on)| on.len() > 1).take(5).collect();
+    assert!(doubles.is_empty(), "keys on several servers: {doubles:?}");
+    let port = free_port();
+    let fresh = Shardgate::builder(BIN, &final_yaml(port))
+        .wait_port(port)
+        .start();
+    let mut client = RespClient::connect(port).unwrap();
+    for i in 0..COUNTERS {
+        let value = int(&client.cmd(&["GET", &counter(i)]).unwrap());
+        assert_eq!(
+            value,
+            Some(checker.acked[i].load(Relaxed) as i64),
+            "{} lost writes",
+            counter(i)
+        );
+    }
+    for i in 0..500 {
+        let ttl = int(&client.cmd(&["TTL", &format!("ttl:{i}")]).unwrap()).unwrap();
+        assert!((900..=1000).contains(&ttl), "ttl:{i} has TTL {ttl}");
+    }
+    drop(fresh);
+}
+
+#[test]
+fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let coordination = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n",
+        store.addr()
+    );
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let four: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+        ("s4", &servers[3]),
+    ];
+    let (p1, p2) = (free_port(), free_port());
+    let one = Shardgate::builder(BIN, &pool(p1, &three, &coordination))
+        .wait_port(p1)
+        .start();
+    let two = Shardgate::builder(BIN, &pool(p2, &three, &coordination))
+        .wait_port(p2)
+        .start();
+    preload(p1);
+    let checker = under_load(&[p1, p2], || {
+        one.write_config(&pool(p1, &four, &coordination));
+        let (ok, said) = reshard(&one, "start");
+        assert!(ok, "{said}\n{}", one.log());
+        let all: Vec<&RedisServer> = servers.iter().collect();
+        wait_done(&one, Duration::from_secs(60), &all);
+        wait_done(&two, Duration::from_secs(10), &all);
+    });
+    assert_clean(&checker);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    assert!(
+        servers[3].dbsize() > 400,
+        "the new server got its share: {}",
+        servers[3].dbsize()
+    );
+    assert_placed(&all, |port| pool(port, &four, ""), &checker);
+    let (_, metrics) = one.admin_get("/metrics").unwrap();
+    assert!(
+        metrics.contains("shardgate_reshard_phase{pool=\"data\",phase=\"done\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_proxy_alone_drains_a_server_from_four_to_three() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let four: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+        ("s4", &servers[3]),
+    ];
+    let port = free_port();
+    let extra = "  reshard_keys_per_second: 0\n";
+    let proxy = Shardgate::builder(BIN, &pool(port, &four, extra))
+        .wait_port(port)
+        .start();
+    preload(port);
+    assert!(servers[3].dbsize() > 400);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[port], || {
+        proxy.write_config(&pool(port, &three, extra));
+        let (ok, said) = reshard(&proxy, "start");
+        assert!(ok, "{said}\n{}", proxy.log());
+        wait_done(&proxy, Duration::from_secs(60), &all);
+    });
+    assert_clean(&checker);
+    assert_eq!(servers[3].dbsize(), 0, "the drained server keeps keys");
+    assert_placed(&all, |port| pool(port, &three, ""), &checker);
+}
+
+/// Which server of `yaml`'s pool owns `key` (as every proxy computes it).
+fn owner(yaml: &str, key: &str) -> Option<usize> {
+    let config = shardgate::config::parse(yaml)
+        .expect("config")
+        .pools
+        .remove(0);
+    shardgate::topology::Topology::from_config(&std::sync::Arc::new(config))
+        .shard_of(key.as_bytes())
+}
+
+/// A key name that moves between the two pools, starting with `prefix`.
+fn moving_name(prefix: &str, from: &str, to: &str) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|key| owner(from, key) != owner(to, key))
+        .expect("a key that moves")
+}
+
+#[test]
+fn modula_to_slots_under_load_through_two_proxies_moves_big_keys_intact() {
+    let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let named: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let settings = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n  reshard_big_key_bytes: 1000000\n",
+        store.addr()
+    );
+    let (p1, p2) = (free_port(), free_port());
+    let modula = |port| {
+        pool(
+            port,
+            &named,
+            &format!("{settings}  hash: crc16\n  distribution: modula\n"),
+        )
+    };
+    let slots = |port| {
+        pool(
+            port,
+            &named,
+            &format!("{settings}  hash: crc16\n  distribution: slots\n"),
+        )
+    };
+    let one = Shardgate::builder(BIN, &modula(p1)).wait_port(p1).start();
+    let two = Shardgate::builder(BIN, &modula(p2)).wait_port(p2).start();
+    preload(p1);
+    // A 50 MB hash and a 1M-element sorted set that both move.
+    let (hash, zset) = (
+        moving_name("big:hash:", &modula(p1), &slots(p1)),
+        moving_name("big:zset:", &modula(p1), &slots(p1)),
+    );
+    // Written on their servers directly: a script this long would make the
+    // proxy's health checks see a busy server.
+    let fill_hash =
+        "for i=1,500000 do redis.call('HSET', KEYS[1], 'f'..i, string.rep('x', 90)) end return 1";
+    let fill_zset = "for i=1,1000000 do redis.call('ZADD', KEYS[1], i, 'm'..i) end return 1";
+    for (script, key) in [(fill_hash, &hash), (fill_zset, &zset)] {
+        let home = &servers[owner(&modula(p1), key).unwrap()];
+        assert_eq!(home.cmd(&["EVAL", script, "1", key]), Reply::Integer(1));
+    }
+    // Filling them kept their servers busy: both proxies must see every
+    // shard up again before the load starts.
+    for proxy in [&one, &two] {
+        test_support::assert_eventually!(
+            proxy
+                .admin_get("/ready")
+                .is_ok_and(|(status, _)| status == 200),
+            "a shard stayed down after the big keys were written"
+        );
+    }
+    let mut client = RespClient::connect(p1).unwrap();
+    let digest = |client: &mut RespClient| {
+        (
+            client.cmd(&["HLEN", &hash]).unwrap(),
+            client.cmd(&["HGET", &hash, "f424242"]).unwrap(),
+            client.cmd(&["ZCARD", &zset]).unwrap(),
+            client.cmd(&["ZSCORE", &zset, "m777777"]).unwrap(),
+        )
+    };
+    let before = digest(&mut client);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[p1, p2], || {
+        one.write_config(&slots(p1));
+        let (ok, said) = reshard(&one, "start");
+        assert!(ok, "{said}\n{}", one.log());
+        wait_done(&one, Duration::from_secs(90), &all);
+        wait_done(&two, Duration::from_secs(10), &all);
+    });
+    assert_clean(&checker);
+    assert_eq!(digest(&mut client), before, "big keys moved intact");
+    let (_, status) = one.admin_get("/reshard").unwrap();
+    let (_, other) = two.admin_get("/reshard").unwrap();
+    assert!(
+        status.contains("moved alone") || other.contains("moved alone"),
+        "the big keys took the big-key lane: {status} {other}"
+    );
+    let unshared = |port| pool(port, &named, "  hash: crc16\n  distribution: slots\n");
+    assert_placed(&all, unshared, &checker);
+}
+
+#[test]
+fn an_aborted_migration_moves_every_key_back() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let port = free_port();
+    let slow = "  reshard_keys_per_second: 300\n";
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, slow))
+        .wait_port(port)
+        .start();
+    preload(port);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[port], || {
+        proxy.write_config(&pool(port, &four, slow));
+        let (ok, said) = reshard(&proxy, "start");
+        assert!(ok, "{said}");
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(servers[3].dbsize() > 0, "keys started moving");
+        let (ok, said) = reshard(&proxy, "abort");
+        assert!(ok, "{said}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while phase(&proxy) != "aborted" {
+            assert!(
+                Instant::now() < deadline,
+                "not aborted: {}",
+                proxy.admin_get("/reshard").unwrap().1
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert_clean(&checker);
+    assert_eq!(servers[3].dbsize(), 0, "every key went back");
+    assert_placed(&all, |port| pool(port, &three, ""), &checker);
+}
+
+#[test]
+fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_killed() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let settings = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 150\n",
+        store.addr()
+    );
+    let (p1, p2) = (free_port(), free_port());
+    let mut one = Shardgate::builder(BIN, &pool(p1, &three, &settings))
+        .wait_port(p1)
+        .start();
+    preload(p1);
+    one.write_config(&pool(p1, &four, &settings));
+    let (ok, said) = reshard(&one, "start");
+    assert!(ok, "{said}");
+    std::thread::sleep(Duration::from_millis(1000));
+    // Started with the old file: it routes with the store's migration.
+    let two = Shardgate::builder(BIN, &pool(p2, &three, &settings))
+        .wait_port(p2)
+        .start();
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[p2], || {
+        assert!(servers[3].dbsize() > 0, "keys started moving");
+        one.child().kill();
+        wait_done(&two, Duration::from_secs(60), &all);
+    });
+    assert_clean(&checker);
+    assert!(
+        two.log().contains("every key moved"),
+        "the second proxy finished the move"
+    );
+    assert_placed(&all, |port| pool(port, &four, ""), &checker);
+}

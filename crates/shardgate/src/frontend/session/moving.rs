@@ -1,0 +1,176 @@
+//! Keys moving between servers (resharding, `docs/resharding.md`): a
+//! request on moving keys runs **where its keys are**. It goes first to
+//! their source wrapped in a short script that runs it there, atomically,
+//! if all its keys are still there; if none is, the source answers so and
+//! the request runs on the destination; if some are, `-TRYAGAIN` (the
+//! mover is between two of them). Only the mover moves keys (`MIGRATE`,
+//! one at a time), so no two servers ever wait on each other, and a key
+//! is never created on its source: a key that is nowhere is created on
+//! its destination.
+//!
+//! Each such request is a barrier: the client's earlier replies are
+//! collected first and the request completes before the next one is
+//! sent, so the client's commands still run in order. In a migration's
+//! first phase, while other proxies may still route moving keys straight
+//! to their source, requests on them wait for the next phase (briefly) or
+//! are refused with `-TRYAGAIN`. Transactions, scripts, blocking calls and
+//! requests split over several shards cannot follow keys that move under
+//! them: on moving keys they are refused with `-TRYAGAIN`.
+
+use bytes::Bytes;
+use resp::Request;
+
+use super::pending::Pending;
+use super::{ClientStream, Flow, Session};
+use crate::backend::ReplySlot;
+use crate::command::{AclCategories, Resolution};
+use crate::route::{Refusal, Route};
+
+/// How long a request on a moving key waits for a migration's first
+/// phase to end before it is refused.
+pub(super) const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs the request (ARGV) if every key (KEYS) is on this server; says
+/// `SGABSENT` if none is; refuses if only some are.
+const WHERE_IT_IS: &str = "\
+local present = 0 \
+for _, key in ipairs(KEYS) do present = present + redis.call('EXISTS', key) end \
+if present == 0 then return redis.error_reply('SGABSENT the keys are not on this server') end \
+if present < #KEYS then return redis.error_reply('TRYAGAIN shardgate: some keys of this request \
+moved to another server and some did not yet (resharding); retry') end \
+return redis.pcall(unpack(ARGV))";
+const WHERE_IT_IS_RESP3: &str = "redis.setresp(3) ";
+const ABSENT: &[u8] = b"-SGABSENT ";
+
+/// The held request's run on its keys' source.
+#[derive(Default)]
+pub(super) struct AtSource {
+    /// The source's answer, awaited after the earlier replies.
+    slot: Option<ReplySlot>,
+    /// Under this topology version the source said the keys are not
+    /// there: the held request runs on the destination.
+    absent_at: Option<u64>,
+    /// Since when the held request waits for a migration's first phase
+    /// to end.
+    held_since: Option<std::time::Instant>,
+}
+
+impl AtSource {
+    /// A source's answer is awaited.
+    pub(super) fn waiting(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+impl<S: ClientStream> Session<S> {
+    /// The moving keys of the request just routed (`self.keys` holds its
+    /// key positions), as `(source, destination, key)`.
+    fn moving_keys(&self, request: &Request) -> Vec<(usize, usize, Bytes)> {
+        let topology = &self.view.topology;
+        (self.keys.iter())
+            .filter_map(|&index| {
+                let range = request.args.get(index)?;
+                let key = request.raw.slice(range.clone());
+                let (source, destination) = topology.moving(&key)?;
+                Some((source, destination, key))
+            })
+            .collect()
+    }
+
+    /// Whether the request just routed touches a moving key.
+    pub(super) fn touches_moving_key(&self, request: &Request) -> bool {
+        self.view.topology.is_moving() && !self.moving_keys(request).is_empty()
+    }
+
+    /// Before a routed request (outside a transaction) is sent: a request
+    /// on moving keys is held and sent to their source first (Err: the
+    /// flow to return meanwhile), or refused when it cannot follow them.
+    /// Ok: send it as routed (to the destination, when the source said
+    /// its keys are not there).
+    pub(super) fn run_where_it_is(
+        &mut self,
+        request: Request,
+        route: &Route,
+        resolution: &Resolution,
+    ) -> Result<Request, Flow> {
+        let version = self.view.topology.version;
+        if self.at_source.absent_at.take() == Some(version) {
+            // A key just moved may not be on the replicas yet.
+            self.master_only = true;
+            return Ok(request);
+        }
+        let moving = self.moving_keys(&request);
+        let Some(&(source, destination, _)) = moving.first() else {
+            return Ok(request);
+        };
+        let script = resolution
+            .spec()
+            .is_some_and(|s| s.acl_categories().contains(AclCategories::SCRIPTING));
+        let blocking = matches!(route, Route::Shard { blocking: true, .. });
+        let one_place = moving.len() == self.keys.len()
+            && moving
+                .iter()
+                .all(|(s, d, _)| (*s, *d) == (source, destination));
+        if script || blocking || !one_place || !matches!(route, Route::Shard { .. }) {
+            return Err(self.refuse(Refusal::Moving));
+        }
+        // In a migration's first phase another proxy may still route the
+        // keys to their source: wait for the next phase, briefly.
+        if self.view.topology.refuses_moving_keys() {
+            let since = *self
+                .at_source
+                .held_since
+                .get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= HOLD {
+                self.at_source.held_since = None;
+                return Err(self.refuse(Refusal::Moving));
+            }
+            self.held = Some(request);
+            return Err(Flow::AwaitPlacement);
+        }
+        self.at_source.held_since = None;
+        let keys: Vec<&[u8]> = moving.iter().map(|(_, _, k)| &k[..]).collect();
+        let frame = self.where_it_is_frame(&keys, &request);
+        self.at_source.slot = Some(self.send_to_master(source, frame));
+        self.pool.stats.pulls.inc();
+        self.held = Some(request);
+        Err(Flow::Barrier)
+    }
+
+    /// Waits for the source's answer about the held request: its reply,
+    /// or that the keys are not there (the held request then runs on the
+    /// destination).
+    pub(super) async fn await_source(&mut self) {
+        let Some(slot) = self.at_source.slot.take() else {
+            return;
+        };
+        let reply = match slot.await {
+            Ok(reply) if reply.starts_with(ABSENT) => {
+                self.at_source.absent_at = Some(self.view.topology.version);
+                return;
+            }
+            Ok(reply) => Pending::Ready(reply),
+            Err(error) => {
+                self.pool.stats.pull_errors.inc();
+                Pending::Ready(crate::fanout::encode_error(&error.client_message()))
+            }
+        };
+        // Answered on the source: the held request is done.
+        self.held = None;
+        self.push(reply);
+    }
+
+    /// `EVAL <script> numkeys keys... request...`.
+    fn where_it_is_frame(&self, keys: &[&[u8]], request: &Request) -> Bytes {
+        let script = if self.client.resp3 {
+            format!("{WHERE_IT_IS_RESP3}{WHERE_IT_IS}")
+        } else {
+            WHERE_IT_IS.to_string()
+        };
+        let numkeys = keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+        args.extend(keys);
+        args.extend(request.args());
+        Request::from_args(&args).raw
+    }
+}

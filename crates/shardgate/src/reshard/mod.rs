@@ -1,0 +1,557 @@
+//! Online resharding (see `docs/resharding.md`): each pool's coordinator
+//! keeps this proxy in step with the pool's migration (through the
+//! coordination store, or alone), and runs the mover when it holds the
+//! mover's lock.
+//!
+//! # Layout
+//! - `store`: [`Store`], the coordination store (a Redis, or memory).
+//! - `mover`: the background mover.
+
+pub mod mover;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use shardgate_core::reshard::MigrationRecord;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::pool::PoolState;
+use crate::topology::Events;
+use mover::MoverEvent;
+pub use store::{Progress, Store};
+
+/// How often a proxy renews its lease and reads the migration.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// A proxy that has not reached the store this long stops serving the
+/// pool: a migration it does not know of may start once the others stop
+/// waiting for it (`store::FORGET` after its lease ran out).
+const FENCE_AFTER: Duration = Duration::from_secs(20);
+/// A failed mover tries again after this long.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Applies a migration record to this proxy's pool (the reload thread
+/// does it): once it returns, the proxy routes with it and nothing it sent
+/// under the previous placement is still in flight.
+pub type Apply = Arc<dyn Fn(MigrationRecord) -> Result<(), String> + Send + Sync>;
+
+/// What an operator asks of a pool's migration.
+pub enum ReshardCommand {
+    /// Start moving keys to `to` (the record's `from` is where they are).
+    Start(Box<MigrationRecord>, oneshot::Sender<Result<u64, String>>),
+    Pause(oneshot::Sender<Result<u64, String>>),
+    Resume(oneshot::Sender<Result<u64, String>>),
+    /// Move the keys back where they were.
+    Abort(oneshot::Sender<Result<u64, String>>),
+    Status(oneshot::Sender<ReshardStatus>),
+}
+
+/// What `shardgate reshard status` and the status page show.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReshardStatus {
+    pub pool: String,
+    /// One of [`PHASES`].
+    pub phase: String,
+    pub generation: u64,
+    pub shared: bool,
+    pub keys_moved: u64,
+    pub bytes_moved: u64,
+    /// Sources (`shard/db`) scanned through, and all of them.
+    pub sources_done: usize,
+    pub sources_seen: usize,
+    /// Keys per second moved over the last minute.
+    pub keys_per_second: f64,
+    /// Proxies that have not acknowledged the generation yet.
+    pub waiting_for: Vec<String>,
+    /// Who runs the mover (this proxy or another).
+    pub mover: Option<String>,
+    /// The mover's last error.
+    pub last_error: Option<String>,
+    pub big_keys: Vec<String>,
+    /// This proxy cannot reach the store and refuses the pool's requests.
+    pub out_of_step: bool,
+}
+
+/// One pool's coordinator (on the control thread).
+pub struct Coordinator {
+    state: Arc<PoolState>,
+    events: Arc<Events>,
+    store: Store,
+    instance: Arc<str>,
+    apply: Apply,
+    /// The record this proxy routes with.
+    applied: Option<MigrationRecord>,
+    last_contact: Instant,
+    last_heartbeat: store::Heartbeat,
+    mover: Option<(AbortHandle, u64)>,
+    mover_events: (
+        mpsc::UnboundedSender<MoverEvent>,
+        mpsc::UnboundedReceiver<MoverEvent>,
+    ),
+    retry_at: Option<Instant>,
+    status: ReshardStatus,
+    moved_samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl Coordinator {
+    /// `applied`: the record the pool started with (read before it
+    /// served).
+    pub fn new(
+        state: Arc<PoolState>,
+        events: Arc<Events>,
+        instance: Arc<str>,
+        apply: Apply,
+        applied: Option<MigrationRecord>,
+    ) -> Coordinator {
+        let config = state.config();
+        let store = Store::for_pool(&config);
+        let status = ReshardStatus {
+            pool: state.name.to_string(),
+            shared: store.is_shared(),
+            ..ReshardStatus::default()
+        };
+        Coordinator {
+            state,
+            events,
+            store,
+            instance,
+            apply,
+            applied,
+            last_contact: Instant::now(),
+            last_heartbeat: store::Heartbeat::default(),
+            mover: None,
+            mover_events: mpsc::unbounded_channel(),
+            retry_at: None,
+            status,
+            moved_samples: std::collections::VecDeque::new(),
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<ReshardCommand>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.step().await,
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command).await,
+                    None => break,
+                },
+                Some(event) = self.mover_events.1.recv() => self.mover_event(event).await,
+                () = crate::shutdown::until_shutdown(&mut shutdown) => break,
+            }
+        }
+        self.stop_mover();
+        let instance = self.instance.clone();
+        self.store.leave(&instance).await;
+    }
+
+    /// What this proxy acknowledges: the generation and phase it routes with.
+    fn acked(&self) -> u64 {
+        self.applied.as_ref().map_or(0, MigrationRecord::ack)
+    }
+
+    /// One heartbeat: stay in step, and run the mover when it is this
+    /// proxy's turn.
+    async fn step(&mut self) {
+        let instance = self.instance.clone();
+        let heartbeat = match self.store.heartbeat(&instance, self.acked()).await {
+            Ok(heartbeat) => heartbeat,
+            Err(e) => {
+                if self.store.is_shared() && self.last_contact.elapsed() > FENCE_AFTER {
+                    if !self.state.out_of_step() {
+                        tracing::error!(pool = %self.state.name, "cannot reach the coordination store for {FENCE_AFTER:?} ({e}): refusing the pool's requests until it is back");
+                    }
+                    self.state.set_out_of_step(true);
+                    self.status.out_of_step = true;
+                }
+                self.stop_mover();
+                return;
+            }
+        };
+        self.last_contact = Instant::now();
+        if self.state.out_of_step() {
+            tracing::info!(pool = %self.state.name, "coordination store reachable again");
+            self.state.set_out_of_step(false);
+            self.status.out_of_step = false;
+        }
+        // Another proxy's mover moving a big key (ours says so itself).
+        if self.mover.is_none() {
+            self.state.keep_busy(heartbeat.big_key_moving);
+        }
+        if heartbeat.record != self.applied {
+            if let Some(record) = heartbeat.record.clone() {
+                if !self.adopt(record).await {
+                    return;
+                }
+            }
+        }
+        self.last_heartbeat = heartbeat;
+        self.manage_mover().await;
+        self.refresh_status();
+    }
+
+    /// Routes with `record` from now on (through the reload thread).
+    async fn adopt(&mut self, record: MigrationRecord) -> bool {
+        let apply = self.apply.clone();
+        let applying = record.clone();
+        let outcome = tokio::task::spawn_blocking(move || apply(applying))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match outcome {
+            Ok(()) => {
+                if self.applied.as_ref().map(|r| (r.generation, r.done))
+                    != Some((record.generation, record.done))
+                {
+                    self.event(phase_message(&record));
+                }
+                if self
+                    .mover
+                    .as_ref()
+                    .is_some_and(|(_, g)| *g != record.generation)
+                    || record.done
+                    || record.paused
+                {
+                    self.stop_mover();
+                }
+                self.applied = Some(record);
+                true
+            }
+            Err(e) => {
+                tracing::error!(pool = %self.state.name, "cannot apply the pool's migration: {e}");
+                self.status.last_error = Some(e);
+                false
+            }
+        }
+    }
+
+    async fn manage_mover(&mut self) {
+        let Some(record) = self.applied.clone() else {
+            return;
+        };
+        if record.done || record.paused {
+            self.stop_mover();
+            return;
+        }
+        let waiting: Vec<String> = (self.last_heartbeat.proxies.iter())
+            .filter(|(_, acked)| *acked != Some(record.ack()))
+            .map(|(proxy, _)| proxy.clone())
+            .collect();
+        self.status.waiting_for = waiting.clone();
+        let instance = self.instance.clone();
+        let locked = self.store.lock_mover(&instance).await.unwrap_or_default();
+        if !locked {
+            self.stop_mover();
+            self.status.mover = Some("another proxy".into());
+            return;
+        }
+        self.status.mover = Some(instance.to_string());
+        if !record.moving {
+            // Keys may move once every proxy refuses them (none routes
+            // them to their source any more): then the pull rule begins.
+            if waiting.is_empty() {
+                let moving = MigrationRecord {
+                    moving: true,
+                    ..record.clone()
+                };
+                match self.store.update(&Some(record), &moving).await {
+                    Ok(true) => {
+                        self.adopt(moving).await;
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.status.last_error = Some(e.to_string()),
+                }
+            }
+            return;
+        }
+        if self.mover.is_some() {
+            return;
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let progress = match self.store.progress(record.generation).await {
+            Ok(progress) => progress,
+            Err(e) => {
+                self.status.last_error = Some(e.to_string());
+                return;
+            }
+        };
+        let task = tokio::task::spawn_local(mover::run(
+            self.state.clone(),
+            progress,
+            self.mover_events.0.clone(),
+        ));
+        self.mover = Some((task.abort_handle(), record.generation));
+    }
+
+    fn stop_mover(&mut self) {
+        if let Some((task, _)) = self.mover.take() {
+            task.abort();
+            self.state.keep_busy(false);
+            // What it said before it stopped belongs to its generation.
+            while self.mover_events.1.try_recv().is_ok() {}
+        }
+    }
+
+    async fn mover_event(&mut self, event: MoverEvent) {
+        let Some(record) = self.applied.clone() else {
+            return;
+        };
+        match event {
+            MoverEvent::Checkpoint {
+                source,
+                cursor,
+                keys,
+                bytes,
+            } => {
+                self.state
+                    .stats
+                    .keys_moved
+                    .fetch_add(keys, std::sync::atomic::Ordering::Relaxed);
+                self.state
+                    .stats
+                    .bytes_moved
+                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                let _ = (self.store)
+                    .checkpoint(record.generation, &source, &cursor, keys, bytes)
+                    .await;
+            }
+            MoverEvent::BigKeyMoving(moving) => {
+                self.state.keep_busy(moving);
+                if let Err(e) = self.store.big_key_moving(moving).await {
+                    self.status.last_error = Some(e.to_string());
+                }
+            }
+            MoverEvent::BigKey { key, bytes, took } => {
+                let message = format!(
+                    "big key '{key}' ({bytes} bytes) moved alone; both servers were busy for {} ms",
+                    took.as_millis()
+                );
+                self.status.big_keys.push(message.clone());
+                self.event(message);
+            }
+            MoverEvent::Finished => {
+                self.mover = None;
+                let done = MigrationRecord {
+                    done: true,
+                    ..record.clone()
+                };
+                match self.store.update(&Some(record), &done).await {
+                    Ok(true) => {
+                        // Applied by the next heartbeat, as on every proxy.
+                        tracing::info!(pool = %self.state.name, "every key moved");
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.status.last_error = Some(e.to_string()),
+                }
+            }
+            MoverEvent::Failed(why) => {
+                self.mover = None;
+                self.state
+                    .stats
+                    .migrate_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(pool = %self.state.name, "the mover stopped ({why}); retrying");
+                self.status.last_error = Some(why);
+                self.retry_at = Some(Instant::now() + RETRY);
+            }
+        }
+    }
+
+    async fn command(&mut self, command: ReshardCommand) {
+        match command {
+            ReshardCommand::Start(record, reply) => {
+                let current = self.last_heartbeat.record.clone();
+                if current.as_ref().is_some_and(|r| !r.done) {
+                    let _ = reply.send(Err(format!(
+                        "pool '{}': a migration is under way (generation {}); pause, abort or wait for it",
+                        self.state.name,
+                        current.as_ref().map_or(0, |r| r.generation)
+                    )));
+                    return;
+                }
+                let record = MigrationRecord {
+                    generation: current.as_ref().map_or(0, |r| r.generation) + 1,
+                    // A proxy alone needs no first phase: no other one
+                    // routes the keys to their source.
+                    moving: !self.store.is_shared(),
+                    ..*record
+                };
+                let _ = reply.send(self.write(current, record).await);
+            }
+            ReshardCommand::Pause(reply)
+            | ReshardCommand::Resume(reply)
+            | ReshardCommand::Abort(reply)
+                if self.last_heartbeat.record.as_ref().is_none_or(|r| r.done) =>
+            {
+                let _ = reply.send(Err(format!(
+                    "pool '{}': no migration under way",
+                    self.state.name
+                )));
+            }
+            ReshardCommand::Pause(reply) => {
+                let current = self.last_heartbeat.record.clone();
+                let next = current
+                    .clone()
+                    .map(|r| MigrationRecord { paused: true, ..r });
+                let _ = reply.send(self.write_some(current, next).await);
+            }
+            ReshardCommand::Resume(reply) => {
+                let current = self.last_heartbeat.record.clone();
+                let next = current
+                    .clone()
+                    .map(|r| MigrationRecord { paused: false, ..r });
+                let _ = reply.send(self.write_some(current, next).await);
+            }
+            ReshardCommand::Abort(reply) => {
+                let current = self.last_heartbeat.record.clone();
+                let alone = !self.store.is_shared();
+                let next = current.clone().map(|r| MigrationRecord {
+                    generation: r.generation + 1,
+                    back: !r.back,
+                    moving: alone,
+                    paused: false,
+                    ..r
+                });
+                let _ = reply.send(self.write_some(current, next).await);
+            }
+            ReshardCommand::Status(reply) => {
+                self.refresh_status();
+                let _ = reply.send(self.status.clone());
+            }
+        }
+    }
+
+    async fn write_some(
+        &mut self,
+        current: Option<MigrationRecord>,
+        next: Option<MigrationRecord>,
+    ) -> Result<u64, String> {
+        match next {
+            Some(next) => self.write(current, next).await,
+            None => Err("no migration under way".into()),
+        }
+    }
+
+    /// Writes `next` if the store still holds `current`; this proxy
+    /// applies it at its next heartbeat, as every other proxy does.
+    async fn write(
+        &mut self,
+        current: Option<MigrationRecord>,
+        next: MigrationRecord,
+    ) -> Result<u64, String> {
+        match self.store.update(&current, &next).await {
+            Ok(true) => {
+                // Take it now rather than at the next heartbeat.
+                self.step().await;
+                Ok(next.generation)
+            }
+            Ok(false) => Err("the migration changed meanwhile (another proxy?): look again".into()),
+            Err(e) => Err(format!("coordination store: {e}")),
+        }
+    }
+
+    fn event(&self, message: String) {
+        tracing::info!(pool = %self.state.name, "{message}");
+        self.events
+            .record(&self.state.name, None, "reshard", message);
+    }
+
+    fn refresh_status(&mut self) {
+        let record = self.applied.clone();
+        let moved = self
+            .state
+            .stats
+            .keys_moved
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now = Instant::now();
+        self.moved_samples.push_back((now, moved));
+        while self
+            .moved_samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > Duration::from_secs(60))
+        {
+            self.moved_samples.pop_front();
+        }
+        if let Some((at, first)) = self.moved_samples.front() {
+            let seconds = now.duration_since(*at).as_secs_f64();
+            if seconds > 0.5 {
+                self.status.keys_per_second = (moved - first) as f64 / seconds;
+            }
+        }
+        self.status.generation = record.as_ref().map_or(0, |r| r.generation);
+        self.status.phase = match &record {
+            None => "none",
+            Some(r) if r.done && r.back => "aborted",
+            Some(r) if r.done => "done",
+            Some(r) if r.paused => "paused",
+            Some(r) if !r.moving => "preparing",
+            Some(r) if r.back => "aborting",
+            Some(_) => "moving",
+        }
+        .into();
+        self.status.keys_moved = moved;
+        self.status.bytes_moved = self
+            .state
+            .stats
+            .bytes_moved
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let stats = &self.state.stats;
+        let phase = PHASES
+            .iter()
+            .position(|p| *p == self.status.phase)
+            .unwrap_or(0);
+        stats
+            .reshard_phase
+            .store(phase as u64, std::sync::atomic::Ordering::Relaxed);
+        (stats.reshard_waiting).store(
+            self.status.waiting_for.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// The phases a pool's migration can be in (`ReshardStatus::phase`).
+pub const PHASES: [&str; 7] = [
+    "none",
+    "preparing",
+    "moving",
+    "paused",
+    "aborting",
+    "done",
+    "aborted",
+];
+
+fn phase_message(record: &MigrationRecord) -> String {
+    let to = &record.destination().servers;
+    match (record.done, record.back, record.paused) {
+        (true, false, _) => format!(
+            "migration {} done: keys are on {}",
+            record.generation,
+            to.join(", ")
+        ),
+        (true, true, _) => format!(
+            "migration {} aborted: keys are back on {}",
+            record.generation,
+            to.join(", ")
+        ),
+        (false, _, true) => format!("migration {} paused", record.generation),
+        (false, true, false) => format!(
+            "migration {}: moving keys back to {}",
+            record.generation,
+            to.join(", ")
+        ),
+        (false, false, false) => format!(
+            "migration {}: moving keys to {}",
+            record.generation,
+            to.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,409 @@
+//! The background mover: scans each shard, and migrates the keys whose
+//! owner changes to their destination, at the pool's rate, resuming from
+//! checkpoints. It reads the pool's topology at every batch, so it
+//! follows a failover of either side.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use resp::Value;
+use tokio::sync::mpsc;
+
+use super::store::Progress;
+use crate::backend::wire::{text, WireConn};
+use crate::backend::Handshake;
+use crate::config::PoolConfig;
+use crate::pool::PoolState;
+use crate::topology::Topology;
+
+/// Keys per SCAN step and per MIGRATE.
+const SCAN_COUNT: &str = "1000";
+const BATCH: usize = 100;
+/// A big key's MIGRATE may take this long.
+const BIG_KEY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the mover tells its coordinator.
+#[derive(Debug)]
+pub enum MoverEvent {
+    /// `source` (`"{shard}/{db}"`) scanned up to `cursor` (`"done"`: all);
+    /// `keys` and `bytes` moved since the last checkpoint.
+    Checkpoint {
+        source: String,
+        cursor: String,
+        keys: u64,
+        bytes: u64,
+    },
+    /// A big key is about to move: every proxy must know the servers
+    /// will be silent for a while (true), or it moved (false).
+    BigKeyMoving(bool),
+    /// A key at least `reshard_big_key_bytes` large, moved alone.
+    BigKey {
+        key: String,
+        bytes: u64,
+        took: Duration,
+    },
+    /// Every key moved.
+    Finished,
+    /// Stopped; the coordinator retries later.
+    Failed(String),
+}
+
+/// Moves the keys of `state`'s current migration, from `progress` on.
+pub async fn run(
+    state: Arc<PoolState>,
+    progress: Progress,
+    events: mpsc::UnboundedSender<MoverEvent>,
+) {
+    let outcome = move_all(&state, progress, &events).await;
+    let _ = events.send(match outcome {
+        Ok(()) => MoverEvent::Finished,
+        Err(why) => MoverEvent::Failed(why),
+    });
+}
+
+async fn move_all(
+    state: &Arc<PoolState>,
+    progress: Progress,
+    events: &mpsc::UnboundedSender<MoverEvent>,
+) -> Result<(), String> {
+    let mut conns = Conns::default();
+    let mut limit = Limit::new(&state.config());
+    let shard_names: Vec<Arc<str>> = state
+        .topology()
+        .shards
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    for (shard, name) in shard_names.iter().enumerate() {
+        let dbs = databases(&mut conns, state, shard).await?;
+        for db in dbs {
+            let source = format!("{name}/{db}");
+            let mut cursor = progress
+                .cursors
+                .get(&source)
+                .cloned()
+                .unwrap_or_else(|| "0".into());
+            if cursor == "done" {
+                continue;
+            }
+            loop {
+                let topology = state.topology();
+                if !topology.is_moving() {
+                    return Err("the migration ended under the mover".into());
+                }
+                let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
+                let (moved, bytes) =
+                    migrate(&mut conns, &topology, shard, db, keys, &mut limit, events).await?;
+                cursor = if next == "0" { "done".into() } else { next };
+                let _ = events.send(MoverEvent::Checkpoint {
+                    source: source.clone(),
+                    cursor: cursor.clone(),
+                    keys: moved,
+                    bytes,
+                });
+                if cursor == "done" {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Control connections to the nodes, by address.
+#[derive(Default)]
+struct Conns {
+    open: BTreeMap<SocketAddr, WireConn>,
+}
+
+impl Conns {
+    /// A command on `addr` (connecting first); an error drops the
+    /// connection.
+    async fn query(
+        &mut self,
+        addr: SocketAddr,
+        handshake: &Handshake,
+        commands: &[&[&[u8]]],
+        timeout: Duration,
+    ) -> Result<Vec<Value>, String> {
+        let conn = match self.open.entry(addr) {
+            std::collections::btree_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let conn = WireConn::connect(addr, handshake, timeout)
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?;
+                slot.insert(conn)
+            }
+        };
+        match conn.query(commands, timeout).await {
+            Ok(replies) => Ok(replies),
+            Err(e) => {
+                self.open.remove(&addr);
+                Err(format!("{addr}: {e}"))
+            }
+        }
+    }
+}
+
+fn handshake(config: &PoolConfig) -> Handshake {
+    Handshake {
+        auth: config.redis_auth.clone(),
+        client_name: Some("shardgate-mover".into()),
+        ..Handshake::default()
+    }
+}
+
+fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
+    let shard = topology.shards.get(shard).ok_or("no such shard")?;
+    shard
+        .master
+        .as_ref()
+        .map(|m| m.addr)
+        .ok_or_else(|| format!("shard '{}' has no master now; waiting for one", shard.name))
+}
+
+/// The databases of the shard's master that hold keys.
+async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result<Vec<u32>, String> {
+    let topology = state.topology();
+    let addr = master(&topology, shard)?;
+    let config = &topology.config;
+    let replies = conns
+        .query(
+            addr,
+            &handshake(config),
+            &[&[b"INFO", b"keyspace"]],
+            config.timeout,
+        )
+        .await?;
+    let info = replies.first().and_then(text).unwrap_or_default();
+    Ok(info
+        .lines()
+        .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+        .collect())
+}
+
+/// One SCAN step on the shard's master: the next cursor and the keys.
+async fn scan(
+    conns: &mut Conns,
+    topology: &Topology,
+    shard: usize,
+    db: u32,
+    cursor: &str,
+) -> Result<(String, Vec<Bytes>), String> {
+    let addr = master(topology, shard)?;
+    let config = &topology.config;
+    let db = db.to_string();
+    let replies = conns
+        .query(
+            addr,
+            &handshake(config),
+            &[
+                &[b"SELECT", db.as_bytes()],
+                &[b"SCAN", cursor.as_bytes(), b"COUNT", SCAN_COUNT.as_bytes()],
+            ],
+            config.timeout,
+        )
+        .await?;
+    match replies.get(1) {
+        Some(Value::Array(parts)) => {
+            let next = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+            let keys = match parts.get(1) {
+                Some(Value::Array(keys)) => keys
+                    .iter()
+                    .filter_map(|k| match k {
+                        Value::Bulk(b) => Some(b.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok((next, keys))
+        }
+        other => Err(format!("SCAN: unexpected reply {other:?}")),
+    }
+}
+
+/// Migrates the keys of `keys` that leave `shard`, grouped by
+/// destination, in batches; big keys alone. Returns (keys, bytes) moved.
+async fn migrate(
+    conns: &mut Conns,
+    topology: &Topology,
+    shard: usize,
+    db: u32,
+    keys: Vec<Bytes>,
+    limit: &mut Limit,
+    events: &mpsc::UnboundedSender<MoverEvent>,
+) -> Result<(u64, u64), String> {
+    let mut by_destination: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+    for key in keys {
+        if let Some((source, destination)) = topology.moving(&key) {
+            if source == shard {
+                by_destination.entry(destination).or_default().push(key);
+            }
+        }
+    }
+    let (mut moved, mut bytes) = (0u64, 0u64);
+    let config = topology.config.clone();
+    let big = config.reshard.big_key_bytes;
+    for (destination, keys) in by_destination {
+        for batch in keys.chunks(BATCH) {
+            let addr = master(topology, shard)?;
+            let to = master(topology, destination)?;
+            let sizes = sizes(conns, &config, addr, db, batch).await?;
+            let (small, large): (Vec<_>, Vec<_>) =
+                batch.iter().zip(sizes).partition(|(_, size)| *size < big);
+            if !small.is_empty() {
+                let keys: Vec<&Bytes> = small.iter().map(|(k, _)| *k).collect();
+                let size: u64 = small.iter().map(|(_, s)| *s).sum();
+                limit.wait(keys.len() as u64, size).await;
+                migrate_batch(conns, &config, addr, to, db, &keys, config.timeout).await?;
+                moved += keys.len() as u64;
+                bytes += size;
+            }
+            for (key, size) in large {
+                limit.wait(1, size).await;
+                // The servers stop answering while it moves: every proxy's
+                // health checks must know, or take that for a failure.
+                let _ = events.send(MoverEvent::BigKeyMoving(true));
+                tokio::time::sleep(super::TICK * 3).await;
+                let started = Instant::now();
+                let moved_big =
+                    migrate_batch(conns, &config, addr, to, db, &[key], BIG_KEY_TIMEOUT).await;
+                let took = started.elapsed();
+                let _ = events.send(MoverEvent::BigKeyMoving(false));
+                moved_big?;
+                let _ = events.send(MoverEvent::BigKey {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    bytes: size,
+                    took,
+                });
+                // Let both servers breathe after a long block.
+                tokio::time::sleep(took.min(Duration::from_secs(1))).await;
+                moved += 1;
+                bytes += size;
+            }
+        }
+    }
+    Ok((moved, bytes))
+}
+
+/// `MEMORY USAGE` of each key (0 when gone).
+async fn sizes(
+    conns: &mut Conns,
+    config: &PoolConfig,
+    addr: SocketAddr,
+    db: u32,
+    keys: &[Bytes],
+) -> Result<Vec<u64>, String> {
+    let db = db.to_string();
+    let mut commands: Vec<Vec<&[u8]>> = vec![vec![b"SELECT", db.as_bytes()]];
+    for key in keys {
+        commands.push(vec![b"MEMORY", b"USAGE", key]);
+    }
+    let commands: Vec<&[&[u8]]> = commands.iter().map(Vec::as_slice).collect();
+    let replies = conns
+        .query(addr, &handshake(config), &commands, config.timeout)
+        .await?;
+    Ok(replies
+        .iter()
+        .skip(1)
+        .map(|r| match r {
+            Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        })
+        .collect())
+}
+
+/// `MIGRATE ... REPLACE` of `keys` from `from` to `to`: OK or NOKEY
+/// (gone already: a client's request moved it) are both fine. REPLACE:
+/// while the source has a key, its copy is the one clients were served
+/// (a destination copy can only be left by a MIGRATE that failed midway,
+/// and nothing reads a destination before a MIGRATE succeeded).
+async fn migrate_batch(
+    conns: &mut Conns,
+    config: &PoolConfig,
+    from: SocketAddr,
+    to: SocketAddr,
+    db: u32,
+    keys: &[&Bytes],
+    timeout: Duration,
+) -> Result<(), String> {
+    let host = to.ip().to_string();
+    let port = to.port().to_string();
+    let db = db.to_string();
+    let millis = timeout.as_millis().to_string();
+    let mut migrate: Vec<&[u8]> = vec![
+        b"MIGRATE",
+        host.as_bytes(),
+        port.as_bytes(),
+        b"",
+        db.as_bytes(),
+        millis.as_bytes(),
+        b"REPLACE",
+    ];
+    if let Some(auth) = &config.redis_auth {
+        match &auth.user {
+            Some(user) => migrate.extend([&b"AUTH2"[..], user.as_bytes()]),
+            None => migrate.push(b"AUTH"),
+        }
+        migrate.push(auth.password.expose().as_bytes());
+    }
+    migrate.push(b"KEYS");
+    migrate.extend(keys.iter().map(|k| &k[..]));
+    let replies = conns
+        .query(
+            from,
+            &handshake(config),
+            &[&[b"SELECT", db.as_bytes()], &migrate],
+            timeout + config.timeout,
+        )
+        .await?;
+    match replies.get(1) {
+        Some(Value::Simple(s)) if &s[..] == b"OK" || &s[..] == b"NOKEY" => Ok(()),
+        Some(Value::Error(e)) => Err(format!(
+            "MIGRATE from {from} to {to}: {}",
+            String::from_utf8_lossy(e)
+        )),
+        other => Err(format!(
+            "MIGRATE from {from} to {to}: unexpected reply {other:?}"
+        )),
+    }
+}
+
+/// The pool's rate limits: keys and bytes per second (0: none).
+struct Limit {
+    keys_per_second: f64,
+    bytes_per_second: f64,
+    started: Instant,
+    keys: f64,
+    bytes: f64,
+}
+
+impl Limit {
+    fn new(config: &PoolConfig) -> Limit {
+        Limit {
+            keys_per_second: f64::from(config.reshard.keys_per_second),
+            bytes_per_second: config.reshard.bytes_per_second as f64,
+            started: Instant::now(),
+            keys: 0.0,
+            bytes: 0.0,
+        }
+    }
+
+    /// Waits until moving `keys` more keys and `bytes` more bytes keeps
+    /// within the rates.
+    async fn wait(&mut self, keys: u64, bytes: u64) {
+        self.keys += keys as f64;
+        self.bytes += bytes as f64;
+        let due = |done: f64, rate: f64| if rate > 0.0 { done / rate } else { 0.0 };
+        let seconds =
+            due(self.keys, self.keys_per_second).max(due(self.bytes, self.bytes_per_second));
+        let at = self.started + Duration::from_secs_f64(seconds);
+        if at > Instant::now() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+    }
+}
