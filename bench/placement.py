@@ -13,6 +13,7 @@ one through every proxy. The sample keys are deleted again at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import socket
@@ -187,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shardgate", type=Path, default=DEFAULT_SHARDGATE)
     ap.add_argument("--predixy", type=Path, default=SHARED_PREDIXY)
     args = ap.parse_args(argv)
+    if not os.access(args.predixy, os.X_OK):
+        found = shutil.which("predixy")
+        if found is None:
+            print(f"placement: predixy not found (looked for {args.predixy} and `predixy` on "
+                  "PATH): nothing to compare", file=sys.stderr)  # fmt: skip
+            return 1
+        args.predixy = Path(found)
     args.workers = 1
     args.tools = {
         "redis-server": shutil.which("redis-server") or "/usr/bin/redis-server",
