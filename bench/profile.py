@@ -62,7 +62,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import PING, predixy_text, redis_argv
+from deploy import PING, info, predixy_text, redis_argv
 from load import KEYSPACE, parse_csv
 from processes import CLK_TCK, BenchError, Processes, cpu_reading, cpu_used, free_port, tail
 from report import REPO_ROOT, first_line, git_commit, table
@@ -197,17 +197,26 @@ def rotated(items: list, by: int) -> list:
 # ---------------------------------------------------------------- 1. user/sys
 
 
-def measure_cpu(proxies: list[Proxy]) -> dict:
-    """{(proxy, test, P): [{"user","sys","total","rps"} per round]}, us per request."""
+def redis_io(port: int) -> tuple[int, int]:
+    """redis-server's total_reads_processed / total_writes_processed (INFO stats):
+    how many reads of the proxy's writes, and writes of replies, it made."""
+    stats = info(port, "stats")
+    return int(stats["total_reads_processed"]), int(stats["total_writes_processed"])
+
+
+def measure_cpu(proxies: list[Proxy], redis_port: int) -> dict:
+    """{(proxy, test, P): [{"user","sys","total","rps",...} per round]}, us per request."""
     out = defaultdict(list)
     for rnd in range(ARGS.rounds):
         for p in ARGS.pipelines:
             for test in ARGS.tests:
                 for proxy in rotated(proxies, rnd):
                     n = ARGS.requests * (6 if p > 1 else 1)
+                    r0 = redis_io(redis_port)
                     t0, c0, s0 = ticks(proxy.pid), cpu_reading([proxy.pid]), switches(proxy.pid)
                     row, _ = benchmark(proxy.port, test, p, n, ARGS.clients)
                     t1, c1, s1 = ticks(proxy.pid), cpu_reading([proxy.pid]), switches(proxy.pid)
+                    r1 = redis_io(redis_port)
                     total, _ = cpu_used(c0, c1)
                     sample = {
                         "user": (t1[0] - t0[0]) / CLK_TCK * 1e6 / n,
@@ -215,8 +224,11 @@ def measure_cpu(proxies: list[Proxy]) -> dict:
                         "total": total * 1e6 / n,
                         "rps": row["rps"],
                         "n": n,
+                        "ticks": (t1[0] - t0[0]) + (t1[1] - t0[1]),
                         "vcsw": (s1[0] - s0[0]) / n,
                         "ivcsw": (s1[1] - s0[1]) / n,
+                        "redis_reads": (r1[0] - r0[0]) / n,
+                        "redis_writes": (r1[1] - r0[1]) / n,
                     }
                     out[(proxy.name, test, p)].append(sample)
                     print(f"  cpu   round {rnd + 1} {test} -P {p:<2} {proxy.name:10} "
@@ -723,9 +735,14 @@ def render(cpu, sys_calls, instr, wheres, incl, names, elapsed, workdir, floor=N
     if cpu:
         lines += ["## On-CPU time per request (normal run)", "",
                   f"{ARGS.requests:,} requests at -P 1 (x6 at -P 16), {ARGS.clients} clients. "
-                  "user/sys from /proc/PID/stat (1/100 s ticks); total from schedstat (ns); "
+                  "user/sys from /proc/PID/stat (1/100 s units; where the kernel accounts CPU "
+                  "time per scheduler tick, as most do, the split is a sample of the ticks a run "
+                  "spans: 'utime+stime' gives its length in 1/100 s); total from schedstat (ns); "
                   "context switches from /proc/PID/task/*/status (a voluntary one is a "
-                  "thread going to sleep in epoll_wait: a wake-up), per request.", ""]  # fmt: skip
+                  "thread going to sleep in epoll_wait: a wake-up), per request; redis reads/writes: "
+                  "redis-server's total_reads_processed / total_writes_processed (INFO stats) per "
+                  "request, i.e. how many batches the proxy's backend writes arrived in and how "
+                  "many writes redis made back, untraced.", ""]  # fmt: skip
         rows = []
         for t, p in rows_tp:
             for name in names:
@@ -735,10 +752,14 @@ def render(cpu, sys_calls, instr, wheres, incl, names, elapsed, workdir, floor=N
                 u, s_, tot = (med(x[k] for x in ss) for k in ("user", "sys", "total"))
                 share = None if not u or not s_ else u / (u + s_) * 100
                 rows.append([t.upper(), str(p), name, f(med(x["rps"] for x in ss), 0), f(u), f(s_),
-                             f(tot), f(share, 0) + "%", f(med(x["vcsw"] for x in ss), 3),
-                             f(med(x["ivcsw"] for x in ss), 3)])  # fmt: skip
+                             f(tot), f(share, 0) + "%", f(med(x.get("ticks") for x in ss), 0),
+                             f(med(x["vcsw"] for x in ss), 3),
+                             f(med(x["ivcsw"] for x in ss), 3),
+                             f(med(x.get("redis_reads") for x in ss), 4),
+                             f(med(x.get("redis_writes") for x in ss), 4)])  # fmt: skip
         lines += table(["test", "-P", "proxy", "requests/s", "user µs/req", "sys µs/req",
-                        "total µs/req", "user share", "voluntary cs/req", "involuntary cs/req"],
+                        "total µs/req", "user share", "utime+stime (1/100 s)", "voluntary cs/req", "involuntary cs/req",
+                        "redis reads/req", "redis writes/req"],
                        rows) + [""]  # fmt: skip
 
     if instr:
@@ -850,7 +871,10 @@ def parse_args(argv):
     ap.add_argument("--tests", default="get,set")
     ap.add_argument("--pipelines", default="1,16")
     ap.add_argument("--clients", type=int, default=50, help="clients for the untraced and strace runs")
-    ap.add_argument("--requests", type=int, default=300_000, help="untraced run, -P 1 (x6 at -P 16)")
+    # Many requests: utime/stime are sampled at the scheduler tick where the
+    # kernel has CONFIG_TICK_CPU_ACCOUNTING (most do), so the user/sys split
+    # is only as good as the number of ticks a run spans.
+    ap.add_argument("--requests", type=int, default=1_000_000, help="untraced run, -P 1 (x6 at -P 16)")
     ap.add_argument("--strace-requests", type=int, default=50_000, help="strace run, -P 1 (x6 at -P 16)")
     ap.add_argument("--callgrind-requests", type=int, default=20_000)
     ap.add_argument("--callgrind-clients", type=int, default=10)
@@ -949,7 +973,7 @@ def run(procs: Processes, workdir: Path) -> dict:
             warm_up(proxy, ARGS.clients)
         if "cpu" in ARGS.only:
             print("on-CPU time per request (user/sys) ...", flush=True)
-            cpu = measure_cpu(proxies)
+            cpu = measure_cpu(proxies, redis_port)
         if "strace" in ARGS.only:
             print("syscalls per request (strace -c -f) ...", flush=True)
             sys_calls = measure_syscalls(procs, proxies, workdir)
