@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover fuzz clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-placement profile fuzz clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -49,12 +49,26 @@ demo: deps release
 
 # Throughput scenarios, idle connections, then the failover benchmark;
 # writes BENCHMARKS.md. `make bench ARGS="--rounds 5"` passes options.
+# predixy joins as a third peer when ../shared/peers/predixy (beside the
+# repo) or a `predixy` on PATH exists; the report says when it does not.
 bench: deps release
 	python3 bench/bench.py $(ARGS)
 
 # A few minutes' smoke run; writes target/bench/BENCHMARKS-quick.md.
 bench-quick: deps release
 	python3 bench/bench.py --quick $(ARGS)
+
+# Which shardgate/twemproxy pools place keys exactly as predixy does (the
+# 3-shard scenario's choice); prints a table, writes nothing.
+bench-placement: deps release
+	python3 bench/placement.py $(ARGS)
+
+# Where the CPU goes per request, shardgate vs predixy: user/sys time,
+# syscalls by type (strace), instructions (callgrind) and their breakdown;
+# writes target/bench/PROFILE.md. Needs valgrind and strace.
+profile: deps release
+	@command -v valgrind >/dev/null && command -v strace >/dev/null || bash scripts/install-deps.sh valgrind strace
+	python3 bench/profile.py $(ARGS)
 
 # The failover benchmark alone; writes target/bench/FAILOVER.md.
 bench-failover: deps release

@@ -9,6 +9,12 @@ children also get SIGKILL from the kernel if this script itself is killed):
 * nutcracker and shardgate in front of the SAME backends, each reading the
   same twemproxy-format pool definition (only `listen:` differs, since two
   processes cannot listen on one port);
+* predixy, when found (`<repo>/../shared/peers/predixy`, else `predixy` on
+  PATH, else --predixy), in front of the same backends with 2 worker
+  threads, beside a shardgate with `--workers 2` (`shardgate-2w`); its
+  config places keys as the pool does (deploy.py), and for more than one
+  shard the harness checks that every proxy puts sample keys on the same
+  servers (placement.py);
 * in some scenarios, several shardgate *variants* side by side over the same
   backends (extra pool keys such as `read_policy: any`, or extra arguments
   such as `--no-metrics`), and replicas (`--replicaof`, linked before any
@@ -75,6 +81,7 @@ from pathlib import Path
 
 import failover
 from deploy import deploy
+from placement import check_placement
 from idle import CONNECTIONS, run_idle_test
 from load import PIPELINE_SCALE, TEST_SCALE, run_rounds, warm_up
 from processes import BenchError, Processes, raise_nofile
@@ -84,6 +91,8 @@ from scenarios import SCENARIOS
 # Like scripts/demo.sh: SHARDGATE_BIN overrides the default binary.
 DEFAULT_SHARDGATE = Path(os.environ.get("SHARDGATE_BIN", REPO_ROOT / "target/release/shardgate"))
 INSTALL_HINT = "sudo apt-get install -y redis-server redis-tools nutcracker"
+# predixy is not packaged anywhere reachable: a built binary beside the repo.
+SHARED_PREDIXY = REPO_ROOT.parent / "shared/peers/predixy"
 DEFAULT_REQUESTS = 300_000
 QUICK_REQUESTS = 20_000
 
@@ -127,6 +136,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_SHARDGATE,
         help="the shardgate binary (default: $SHARDGATE_BIN, else target/release/shardgate)",
     )
+    ap.add_argument(
+        "--predixy",
+        type=Path,
+        help=f"the predixy binary (default: {SHARED_PREDIXY.parent}/predixy relative to "
+        "the repo, i.e. <repo>/../shared/peers/predixy, else `predixy` on PATH; "
+        "without one, predixy's columns are left out and the report says so)",
+    )
+    ap.add_argument("--no-predixy", action="store_true", help="leave predixy out even if found")
     ap.add_argument(
         "--no-shardgate",
         action="store_true",
@@ -190,6 +207,9 @@ def find_tools(args) -> dict[str, str]:
         if path is None:
             raise BenchError(f"{name} is missing; install it with: {INSTALL_HINT}")
         tools[name] = path
+    predixy = find_predixy(args)
+    if predixy is not None:
+        tools["predixy"] = predixy
     if args.shardgate is not None and not os.access(args.shardgate, os.X_OK):
         raise BenchError(
             f"the shardgate binary is missing: {args.shardgate}\n"
@@ -200,12 +220,52 @@ def find_tools(args) -> dict[str, str]:
     return tools
 
 
+def find_predixy(args) -> str | None:
+    """--predixy, else <repo>/../shared/peers/predixy, else `predixy` on PATH.
+
+    Sets args.predixy_status: what was used, or why nothing was.
+    """
+    if args.no_predixy:
+        args.predixy_status = "left out (--no-predixy)"
+        return None
+    if args.predixy is not None:
+        if not os.access(args.predixy, os.X_OK):
+            raise BenchError(f"--predixy {args.predixy}: not an executable file")
+        found = str(args.predixy)
+    elif os.access(SHARED_PREDIXY, os.X_OK):
+        found = str(SHARED_PREDIXY.resolve())
+    else:
+        found = shutil.which("predixy")
+    if found is None:
+        args.predixy_status = (
+            f"not found (looked for {SHARED_PREDIXY} and `predixy` on PATH): "
+            "the predixy columns are left out"
+        )
+        print(f"bench: predixy {args.predixy_status}", flush=True)
+        return None
+    args.predixy_status = found
+    return found
+
+
 def measure(procs: Processes, args, workdir: Path) -> tuple:
     print(f"starting servers and proxies in {workdir} ...", flush=True)
     deployments = [deploy(procs, args, workdir, sc) for sc in args.scenario_list]
+    failures: list[str] = []
+    for dep in deployments:
+        proxies = [e for e in dep.endpoints.values() if e.proc is not None]
+        if dep.scenario.shards > 1 and len(proxies) > 1:
+            print(f"  {dep.scenario.key}: checking where each proxy puts sample keys ...", flush=True)
+            dep.placement = check_placement(dep)
+            for problem in dep.placement["problems"]:
+                failures.append(f"{dep.scenario.key} key placement: {problem}")
+                print(f"  FAILED placement: {problem}", flush=True)
+            counts = "; ".join(
+                f"{name}: " + " ".join(f"{lb}={n}" for lb, n in c.items())
+                for name, c in dep.placement["targets"].items()
+            )
+            print(f"  placement of {dep.placement['keys']:,} keys: {counts}", flush=True)
     for dep in deployments:
         warm_up(args, dep)
-    failures: list[str] = []
     results = run_rounds(args, deployments, failures)
     idle = {} if args.no_idle else run_idle_test(procs, args, workdir, failures)
     for dep in deployments:
@@ -254,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nbench: interrupted; every server and proxy was stopped", file=sys.stderr)
         return 130
     elapsed = time.monotonic() - started
-    print_summary(deployments, results)
+    print_summary(deployments, results, args)
     print_idle(idle)
     if fo:
         failover.print_summary(fo)

@@ -1,5 +1,5 @@
 """Starting a scenario: its redis-servers (masters, then replicas), then
-each target (twemproxy, shardgate variants) in front of them.
+each target (twemproxy, shardgate variants, predixy) in front of them.
 
 Every proxy reads a pool definition written by pool_yaml(): the scenario's
 pool keys and servers, plus, for shardgate only, `replicas:` (when the
@@ -12,6 +12,13 @@ Every shardgate gets `--admin 127.0.0.1:<free port>`: the default admin
 address (127.0.0.1:8001) is shared, so a second instance would fail to
 start. The admin server is also how the harness sees that shardgate counts
 every replica as linked before the load starts.
+
+predixy reads its own format (predixy_conf): the same servers as
+`StandaloneServerPool` groups, `Hash crc16` + `Distribution modula`, with
+PEER_THREADS worker threads. It can only reproduce a pool whose placement
+is `crc16 % groups` (one shard, or `hash: crc16` + `distribution: modula`
+with a power-of-two total weight); anything else is refused here rather
+than benchmarked with keys on different servers.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from processes import BenchError, Processes, free_port, tail, wait_for_port
-from scenarios import Scenario, Target
+from scenarios import PEER_THREADS, Scenario, Target
 
 READY_TIMEOUT = 20.0  # s: replica links, shardgate's view of its replicas
 
@@ -74,6 +81,12 @@ class Deployment:
     endpoints: dict[str, Endpoint]  # in scenario.targets order
     pools: dict[str, str] = field(default_factory=dict)  # target -> its YAML (LISTEN for the port)
     commands: dict[str, str] = field(default_factory=dict)  # how each was started
+    predixy_conf: str | None = None  # predixy's config (LISTEN for the port), when it ran
+    # The shardgate target compared with predixy: shardgate-2w, or shardgate
+    # itself when the harness's --workers already is PEER_THREADS.
+    predixy_peer: str | None = None
+    # Where sample keys landed through each proxy (placement.py), multi-shard only.
+    placement: dict | None = None
 
     @property
     def redis_pids(self) -> list[int]:
@@ -105,6 +118,19 @@ def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deploym
             dep.endpoints[target.name] = Endpoint(target.name, masters[0].port)
         elif target.kind == "shardgate" and args.shardgate is None:
             continue  # --no-shardgate
+        elif target.kind == "predixy" and "predixy" not in args.tools:
+            continue  # not found: the report says so
+        elif target.kind == "shardgate" and target.workers is not None and (
+            "predixy" not in args.tools or target.workers == args.workers
+        ):
+            # Only there to be compared with predixy; redundant when the
+            # plain shardgate target already runs with as many workers.
+            continue
+        elif target.kind == "predixy":
+            endpoint, conf = start_predixy(procs, args, workdir, scenario, dep)
+            dep.endpoints[target.name] = endpoint
+            dep.predixy_conf = conf
+            dep.commands[target.name] = shlex.join(endpoint.proc.args)
         else:
             endpoint, yaml = start_proxy(procs, args, workdir, scenario, target, dep)
             dep.endpoints[target.name] = endpoint
@@ -114,6 +140,10 @@ def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deploym
         if endpoint.admin_port is not None and replicas:
             wait_replicas_serving(endpoint, len(replicas))
         check_endpoint(endpoint)
+    if "predixy" in dep.endpoints:
+        twin = next((t.name for t in scenario.targets if t.kind == "shardgate"
+                     and t.workers == PEER_THREADS and t.name in dep.endpoints), None)
+        dep.predixy_peer = twin or ("shardgate" if "shardgate" in dep.endpoints else None)
     return dep
 
 
@@ -227,8 +257,67 @@ def pool_yaml(scenario: Scenario, dep: Deployment, listen: str, target: Target) 
     lines = ["bench:", f"  listen: {listen}"]
     lines += [f"  {key}: {yaml_value(value)}" for key, value in keys.items()]
     lines.append("  servers:")
-    lines += [f"    - 127.0.0.1:{m.port}:1 shard{m.shard}" for m in dep.masters]
+    lines += [
+        f"    - 127.0.0.1:{m.port}:{scenario.weight(m.shard)} shard{m.shard}" for m in dep.masters
+    ]
     return "\n".join(lines) + "\n"
+
+
+def predixy_conf(scenario: Scenario, dep: Deployment, listen: str) -> str:
+    """predixy's config for the scenario's masters (see the module docstring)."""
+    masters = dep.masters
+    total = sum(scenario.weight(m.shard) for m in masters)
+    if len(masters) > 1:
+        pool = scenario.pool
+        if (pool.get("hash"), pool.get("distribution")) != ("crc16", "modula"):
+            raise BenchError(
+                f"{scenario.key}: predixy cannot place keys as `hash: {pool.get('hash')}`, "
+                f"`distribution: {pool.get('distribution')}` does (it has only crc16 modulo "
+                "its group count)"
+            )
+        if total & (total - 1):
+            raise BenchError(
+                f"{scenario.key}: total weight {total} is not a power of two: twemproxy's "
+                "unmasked crc16 modulo it differs from predixy's 16-bit crc16 modulo it"
+            )
+    # Modula's order: by server name, shorter first, then bytewise (as
+    # twemproxy sorts its servers); each server `weight` times.
+    ordered = sorted(masters, key=lambda m: (len(f"shard{m.shard}"), f"shard{m.shard}"))
+    return predixy_text(listen, [m.port for m in ordered for _ in range(scenario.weight(m.shard))])
+
+
+def predixy_text(listen: str, group_ports: list[int]) -> str:
+    """A StandaloneServerPool with one group per port, in order (a port may repeat)."""
+    lines = [
+        "Name bench",
+        f"Bind {listen}",
+        f"WorkerThreads {PEER_THREADS}",
+        "ClientTimeout 300",
+    ]
+    lines += [f"Log{level}Sample 0" for level in ("Verb", "Debug", "Info", "Notice")]
+    lines += [
+        "Authority {", "  Auth {", "    Mode write", "  }", "}",
+        "StandaloneServerPool {",
+        "  Hash crc16",
+        "  Distribution modula",
+        "  RefreshMethod fixed",
+        "  ServerTimeout 2",
+    ]  # fmt: skip
+    for i, port in enumerate(group_ports, 1):
+        lines += [f"  Group g{i} {{", f"    + 127.0.0.1:{port}", "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def start_predixy(procs, args, workdir: Path, scenario: Scenario, dep: Deployment):
+    port = free_port()
+    conf = workdir / f"{scenario.key}-predixy.conf"
+    log = workdir / f"{scenario.key}-predixy.log"
+    conf.write_text(predixy_conf(scenario, dep, f"127.0.0.1:{port}"))
+    proc = procs.spawn([args.tools["predixy"], str(conf)], log)
+    wait_for_port("predixy", proc, port, log)
+    endpoint = Endpoint("predixy", port, proc, log)
+    return endpoint, predixy_conf(scenario, dep, "127.0.0.1:LISTEN")
 
 
 def start_proxy(
@@ -255,8 +344,9 @@ def proxy_argv(target: Target, args, conf: Path, log: Path, admin: int | None) -
             "-s", str(free_port()), "-o", str(log),
         ]  # fmt: skip
     argv = [str(args.shardgate), "-c", str(conf), "--admin", f"127.0.0.1:{admin}"]
-    if args.workers is not None:
-        argv += ["--workers", str(args.workers)]
+    workers = target.workers if target.workers is not None else args.workers
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     return argv + list(target.args)
 
 

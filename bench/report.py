@@ -15,7 +15,7 @@ import idle
 from deploy import Deployment
 from load import KEYSPACE, benchmark_argv, requests_for, rounds_of
 from processes import CLK_TCK
-from scenarios import TARGETS, Claim, Scenario
+from scenarios import PEER_THREADS, Claim, Scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NONE = "—"
@@ -77,7 +77,7 @@ def render(args, deployments, results, failures, idle_results, elapsed, failover
     lines += ["## Machine", ""] + table(["", ""], machine_info(args)) + [""]
     lines += ["## Results", ""]
     for dep in deployments:
-        lines += scenario_section(dep, Medians(results, dep.scenario))
+        lines += scenario_section(dep, Medians(results, dep.scenario), args)
     lines += idle_section(idle_results)
     if failover:
         import failover as failover_bench  # here: failover.py imports this module
@@ -116,60 +116,117 @@ def method_paragraph(args, elapsed: float, results: dict) -> list[str]:
         "shardgate *variants* (the same binary with different pool keys or "
         "arguments, side by side over the same redis-servers) report each "
         "variant's CPU per request over a baseline variant's. Every shardgate "
-        "runs with its admin server on a free loopback port.",
+        "runs with its admin server on a free loopback port. predixy, when found, "
+        f"runs with {PEER_THREADS} worker threads beside a shardgate with as many "
+        "workers (`shardgate-2w`); the ratios to predixy are that shardgate's.",
         "",
     ]
 
 
-def scenario_section(dep: Deployment, m: Medians) -> list[str]:
+def scenario_section(dep: Deployment, m: Medians, args) -> list[str]:
     if dep.scenario.report == "variants":
         return variants_section(dep, m)
-    return peers_section(dep.scenario, m)
+    return peers_section(dep, m, args)
 
 
-def peers_section(sc: Scenario, m: Medians) -> list[str]:
+def peer_names(dep: Deployment) -> tuple[list[str], str | None]:
+    """The peers report's columns (targets that ran, in scenario order), and
+    the shardgate target compared with predixy (None: predixy did not run)."""
+    names = [t.name for t in dep.scenario.targets if t.name in dep.endpoints]
+    return names, dep.predixy_peer
+
+
+def predixy_missing_note(args) -> list[str]:
+    status = getattr(args, "predixy_status", None)
+    if status is None or status.startswith("/"):
+        return []
+    return [f"**predixy: {status}.**", ""]
+
+
+def peers_section(dep: Deployment, m: Medians, args) -> list[str]:
+    sc = dep.scenario
+    names, px_peer = peer_names(dep)
     direct = "direct" if sc.direct_comparable else "direct (1 server, ref.)"
     rows = [(test, p) for p in sc.pipelines for test in sc.tests]
     out = [f"### {sc.title}", "", sc.note, ""]
+    out += predixy_missing_note(args)
+    if px_peer:
+        out += [
+            f"predixy runs with `WorkerThreads {PEER_THREADS}`; it is compared with "
+            f"**{px_peer}** (`--workers {PEER_THREADS}`), in front of the same "
+            "redis-server(s). `shardgate` and twemproxy are the single-threaded pair.",
+            "",
+        ]
+    px_ratio = [f"{px_peer}/predixy"] if px_peer else []
     out += ["Requests per second (median; ± half the range over the rounds):", ""]
     out += table(
-        ["test", "-P", direct, "twemproxy", "shardgate", "shardgate/direct", "shardgate/twemproxy"],
-        [throughput_row(sc, m, test, p) for test, p in rows],
-    )
+        ["test", "-P"] + [direct if n == "direct" else n for n in names]
+        + ["shardgate/direct", "shardgate/twemproxy"] + px_ratio,
+        [throughput_row(dep, m, names, test, p) for test, p in rows],
+    )  # fmt: skip
     out += ["", "Latency, ms (median):", ""]
     out += table(
-        ["test", "-P"] + [f"{q} {t}" for q in ("p50", "p99") for t in TARGETS],
+        ["test", "-P"] + [f"{q} {t}" for q in ("p50", "p99") for t in names],
         [
             [test.upper(), str(p)]
-            + [fmt_num(m.get(test, p, t, f"{q}_ms"), 3) for q in ("p50", "p99") for t in TARGETS]
+            + [fmt_num(m.get(test, p, t, f"{q}_ms"), 3) for q in ("p50", "p99") for t in names]
             for test, p in rows
         ],
     )
+    proxies = [n for n in names if n != "direct"]
     out += ["", "CPU per request, µs (median; the proxy, and redis-server(s) for reference):", ""]
     out += table(
-        ["test", "-P", "twemproxy", "shardgate", "shardgate/twemproxy"]
-        + [f"redis via {t}" for t in TARGETS],
-        [cpu_row(m, test, p) for test, p in rows],
-    )
-    return out + [""]
+        ["test", "-P"] + proxies + ["shardgate/twemproxy"] + px_ratio
+        + [f"redis via {t}" for t in names],
+        [cpu_row(dep, m, names, test, p) for test, p in rows],
+    )  # fmt: skip
+    out += [""]
+    if dep.placement:
+        out += placement_lines(dep.placement)
+    return out
 
 
-def throughput_row(sc: Scenario, m: Medians, test: str, p: int) -> list[str]:
+def placement_lines(pl: dict) -> list[str]:
+    out = [
+        f"Key placement check (bench/placement.py): {pl['keys']:,} redis-benchmark-style "
+        "keys (`key:%012d`), written through each proxy with MSETs of 10, then found "
+        "with EXISTS on each server directly:",
+        "",
+    ]
+    rows = []
+    for name, counts in pl["targets"].items():
+        mism = pl["mismatches"].get(name)
+        vs = NONE if mism is None else f"{mism:,}"
+        rows.append([name] + [f"{counts[lb]:,}" for lb in pl["servers"]] + [vs])
+    out += table(["proxy"] + pl["servers"] + [f"keys placed unlike {pl['reference']}"], rows)
+    verdict = "every proxy put every sample key on the same server" if not pl["problems"] \
+        else "**MISMATCH**: " + "; ".join(pl["problems"])
+    return out + ["", f"Result: {verdict}.", ""]
+
+
+def throughput_row(dep: Deployment, m: Medians, names: list[str], test: str, p: int) -> list[str]:
     def cell(target: str) -> str:
         spread = m.spread_pct(test, p, target)
         rps = fmt_rps(m.get(test, p, target, "rps"))
         return rps if spread is None else f"{rps} ±{spread:.0f}%"
 
     sg, tw, di = (m.get(test, p, t, "rps") for t in ("shardgate", "twemproxy", "direct"))
-    vs_direct = fmt_ratio(sg, di) if sc.direct_comparable else NONE
-    return [test.upper(), str(p)] + [cell(t) for t in TARGETS] + [vs_direct, fmt_ratio(sg, tw)]
+    vs_direct = fmt_ratio(sg, di) if dep.scenario.direct_comparable else NONE
+    row = [test.upper(), str(p)] + [cell(t) for t in names] + [vs_direct, fmt_ratio(sg, tw)]
+    if dep.predixy_peer:
+        px = m.get(test, p, "predixy", "rps")
+        row.append(fmt_ratio(m.get(test, p, dep.predixy_peer, "rps"), px))
+    return row
 
 
-def cpu_row(m: Medians, test: str, p: int) -> list[str]:
-    tw = m.get(test, p, "twemproxy", "proxy_cpu_us")
-    sg = m.get(test, p, "shardgate", "proxy_cpu_us")
-    redis = [fmt_num(m.get(test, p, t, "redis_cpu_us"), 2) for t in TARGETS]
-    return [test.upper(), str(p), fmt_num(tw, 2), fmt_num(sg, 2), fmt_ratio(sg, tw)] + redis
+def cpu_row(dep: Deployment, m: Medians, names: list[str], test: str, p: int) -> list[str]:
+    cpu = {t: m.get(test, p, t, "proxy_cpu_us") for t in names if t != "direct"}
+    redis = [fmt_num(m.get(test, p, t, "redis_cpu_us"), 2) for t in names]
+    row = [test.upper(), str(p)] + [fmt_num(v, 2) for v in cpu.values()]
+    row.append(fmt_ratio(cpu.get("shardgate"), cpu.get("twemproxy")))
+    if dep.predixy_peer:
+        row.append(fmt_ratio(cpu.get(dep.predixy_peer), cpu.get("predixy")))
+    return row + redis
 
 
 def fmt_cpu_ratio(cpu: float | None, base: float | None) -> str:
@@ -346,6 +403,13 @@ def machine_info(args) -> list[list[str]]:
     for tool in ("redis-server", "redis-sentinel", "redis-benchmark", "nutcracker"):
         if tool in args.tools:
             info.append([tool, first_line([args.tools[tool], "--version"])])
+    status = getattr(args, "predixy_status", None)
+    if status is not None:
+        if "predixy" in args.tools:
+            # It prints "<argv0> predixy-1.0.5".
+            version = first_line([args.tools["predixy"], "--version"]).split()[-1]
+            status = f"{version} (`{status}`), WorkerThreads {PEER_THREADS}"
+        info.append(["predixy", status])
     info.append(["python", platform.python_version()])
     if args.shardgate is not None:
         workers = args.workers if args.workers is not None else "its default"
@@ -395,6 +459,9 @@ def commands_section(args, deployments: list[Deployment]) -> list[str]:
                 "```",
                 "",
             ]
+        if dep.predixy_conf:
+            out += [f"{sc.title}: predixy's config (LISTEN: its port):", "", "```",
+                    dep.predixy_conf.rstrip(), "```", ""]  # fmt: skip
         out.append("```sh")
         for name, command in dep.commands.items():
             if name == "redis-server" and sc.shards > 1:
@@ -413,22 +480,38 @@ def commands_section(args, deployments: list[Deployment]) -> list[str]:
 # ---------------------------------------------------------------- terminal
 
 
-def print_summary(deployments: list[Deployment], results: dict) -> None:
+def print_summary(deployments: list[Deployment], results: dict, args=None) -> None:
     """One line per scenario x test x pipeline; medians."""
     print()
-    if any(dep.scenario.report != "variants" for dep in deployments):
+    peers = [dep for dep in deployments if dep.scenario.report != "variants"]
+    if peers:
         print(
             f"{'scenario':9} {'test':5} {'-P':>3} {'direct':>9} {'twemproxy':>10} "
             f"{'shardgate':>10} {'sg/dir':>7} {'sg/twem':>8} {'p50 tw/sg ms':>14} "
             f"{'p99 tw/sg ms':>14} {'cpu us tw/sg':>13} {'cpu sg/tw':>9}"
         )
-    for dep in deployments:
+    for dep in peers:
         sc, m = dep.scenario, Medians(results, dep.scenario)
-        if sc.report == "variants":
-            continue
         for p in sc.pipelines:
             for test in sc.tests:
                 print(summary_line(sc, m, test, p))
+    if peers and any(dep.predixy_peer for dep in peers):
+        print(
+            f"\npredixy ({PEER_THREADS} threads) vs shardgate (--workers {PEER_THREADS}): "
+            "requests/s, p50, CPU per request"
+        )
+        print(
+            f"{'scenario':9} {'test':5} {'-P':>3} {'shardgate':>10} {'predixy':>9} "
+            f"{'sg/prdx':>8} {'p50 sg/prdx ms':>15} {'cpu us sg/prdx':>15} {'cpu sg/prdx':>11}"
+        )
+        for dep in peers:
+            if dep.predixy_peer:
+                m = Medians(results, dep.scenario)
+                for p in dep.scenario.pipelines:
+                    for test in dep.scenario.tests:
+                        print(predixy_line(dep, m, test, p))
+    elif peers and args is not None:
+        print(f"\npredixy: {getattr(args, 'predixy_status', 'not run')}")
     for dep in deployments:
         if dep.scenario.report == "variants":
             print_variants(dep, Medians(results, dep.scenario))
@@ -472,13 +555,25 @@ def summary_line(sc: Scenario, m: Medians, test: str, p: int) -> str:
         tw, sg = (m.get(test, p, t, attr) for t in ("twemproxy", "shardgate"))
         return f"{fmt_num(tw, digits)}/{fmt_num(sg, digits)}"
 
-    di, tw, sg = (m.get(test, p, t, "rps") for t in TARGETS)
+    di, tw, sg = (m.get(test, p, t, "rps") for t in ("direct", "twemproxy", "shardgate"))
     cpu_tw, cpu_sg = (m.get(test, p, t, "proxy_cpu_us") for t in ("twemproxy", "shardgate"))
     vs_direct = fmt_ratio(sg, di) if sc.direct_comparable else NONE
     return (
         f"{sc.key:9} {test.upper():5} {p:>3} {fmt_rps(di):>9} {fmt_rps(tw):>10} "
         f"{fmt_rps(sg):>10} {vs_direct:>7} {fmt_ratio(sg, tw):>8} {pair('p50_ms', 3):>14} "
         f"{pair('p99_ms', 3):>14} {pair('proxy_cpu_us', 2):>13} {fmt_ratio(cpu_sg, cpu_tw):>9}"
+    )
+
+
+def predixy_line(dep: Deployment, m: Medians, test: str, p: int) -> str:
+    sg, px = dep.predixy_peer, "predixy"
+    rps = [m.get(test, p, t, "rps") for t in (sg, px)]
+    p50 = [m.get(test, p, t, "p50_ms") for t in (sg, px)]
+    cpu = [m.get(test, p, t, "proxy_cpu_us") for t in (sg, px)]
+    return (
+        f"{dep.scenario.key:9} {test.upper():5} {p:>3} {fmt_rps(rps[0]):>10} {fmt_rps(rps[1]):>9} "
+        f"{fmt_ratio(*rps):>8} {fmt_num(p50[0], 3) + '/' + fmt_num(p50[1], 3):>15} "
+        f"{fmt_num(cpu[0], 2) + '/' + fmt_num(cpu[1], 2):>15} {fmt_ratio(*cpu):>11}"
     )
 
 

@@ -6,15 +6,21 @@ shard has), the pool the proxies read (twemproxy's nutcracker.yml keys; only
 redis-benchmark tests and pipeline depths to run, and whether "direct to
 shard 0's master" is a fair peer.
 
-A target is `direct` (shard 0's master, no proxy), `twemproxy`, or a
-shardgate *variant*: shardgate with extra pool keys and/or extra
-command-line arguments (e.g. `read_policy: any`, or `--no-metrics`).
-Several variants can load the same backends side by side.
+A target is `direct` (shard 0's master, no proxy), `twemproxy`, `predixy`,
+or a shardgate *variant*: shardgate with extra pool keys and/or extra
+command-line arguments (e.g. `read_policy: any`, or `--no-metrics`) or its
+own worker count. Several variants can load the same backends side by side.
+
+predixy (a multi-threaded C++ proxy) runs with PEER_THREADS worker threads
+and is compared with `shardgate-2w`, shardgate with as many workers; the
+plain `shardgate` target keeps the harness's --workers (default 1, like
+twemproxy's single thread). Both are left out when predixy is not found.
 
 Two report layouts:
 
-* "peers": direct / twemproxy / shardgate columns, ratios of shardgate to
-  direct and to twemproxy (the 1shard and 3shards scenarios);
+* "peers": direct / twemproxy / shardgate (/ shardgate-2w / predixy)
+  columns, ratios of shardgate to direct and to twemproxy, and of
+  shardgate-2w to predixy (the 1shard and 3shards scenarios);
 * "variants": one row per target, with each target's CPU per request
   divided by the `baseline` target's, and optional claims checked on that
   ratio (the reads and metrics scenarios).
@@ -28,22 +34,29 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Target:
     name: str  # label in the report and on the terminal
-    kind: str  # "direct" | "twemproxy" | "shardgate"
+    kind: str  # "direct" | "twemproxy" | "shardgate" | "predixy"
     pool: dict = field(default_factory=dict)  # extra pool keys (shardgate only)
     args: tuple = ()  # extra command-line arguments (shardgate only)
+    workers: int | None = None  # shardgate only: --workers, instead of the harness's
 
     def describe(self) -> str:
         """What sets this target apart, for the report."""
         parts = [f"`{k}: {v}`" for k, v in self.pool.items()]
         parts += [f"`{a}`" for a in self.args]
+        if self.workers is not None:
+            parts.append(f"`--workers {self.workers}`")
         return ", ".join(parts) if parts else "defaults"
 
+
+# predixy's `WorkerThreads`, and the --workers of the shardgate compared with it.
+PEER_THREADS = 2
 
 DIRECT = Target("direct", "direct")
 TWEMPROXY = Target("twemproxy", "twemproxy")
 SHARDGATE = Target("shardgate", "shardgate")
-PEERS = (DIRECT, TWEMPROXY, SHARDGATE)
-TARGETS = tuple(t.name for t in PEERS)  # the "peers" report's columns
+SHARDGATE_2W = Target("shardgate-2w", "shardgate", workers=PEER_THREADS)
+PREDIXY = Target("predixy", "predixy")
+PEERS = (DIRECT, TWEMPROXY, SHARDGATE, SHARDGATE_2W, PREDIXY)
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,12 @@ class Scenario:
     # claims look at differences of a few percent, and one invocation's CPU
     # per request moves by ~5% with how the 2 cores were shared.
     min_rounds: int = 0
+    # Per shard, its weight in `servers:` (default 1 each). predixy has no
+    # weights: a shard of weight w is listed as w groups (see deploy.py).
+    weights: tuple = ()
+
+    def weight(self, shard: int) -> int:
+        return self.weights[shard] if self.weights else 1
 
     def target(self, name: str) -> Target:
         return next(t for t in self.targets if t.name == name)
@@ -91,6 +110,9 @@ BASE_POOL = {
     "server_connections": 1,
     "auto_eject_hosts": "false",
 }
+
+# The 3-shard pool: one that predixy can reproduce key for key (see its note).
+THREE_SHARD_POOL = {**BASE_POOL, "hash": "crc16", "distribution": "modula"}
 
 READ_POLICIES = ("master", "prefer-replica", "any")
 
@@ -108,11 +130,21 @@ SCENARIOS = [
         key="3shards",
         title="3 shards",
         shards=3,
-        pool=BASE_POOL,
+        pool=THREE_SHARD_POOL,
+        weights=(2, 1, 1),
         direct_comparable=False,
-        note="Three redis-servers, ketama + fnv1a_64. The proxies split MSET's "
-        "10 keys across the shards, so 'direct' (to one of the servers) is a "
-        "reference only, not a peer.",
+        note="Three redis-servers, `hash: crc16`, `distribution: modula`, weights "
+        "2:1:1 (shard0 owns half the keys). The proxies split MSET's 10 keys across "
+        "the shards, so 'direct' (to one of the servers) is a reference only, not a "
+        "peer. Why this distribution: it is the only one all three proxies share key "
+        "for key. predixy shards only by `Hash crc16` (16-bit CRC16-XMODEM) modulo "
+        "its group count; shardgate's and twemproxy's `crc16` is twemproxy's "
+        "unmasked 32-bit accumulator, whose value modulo N equals the 16-bit CRC's "
+        "only when N divides 65536; and shardgate's `distribution: slots` gives each "
+        "node a contiguous range of slots, not `crc16 % N`. So the modulus is 4 "
+        "(weights 2+1+1) and predixy lists shard0 as two groups (two connections "
+        "per worker to it where the others open one). The placement check below "
+        "routes sample keys through every proxy and finds each on the servers.",
     ),
     Scenario(
         key="reads",
