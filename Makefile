@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-placement profile fuzz clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-live bench-placement profile fuzz clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -73,6 +73,10 @@ profile: deps release
 # The failover benchmark alone; writes target/bench/FAILOVER.md.
 bench-failover: deps release
 	python3 bench/failover.py $(ARGS)
+
+# A reload and an online reshard under load, alone (make bench runs them too).
+bench-live: deps release
+	cd bench && python3 live.py --shardgate ../target/release/shardgate $(ARGS)
 
 fuzz:
 	cd fuzz && $(CARGO) +nightly fuzz run request_parser -- -max_total_time=60

@@ -80,6 +80,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import failover
+import live
 from deploy import deploy
 from placement import check_placement
 from idle import CONNECTIONS, run_idle_test
@@ -163,9 +164,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--failover-runs", type=int, help="failover runs per mode (default 3; --quick: 1)"
     )
+    ap.add_argument(
+        "--no-live", action="store_true", help="skip the reload and reshard runs (bench/live.py)"
+    )
     ap.add_argument("--timeout", type=int, default=300, help="seconds per redis-benchmark run")
     args = ap.parse_args(argv)
 
+    args.live = None
     args.rounds_given = args.rounds is not None or args.quick
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.requests = args.requests or (QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
@@ -278,6 +283,13 @@ def measure(procs: Processes, args, workdir: Path) -> tuple:
         print("failover benchmark (bench/failover.py) ...", flush=True)
         fo = failover.run_all(args.tools, args.shardgate, args.failover, workdir)
         failures += fo["failures"]
+    if not args.no_live:
+        print("reload and reshard under load (bench/live.py) ...", flush=True)
+        runs = 1 if args.quick else 3
+        try:
+            args.live = live.run_all(args.tools, args.shardgate, workdir, runs=runs)
+        except BenchError as e:
+            failures.append(f"live changes: {e}")
     return deployments, results, failures, idle, fo
 
 
@@ -318,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     print_idle(idle)
     if fo:
         failover.print_summary(fo)
+    if args.live:
+        print("\n".join(live.section(args.live)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(args, deployments, results, failures, idle, elapsed, fo))
     if args.json:

@@ -83,6 +83,10 @@ def render(args, deployments, results, failures, idle_results, elapsed, failover
         import failover as failover_bench  # here: failover.py imports this module
 
         lines += failover_bench.section(failover)
+    if getattr(args, "live", None):
+        import live
+
+        lines += live.section(args.live)
     if failures:
         lines += ["## Failed measurements", ""] + [f"- {f}" for f in failures] + [""]
     lines += commands_section(args, deployments)

@@ -73,6 +73,9 @@ fn replicas_added_and_removed_under_load_serve_reads_at_once_and_cost_no_client_
             port,
             &[
                 "read_policy: replica".into(),
+                // The load reads back what it wrote: from the master (a
+                // replica may lag); the reader below reads from replicas.
+                "read_your_writes: 60000".into(),
                 "discover_replicas: false".into(),
                 "health_check: {interval: 100, timeout: 200, rise: 1, fall: 2}".into(),
                 "servers:".into(),
@@ -87,10 +90,37 @@ fn replicas_added_and_removed_under_load_serve_reads_at_once_and_cost_no_client_
         proxy.log().contains("serves reads"),
         "no replica serves reads"
     );
+    master.cmd(&["SET", "static", "v"]);
+    assert_eventually!(
+        replicas
+            .iter()
+            .all(|r| r.cmd(&["GET", "static"]) == Reply::Bulk(b"v".to_vec())),
+        "not replicated"
+    );
     let load = Load::start(port, 8, 16);
-    load.wait_for(5_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut client = RespClient::connect(port).unwrap();
+            let mut wrong = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if client.cmd(&["GET", "static"]).unwrap() != Reply::Bulk(b"v".to_vec()) {
+                    wrong += 1;
+                }
+            }
+            wrong
+        })
+    };
     let gets = |r: &RedisServer| r.command_calls("get");
-    assert_eq!(gets(&replicas[1]), 0, "an undeclared replica got reads");
+    // (The check above read each replica once, directly.)
+    let undeclared = gets(&replicas[1]);
+    load.wait_for(5_000);
+    assert_eq!(
+        gets(&replicas[1]),
+        undeclared,
+        "an undeclared replica got reads"
+    );
 
     // Add the second replica: it serves reads once probed.
     proxy.write_config(&config(&[&replicas[0], &replicas[1]]));
@@ -120,6 +150,12 @@ fn replicas_added_and_removed_under_load_serve_reads_at_once_and_cost_no_client_
     );
 
     let report = load.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        reader.join().unwrap(),
+        0,
+        "the replica reader got a wrong reply"
+    );
     eprintln!("load across two reloads: {report:?}");
     assert!(report.ok > 15_000, "{report:?}");
     assert_eq!(report.error_count, 0, "{:?}", report.errors);

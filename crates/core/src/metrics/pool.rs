@@ -33,9 +33,7 @@ pub struct PoolStats {
     /// Clients disconnected for leaving replies unread past the limit.
     pub slow_clients: Counter,
     /// Requests on moving keys, sent to their source first (resharding).
-    pub pulls: Counter,
-    /// Of those, the ones whose source did not answer (the client got the error).
-    pub pull_errors: Counter,
+    pub moving_key_requests: Counter,
 }
 
 impl Default for PoolStats {
@@ -50,8 +48,7 @@ impl Default for PoolStats {
             clients_accepted: Counter::default(),
             protocol_errors: Counter::default(),
             slow_clients: Counter::default(),
-            pulls: Counter::default(),
-            pull_errors: Counter::default(),
+            moving_key_requests: Counter::default(),
         }
     }
 }

@@ -202,16 +202,11 @@ fn pools(out: &mut String, admin: &Admin) {
         }
     }
     type WorkerGet = fn(&crate::metrics::PoolStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerGet); 8] = [
+    let worker_counters: [(&str, &str, WorkerGet); 7] = [
         (
             "shardgate_reshard_moving_key_requests_total",
             "Requests on moving keys: run on their source if the keys are still there, else on their destination.",
-            |s| s.pulls.get(),
-        ),
-        (
-            "shardgate_reshard_moving_key_errors_total",
-            "Requests on moving keys whose source did not answer.",
-            |s| s.pull_errors.get(),
+            |s| s.moving_key_requests.get(),
         ),
         (
             "shardgate_clients_accepted_total",

@@ -86,9 +86,7 @@ impl<S: ClientStream> Session<S> {
             Ok(request) => request,
             Err(flow) => return flow,
         };
-        let flow = self.dispatch_route(route, request, resolution);
-        self.master_only = false;
-        flow
+        self.dispatch_route(route, request, resolution)
     }
 
     /// Where `request` goes with this batch's topology.
@@ -344,8 +342,7 @@ impl<S: ClientStream> Session<S> {
         let Some(view) = self.view.shards.get(shard) else {
             return Err(self.shard_unavailable(shard));
         };
-        // A key just moved may not be on the replicas yet.
-        if read && !self.master_only && self.reads_may_use_replicas() {
+        if read && self.reads_may_use_replicas() {
             match self.batch_reader(shard, view) {
                 BatchReader::Node(node) => {
                     if !view.master.as_ref().is_some_and(|m| Rc::ptr_eq(m, &node)) {

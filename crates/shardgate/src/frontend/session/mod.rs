@@ -108,7 +108,6 @@ pub async fn run<S: ClientStream>(
         batch_started: Instant::now(),
         metrics,
         at_source: moving::AtSource::default(),
-        master_only: false,
     };
     let mut ended = Ok(());
     if let Some(restore) = restore {
@@ -231,11 +230,8 @@ pub(crate) struct Session<S> {
     batch_started: Instant,
     /// Whether per-command metrics are kept (`--no-metrics` turns them off).
     metrics: bool,
-    /// The held request's run on its moving keys' source (resharding).
+    /// A request held while a migration's first phase ends (resharding).
     at_source: moving::AtSource,
-    /// The request being dispatched must read from masters (its keys
-    /// were just moved).
-    master_only: bool,
 }
 
 /// What the session does after dispatching one request.
@@ -306,9 +302,6 @@ impl<S: ClientStream> Session<S> {
             let parsed = self.read_buf.len();
             if !self.queue.is_empty() {
                 self.collect_replies().await?;
-            }
-            if self.at_source.waiting() {
-                self.await_source().await;
             }
             match flow {
                 Flow::Close(end) => return Err(end),

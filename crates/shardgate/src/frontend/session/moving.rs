@@ -8,9 +8,11 @@
 //! is never created on its source: a key that is nowhere is created on
 //! its destination.
 //!
-//! Each such request is a barrier: the client's earlier replies are
-//! collected first and the request completes before the next one is
-//! sent, so the client's commands still run in order. In a migration's
+//! Replies come back in request order, and a client's requests on one key
+//! run in order (the source's answers come in order, and the requests
+//! that follow them go out in that order); a request on a moving key may
+//! run after a later request of the same pipeline on another key, as
+//! with two servers of a Redis Cluster. In a migration's
 //! first phase, while other proxies may still route moving keys straight
 //! to their source, requests on them wait for the next phase (briefly) or
 //! are refused with `-TRYAGAIN`. Transactions, scripts, blocking calls and
@@ -20,9 +22,8 @@
 use bytes::Bytes;
 use resp::Request;
 
-use super::pending::Pending;
+use super::pending::{AtSource as AtSourceReply, Pending};
 use super::{ClientStream, Flow, Session};
-use crate::backend::ReplySlot;
 use crate::command::{AclCategories, Resolution};
 use crate::route::{Refusal, Route};
 
@@ -40,26 +41,12 @@ if present < #KEYS then return redis.error_reply('TRYAGAIN shardgate: some keys 
 moved to another server and some did not yet (resharding); retry') end \
 return redis.pcall(unpack(ARGV))";
 const WHERE_IT_IS_RESP3: &str = "redis.setresp(3) ";
-const ABSENT: &[u8] = b"-SGABSENT ";
 
-/// The held request's run on its keys' source.
+/// A request held while a migration's first phase ends.
 #[derive(Default)]
 pub(super) struct AtSource {
-    /// The source's answer, awaited after the earlier replies.
-    slot: Option<ReplySlot>,
-    /// Under this topology version the source said the keys are not
-    /// there: the held request runs on the destination.
-    absent_at: Option<u64>,
-    /// Since when the held request waits for a migration's first phase
-    /// to end.
+    /// Since when the held request waits for that phase to end.
     held_since: Option<std::time::Instant>,
-}
-
-impl AtSource {
-    /// A source's answer is awaited.
-    pub(super) fn waiting(&self) -> bool {
-        self.slot.is_some()
-    }
 }
 
 impl<S: ClientStream> Session<S> {
@@ -83,22 +70,14 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// Before a routed request (outside a transaction) is sent: a request
-    /// on moving keys is held and sent to their source first (Err: the
-    /// flow to return meanwhile), or refused when it cannot follow them.
-    /// Ok: send it as routed (to the destination, when the source said
-    /// its keys are not there).
+    /// on moving keys goes to their source (Err: the flow to return), or
+    /// is refused when it cannot follow them. Ok: send it as routed.
     pub(super) fn run_where_it_is(
         &mut self,
         request: Request,
         route: &Route,
         resolution: &Resolution,
     ) -> Result<Request, Flow> {
-        let version = self.view.topology.version;
-        if self.at_source.absent_at.take() == Some(version) {
-            // A key just moved may not be on the replicas yet.
-            self.master_only = true;
-            return Ok(request);
-        }
         let moving = self.moving_keys(&request);
         let Some(&(source, destination, _)) = moving.first() else {
             return Ok(request);
@@ -131,33 +110,20 @@ impl<S: ClientStream> Session<S> {
         self.at_source.held_since = None;
         let keys: Vec<&[u8]> = moving.iter().map(|(_, _, k)| &k[..]).collect();
         let frame = self.where_it_is_frame(&keys, &request);
-        self.at_source.slot = Some(self.send_to_master(source, frame));
-        self.pool.stats.pulls.inc();
-        self.held = Some(request);
-        Err(Flow::Barrier)
-    }
-
-    /// Waits for the source's answer about the held request: its reply,
-    /// or that the keys are not there (the held request then runs on the
-    /// destination).
-    pub(super) async fn await_source(&mut self) {
-        let Some(slot) = self.at_source.slot.take() else {
-            return;
-        };
-        let reply = match slot.await {
-            Ok(reply) if reply.starts_with(ABSENT) => {
-                self.at_source.absent_at = Some(self.view.topology.version);
-                return;
-            }
-            Ok(reply) => Pending::Ready(reply),
-            Err(error) => {
-                self.pool.stats.pull_errors.inc();
-                Pending::Ready(crate::fanout::encode_error(&error.client_message()))
-            }
-        };
-        // Answered on the source: the held request is done.
-        self.held = None;
-        self.push(reply);
+        // The destination's master (a key just moved may not be on its
+        // replicas yet), on the client's own shared connection to it.
+        let (key, id) = (self.client.conn_key(), self.client.id());
+        let destination = self
+            .node_for(destination, false)
+            .map(|node| node.with_shared(key, id, |conn| conn.clone()));
+        let slot = self.send_to_master(source, frame);
+        self.pool.stats.moving_key_requests.inc();
+        self.push(Pending::AtSource(Box::new(AtSourceReply {
+            slot,
+            destination,
+            request: request.raw,
+        })));
+        Err(Flow::Next)
     }
 
     /// `EVAL <script> numkeys keys... request...`.

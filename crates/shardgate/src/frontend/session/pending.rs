@@ -52,6 +52,18 @@ pub struct EvalShaRetry {
     pub state: std::sync::Arc<crate::pool::PoolState>,
 }
 
+/// A request on moving keys sent to their source (see `moving`).
+pub struct AtSource {
+    pub slot: ReplySlot,
+    /// The destination master's connection (or why there is none).
+    pub destination: Result<crate::backend::Conn, crate::backend::BackendError>,
+    /// The request, for the destination.
+    pub request: Bytes,
+}
+
+/// The source's answer when the keys are not there.
+const ABSENT: &[u8] = b"-SGABSENT ";
+
 /// A reply in the making.
 pub enum Pending {
     /// Made by the proxy.
@@ -93,6 +105,9 @@ pub enum Pending {
         slot: ReplySlot,
         retry: Box<EvalShaRetry>,
     },
+    /// A request on moving keys (resharding): the source's answer, or
+    /// when the keys are not there, the destination's.
+    AtSource(Box<AtSource>),
     /// CONFIG GET's reply, with the values of secret settings redacted.
     ConfigGet(ReplySlot),
     /// One shard's SCAN reply, its cursor rewritten to say which shard is next.
@@ -192,6 +207,20 @@ impl Pending {
                     }
                 }
                 reply_bytes(reply)
+            }
+            Pending::AtSource(at) => {
+                let AtSource {
+                    slot,
+                    destination,
+                    request,
+                } = *at;
+                match slot.await {
+                    Ok(reply) if reply.starts_with(ABSENT) => match destination {
+                        Ok(conn) => reply_bytes(conn.send(request).await),
+                        Err(error) => encode_error(&error.client_message()),
+                    },
+                    other => reply_bytes(other),
+                }
             }
             Pending::ConfigGet(slot) => match slot.await {
                 Ok(reply) => crate::secrets::redact_config_get(reply),

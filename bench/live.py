@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Changing a running proxy under load: a reload and an online reshard.
+
+Each part starts its own redis-servers and one shardgate (release build,
+default workers) on free loopback ports, and drives redis-benchmark
+(`-P 16`, 50 clients, GET of `-r` keys) through the proxy for the whole
+run (one test: its 50 connections stay open throughout). The proxy's own counters (`/metrics`: `shardgate_requests_total`,
+`shardgate_request_errors_total`, `shardgate_clients_accepted_total`) are
+read every 100 ms, so the requests/s of every moment is known without
+touching the load.
+
+* reload: after 3 s of load, `POST /reload` of a file that changes a
+  setting every request reads (`timeout`); requests/s in the second before,
+  the second that contains the reload, and the second after; errors and
+  client connections accepted during the run (redis-benchmark keeps its 50
+  connections: any new one means one was closed).
+* reshard: 3 servers hold `--keys` keys; after 3 s of load, `shardgate
+  reshard start` to 4 servers (ketama: about a quarter of the keys move) at
+  the default pace, then again from scratch with no pace limit. Keys moved
+  per second (the mover's own counter), client requests/s before, during
+  and after the move, errors.
+
+`make bench-live` runs it alone; `make bench` runs it after the failover
+part and puts its tables in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from processes import BenchError, Processes, free_port, wait_for_port
+
+
+def metrics(admin: int) -> dict[str, float]:
+    """Sums of the counters this benchmark reads, over pools and commands."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    wanted = (
+        "shardgate_requests_total",
+        "shardgate_request_errors_total",
+        "shardgate_clients_accepted_total",
+        "shardgate_reshard_keys_moved_total",
+    )
+    sums = dict.fromkeys(wanted, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in sums:
+            sums[name] += float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+class Sampler:
+    """Reads the proxy's counters every 100 ms in a thread."""
+
+    def __init__(self, admin: int) -> None:
+        self.admin = admin
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.samples.append((time.monotonic(), metrics(self.admin)))
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def at(self, t: float) -> tuple[float, dict[str, float]]:
+        return min(self.samples, key=lambda s: abs(s[0] - t))
+
+    def rate(self, counter: str, start: float, end: float) -> float:
+        (t0, a), (t1, b) = self.at(start), self.at(end)
+        return (b[counter] - a[counter]) / (t1 - t0) if t1 > t0 else 0.0
+
+    def delta(self, counter: str, start: float, end: float) -> float:
+        return self.at(end)[1][counter] - self.at(start)[1][counter]
+
+
+def start_redis(procs: Processes, tools: dict, workdir: Path) -> int:
+    port = free_port()
+    data = workdir / f"redis-{port}"
+    data.mkdir()
+    argv = [tools["redis-server"], "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(data), "--logfile", "", "--daemonize", "no"]  # fmt: skip
+    log = data / "redis.log"
+    wait_for_port("redis-server", procs.spawn(argv, log), port, log)
+    return port
+
+
+def pool_yaml(port: int, servers: list[int], extra: str = "") -> str:
+    lines = [f"bench:\n  listen: 127.0.0.1:{port}\n{extra}  servers:"]
+    lines += [f"    - 127.0.0.1:{p}:1 s{i}" for i, p in enumerate(servers)]
+    return "\n".join(lines) + "\n"
+
+
+def start_proxy(procs: Processes, shardgate: str, workdir: Path, yaml: str) -> tuple[int, int, Path]:
+    port, admin = int(yaml.split("listen: 127.0.0.1:", 1)[1].split("\n", 1)[0]), free_port()
+    conf = workdir / f"shardgate-{port}.yml"
+    conf.write_text(yaml)
+    log = workdir / f"shardgate-{port}.log"
+    proc = procs.spawn([shardgate, "-c", str(conf), "--admin", f"127.0.0.1:{admin}"], log)
+    wait_for_port("shardgate", proc, port, log)
+    wait_for_port("shardgate admin", proc, admin, log)
+    return port, admin, conf
+
+
+def benchmark(tools: dict, port: int, seconds: float, keys: int, tests: str) -> subprocess.Popen:
+    """`tests` at -P 16 for about `seconds` (requests sized for it). One
+    test keeps its 50 connections throughout; several reconnect between
+    tests."""
+    argv = [tools["redis-benchmark"], "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-P", "16",
+            "-r", str(keys), "-t", tests, "-n", str(int(400_000 * seconds)), "-q", "--csv"]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def post(admin: int, path: str) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{admin}{path}", method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def reload_run(tools: dict, shardgate: str, workdir: Path) -> dict:
+    procs = Processes()
+    try:
+        server = start_redis(procs, tools, workdir)
+        port = free_port()
+        yaml = pool_yaml(port, [server])
+        _, admin, conf = start_proxy(procs, shardgate, workdir, yaml)
+        sampler = Sampler(admin)
+        load = benchmark(tools, port, 8, 100_000, "get")
+        time.sleep(3)
+        conf.write_text(pool_yaml(port, [server], "  timeout: 4000\n"))
+        at = time.monotonic()
+        status, body = post(admin, "/reload")
+        took = time.monotonic() - at
+        if status != 200:
+            raise BenchError(f"reload answered {status}: {body}")
+        time.sleep(2)
+        end = time.monotonic()
+        sampler.finish()
+        load.kill()
+        load.wait()
+        start = sampler.samples[0][0]
+        return {
+            "before": sampler.rate("shardgate_requests_total", at - 1, at),
+            "during": sampler.rate("shardgate_requests_total", at, at + 1),
+            "after": sampler.rate("shardgate_requests_total", at + 1, at + 2),
+            "errors": sampler.delta("shardgate_request_errors_total", start, end),
+            "accepted_during": sampler.delta("shardgate_clients_accepted_total", at - 1, end),
+            "reload_ms": took * 1000,
+        }
+    finally:
+        procs.kill_all()
+
+
+def reshard_run(tools: dict, shardgate: str, workdir: Path, keys: int, pace: str) -> dict:
+    procs = Processes()
+    try:
+        servers = [start_redis(procs, tools, workdir) for _ in range(4)]
+        port = free_port()
+        extra = f"  reshard_keys_per_second: {pace}\n" if pace else ""
+        _, admin, conf = start_proxy(procs, shardgate, workdir, pool_yaml(port, servers[:3], extra))
+        fill = [tools["redis-benchmark"], "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-P", "64",
+                "-r", str(keys), "-t", "set", "-n", str(keys * 3), "-q"]  # fmt: skip
+        subprocess.run(fill, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sampler = Sampler(admin)
+        load = benchmark(tools, port, 60, keys, "get")
+        time.sleep(3)
+        conf.write_text(pool_yaml(port, servers, extra))
+        started = time.monotonic()
+        status, body = post(admin, "/reshard/start")
+        if status != 200:
+            raise BenchError(f"reshard start answered {status}: {body}")
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/reshard", timeout=5) as r:
+                phase = json.loads(r.read())[0]["phase"]
+            if phase == "done":
+                break
+            if time.monotonic() - started > 300:
+                raise BenchError("the reshard did not finish in 5 minutes")
+            time.sleep(0.1)
+        done = time.monotonic()
+        time.sleep(2)
+        end = time.monotonic()
+        sampler.finish()
+        load.kill()
+        load.wait()
+        moved = sampler.delta("shardgate_reshard_keys_moved_total", started, done)
+        return {
+            "pace": pace or "default",
+            "keys_moved": moved,
+            "seconds": done - started,
+            "keys_per_second": moved / (done - started),
+            "before": sampler.rate("shardgate_requests_total", started - 2, started),
+            "during": sampler.rate("shardgate_requests_total", started, done),
+            "after": sampler.rate("shardgate_requests_total", done, end),
+            "errors": sampler.delta("shardgate_request_errors_total", sampler.samples[0][0], end),
+        }
+    finally:
+        procs.kill_all()
+
+
+def run_all(tools: dict, shardgate: str, workdir: Path, keys: int = 200_000, runs: int = 3) -> dict:
+    reloads = [reload_run(tools, shardgate, workdir) for _ in range(runs)]
+    reshards = [reshard_run(tools, shardgate, workdir, keys, pace) for pace in ("", "0")]
+    return {"reload": reloads, "reshard": reshards, "keys": keys}
+
+
+def median(runs: list[dict], field: str) -> float:
+    return statistics.median(r[field] for r in runs)
+
+
+def section(results: dict) -> list[str]:
+    reloads = results["reload"]
+    lines = [
+        "## Live changes under load",
+        "",
+        f"redis-benchmark -P 16, 50 clients, GET through shardgate (bench/live.py). "
+        f"Requests/s from the proxy's own counters, every 100 ms. Reload: medians of {len(reloads)} runs.",
+        "",
+        "| | second before | second of the change | second after | dip | errors | connections closed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    before, during, after = (median(reloads, f) for f in ("before", "during", "after"))
+    lines.append(
+        f"| reload (`timeout` changed, {median(reloads, 'reload_ms'):.0f} ms) | {before:,.0f} | {during:,.0f} "
+        f"| {after:,.0f} | {100 * (1 - during / before):.1f}% | {max(r['errors'] for r in reloads):.0f} "
+        f"| {max(r['accepted_during'] for r in reloads):.0f} |"
+    )
+    lines += [
+        "",
+        f"Reshard 3 -> 4 servers (ketama), {results['keys']:,} keys, under the same load:",
+        "",
+        "| pace | keys moved | took | keys/s | client req/s before | during | after | during / before | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["reshard"]:
+        lines.append(
+            f"| {'no limit' if r['pace'] == '0' else r['pace']} | {r['keys_moved']:,.0f} | {r['seconds']:.1f} s "
+            f"| {r['keys_per_second']:,.0f} | {r['before']:,.0f} | {r['during']:,.0f} | {r['after']:,.0f} "
+            f"| {r['during'] / r['before']:.2f}x | {r['errors']:.0f} |"
+        )
+    return lines + [""]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shardgate", default="target/release/shardgate")
+    parser.add_argument("--keys", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    tools = {"redis-server": "/usr/bin/redis-server", "redis-benchmark": "/usr/bin/redis-benchmark"}
+    with tempfile.TemporaryDirectory(prefix="shardgate-live-") as tmp:
+        try:
+            results = run_all(tools, args.shardgate, Path(tmp), args.keys, args.runs)
+        except BenchError as e:
+            print(f"bench-live: error: {e}", file=sys.stderr)
+            return 1
+    print("\n".join(section(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
