@@ -77,12 +77,13 @@ fn main() -> ExitCode {
         pace: Duration::from_millis(args.pace_ms),
         self_test: args.self_test,
     };
-    let outcome = chaos::run(&options);
+    // Taken before the run: the tree may change while it lasts.
     let heading = format!(
         "shardgate chaos run, {}, shardgate {}",
         date(),
         commit().unwrap_or_else(|| shardgate.display().to_string())
     );
+    let outcome = chaos::run(&options);
     let report = chaos::report::render(&options, &outcome, &heading);
     let _ = std::fs::write(out.join("report.txt"), &report);
     let violations: String = outcome

@@ -155,6 +155,19 @@ pub fn run(options: &Options) -> Outcome {
         options.out.join("timeline.log"),
         records.notes.join("\n") + "\n",
     );
+    let rss: String = records
+        .rss
+        .iter()
+        .flat_map(|series| {
+            series.samples.iter().map(move |(at, kib)| {
+                format!("{},{},{at},{kib}\n", series.proxy, series.incarnation)
+            })
+        })
+        .collect();
+    let _ = std::fs::write(
+        options.out.join("rss.csv"),
+        format!("proxy,incarnation,ms,kib\n{rss}"),
+    );
     Outcome {
         records,
         verdict,
