@@ -312,8 +312,9 @@ impl Journal {
     }
 
     pub fn note(&self, note: String) {
-        eprintln!("[{}] {note}", crate::clock::secs(now()));
-        self.with(|r| r.notes.push(note));
+        let line = format!("[{}] {note}", crate::clock::secs(now()));
+        eprintln!("{line}");
+        self.with(|r| r.notes.push(line));
     }
 }
 
@@ -328,6 +329,8 @@ pub struct ClientStats {
     pub checked: AtomicU64,
     /// Kind-specific: WATCH aborts, NOSCRIPT fallbacks, Pub/Sub gaps.
     pub retries: AtomicU64,
+    /// Writes answered `-READONLY`: they reached a node in the replica role.
+    pub readonly: AtomicU64,
     served_epoch: AtomicU64,
     served_at: AtomicU64,
 }
@@ -342,6 +345,7 @@ impl ClientStats {
             errors: AtomicU64::new(0),
             checked: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            readonly: AtomicU64::new(0),
             served_epoch: AtomicU64::new(0),
             served_at: AtomicU64::new(0),
         }

@@ -31,6 +31,8 @@
 //!   liveness, RSS.
 //! - [`check`]: the verdicts, pure functions of the journal.
 //! - [`report`]: the table.
+//! - [`pubsub_failover`]: `--check-pubsub-failover`, a focused check of a
+//!   finding, kept out of `make test`.
 //! - [`run`]: one run from start to verdict.
 
 pub mod check;
@@ -39,6 +41,7 @@ pub mod cluster;
 pub mod faults;
 pub mod journal;
 pub mod monitor;
+pub mod pubsub_failover;
 pub mod report;
 pub mod run;
 pub mod workload;

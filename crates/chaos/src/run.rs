@@ -36,6 +36,9 @@ pub struct Options {
     /// and a transfer account directly on their master, behind the
     /// proxies' backs (the run must then report a loss and a sum).
     pub self_test: bool,
+    /// Late subscribers after a failover are violations too (see
+    /// [`crate::check::Limits::strict_pubsub`]).
+    pub strict_pubsub: bool,
 }
 
 /// What a run produced, for the report.
@@ -55,6 +58,13 @@ pub fn run(options: &Options) -> Outcome {
     now();
     std::fs::create_dir_all(&options.out).expect("create the output directory");
     let journal = Arc::new(Journal::default());
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    journal.note(format!(
+        "run started at unix time {unix} (times in brackets are seconds since then)"
+    ));
     journal.note(format!(
         "starting 3 shards (master + replica, each behind a relay), 3 Sentinels, 2 proxies; logs in {}",
         options.out.display()
@@ -148,6 +158,7 @@ pub fn run(options: &Options) -> Outcome {
         rss_growth: options.rss_growth,
         warm_until,
         warmup: warmup.as_millis() as u64,
+        strict_pubsub: options.strict_pubsub,
         rss_min_span: elapsed_faults / 2,
     };
     let verdict = judge(&records, &finals, &limits);
@@ -193,7 +204,7 @@ fn through_proxy(port: u16, args: &[&str]) -> Option<Reply> {
 
 /// Hash tags by the shard their keys land on: a probe key per tag is
 /// written through the proxy and looked for on each shard's master.
-fn probe_tags(cluster: &Cluster, port: u16) -> Vec<Vec<String>> {
+pub(crate) fn probe_tags(cluster: &Cluster, port: u16) -> Vec<Vec<String>> {
     let mut tags = vec![Vec::new(); SHARDS];
     // Varied tags: short similar names (t1, t2, ...) can all hash to one
     // or two points of the ketama ring.

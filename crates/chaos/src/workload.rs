@@ -143,7 +143,16 @@ impl Link {
         let mut replies = Vec::with_capacity(n);
         for _ in 0..n {
             match conn.read_reply() {
-                Ok(reply) => replies.push(reply),
+                Ok(reply) => {
+                    if matches!(&reply, Reply::Error(e) if e.starts_with("READONLY")) {
+                        stats.readonly.fetch_add(1, Relaxed);
+                        ctx.journal.note(format!(
+                            "{}: a write answered READONLY (it reached a replica) through proxy port {}",
+                            stats.name, self.port
+                        ));
+                    }
+                    replies.push(reply)
+                }
                 Err(e) => {
                     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
                         ctx.journal.violation(
