@@ -144,24 +144,24 @@ pub fn render(options: &Options, outcome: &Outcome, heading: &str) -> String {
             "no acknowledged write lost (INCR counters)".into(),
             l.unexplained,
             format!(
-                "{} lost, all explained by a failover window, of {} acknowledged",
-                l.explained, l.acked
+                "{} lost inside a failover window (explained), {} outside, of {} acknowledged",
+                l.explained, l.unexplained, l.acked
             ),
         ),
         (
             "stale reads / queue anomalies".into(),
             l.suspects_unexplained,
             format!(
-                "{} seen, all explained by a failover window",
-                l.suspects_explained
+                "{} inside a failover window (explained), {} outside",
+                l.suspects_explained, l.suspects_unexplained
             ),
         ),
         (
             "no write confirmed by WAIT 1 lost".into(),
             l.durable_unexplained,
             format!(
-                "{} lost with a failover before WAIT returned, of {} confirmed",
-                l.durable_explained, l.durable_acked
+                "{} lost with a failover before WAIT returned (explained), {} without, of {} confirmed",
+                l.durable_explained, l.durable_unexplained, l.durable_acked
             ),
         ),
         (
