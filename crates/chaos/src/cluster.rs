@@ -351,6 +351,15 @@ impl ProxySet {
         }
     }
 
+    /// Kills every proxy still running (SIGKILL, via the guards' drop).
+    /// For unwinding: the monitor thread holds the set too, so dropping the
+    /// cluster alone would leave them running.
+    pub fn kill_all(&self) {
+        let taken: Vec<Option<Shardgate>> =
+            self.lock().iter_mut().map(|s| s.proxy.take()).collect();
+        drop(taken);
+    }
+
     /// Replaces a proxy that exited by itself (after the monitor recorded it).
     pub fn respawn_crashed(&self, index: usize) {
         let port = self.lock()[index].port;

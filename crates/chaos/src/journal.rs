@@ -212,6 +212,8 @@ pub struct Records {
     pub recoveries: Vec<Recovery>,
     pub rss: Vec<RssSeries>,
     pub notes: Vec<String>,
+    /// (when, ms) a 50 ms sleep of the harness woke more than 200 ms late.
+    pub stalls: Vec<(Ms, Ms)>,
 }
 
 /// The shared, appendable journal.
@@ -309,6 +311,11 @@ impl Journal {
                 }),
             }
         });
+    }
+
+    pub fn stall(&self, late: Ms) {
+        let at = now();
+        self.with(|r| r.stalls.push((at, late)));
     }
 
     pub fn note(&self, note: String) {

@@ -1,7 +1,8 @@
 //! Background watchers for the whole run: each Sentinel's `+switch-master`
 //! (the failovers the checker's explanations rest on), the proxies'
 //! liveness (an exit nobody asked for is a crash: recorded, log kept, the
-//! proxy started again so the run goes on) and their resident memory.
+//! proxy started again so the run goes on) and their resident memory; and
+//! the machine's own stalls.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -112,6 +113,22 @@ pub fn watch_proxies(
                 proxies.respawn_crashed(index);
             }
             std::thread::sleep(Duration::from_millis(250));
+        }
+    })
+}
+
+/// Measures how late a 50 ms sleep wakes up: stalls of the machine itself
+/// (other builds, other tests), which slow everything under test alike and
+/// which the report shows next to the recovery times.
+pub fn watch_stalls(journal: Arc<Journal>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Relaxed) {
+            let started = std::time::Instant::now();
+            std::thread::sleep(Duration::from_millis(50));
+            let late = started.elapsed().saturating_sub(Duration::from_millis(50));
+            if late > Duration::from_millis(200) {
+                journal.stall(late.as_millis() as u64);
+            }
         }
     })
 }

@@ -34,6 +34,7 @@ pub fn check(options: &Options) -> bool {
     std::fs::create_dir_all(&options.out).expect("create the output directory");
     let journal = Arc::new(Journal::default());
     let mut cluster = Cluster::start(&options.shardgate, &options.out);
+    let _kill_proxies = crate::run::KillProxiesOnDrop(cluster.proxies.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let watchers: Vec<_> = cluster
         .sentinels

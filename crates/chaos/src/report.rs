@@ -207,6 +207,16 @@ pub fn render(options: &Options, outcome: &Outcome, heading: &str) -> String {
             format!("{}: {}", v.pubsub_late.len(), v.pubsub_late.join("; "))
         }
     );
+    let longest = records.stalls.iter().map(|s| s.1).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "| (observed) the machine: a 50 ms sleep of the harness woke over 200 ms late | {} | - | everything under test stalls alike: recovery times include it |",
+        if records.stalls.is_empty() {
+            "never".to_string()
+        } else {
+            format!("{} times, at worst {} s late", records.stalls.len(), secs(longest))
+        }
+    );
     let readonly: u64 = outcome
         .clients
         .iter()

@@ -70,6 +70,7 @@ pub fn run(options: &Options) -> Outcome {
         options.out.display()
     ));
     let mut cluster = Cluster::start(&options.shardgate, &options.out);
+    let _kill_proxies = KillProxiesOnDrop(cluster.proxies.clone());
     let stop_watchers = Arc::new(AtomicBool::new(false));
     let mut watchers: Vec<_> = cluster
         .sentinels
@@ -79,6 +80,10 @@ pub fn run(options: &Options) -> Outcome {
     if !wait_for(Duration::from_secs(60), || cluster.healed().is_ok()) {
         panic!("the topology never came up: {:?}", cluster.healed());
     }
+    watchers.push(monitor::watch_stalls(
+        journal.clone(),
+        stop_watchers.clone(),
+    ));
     watchers.push(monitor::watch_proxies(
         cluster.proxies.clone(),
         journal.clone(),
@@ -293,5 +298,14 @@ fn tamper(cluster: &Cluster, ctx: &Ctx) {
         ctx.journal.note(format!(
             "self-test: {verb} {key} 3 on its master directly: {reply:?}"
         ));
+    }
+}
+
+/// Kills the proxies when the run ends, also by a panic in the harness.
+pub(crate) struct KillProxiesOnDrop(pub(crate) Arc<crate::cluster::ProxySet>);
+
+impl Drop for KillProxiesOnDrop {
+    fn drop(&mut self) {
+        self.0.kill_all();
     }
 }

@@ -9,7 +9,9 @@ use crate::process::{wait_for_port, Child};
 use crate::require_program;
 use crate::resp::{Reply, RespClient};
 
-const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Generous: a deadline, not a sleep. A machine busy with other builds
+/// can take seconds to start a process; failing then is no finding.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds a [`RedisServer`].
 #[derive(Default)]
