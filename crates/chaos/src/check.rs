@@ -4,7 +4,7 @@
 //!   its acknowledged INCR values must never go back: an acknowledged
 //!   value is lost when a later acknowledgement shows the counter lower
 //!   (the INCR answering `w` found `w - 1`), or the final value is lower.
-//!   A loss is *explained* when it was acknowledged inside a failover
+//!   A loss is *explained* when the request was in flight during a failover
 //!   window of its shard (asynchronous replication loses what the old
 //!   master had not sent yet); otherwise it is a violation. Stale reads
 //!   and queue anomalies that clients reported are judged the same way.
@@ -62,7 +62,16 @@ pub fn loss_windows(records: &Records, shard: usize) -> Vec<Window> {
 }
 
 fn within(windows: &[Window], at: Ms) -> bool {
-    windows.iter().any(|&(from, to)| from <= at && at <= to)
+    overlaps(windows, at, at)
+}
+
+/// Whether a request in flight from `sent` to `acked` overlaps a window:
+/// the old master may have run it at any moment in between (a reply read
+/// late by a busy client still counts).
+fn overlaps(windows: &[Window], sent: Ms, acked: Ms) -> bool {
+    windows
+        .iter()
+        .any(|&(from, to)| sent <= to && from <= acked)
 }
 
 /// The acknowledged values of a counter that it no longer holds: those
@@ -168,7 +177,7 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
                         ),
                     });
                 }
-            } else if within(windows_of(log.shard), ack.acked) {
+            } else if overlaps(windows_of(log.shard), ack.sent, ack.acked) {
                 losses.explained += 1;
             } else {
                 losses.unexplained += 1;
