@@ -61,10 +61,6 @@ pub fn loss_windows(records: &Records, shard: usize) -> Vec<Window> {
     windows
 }
 
-fn within(windows: &[Window], at: Ms) -> bool {
-    overlaps(windows, at, at)
-}
-
 /// Whether a request in flight from `sent` to `acked` overlaps a window:
 /// the old master may have run it at any moment in between (a reply read
 /// late by a busy client still counts).
@@ -196,7 +192,7 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
         }
     }
     for suspect in &records.suspects {
-        if within(windows_of(suspect.shard), suspect.acked) {
+        if overlaps(windows_of(suspect.shard), suspect.sent, suspect.acked) {
             losses.suspects_explained += 1;
         } else {
             losses.suspects_unexplained += 1;
@@ -444,6 +440,7 @@ mod tests {
 
         records.suspects.push(Suspect {
             shard: 0,
+            sent: 19_990,
             acked: 20_000,
             seen: 21_000,
             what: "stale".into(),

@@ -140,7 +140,8 @@ pub struct CounterLog {
 #[derive(Clone, Debug)]
 pub struct Suspect {
     pub shard: usize,
-    /// When the write that went missing was acknowledged.
+    /// When the write that went missing was sent, and answered.
+    pub sent: Ms,
     pub acked: Ms,
     pub seen: Ms,
     pub what: String,
@@ -273,11 +274,14 @@ impl Journal {
         });
     }
 
-    pub fn suspect(&self, shard: usize, acked: Ms, what: String) {
+    /// `span`: when the write that went missing was sent, and answered.
+    pub fn suspect(&self, shard: usize, span: (Ms, Ms), what: String) {
         let seen = now();
+        let (sent, acked) = span;
         self.with(|r| {
             r.suspects.push(Suspect {
                 shard,
+                sent,
                 acked,
                 seen,
                 what,

@@ -227,7 +227,8 @@ fn is_ok(reply: &Reply) -> bool {
 /// What a client knows about its own writes to one key.
 #[derive(Clone, Default)]
 struct KeyHistory {
-    last_acked: Option<(u64, Ms)>,
+    /// The last acknowledged write: its seq, when sent and answered.
+    last_acked: Option<(u64, (Ms, Ms))>,
     /// Writes answered with an error or not at all: they may have run, and
     /// may still run late (a request held in the network past the proxy's
     /// timeout reaches the server after newer ones), so reading one back
@@ -236,9 +237,9 @@ struct KeyHistory {
 }
 
 impl KeyHistory {
-    fn record(&mut self, seq: u64, written: Option<Ms>) {
+    fn record(&mut self, seq: u64, written: Option<(Ms, Ms)>) {
         match written {
-            Some(at) => self.last_acked = Some((seq, at)),
+            Some(span) => self.last_acked = Some((seq, span)),
             None => {
                 self.in_doubt.insert(seq);
             }
@@ -257,7 +258,7 @@ fn judge_read(
     key: usize,
     shard: usize,
     seq: u64,
-    written: Option<Ms>,
+    written: Option<(Ms, Ms)>,
     history: &KeyHistory,
 ) -> bool {
     let last_acked = history.last_acked;
@@ -267,16 +268,16 @@ fn judge_read(
             Seen::Older(old) => {
                 if history.in_doubt.contains(&old) {
                     // A write that timed out, run late: no loss.
-                } else if let Some(at) = written {
+                } else if let Some(span) = written {
                     ctx.journal.suspect(
                         shard,
-                        at,
+                        span,
                         format!("{}: key {key} read seq {old} right after its acknowledged write of seq {seq}", stats.name),
                     );
-                } else if let Some((acked, at)) = last_acked.filter(|(acked, _)| old < *acked) {
+                } else if let Some((acked, span)) = last_acked.filter(|(acked, _)| old < *acked) {
                     ctx.journal.suspect(
                         shard,
-                        at,
+                        span,
                         format!(
                             "{}: key {key} read seq {old} after seq {acked} was acknowledged",
                             stats.name
@@ -297,10 +298,10 @@ fn judge_read(
             }
         },
         Reply::Nil => {
-            if let Some((acked, at)) = written.map(|at| (seq, at)).or(last_acked) {
+            if let Some((acked, span)) = written.map(|span| (seq, span)).or(last_acked) {
                 ctx.journal.suspect(
                     shard,
-                    at,
+                    span,
                     format!(
                         "{}: key {key} missing after seq {acked} was acknowledged",
                         stats.name

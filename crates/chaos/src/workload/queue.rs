@@ -12,23 +12,25 @@ pub(super) fn blocking(ctx: &Ctx, stats: &ClientStats, port: u16) {
     let queue = format!("{}q:{name}", ctx.tag(shard, 3));
     let mut popper = Link::new(port);
     let mut pusher = Link::new(port);
-    let mut pushed: BTreeMap<u64, Ms> = BTreeMap::new();
-    let mut popped: BTreeMap<u64, Ms> = BTreeMap::new();
+    let mut pushed: BTreeMap<u64, (Ms, Ms)> = BTreeMap::new();
+    let mut popped: BTreeMap<u64, (Ms, Ms)> = BTreeMap::new();
     // Pushes answered with an error or not at all: they may run late.
     let mut doubtful: BTreeSet<u64> = BTreeSet::new();
     let mut last_popped = 0u64;
     let mut seq = 0u64;
     while ctx.running() {
         seq += 1;
+        let pop_sent = now();
         if popper.send(&encode(&["BLPOP", &queue, "2"])).is_none() {
             stats.error();
             continue;
         }
         std::thread::sleep(Duration::from_millis(5));
+        let push_sent = now();
         let push = pusher.exchange(ctx, stats, &[cmd(&["RPUSH", &queue, &token(name, 0, seq)])]);
         let mut served = match push.as_deref() {
             Some([Reply::Integer(_)]) => {
-                pushed.insert(seq, now());
+                pushed.insert(seq, (push_sent, now()));
                 true
             }
             Some([Reply::Error(_)]) | None => {
@@ -74,12 +76,12 @@ pub(super) fn blocking(ctx: &Ctx, stats: &ClientStats, port: u16) {
                             } else if !doubtful.contains(&got) {
                                 ctx.journal.suspect(
                                     shard,
-                                    now(),
+                                    (now(), now()),
                                     format!("{name}: acknowledged push {got} popped after {last_popped}"),
                                 );
                             }
                         } else {
-                            let skipped: Vec<(u64, Ms)> =
+                            let skipped: Vec<(u64, (Ms, Ms))> =
                                 pushed.range(..got).map(|(s, at)| (*s, *at)).collect();
                             for (s, at) in skipped {
                                 ctx.journal.suspect(
@@ -92,7 +94,7 @@ pub(super) fn blocking(ctx: &Ctx, stats: &ClientStats, port: u16) {
                                 pushed.remove(&s);
                             }
                             pushed.remove(&got);
-                            popped.insert(got, now());
+                            popped.insert(got, (pop_sent, now()));
                             while popped.len() > 1000 {
                                 popped.pop_first();
                             }

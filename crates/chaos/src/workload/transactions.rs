@@ -100,7 +100,7 @@ pub(super) fn transfers(ctx: &Ctx, stats: &ClientStats, port: u16) {
         if read[1] == Reply::Nil && read[2] == Reply::Nil {
             ctx.journal.suspect(
                 shard,
-                now(),
+                (now(), now()),
                 format!("{}: transfer pair {x}, {y} vanished", stats.name),
             );
             let _ = link.exchange(ctx, stats, &[cmd(&["UNWATCH"])]);

@@ -36,7 +36,7 @@ pub(super) fn pipeline(ctx: &Ctx, stats: &ClientStats, port: u16) {
         for i in 0..shards {
             let set = &replies[2 * i];
             let written = match set {
-                r if is_ok(r) => Some(at),
+                r if is_ok(r) => Some((sent, at)),
                 Reply::Error(_) => {
                     served = false;
                     None
@@ -91,6 +91,7 @@ pub(super) fn multi_key(ctx: &Ctx, stats: &ClientStats, port: u16) {
         }
         let mut mget = vec!["MGET".to_string()];
         mget.extend(keys.iter().cloned());
+        let sent = now();
         let Some(replies) = link.exchange(ctx, stats, &[mset, mget]) else {
             history.record(seq, None);
             stats.error();
@@ -99,7 +100,7 @@ pub(super) fn multi_key(ctx: &Ctx, stats: &ClientStats, port: u16) {
         let at = now();
         stats.checked(2);
         let written = match &replies[0] {
-            r if is_ok(r) => Some(at),
+            r if is_ok(r) => Some((sent, at)),
             Reply::Error(_) => None,
             other => {
                 ctx.misdelivered(stats, format!("MSET got {other:?}"));
