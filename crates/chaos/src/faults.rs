@@ -120,6 +120,31 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Restarts a killed node as a replica of the master Sentinel names
+    /// (as a server whose config file Sentinel rewrote would come back;
+    /// ours run from the command line, so Sentinel's CONFIG REWRITE cannot
+    /// keep it). Started with its first role instead, an old master would
+    /// come back as an empty master, and an old replica as the replica of a
+    /// node that is a replica now.
+    fn restart_as_sentinel_says(&mut self, node: usize, shard: usize) {
+        let own = self.cluster.nodes[node].port();
+        let master = self
+            .cluster
+            .sentinel_master(shard)
+            .filter(|&m| m != own)
+            .or_else(|| {
+                let other = self.cluster.master_of(shard).filter(|&m| m != node)?;
+                Some(self.cluster.nodes[other].port())
+            });
+        match master {
+            Some(master) => self.cluster.nodes[node]
+                .server
+                .restart_replicating(Some(master)),
+            // Nobody to follow: as it was first started.
+            None => self.cluster.nodes[node].server.restart(),
+        }
+    }
+
     fn hold(&mut self, range: std::ops::Range<u64>) -> Duration {
         let held = Duration::from_millis(self.rng.u64(range));
         std::thread::sleep(held);
@@ -171,26 +196,18 @@ impl<'a> Scheduler<'a> {
                                 .iter()
                                 .any(|f| f.shard == shard && f.from == port && f.at >= start)
                         });
-                        self.cluster.nodes[node].server.restart();
                         record.detail = if failed_over {
+                            self.restart_as_sentinel_says(node, shard);
                             format!(
                                 "failed over after {} s, then restarted",
                                 secs(now() - start)
                             )
                         } else {
-                            // Sentinel still names it master: it must come
-                            // back as one (empty; its replica resyncs to
-                            // nothing), not as the replica of its replica
-                            // it started as, which would leave the shard
-                            // two replicas of each other.
-                            let real = self.cluster.nodes[node].server.port();
-                            let reply = crate::cluster::query(
-                                real,
-                                &["REPLICAOF", "NO", "ONE"],
-                                Duration::from_secs(5),
-                            );
+                            // Sentinel still names it master: it comes back
+                            // as one, empty (its replica resyncs to nothing).
+                            self.cluster.nodes[node].server.restart_replicating(None);
                             self.journal.note(format!(
-                                "no failover of shard{} within {FAILOVER_DEADLINE:?}: {port} restarted empty as its master ({reply:?}); the shard's data is lost, by the harness",
+                                "no failover of shard{} within {FAILOVER_DEADLINE:?}: {port} restarted empty as its master; the shard's data is lost, by the harness",
                                 shard + 1
                             ));
                             format!("no failover within {FAILOVER_DEADLINE:?}: restarted empty as master")
@@ -199,7 +216,7 @@ impl<'a> Scheduler<'a> {
                     FaultKind::KillReplica => {
                         self.cluster.nodes[node].server.kill();
                         let held = self.hold(1000..3000);
-                        self.cluster.nodes[node].server.restart();
+                        self.restart_as_sentinel_says(node, shard);
                         record.detail = format!("down {held:?}");
                     }
                     _ => {

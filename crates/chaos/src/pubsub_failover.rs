@@ -131,7 +131,13 @@ pub fn check(options: &Options) -> bool {
         if variant.starts_with("SIGSTOP") {
             cluster.nodes[master].server.resume();
         } else {
-            cluster.nodes[master].server.restart();
+            let to = journal
+                .failovers()
+                .iter()
+                .rev()
+                .find(|f| f.shard == 0 && f.from == port)
+                .map(|f| f.to);
+            cluster.nodes[master].server.restart_replicating(to);
         }
         let switch_at = journal
             .failovers()

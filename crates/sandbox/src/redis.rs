@@ -166,6 +166,20 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Starts again like [`restart`](Self::restart), as a replica of
+    /// `127.0.0.1:port`, or as a master with `None`: what a server whose
+    /// config file Sentinel had rewritten would come back as.
+    pub fn restart_replicating(&mut self, master_port: Option<u16>) {
+        if let Some(at) = self.args.iter().position(|a| a == "--replicaof") {
+            self.args.drain(at..(at + 3).min(self.args.len()));
+        }
+        if let Some(port) = master_port {
+            self.args
+                .extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
+        }
+        self.restart();
+    }
+
     /// SIGSTOP: the server hangs with its sockets open.
     pub fn pause(&self) {
         if let Some(child) = &self.child {
