@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-live bench-placement profile fuzz clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -35,6 +35,20 @@ lint:
 
 test: deps lint
 	$(CARGO) test --workspace
+	$(MAKE) chaos-short
+
+# A chaos run (docs/chaos.md): 2 proxies, 3 shards, 3 Sentinels, a checked
+# mixed load and random faults for 10 minutes; prints a table, exits 1 on
+# a violation. `make chaos ARGS="--minutes 30 --seed 7"` passes options.
+chaos: deps
+	$(CARGO) build -p shardgate-bin -p shardgate-chaos
+	$(CARGO) run -q -p shardgate-chaos -- $(ARGS)
+
+# The 2-minute chaos run `make test` ends with: a fixed seed, every fault
+# kind at least once.
+chaos-short: deps
+	$(CARGO) build -p shardgate-bin -p shardgate-chaos
+	$(CARGO) run -q -p shardgate-chaos -- --minutes 2 --seed 1 $(ARGS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,7 +9,9 @@ use crate::process::{wait_for_port, Child};
 use crate::require_program;
 use crate::resp::{Reply, RespClient};
 
-const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Generous: a deadline, not a sleep. A machine busy with other builds
+/// can take seconds to start a process; failing then is no finding.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Builds a [`RedisServer`].
 #[derive(Default)]
@@ -38,6 +40,13 @@ impl RedisBuilder {
             .args
             .extend(["--replicaof".into(), "127.0.0.1".into(), port]);
         builder
+    }
+    /// Starts as a replica of the server at `127.0.0.1:port` (for example a
+    /// relay in front of the master rather than the master itself).
+    pub fn replica_of_port(mut self, port: u16) -> Self {
+        self.args
+            .extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
+        self
     }
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_string());
@@ -157,6 +166,20 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Starts again like [`restart`](Self::restart), as a replica of
+    /// `127.0.0.1:port`, or as a master with `None`: what a server whose
+    /// config file Sentinel had rewritten would come back as.
+    pub fn restart_replicating(&mut self, master_port: Option<u16>) {
+        if let Some(at) = self.args.iter().position(|a| a == "--replicaof") {
+            self.args.drain(at..(at + 3).min(self.args.len()));
+        }
+        if let Some(port) = master_port {
+            self.args
+                .extend(["--replicaof".into(), "127.0.0.1".into(), port.to_string()]);
+        }
+        self.restart();
+    }
+
     /// SIGSTOP: the server hangs with its sockets open.
     pub fn pause(&self) {
         if let Some(child) = &self.child {
@@ -231,7 +254,7 @@ impl RedisServer {
 pub struct Sentinel {
     port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Sentinel {
@@ -261,13 +284,14 @@ impl Sentinel {
         Sentinel::start_with(masters, quorum, down_after_ms, &extra)
     }
 
-    fn start_with(
+    /// Like [`Sentinel::start`], with `extra` appended to its config file
+    /// (later lines override earlier ones, e.g. `sentinel failover-timeout`).
+    pub fn start_with(
         masters: &[(&str, u16)],
         quorum: u32,
         down_after_ms: u64,
         extra: &str,
     ) -> Sentinel {
-        let program = require_program("redis-sentinel", "redis-sentinel");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut conf = format!(
@@ -285,19 +309,33 @@ impl Sentinel {
         conf.push_str(extra);
         let conf_path = dir.path().join("sentinel.conf");
         std::fs::write(&conf_path, conf).expect("write sentinel.conf");
+        let child = Sentinel::spawn(port, dir.path());
+        Sentinel { port, child, dir }
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        let program = require_program("redis-sentinel", "redis-sentinel");
         let mut command = Command::new(program);
-        command.arg(&conf_path);
+        command.arg(dir.join("sentinel.conf"));
         let mut child = Child::spawn(
             &format!("redis-sentinel:{port}"),
             command,
-            &dir.path().join("sentinel.log"),
+            &dir.join("sentinel.log"),
         );
         wait_for_port(&mut child, port, READY_DEADLINE);
-        Sentinel {
-            port,
-            child,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Starts again on the same port after [`kill`](Self::kill), from the
+    /// config file the Sentinel has been rewriting (its known replicas,
+    /// peers, epochs and current masters), as a restarted Sentinel would.
+    pub fn restart(&mut self) {
+        self.child.kill();
+        self.child = Sentinel::spawn(self.port, self.dir.path());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
     }
 
     pub fn port(&self) -> u16 {

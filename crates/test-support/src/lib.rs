@@ -1,7 +1,7 @@
 //! Test helpers for shardgate: the real processes of [`sandbox`]
 //! (redis-server, redis-sentinel), plus Debian's `nutcracker`, the
-//! `shardgate` binary under test, headless Chromium, Prometheus, and small
-//! clients.
+//! `shardgate` binary under test, headless Chromium, Prometheus, a
+//! fault-injecting TCP relay, and small clients.
 //!
 //! Nothing here fakes a server. A test that needs a program that is not
 //! installed fails with the command that installs it; it never skips.
@@ -17,6 +17,8 @@
 //!   the proxy's admin port, with its HTTP query API.
 //! - [`http`]: a minimal HTTP client for the admin API and WebDriver.
 //! - [`load`]: [`load::Load`], checked pipelined traffic through a proxy.
+//! - [`relay`]: [`Relay`], a fault-injecting TCP relay in front of a real
+//!   server (latency, a stalled direction, connections reset).
 
 pub mod browser;
 pub mod http;
@@ -24,6 +26,7 @@ pub mod load;
 pub mod nutcracker;
 pub mod prometheus;
 pub mod proxy;
+pub mod relay;
 
 pub use sandbox::{assert_eventually, eventually, ports, process, redis, require_program, resp};
 pub use sandbox::{RedisServer, RespClient, Sentinel};
@@ -31,3 +34,4 @@ pub use sandbox::{RedisServer, RespClient, Sentinel};
 pub use nutcracker::Nutcracker;
 pub use prometheus::Prometheus;
 pub use proxy::Shardgate;
+pub use relay::Relay;
