@@ -34,6 +34,11 @@ use shardgate_core::frames::{aggregate, string};
 
 const READ_CHUNK: usize = 16 * 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// How often an open link checks that its shard's master is still the
+/// node it is connected to: after a failover the old master may stay
+/// reachable for a while, and what is published on the new one would
+/// never reach the link.
+const FOLLOW_MASTER: Duration = Duration::from_millis(250);
 
 /// What the link carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,13 +299,13 @@ async fn run(shared: Rc<Shared>) {
     let mut first = true;
     while !shared.closed.get() {
         match connect(&shared).await {
-            Ok(stream) => {
+            Ok((stream, addr)) => {
                 backoff = MIN_BACKOFF;
                 if !first {
                     restore(&shared);
                 }
                 first = false;
-                let reason = serve(&shared, stream).await;
+                let reason = serve(&shared, stream, addr).await;
                 if shared.closed.get() {
                     return;
                 }
@@ -346,18 +351,23 @@ fn restore(shared: &Shared) {
     }
 }
 
-async fn connect(shared: &Shared) -> Result<TcpStream, NodeError> {
+async fn connect(shared: &Shared) -> Result<(TcpStream, SocketAddr), NodeError> {
     let settings = &shared.settings;
     let addr = (settings.resolve)()
         .ok_or_else(|| NodeError::Unexpected("the shard has no master".into()))?;
-    handshake::connect(addr, &settings.handshake, settings.connect_timeout, false).await
+    let stream =
+        handshake::connect(addr, &settings.handshake, settings.connect_timeout, false).await?;
+    Ok((stream, addr))
 }
 
-/// Carries the link until it fails (the reason) or is closed.
-async fn serve(shared: &Shared, stream: TcpStream) -> String {
+/// Carries the link until it fails (the reason), is closed, or its shard's
+/// master is another node (it then reconnects there and subscribes again).
+async fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> String {
     let (mut reader, mut writer) = stream.into_split();
     let mut scanner = ReplyScanner::new(Limits::replies());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut follow = tokio::time::interval(FOLLOW_MASTER);
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if shared.closed.get() {
             return "closed".into();
@@ -388,6 +398,12 @@ async fn serve(shared: &Shared, stream: TcpStream) -> String {
                 Err(e) => return e.to_string(),
             },
             () = shared.task.next() => {}
+            _ = follow.tick() => match (shared.settings.resolve)() {
+                Some(master) if master != addr => {
+                    return format!("the shard's master is {master} now");
+                }
+                _ => {}
+            },
         }
     }
 }

@@ -121,8 +121,6 @@ pub struct RecoveryRow {
 /// Everything the report shows.
 pub struct Verdict {
     pub violations: Vec<Violation>,
-    /// Late subscribers after failovers, not failed (see `Limits::strict_pubsub`).
-    pub pubsub_late: Vec<String>,
     pub losses: Losses,
     pub recovery: BTreeMap<Kind, RecoveryRow>,
     pub rss: Vec<RssVerdict>,
@@ -137,10 +135,6 @@ pub struct Limits {
     pub warmup: Ms,
     /// An incarnation is judged only if it lived this long after warm-up.
     pub rss_min_span: Ms,
-    /// False: a Pub/Sub subscriber first served past the bound after a
-    /// fault that involved a failover is counted apart (the known bug:
-    /// subscription links stay on the old master), not as a violation.
-    pub strict_pubsub: bool,
 }
 
 pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &Limits) -> Verdict {
@@ -213,15 +207,6 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
     }
 
     let bound = limits.recovery_bound.as_millis() as Ms;
-    let mut pubsub_late = Vec::new();
-    let after_failover = |fault: usize| {
-        records.faults.get(fault).is_some_and(|f| {
-            records
-                .failovers
-                .iter()
-                .any(|o| o.at + BEFORE >= f.start && o.at <= f.end + bound)
-        })
-    };
     let mut recovery: BTreeMap<Kind, RecoveryRow> = BTreeMap::new();
     let mut times: BTreeMap<Kind, Vec<Ms>> = BTreeMap::new();
     for r in &records.recoveries {
@@ -231,16 +216,7 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
                 row.measured += 1;
                 row.worst = row.worst.max(after);
                 times.entry(r.kind).or_default().push(after);
-                if after > bound
-                    && r.kind == Kind::Subscriber
-                    && !limits.strict_pubsub
-                    && after_failover(r.fault)
-                {
-                    pubsub_late.push(format!(
-                        "{} first served {after} ms after fault {} ended",
-                        r.client, r.fault
-                    ));
-                } else if after > bound {
+                if after > bound {
                     violations.push(Violation {
                         at: 0,
                         check: Check::Recovery,
@@ -325,7 +301,6 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
     violations.sort_by_key(|v| (v.check, v.at));
     Verdict {
         violations,
-        pubsub_late,
         losses,
         recovery,
         rss,
@@ -432,7 +407,6 @@ mod tests {
             warm_until: 0,
             warmup: 0,
             rss_min_span: 0,
-            strict_pubsub: false,
         };
         let verdict = judge(&records, &finals, &limits);
         assert_eq!(verdict.losses.explained, 2);
@@ -475,7 +449,6 @@ mod tests {
             warm_until: 0,
             warmup: 0,
             rss_min_span: 0,
-            strict_pubsub: false,
         };
         let verdict = judge(&records, &finals, &limits);
         assert_eq!(verdict.losses.durable_explained, 1);

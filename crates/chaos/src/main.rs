@@ -39,15 +39,9 @@ struct Args {
     #[arg(long)]
     self_test: bool,
     /// Instead of a chaos run: check that Pub/Sub subscribers through the
-    /// proxy hear the new master after a Sentinel failover (a known
-    /// failure, kept out of `make test`; see docs/chaos.md).
+    /// proxy hear the new master soon after a Sentinel failover.
     #[arg(long)]
     check_pubsub_failover: bool,
-    /// Subscribers late after a fault that involved a failover are a
-    /// recovery violation too (by default they are counted apart: the
-    /// known Pub/Sub failover bug, docs/chaos.md).
-    #[arg(long)]
-    strict_pubsub: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,7 +80,6 @@ fn main() -> ExitCode {
         rss_growth: args.rss_growth,
         pace: Duration::from_millis(args.pace_ms),
         self_test: args.self_test,
-        strict_pubsub: args.strict_pubsub,
     };
     if args.check_pubsub_failover {
         return if chaos::pubsub_failover::check(&options) {

@@ -198,15 +198,6 @@ pub fn render(options: &Options, outcome: &Outcome, heading: &str) -> String {
     for (check, n, detail) in &rows {
         let _ = writeln!(out, "| {check} | {} | {n} | {detail} |", verdict(*n));
     }
-    let _ = writeln!(
-        out,
-        "| (known bug) Pub/Sub subscribers first served past the bound after a failover | {} | - | counted, not failed unless --strict-pubsub: see docs/chaos.md, Findings |",
-        if v.pubsub_late.is_empty() {
-            "none".to_string()
-        } else {
-            format!("{}: {}", v.pubsub_late.len(), v.pubsub_late.join("; "))
-        }
-    );
     let longest = records.stalls.iter().map(|s| s.1).max().unwrap_or(0);
     let _ = writeln!(
         out,

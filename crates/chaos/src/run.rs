@@ -36,9 +36,6 @@ pub struct Options {
     /// and a transfer account directly on their master, behind the
     /// proxies' backs (the run must then report a loss and a sum).
     pub self_test: bool,
-    /// Late subscribers after a failover are violations too (see
-    /// [`crate::check::Limits::strict_pubsub`]).
-    pub strict_pubsub: bool,
 }
 
 /// What a run produced, for the report.
@@ -163,7 +160,6 @@ pub fn run(options: &Options) -> Outcome {
         rss_growth: options.rss_growth,
         warm_until,
         warmup: warmup.as_millis() as u64,
-        strict_pubsub: options.strict_pubsub,
         rss_min_span: elapsed_faults / 2,
     };
     let verdict = judge(&records, &finals, &limits);
