@@ -129,6 +129,9 @@ pub struct Verdict {
 pub struct Limits {
     pub recovery_bound: Duration,
     pub rss_growth: f64,
+    /// Growth below this many KiB is never a violation: in a short run a
+    /// few MiB of allocator arenas settling are not a trend.
+    pub rss_slack_kib: u64,
     /// RSS samples before this (ms since start) are warm-up.
     pub warm_until: Ms,
     /// A proxy started later (restarted) warms up this long from its start.
@@ -279,13 +282,13 @@ pub fn judge(records: &Records, finals: &HashMap<String, Option<i64>>, limits: &
             .max()
             .unwrap_or(0);
         let growth = (last as f64 / baseline.max(1) as f64 - 1.0) * 100.0;
-        if growth > limits.rss_growth {
+        if growth > limits.rss_growth && last.saturating_sub(baseline) > limits.rss_slack_kib {
             violations.push(Violation {
                 at: 0,
                 check: Check::Rss,
                 detail: format!(
-                    "proxy {} (incarnation {}): RSS {baseline} KiB -> {last} KiB, +{growth:.1}% (bound {}%)",
-                    series.proxy, series.incarnation, limits.rss_growth
+                    "proxy {} (incarnation {}): RSS {baseline} KiB -> {last} KiB, +{growth:.1}% (bound {}% and {} KiB)",
+                    series.proxy, series.incarnation, limits.rss_growth, limits.rss_slack_kib
                 ),
             });
         }
@@ -404,6 +407,7 @@ mod tests {
         let limits = Limits {
             recovery_bound: Duration::from_secs(10),
             rss_growth: 10.0,
+            rss_slack_kib: 0,
             warm_until: 0,
             warmup: 0,
             rss_min_span: 0,
@@ -446,6 +450,7 @@ mod tests {
         let limits = Limits {
             recovery_bound: Duration::from_secs(10),
             rss_growth: 10.0,
+            rss_slack_kib: 0,
             warm_until: 0,
             warmup: 0,
             rss_min_span: 0,

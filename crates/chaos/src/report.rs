@@ -183,7 +183,11 @@ pub fn render(options: &Options, outcome: &Outcome, heading: &str) -> String {
             ),
         ),
         (
-            format!("proxy RSS flat after warm-up (< {}%)", options.rss_growth),
+            format!(
+                "proxy RSS flat after warm-up (< {}%, or < {} MiB)",
+                options.rss_growth,
+                options.rss_slack_kib / 1024
+            ),
             count(Check::Rss, outcome),
             rss.join("; "),
         ),

@@ -30,6 +30,7 @@ pub struct Options {
     pub recovery_bound: Duration,
     /// Largest RSS growth after warm-up, in percent.
     pub rss_growth: f64,
+    pub rss_slack_kib: u64,
     /// Pause between two operations of one client.
     pub pace: Duration,
     /// Proves the checker can fail: right after warm-up, changes a counter
@@ -158,6 +159,7 @@ pub fn run(options: &Options) -> Outcome {
     let limits = Limits {
         recovery_bound: options.recovery_bound,
         rss_growth: options.rss_growth,
+        rss_slack_kib: options.rss_slack_kib,
         warm_until,
         warmup: warmup.as_millis() as u64,
         rss_min_span: elapsed_faults / 2,
