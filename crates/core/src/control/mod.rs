@@ -967,22 +967,23 @@ impl Kernel {
                 ejected: group.ejected,
             });
         }
+        // Published before the events that describe it: whoever reads
+        // an event ("replica ... serves reads") finds routing agreeing.
+        if shards != self.published || self.republish {
+            self.republish = false;
+            self.version += 1;
+            self.published = shards.clone();
+            self.actions.push(Action::Publish {
+                version: self.version,
+                shards,
+            });
+        }
         for (shard, excluded, message) in changes {
             if excluded {
                 self.actions.push(Action::ReplicaExcluded);
             }
             self.event(Some(shard), EventKind::Replica, message);
         }
-        if shards == self.published && !self.republish {
-            return;
-        }
-        self.republish = false;
-        self.version += 1;
-        self.published = shards.clone();
-        self.actions.push(Action::Publish {
-            version: self.version,
-            shards,
-        });
     }
 
     /// What the admin API shows about the pool.

@@ -209,7 +209,10 @@ impl Controller {
         self.state.set_status(self.kernel.status(now));
     }
 
-    fn execute(&mut self, actions: Vec<Action>) {
+    fn execute(&mut self, mut actions: Vec<Action>) {
+        // Routing changes first: whoever reads an event or a log line the
+        // same decision produced finds the published topology agreeing.
+        actions.sort_by_key(|a| !matches!(a, Action::Publish { .. }));
         for action in actions {
             match action {
                 Action::Probe(node) => self.start_prober(node.addr),
