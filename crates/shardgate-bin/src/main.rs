@@ -21,7 +21,15 @@ use tracing_subscriber::EnvFilter;
 
 /// A fast Redis proxy: shards keys like twemproxy, speaks Redis exactly.
 #[derive(Debug, Parser)]
-#[command(name = "shardgate", version, about)]
+#[command(
+    name = "shardgate",
+    version,
+    about = "A fast Redis proxy: shards keys like twemproxy (its nutcracker.yml runs as it is), \
+             speaks Redis exactly, fails over with Sentinel or by itself, splits reads to \
+             replicas, reloads its config and reshards without dropping clients.",
+    after_help = "Run `shardgate -c FILE` to serve; `shardgate demo` for a local topology to \
+                  try; docs in /usr/share/doc/shardgate or the docs/ directory."
+)]
 struct Cli {
     /// Configuration file (twemproxy's nutcracker.yml format plus extensions).
     #[arg(
@@ -96,6 +104,12 @@ enum Command {
         #[arg(long)]
         pool: Option<String>,
     },
+    /// Print the running proxy's pools, shards, nodes (role, health, lag,
+    /// reads) and recent events, from its admin server (--admin).
+    Status,
+    /// Print a shell completion script: `shardgate completions bash >
+    /// /etc/bash_completion.d/shardgate` (or zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Start a local topology (3 shards x master + replica, 3 Sentinels)
     /// with shardgate in front, and a little traffic. Ctrl-C stops it all.
     Demo {
@@ -132,8 +146,14 @@ fn main() -> ExitCode {
     let workers = cli
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Some(command @ (Command::Reload | Command::Upgrade | Command::Reshard { .. })) =
-        &cli.command
+    if let Some(Command::Completions { shell }) = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "shardgate", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Some(
+        command @ (Command::Reload | Command::Upgrade | Command::Reshard { .. } | Command::Status),
+    ) = &cli.command
     {
         let Some(admin) = admin else {
             eprintln!("shardgate: needs the proxy's admin server address (--admin)");
@@ -142,6 +162,7 @@ fn main() -> ExitCode {
         return match command {
             Command::Upgrade => remote::upgrade(admin),
             Command::Reshard { action, pool } => remote::reshard(admin, action, pool.as_deref()),
+            Command::Status => remote::status(admin),
             _ => remote::run(admin),
         };
     }

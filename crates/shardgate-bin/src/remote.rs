@@ -189,3 +189,117 @@ fn describe_status(pool: &serde_json::Value) -> String {
     text.push('\n');
     text
 }
+
+/// `shardgate status`: the topology, roles, health, lag and recent events
+/// from the admin server, for a terminal.
+pub fn status(admin: SocketAddr) -> ExitCode {
+    let overview = match request(admin, "GET", "/api/overview") {
+        Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok(),
+        Ok((status, body)) => {
+            eprintln!("shardgate status: the admin server answered {status}: {body}");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("shardgate status: cannot reach the admin server at {admin}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(overview) = overview else {
+        eprintln!("shardgate status: the admin server's answer is not JSON");
+        return ExitCode::from(1);
+    };
+    print!("{}", describe_overview(&overview));
+    ExitCode::SUCCESS
+}
+
+/// The overview as lines of text.
+fn describe_overview(overview: &serde_json::Value) -> String {
+    let field = |v: &serde_json::Value, name: &str| v.get(name).cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value, name: &str| match v.get(name) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    };
+    let mut out = format!(
+        "shardgate {} (pid {}), up {} s, {} worker(s)\n",
+        text(overview, "version"),
+        text(overview, "pid"),
+        text(overview, "uptime_seconds"),
+        text(overview, "workers"),
+    );
+    for pool in field(overview, "pools").as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\npool {} on {}: {} / {}, failover {}, reads {}, {} client(s)\n",
+            text(pool, "pool"),
+            text(pool, "listen"),
+            text(pool, "distribution"),
+            text(pool, "hash"),
+            text(pool, "failover"),
+            text(pool, "read_policy"),
+            text(pool, "clients"),
+        ));
+        for shard in field(pool, "shards").as_array().into_iter().flatten() {
+            let state = match (
+                shard.get("master").and_then(|m| m.as_str()),
+                shard.get("down").and_then(|d| d.as_str()),
+            ) {
+                (Some(master), _) => format!("writes to {master}"),
+                (None, Some(why)) => format!("NO MASTER: {why}"),
+                (None, None) => "NO MASTER".into(),
+            };
+            let ejected = if field(shard, "ejected").as_bool() == Some(true) {
+                " (ejected)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  shard {}: {state}{ejected}\n",
+                text(shard, "name")
+            ));
+            for node in field(shard, "nodes").as_array().into_iter().flatten() {
+                let mut line = format!(
+                    "    {:<22} {:<8} {:<8}",
+                    text(node, "addr"),
+                    text(node, "role"),
+                    text(node, "health"),
+                );
+                if let Some(lag) = node.get("lag_seconds").and_then(|l| l.as_u64()) {
+                    line.push_str(&format!(" lag {lag} s"));
+                }
+                if field(node, "serves_reads").as_bool() == Some(true) {
+                    line.push_str(" serves reads");
+                }
+                if let Some(why) = node.get("excluded").and_then(|e| e.as_str()) {
+                    line.push_str(&format!(" (excluded: {why})"));
+                }
+                if field(node, "busy").as_bool() == Some(true) {
+                    line.push_str(" BUSY");
+                }
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        }
+    }
+    let events = field(overview, "events");
+    let events: Vec<&serde_json::Value> = events.as_array().into_iter().flatten().collect();
+    if !events.is_empty() {
+        out.push_str("\nrecent events:\n");
+        for event in events.iter().take(15) {
+            let at = event.get("at_ms").and_then(|a| a.as_u64()).unwrap_or(0) / 1000;
+            out.push_str(&format!(
+                "  {} {} {}: {}\n",
+                clock(at),
+                text(event, "pool"),
+                text(event, "kind"),
+                text(event, "message"),
+            ));
+        }
+    }
+    out
+}
+
+/// `HH:MM:SS` UTC of a Unix time.
+fn clock(unix: u64) -> String {
+    let day = unix % 86_400;
+    format!("{:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
+}

@@ -233,3 +233,61 @@ fn sigterm_under_pipelined_load_answers_every_request_that_ran() {
     }
     assert!(total > 0, "no traffic before the signal");
 }
+
+#[test]
+fn status_prints_the_topology_and_completions_cover_every_command() {
+    let setup = common::start(2, &[]);
+    let admin = format!("127.0.0.1:{}", setup.proxy.admin_port().unwrap());
+    // Listening starts at bind; serving once the pools are up.
+    test_support::assert_eventually!(
+        setup
+            .proxy
+            .admin_get("/ready")
+            .is_ok_and(|(status, _)| status == 200),
+        "never ready"
+    );
+    let output = Command::new(common::BIN)
+        .args(["--admin", &admin, "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("pool test on 127.0.0.1:{}", setup.port)),
+        "{text}"
+    );
+    for server in &setup.servers {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("    ") && l.contains(&server.addr()))
+            .unwrap_or_else(|| panic!("{} missing:\n{text}", server.addr()));
+        assert!(line.contains("master") && line.contains("up"), "{line}");
+        assert!(
+            text.contains(&format!("writes to {}", server.addr())),
+            "{text}"
+        );
+    }
+    assert!(text.contains("recent events:"), "{text}");
+    // Unreachable: a clear message and exit 1.
+    let output = Command::new(common::BIN)
+        .args(["--admin", "127.0.0.1:1", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the admin server"));
+    let bash = Command::new(common::BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&bash.stdout);
+    for word in [
+        "reload",
+        "upgrade",
+        "reshard",
+        "status",
+        "demo",
+        "--conf-file",
+    ] {
+        assert!(script.contains(word), "completion lacks {word}");
+    }
+}

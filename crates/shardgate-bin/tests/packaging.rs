@@ -182,6 +182,15 @@ fn the_deb_carries_the_binary_config_unit_and_a_user_for_the_service() {
         .args(["-t", "-c"])
         .arg(root.join("etc/shardgate/shardgate.yml")));
     assert!(stdout(&check).contains("syntax is ok"), "{check:?}");
+    // Shipped stripped (the release build keeps debug info for profiling:
+    // about 45 MB; stripped about 6 MB).
+    let size = std::fs::metadata(root.join("usr/bin/shardgate"))
+        .unwrap()
+        .len();
+    assert!(
+        size < 15 << 20,
+        "the packaged binary is {size} bytes: not stripped?"
+    );
 
     verify_unit(&root);
     maintainer_scripts(&dpkg_deb, &deb, dir.path());

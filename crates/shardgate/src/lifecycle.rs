@@ -171,6 +171,7 @@ impl Proxy {
             None => notify_systemd("READY=1"),
         }
         let reloader = reloader.spawn(requests).map_err(StartError::Thread)?;
+        proxy.set_serving();
         Ok(Proxy {
             proxy,
             events,

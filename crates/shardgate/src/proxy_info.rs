@@ -30,6 +30,8 @@ pub struct ProxyInfo {
     /// True once a new process serves in this one's place: the admin
     /// server stops (the new process answers on its socket).
     retired: watch::Sender<bool>,
+    /// Startup is over: every pool of the configuration serves.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 /// The active configuration: what `GET /config` and `INFO proxy` show.
@@ -114,7 +116,17 @@ impl ProxyInfo {
             reloads: Default::default(),
             handoff: Mutex::new(None),
             retired: watch::channel(false).0,
+            serving: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Startup is over (`/ready` may say ready).
+    pub fn set_serving(&self) {
+        self.serving.store(true, Relaxed);
+    }
+
+    pub fn serving(&self) -> bool {
+        self.serving.load(Relaxed)
     }
 
     /// The upgrade sessions hand themselves over to, if one is under way.

@@ -263,9 +263,12 @@ async fn overview(State(admin): State<Arc<Admin>>) -> Response {
     Json(overview::overview(&admin)).into_response()
 }
 
-/// Ready when every shard of every pool has a usable master (or is
-/// ejected: its keys are served by the others).
+/// Ready once startup is over and while every shard of every pool has a
+/// usable master (or is ejected: its keys are served by the others).
 async fn ready(State(admin): State<Arc<Admin>>) -> Response {
+    if !admin.proxy.serving() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting\n").into_response();
+    }
     let mut missing = Vec::new();
     for pool in admin.pools().iter() {
         for shard in &pool.topology().shards {
