@@ -182,14 +182,17 @@ fn the_deb_carries_the_binary_config_unit_and_a_user_for_the_service() {
         .args(["-t", "-c"])
         .arg(root.join("etc/shardgate/shardgate.yml")));
     assert!(stdout(&check).contains("syntax is ok"), "{check:?}");
-    // Shipped stripped (the release build keeps debug info for profiling:
-    // about 45 MB; stripped about 6 MB).
-    let size = std::fs::metadata(root.join("usr/bin/shardgate"))
-        .unwrap()
-        .len();
+    // Shipped stripped: no symbol table and no debug sections (the release
+    // build keeps debug info for profiling; the package must not).
+    let readelf = require_program("readelf", "binutils");
+    let sections = stdout(&run(Command::new(readelf)
+        .args(["-S", "-W"])
+        .arg(root.join("usr/bin/shardgate"))));
     assert!(
-        size < 15 << 20,
-        "the packaged binary is {size} bytes: not stripped?"
+        sections.contains(".text")
+            && !sections.contains(".symtab")
+            && !sections.contains(".debug_info"),
+        "the packaged binary is not stripped:\n{sections}"
     );
 
     verify_unit(&root);
