@@ -304,6 +304,38 @@ fn the_status_page_shows_the_live_topology_and_a_failover() {
         client.cmd(&["GET", &format!("k{i}")]).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The charts: requests/s drawn from more than one sample, and the
+    // failover marked on them (the page polls /api/history every 5 s).
+    let chart = || {
+        browser.eval(
+            "const s = document.querySelector('section.charts[data-pool=\"shop\"] svg.chart.requests');\
+             if (!s) return null;\
+             const p = s.querySelector('polyline').getAttribute('points').trim();\
+             return { points: p ? p.split(' ').length : 0,\
+                      kinds: [...s.querySelectorAll('line.marker')].map(m => m.dataset.kind) };",
+        )
+    };
+    assert_eventually!(
+        within = Duration::from_secs(15),
+        chart()["points"].as_u64().unwrap_or(0) > 1
+            && chart()["kinds"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "failover" || k == "master")),
+        "no chart with points and a failover marker: {}",
+        chart()
+    );
+    let nodes =
+        browser.eval("return document.querySelectorAll('section.charts svg.chart.node').length;");
+    assert_eq!(nodes.as_u64(), Some(3), "one ops/s chart per node: {nodes}");
+    let history = json(&proxy, "/api/history");
+    let rps = history["pools"][0]["rps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rps.iter().any(|r| r.as_f64().unwrap_or(0.0) > 0.0),
+        "/api/history shows no requests: {history}"
+    );
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     browser.screenshot(&path);
     assert!(std::fs::metadata(&path).expect("screenshot").len() > 10_000);

@@ -135,6 +135,7 @@ impl Proxy {
                 hosts: options.admin_hosts.clone(),
                 reloads: reloads.clone(),
                 control: control_tx,
+                history: Default::default(),
             });
             (listener, admin)
         });

@@ -8,8 +8,11 @@
 //! - `prometheus`: `/metrics` in the Prometheus text format.
 //! - `twemproxy`: `/stats` with twemproxy's field names.
 //! - `overview`: `/topology` and `/api/overview` JSON.
+//! - `history`: fifteen minutes of samples for the status page's charts
+//!   (`/api/history`).
 //! - `status.html`: the status page, embedded in the binary.
 
+mod history;
 mod overview;
 mod prometheus;
 mod twemproxy;
@@ -43,6 +46,8 @@ pub struct Admin {
     pub reloads: ReloadHandle,
     /// Reaches each pool's resharding coordinator.
     pub control: tokio::sync::mpsc::UnboundedSender<ControlCommand>,
+    /// What the status page's charts draw.
+    pub history: std::sync::Mutex<history::History>,
 }
 
 impl Admin {
@@ -80,6 +85,7 @@ pub async fn serve(
         }
     };
     let proxy_retired = admin.proxy.retired();
+    tokio::task::spawn_local(keep_history(admin.clone()));
     let app = Router::new()
         .route("/", get(|| async { Html(STATUS_PAGE) }))
         .route("/metrics", get(metrics))
@@ -89,6 +95,7 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/events", get(events))
         .route("/api/overview", get(overview))
+        .route("/api/history", get(history_series))
         .route("/config", get(config))
         .route("/reload", axum::routing::post(reload))
         .route("/upgrade", axum::routing::post(upgrade))
@@ -257,6 +264,24 @@ async fn stats(State(admin): State<Arc<Admin>>) -> Response {
 
 async fn topology(State(admin): State<Arc<Admin>>) -> Response {
     Json(overview::topology(&admin)).into_response()
+}
+
+/// A sample every second for the charts (stops with the control thread).
+async fn keep_history(admin: Arc<Admin>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        lock(&admin.history).record(&admin.proxy);
+    }
+}
+
+async fn history_series(State(admin): State<Arc<Admin>>) -> Response {
+    Json(lock(&admin.history).series(&admin.events)).into_response()
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn overview(State(admin): State<Arc<Admin>>) -> Response {
