@@ -94,15 +94,25 @@ enum Command {
     /// its place: the new process takes the listening sockets and every
     /// client between two requests; the old one exits. Prints the new pid.
     Upgrade,
-    /// Online resharding through the running proxy (--admin): `start`
-    /// moves each pool's keys to the servers its entry in the config file
-    /// lists; `status`, `pause`, `resume`, `abort` (moves them back).
+    /// Online resharding through the running proxy (--admin): `plan`
+    /// measures what would move (keys and bytes per source and
+    /// destination, big keys, destination memory, time) and changes
+    /// nothing; `start` moves each pool's keys to the servers its entry in
+    /// the config file lists; `status`, `pause`, `resume`, `abort` (moves
+    /// them back).
     Reshard {
-        #[arg(value_parser = ["start", "status", "pause", "resume", "abort"])]
+        #[arg(value_parser = ["plan", "start", "status", "pause", "resume", "abort"])]
         action: String,
         /// Only this pool (pause, resume, abort).
         #[arg(long)]
         pool: Option<String>,
+        /// plan: compare with this file instead of the proxy's own.
+        #[arg(short = 'c', long = "conf-file", value_name = "FILE")]
+        conf_file: Option<PathBuf>,
+        /// plan: keys scanned per source database at most; beyond, the
+        /// figures are scaled up from the sample.
+        #[arg(long, value_name = "N", default_value_t = 100_000)]
+        max_keys: u64,
     },
     /// Print the running proxy's pools, shards, nodes (role, health, lag,
     /// reads) and recent events, from its admin server (--admin).
@@ -161,7 +171,15 @@ fn main() -> ExitCode {
         };
         return match command {
             Command::Upgrade => remote::upgrade(admin),
-            Command::Reshard { action, pool } => remote::reshard(admin, action, pool.as_deref()),
+            Command::Reshard {
+                action,
+                conf_file,
+                max_keys,
+                ..
+            } if action == "plan" => remote::reshard_plan(admin, conf_file.as_deref(), *max_keys),
+            Command::Reshard { action, pool, .. } => {
+                remote::reshard(admin, action, pool.as_deref())
+            }
             Command::Status => remote::status(admin),
             _ => remote::run(admin),
         };

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -72,11 +73,17 @@ fn post_reload(admin: SocketAddr) -> std::io::Result<(u16, String)> {
 }
 
 fn request(admin: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    send(admin, method, path, "")
+}
+
+/// One request with `body`; (status, body).
+fn send(admin: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(ANSWER_WITHIN))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -156,6 +163,41 @@ pub fn reshard(admin: SocketAddr, action: &str, pool: Option<&str>) -> ExitCode 
         }
     }
     if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `shardgate reshard plan`: what would move, measured by the running
+/// proxy against its pools' servers; nothing changes. Exits 1 when a
+/// migration would be refused (or the file is not valid).
+pub fn reshard_plan(admin: SocketAddr, conf_file: Option<&Path>, max_keys: u64) -> ExitCode {
+    let text = match conf_file.map(std::fs::read_to_string).transpose() {
+        Ok(text) => text.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("shardgate reshard plan: cannot read the file: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = format!("/reshard/plan?max_keys={max_keys}");
+    let (status, body) = match send(admin, "POST", &path, &text) {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("shardgate reshard: cannot reach the admin server at {admin}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let lines = value.get("lines").and_then(|l| l.as_array());
+    let Some(lines) = lines else {
+        eprintln!("shardgate reshard plan: the admin server answered {status}: {body}");
+        return ExitCode::from(1);
+    };
+    for line in lines.iter().filter_map(|l| l.as_str()) {
+        println!("{line}");
+    }
+    if status == 200 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -642,3 +642,136 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
     );
     assert_placed(&all, |port| pool(port, &four, ""), &checker);
 }
+
+/// `shardgate reshard plan`: (exit status, what it printed).
+fn plan(proxy: &Shardgate, args: &[&str]) -> (bool, String) {
+    let admin = format!("127.0.0.1:{}", proxy.admin_port().unwrap());
+    let output = std::process::Command::new(BIN)
+        .args(["--admin", &admin, "reshard", "plan"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn a_plan_counts_what_would_move_and_changes_nothing() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let extra = "  reshard_keys_per_second: 1000\n  reshard_big_key_bytes: 1048576\n";
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
+        .wait_port(port)
+        .start();
+    preload(port);
+    // A big key that moves to s4.
+    let (now, next) = (pool(port, &three, extra), pool(port, &four, extra));
+    let big = moving_name("big:", &now, &next);
+    let mut client = RespClient::connect(port).unwrap();
+    let two_mib = "x".repeat(2 << 20);
+    assert_eq!(
+        client.cmd(&["SET", &big, &two_mib]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    // What should move, from every key there is.
+    let keys = placement(&servers.iter().collect::<Vec<_>>());
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for key in keys.keys() {
+        let (from, to) = (owner(&now, key).unwrap(), owner(&next, key).unwrap());
+        if from != to {
+            *expected
+                .entry(format!("s{} -> s{}", from + 1, to + 1))
+                .or_default() += 1;
+        }
+    }
+    assert!(!expected.is_empty());
+
+    let file = proxy.dir().join("four.yml");
+    std::fs::write(&file, &next).unwrap();
+    let (ok, said) = plan(&proxy, &["-c", file.to_str().unwrap()]);
+    assert!(ok, "{said}\n{}", proxy.log());
+    assert!(
+        said.contains(&format!("every key scanned: {}", keys.len())),
+        "{said}"
+    );
+    for (flow, count) in &expected {
+        assert!(
+            said.contains(&format!("{flow}: {count} keys")),
+            "{flow}: {count} in\n{said}"
+        );
+    }
+    // MEMORY USAGE counts the allocation: 2.5 MiB for 2 MiB of value.
+    let line = said.lines().find(|l| l.contains(&big)).unwrap_or_default();
+    assert!(line.contains("s4): 2.") && line.ends_with("MiB"), "{said}");
+    assert!(said.contains("destination s4"), "{said}");
+    let total: u64 = expected.values().sum();
+    // 1,000 keys/s and 64 MiB/s: the keys set the pace.
+    let seconds = (total as f64 / 1000.0).round();
+    assert!(said.contains(&format!("about {seconds:.0} s")), "{said}");
+    // Nothing changed.
+    assert_eq!(servers[3].dbsize(), 0);
+    assert_eq!(phase(&proxy), "none");
+
+    // A sample: the figures are scaled up, close to the exact ones.
+    let (ok, said) = plan(
+        &proxy,
+        &["-c", file.to_str().unwrap(), "--max-keys", "1000"],
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains("scaled up from that sample"), "{said}");
+    let estimated: u64 = said
+        .lines()
+        .filter(|l| l.contains(" -> ") && l.ends_with("B"))
+        .filter_map(|l| {
+            l.split(" keys")
+                .next()?
+                .rsplit(": ")
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let error = (estimated as f64 - total as f64).abs() / total as f64;
+    assert!(error < 0.25, "estimated {estimated} of {total}: {said}");
+
+    // A destination that may evict is refused.
+    let used = match servers[3].client().cmd(&["INFO", "memory"]).unwrap() {
+        Reply::Bulk(b) => String::from_utf8_lossy(&b)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse::<u64>().ok())
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let limit = (used + (1 << 20)).to_string();
+    for setting in [
+        ["maxmemory", limit.as_str()],
+        ["maxmemory-policy", "allkeys-lru"],
+    ] {
+        let mut args = vec!["CONFIG", "SET"];
+        args.extend(setting);
+        assert_eq!(
+            servers[3].client().cmd(&args).unwrap(),
+            Reply::Simple("OK".into())
+        );
+    }
+    let (ok, said) = plan(&proxy, &["-c", file.to_str().unwrap()]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("refused: destination 's4' may evict keys (allkeys-lru)"),
+        "{said}"
+    );
+    // Without a file: the proxy's own, which matches what it runs.
+    let (ok, said) = plan(&proxy, &[]);
+    assert!(!ok && said.contains("no pool's servers"), "{said}");
+}

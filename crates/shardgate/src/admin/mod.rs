@@ -101,6 +101,7 @@ pub async fn serve(
         .route("/upgrade", axum::routing::post(upgrade))
         .route("/reshard", get(reshard_status))
         .route("/reshard/start", axum::routing::post(reshard_start))
+        .route("/reshard/plan", axum::routing::post(reshard_plan))
         .route(
             "/reshard/pause",
             axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Pause)),
@@ -413,7 +414,7 @@ async fn reshard_status(State(admin): State<Arc<Admin>>) -> Response {
 /// configuration file gives (`200`, a line per pool), or says why not
 /// (`409`).
 async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
-    let records = match admin.reloads.reshard_plan().await {
+    let records = match admin.reloads.reshard_plan(None).await {
         Ok(records) => records,
         Err(problems) => return lines_response(Err(problems)),
     };
@@ -435,6 +436,53 @@ async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
     } else {
         Err(problems)
     })
+}
+
+#[derive(Deserialize)]
+struct PlanQuery {
+    /// Keys scanned per source database at most (default 100,000); the
+    /// figures are scaled up from that sample.
+    max_keys: Option<u64>,
+}
+
+/// What `reshard start` would move, measured and changing nothing: the
+/// body is a configuration to compare with (empty: the proxy's file).
+/// 200 when every migration may start, 409 when one is refused.
+async fn reshard_plan(
+    State(admin): State<Arc<Admin>>,
+    Query(query): Query<PlanQuery>,
+    body: String,
+) -> Response {
+    let text = (!body.trim().is_empty()).then_some(body);
+    let records = match admin.reloads.reshard_plan(text).await {
+        Ok(records) => records,
+        Err(problems) => return lines_response(Err(problems)),
+    };
+    let max_keys = query.max_keys.unwrap_or(100_000).max(1);
+    let (mut lines, mut surveys, mut refused) = (Vec::new(), Vec::new(), false);
+    for (pool, record) in records {
+        let Some(state) = admin.pools().iter().find(|p| *p.name == *pool).cloned() else {
+            continue;
+        };
+        match crate::reshard::survey::survey(&state, &record, max_keys).await {
+            Ok(survey) => {
+                refused |= !survey.refused.is_empty();
+                lines.extend(survey.lines());
+                surveys.push(survey);
+            }
+            Err(e) => {
+                refused = true;
+                lines.push(format!("pool '{pool}': cannot survey: {e}"));
+            }
+        }
+    }
+    let status = if refused {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({ "ok": !refused, "lines": lines, "pools": surveys });
+    (status, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -6,9 +6,11 @@
 //! # Layout
 //! - `store`: [`Store`], the coordination store (a Redis, or memory).
 //! - `mover`: the background mover.
+//! - `survey`: what a migration would move (`shardgate reshard plan`).
 
 pub mod mover;
 pub mod store;
+pub mod survey;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -115,14 +115,14 @@ async fn move_all(
 
 /// Control connections to the nodes, by address.
 #[derive(Default)]
-struct Conns {
+pub(super) struct Conns {
     open: BTreeMap<SocketAddr, WireConn>,
 }
 
 impl Conns {
     /// A command on `addr` (connecting first); an error drops the
     /// connection.
-    async fn query(
+    pub(super) async fn query(
         &mut self,
         addr: SocketAddr,
         handshake: &Handshake,
@@ -148,7 +148,7 @@ impl Conns {
     }
 }
 
-fn handshake(config: &PoolConfig) -> Handshake {
+pub(super) fn handshake(config: &PoolConfig) -> Handshake {
     Handshake {
         auth: config.redis_auth.clone(),
         client_name: Some("shardgate-mover".into()),
@@ -156,7 +156,7 @@ fn handshake(config: &PoolConfig) -> Handshake {
     }
 }
 
-fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
+pub(super) fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
     let shard = topology.shards.get(shard).ok_or("no such shard")?;
     shard
         .master
@@ -167,8 +167,18 @@ fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
 
 /// The databases of the shard's master that hold keys.
 async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result<Vec<u32>, String> {
-    let topology = state.topology();
-    let addr = master(&topology, shard)?;
+    let keyspace = keyspace(conns, &state.topology(), shard).await?;
+    Ok(keyspace.into_iter().map(|(db, _)| db).collect())
+}
+
+/// `INFO keyspace` of the shard's master: each database holding keys,
+/// and how many.
+pub(super) async fn keyspace(
+    conns: &mut Conns,
+    topology: &Topology,
+    shard: usize,
+) -> Result<Vec<(u32, u64)>, String> {
+    let addr = master(topology, shard)?;
     let config = &topology.config;
     let replies = conns
         .query(
@@ -181,12 +191,16 @@ async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result
     let info = replies.first().and_then(text).unwrap_or_default();
     Ok(info
         .lines()
-        .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+        .filter_map(|line| {
+            let (db, fields) = line.strip_prefix("db")?.split_once(':')?;
+            let keys = fields.split(',').find_map(|f| f.strip_prefix("keys="))?;
+            Some((db.parse().ok()?, keys.parse().ok()?))
+        })
         .collect())
 }
 
 /// One SCAN step on the shard's master: the next cursor and the keys.
-async fn scan(
+pub(super) async fn scan(
     conns: &mut Conns,
     topology: &Topology,
     shard: usize,
@@ -291,7 +305,7 @@ async fn migrate(
 }
 
 /// `MEMORY USAGE` of each key (0 when gone).
-async fn sizes(
+pub(super) async fn sizes(
     conns: &mut Conns,
     config: &PoolConfig,
     addr: SocketAddr,
