@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::BIN;
 use test_support::ports::free_port;
 use test_support::resp::Reply;
-use test_support::{RedisServer, RespClient, Shardgate};
+use test_support::{assert_eventually, RedisServer, RespClient, Sentinel, Shardgate};
 
 const COUNTERS: usize = 2_000;
 const ACCOUNTS: usize = 50;
@@ -52,6 +52,8 @@ struct Checker {
     /// Per counter: the highest value acknowledged to a writer.
     acked: Vec<AtomicU64>,
     stop: AtomicBool,
+    /// Writers and transfers hold off (readers go on).
+    paused: AtomicBool,
     problems: Mutex<Vec<String>>,
     /// Retryable refusals seen (TRYAGAIN, EXECABORT): not errors.
     retries: AtomicU64,
@@ -93,6 +95,10 @@ fn writer(port: u16, id: usize, writers: usize, checker: Arc<Checker>) {
         let i = n % COUNTERS;
         n += writers * 7;
         if i % writers != id {
+            continue;
+        }
+        if checker.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         let reply = client.cmd(&["INCR", &counter(i)]).unwrap();
@@ -156,6 +162,10 @@ fn transfers(port: u16, seed: usize, checker: Arc<Checker>) {
     let mut client = RespClient::connect(port).unwrap();
     let mut n = seed;
     while !checker.stop.load(Relaxed) {
+        if checker.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
         n += 1;
         let account = n % ACCOUNTS;
         let (a, b) = (
@@ -300,7 +310,7 @@ fn wait_done(proxy: &Shardgate, within: Duration, servers: &[&RedisServer]) {
 }
 
 /// Runs the checked load on `ports` while `during` runs, then checks.
-fn under_load(ports: &[u16], during: impl FnOnce()) -> Arc<Checker> {
+fn under_load(ports: &[u16], during: impl FnOnce(&Checker)) -> Arc<Checker> {
     let checker = Checker::new();
     let mut threads = Vec::new();
     for (k, &port) in ports.iter().enumerate() {
@@ -325,7 +335,7 @@ fn under_load(ports: &[u16], during: impl FnOnce()) -> Arc<Checker> {
         }));
     }
     std::thread::sleep(Duration::from_millis(500));
-    during();
+    during(&checker);
     std::thread::sleep(Duration::from_millis(500));
     checker.stop.store(true, Relaxed);
     for thread in threads {
@@ -402,7 +412,7 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
         .wait_port(p2)
         .start();
     preload(p1);
-    let checker = under_load(&[p1, p2], || {
+    let checker = under_load(&[p1, p2], |_| {
         one.write_config(&pool(p1, &four, &coordination));
         let (ok, said) = reshard(&one, "start");
         assert!(ok, "{said}\n{}", one.log());
@@ -447,7 +457,7 @@ fn a_proxy_alone_drains_a_server_from_four_to_three() {
     preload(port);
     assert!(servers[3].dbsize() > 400);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[port], || {
+    let checker = under_load(&[port], |_| {
         proxy.write_config(&pool(port, &three, extra));
         let (ok, said) = reshard(&proxy, "start");
         assert!(ok, "{said}\n{}", proxy.log());
@@ -542,7 +552,7 @@ fn modula_to_slots_under_load_through_two_proxies_moves_big_keys_intact() {
     };
     let before = digest(&mut client);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[p1, p2], || {
+    let checker = under_load(&[p1, p2], |_| {
         one.write_config(&slots(p1));
         let (ok, said) = reshard(&one, "start");
         assert!(ok, "{said}\n{}", one.log());
@@ -578,7 +588,7 @@ fn an_aborted_migration_moves_every_key_back() {
         .start();
     preload(port);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[port], || {
+    let checker = under_load(&[port], |_| {
         proxy.write_config(&pool(port, &four, slow));
         let (ok, said) = reshard(&proxy, "start");
         assert!(ok, "{said}");
@@ -630,7 +640,7 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
         .wait_port(p2)
         .start();
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[p2], || {
+    let checker = under_load(&[p2], |_| {
         assert!(servers[3].dbsize() > 0, "keys started moving");
         one.child().kill();
         wait_done(&two, Duration::from_secs(60), &all);
@@ -774,4 +784,126 @@ fn a_plan_counts_what_would_move_and_changes_nothing() {
     // Without a file: the proxy's own, which matches what it runs.
     let (ok, said) = plan(&proxy, &[]);
     assert!(!ok && said.contains("no pool's servers"), "{said}");
+}
+
+#[test]
+fn a_source_fails_over_halfway_and_the_move_completes_with_nothing_lost() {
+    // s1 has a replica; every shard is watched by three Sentinels.
+    let mut servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let replica = RedisServer::builder().replica_of(&servers[0]).start();
+    assert_eventually!(replica.linked(), "the replica never linked");
+    let watched: Vec<(String, u16)> = (servers.iter().enumerate())
+        .map(|(i, s)| (format!("s{}", i + 1), s.port()))
+        .collect();
+    let watched: Vec<(&str, u16)> = watched.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(&watched, 2, 1000)).collect();
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        sentinels.iter().all(|s| matches!(
+            s.client().cmd(&["SENTINEL", "REPLICAS", "s1"]),
+            Ok(Reply::Array(r)) if !r.is_empty()
+        )),
+        "the Sentinels never learned s1's replica"
+    );
+    let mut settings = String::from("  reshard_keys_per_second: 100\n  sentinels:\n");
+    for sentinel in &sentinels {
+        settings.push_str(&format!("    - 127.0.0.1:{}:1\n", sentinel.port()));
+    }
+    let named = |servers: &[RedisServer], n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("s{}", i + 1), servers[i].addr()))
+            .collect()
+    };
+    let yaml = |port: u16, servers: &[(String, String)]| {
+        let mut yaml = format!(
+            "data:\n  listen: 127.0.0.1:{port}\n  hash_tag: \"{{}}\"\n{settings}  servers:\n"
+        );
+        for (name, addr) in servers {
+            yaml.push_str(&format!("    - {addr}:1 {name}\n"));
+        }
+        yaml
+    };
+    let (three, four) = (named(&servers, 3), named(&servers, 4));
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &yaml(port, &three))
+        .wait_port(port)
+        .start();
+    let master_of_s1 = || -> String {
+        let (_, body) = proxy.admin_get("/topology").unwrap();
+        let topology: serde_json::Value = serde_json::from_str(&body).unwrap();
+        topology[0]["shards"][0]["master"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        master_of_s1() == servers[0].addr(),
+        "the proxy never routed s1 to its master"
+    );
+    preload(port);
+    let checker = under_load(&[port], |checker| {
+        proxy.write_config(&yaml(port, &four));
+        let (ok, said) = reshard(&proxy, "start");
+        assert!(ok, "{said}\n{}", proxy.log());
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            servers[3].dbsize() > 50,
+            "keys never started moving"
+        );
+        // Writes acknowledged by a master that is then deposed are lost
+        // by Redis's asynchronous replication, migration or not: hold
+        // them while the Sentinels switch, and check what the migration
+        // adds. The mover and the readers go on throughout; the mover
+        // keeps moving keys off the old master until the proxy follows
+        // the switch, keys the new master still has.
+        checker.paused.store(true, Relaxed);
+        std::thread::sleep(Duration::from_millis(200));
+        let offset = |server: &RedisServer, field: &str| -> u64 {
+            server
+                .info_field("replication", field)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let written = offset(&servers[0], "master_repl_offset");
+        assert_eventually!(
+            offset(&replica, "slave_repl_offset") >= written,
+            "the replica never caught up"
+        );
+        let moved_before = servers[3].dbsize();
+        assert_eq!(
+            sentinels[0]
+                .client()
+                .cmd(&["SENTINEL", "FAILOVER", "s1"])
+                .unwrap(),
+            Reply::Simple("OK".into())
+        );
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            master_of_s1() == replica.addr(),
+            "the proxy never followed the failover"
+        );
+        checker.paused.store(false, Relaxed);
+        eprintln!(
+            "failover while {} of the destination's keys had arrived",
+            moved_before
+        );
+        let all: Vec<&RedisServer> = vec![&replica, &servers[1], &servers[2], &servers[3]];
+        wait_done(&proxy, Duration::from_secs(90), &all);
+    });
+    assert_clean(&checker);
+    servers[0].kill();
+    let all: Vec<&RedisServer> = vec![&replica, &servers[1], &servers[2], &servers[3]];
+    let four: Vec<(String, String)> = vec![
+        ("s1".into(), replica.addr()),
+        four[1].clone(),
+        four[2].clone(),
+        four[3].clone(),
+    ];
+    assert_placed(&all, |port| yaml(port, &four), &checker);
+    assert!(
+        proxy.log().contains("s1/0: its master changed"),
+        "the mover did not scan s1 again on its new master:\n{}",
+        proxy.log()
+    );
 }
