@@ -168,6 +168,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let problems = shardgate::pool::tls::check(&config);
+    if !problems.is_empty() {
+        eprintln!(
+            "shardgate: invalid configuration {}: {} problem{}:",
+            cli.conf_file.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for problem in problems {
+            eprintln!("  - {problem}");
+        }
+        return ExitCode::from(1);
+    }
     if cli.test_conf {
         println!(
             "shardgate: configuration file '{}' syntax is ok ({} pool{})",

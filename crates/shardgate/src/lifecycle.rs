@@ -59,6 +59,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("cannot take over from the old process: {0}")]
     Inherit(std::io::Error),
+    #[error("{}", .0.join("; "))]
+    Tls(Vec<String>),
 }
 
 /// A running proxy.
@@ -75,6 +77,12 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every pool's listeners, starts the threads, then the pools.
     pub fn start(config: Config, options: Options) -> Result<Proxy, StartError> {
+        shardgate_tls::install_provider();
+        // Certificates and keys are read before anything listens.
+        let problems = crate::pool::tls::check(&config);
+        if !problems.is_empty() {
+            return Err(StartError::Tls(problems));
+        }
         let workers = options.workers.max(1);
         let proxy = Arc::new(ProxyInfo::new(workers));
         let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
@@ -264,7 +272,8 @@ fn log_pool(state: &PoolState) {
     let config = state.config();
     tracing::info!(
         pool = %config.name,
-        listen = %config.listen,
+        listen = %config.main_listener().map(ToString::to_string).unwrap_or_default(),
+        tls = config.tls_listen.is_some() || config.tls_readonly_listen.is_some(),
         servers = config.servers.len(),
         distribution = config.distribution.name(),
         hash = config.hash.name(),

@@ -17,13 +17,18 @@
 //!   the proxy's admin port, with its HTTP query API.
 //! - [`http`]: a minimal HTTP client for the admin API and WebDriver.
 //! - [`load`]: [`load::Load`], checked pipelined traffic through a proxy.
+//! - [`pki`]: [`pki::Pki`], test CAs and certificates made by the openssl CLI.
+//! - [`tls`]: [`tls::TlsClient`], a blocking RESP client over TLS; redis-cli
+//!   and `openssl s_client` against a TLS port.
 
 pub mod browser;
 pub mod http;
 pub mod load;
 pub mod nutcracker;
+pub mod pki;
 pub mod prometheus;
 pub mod proxy;
+pub mod tls;
 
 pub use sandbox::{assert_eventually, eventually, ports, process, redis, require_program, resp};
 pub use sandbox::{RedisServer, RespClient, Sentinel};

@@ -36,6 +36,11 @@ pub struct PoolStats {
     pub pulls: Counter,
     /// Of those, the ones whose source did not answer (the client got the error).
     pub pull_errors: Counter,
+    /// TLS clients whose handshake completed.
+    pub tls_handshakes: Counter,
+    /// TLS clients refused at the handshake (bad or missing certificate,
+    /// not TLS, timed out).
+    pub tls_handshake_failures: Counter,
 }
 
 impl Default for PoolStats {
@@ -52,6 +57,8 @@ impl Default for PoolStats {
             slow_clients: Counter::default(),
             pulls: Counter::default(),
             pull_errors: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_failures: Counter::default(),
         }
     }
 }

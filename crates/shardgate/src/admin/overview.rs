@@ -90,7 +90,9 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
         .collect();
     let mut value = json!({
         "pool": config.name,
-        "listen": config.listen.to_string(),
+        "listen": config.listen.as_ref().map(ToString::to_string),
+        "tls_listen": config.tls_listen.as_ref().map(ToString::to_string),
+        "tls_readonly_listen": config.tls_readonly_listen.as_ref().map(ToString::to_string),
         "readonly_listen": config.readonly_listen.as_ref().map(ToString::to_string),
         "distribution": config.distribution.name(),
         "hash": config.hash.name(),
