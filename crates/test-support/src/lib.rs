@@ -31,7 +31,7 @@ pub mod proxy;
 pub mod tls;
 
 pub use sandbox::{assert_eventually, eventually, ports, process, redis, require_program, resp};
-pub use sandbox::{RedisServer, RespClient, Sentinel};
+pub use sandbox::{RedisServer, RespClient, Sentinel, Tls};
 
 pub use nutcracker::Nutcracker;
 pub use prometheus::Prometheus;

@@ -534,20 +534,12 @@ impl Checker<'_> {
                  coordination store connect in plaintext)",
             );
         }
-        // Slice 1 of issue 17 serves TLS clients only; the other sides follow.
-        for (key, set) in [
-            ("backend_tls", tls.backend.is_some()),
-            ("sentinel_tls", tls.sentinel.is_some()),
-            (
-                "tls.user_from_cert",
-                tls.server
-                    .as_ref()
-                    .is_some_and(|s| s.user_from_cert.is_some()),
-            ),
-        ] {
-            if set {
-                self.problem(key, "is not supported yet");
-            }
+        if tls
+            .server
+            .as_ref()
+            .is_some_and(|s| s.user_from_cert.is_some())
+        {
+            self.problem("tls.user_from_cert", "is not supported yet");
         }
         if tls.sentinel.is_some() && sentinels.is_empty() {
             self.problem("sentinel_tls", "is set but the pool has no `sentinels`");
@@ -1161,6 +1153,7 @@ c:
         let config = parse(
             "a:\n  tls_listen: 127.0.0.1:7410\n  tls_readonly_listen: 127.0.0.1:7411\n  \
              tls: {cert: /c.pem, key: /k.pem, client_ca: /ca.pem, min_version: 1.3}\n  \
+             backend_tls: {ca: /redis-ca.pem, server_name: redis.internal}\n  \
              servers: [\"127.0.0.1:7001:1\"]\n",
         )
         .expect("valid");
@@ -1171,6 +1164,8 @@ c:
         let tls = pool.tls.as_ref().expect("tls");
         assert_eq!(tls.client_auth, ClientAuth::Required);
         assert_eq!(tls.min_version, TlsVersion::V1_3);
+        let backend = pool.backend_tls.as_ref().expect("backend_tls");
+        assert_eq!(backend.server_name.as_deref(), Some("redis.internal"));
         let all = problems_of(
             "a:\n  listen: 127.0.0.1:7412\n  sentinel_tls: {ca: /c}\n  \
              coordination: 127.0.0.1:7002\n  backend_tls: {insecure_skip_verify_for_tests: true}\n  \
