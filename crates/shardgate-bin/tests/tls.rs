@@ -483,3 +483,60 @@ fn a_certificate_replaced_and_reloaded_serves_new_handshakes_while_50_clients_ca
     let errors = load.stop();
     assert!(errors.is_empty(), "clients saw errors: {errors:?}");
 }
+
+#[test]
+fn the_status_page_warns_of_a_certificate_within_14_days_of_expiry_and_only_of_that_one() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let soon = pki.issue(&ca, "soon", "soon", Usage::Server, Validity::Days(5));
+    let fresh = pki.issue(&ca, "fresh", "fresh", Usage::Server, Validity::Days(300));
+    let redis = RedisServer::start();
+    let (a, b) = (free_port(), free_port());
+    let pool = |name: &str, port: u16, cert: &Issued| {
+        let mut yaml = format!("{name}:\n  tls_listen: 127.0.0.1:{port}\n");
+        for line in tls_block(cert, &[]) {
+            yaml.push_str(&format!("  {line}\n"));
+        }
+        yaml.push_str(&format!("  servers:\n    - {}:1\n", redis.addr()));
+        yaml
+    };
+    let yaml = pool("soon", a, &soon) + &pool("fresh", b, &fresh);
+    let proxy = Shardgate::builder(BIN, &yaml)
+        .wait_port(a)
+        .wait_port(b)
+        .start();
+    let (_, body) = proxy.admin_get("/api/overview").unwrap();
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cert_of = |pool: &str| {
+        overview["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pool"] == pool)
+            .unwrap()["certificates"][0]
+            .clone()
+    };
+    assert_eq!(cert_of("soon")["expires_soon"], true);
+    assert_eq!(cert_of("soon")["serial"], soon.serial());
+    assert_eq!(cert_of("soon")["not_after"], soon.not_after());
+    assert_eq!(cert_of("fresh")["expires_soon"], false);
+
+    let browser = test_support::browser::Browser::start();
+    browser.open(&format!(
+        "http://127.0.0.1:{}/",
+        proxy.admin_port().unwrap()
+    ));
+    let warning = |pool: &str| {
+        browser.eval(&format!(
+            "const w = document.querySelector('[data-pool=\"{pool}\"] [data-cert-warning]'); return w ? w.innerText : null;"
+        ))
+    };
+    assert_eventually!(
+        warning("soon")
+            .as_str()
+            .is_some_and(|w| w.contains("expires in 4d") && w.contains(&soon.serial())),
+        "no warning for the certificate expiring in 5 days: {:?}",
+        warning("soon")
+    );
+    assert_eq!(warning("fresh"), serde_json::Value::Null);
+}

@@ -33,6 +33,10 @@ impl TlsUse {
     }
 }
 
+/// A certificate that expires sooner than this is flagged on the status
+/// page (and by contrib's alert rules).
+pub const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
 /// A certificate the pool presents, for `/metrics` and the status page.
 #[derive(Debug, Clone)]
 pub struct PresentedCert {
