@@ -72,6 +72,35 @@ struct Cli {
     #[arg(long = "admin-host", value_name = "NAME", global = true)]
     admin_hosts: Vec<String>,
 
+    /// A file holding the admin server's bearer token: required by
+    /// reload, upgrade and resharding, and by every endpoint but /health
+    /// and /ready when the admin server listens beyond loopback. The
+    /// commands that talk to a running proxy send it.
+    #[arg(long = "admin-token-file", value_name = "FILE", global = true)]
+    admin_token_file: Option<PathBuf>,
+
+    /// Serve the admin server over HTTPS with this certificate chain (PEM;
+    /// with --admin-tls-key). Re-read by every reload.
+    #[arg(
+        long = "admin-tls-cert",
+        value_name = "FILE",
+        requires = "admin_tls_key"
+    )]
+    admin_tls_cert: Option<PathBuf>,
+
+    /// The admin certificate's private key (PEM).
+    #[arg(
+        long = "admin-tls-key",
+        value_name = "FILE",
+        requires = "admin_tls_cert"
+    )]
+    admin_tls_key: Option<PathBuf>,
+
+    /// For the commands that talk to a running proxy: its admin server
+    /// speaks HTTPS, with a certificate signed by these CAs (PEM).
+    #[arg(long = "admin-ca", value_name = "FILE", global = true)]
+    admin_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -114,6 +143,23 @@ enum LogFormat {
     Json,
 }
 
+/// The token in `--admin-token-file` (its first line), if given.
+fn admin_token(cli: &Cli) -> Result<Option<shardgate::secrets::Secret>, String> {
+    let Some(path) = &cli.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--admin-token-file {}: cannot read: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--admin-token-file {}: the file is empty",
+            path.display()
+        ));
+    }
+    Ok(Some(shardgate::secrets::Secret::new(token.to_string())))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
@@ -139,10 +185,22 @@ fn main() -> ExitCode {
             eprintln!("shardgate: needs the proxy's admin server address (--admin)");
             return ExitCode::from(1);
         };
+        let token = match admin_token(&cli) {
+            Ok(token) => token,
+            Err(e) => {
+                eprintln!("shardgate: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let admin = remote::Admin {
+            addr: admin,
+            token: token.map(|t| t.expose().to_string()),
+            ca: cli.admin_ca.clone(),
+        };
         return match command {
-            Command::Upgrade => remote::upgrade(admin),
-            Command::Reshard { action, pool } => remote::reshard(admin, action, pool.as_deref()),
-            _ => remote::run(admin),
+            Command::Upgrade => remote::upgrade(&admin),
+            Command::Reshard { action, pool } => remote::reshard(&admin, action, pool.as_deref()),
+            _ => remote::run(&admin),
         };
     }
     if let Some(Command::Demo { port, chaos }) = cli.command {
@@ -191,12 +249,34 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     raise_fd_limit();
+    let admin_token = match admin_token(&cli) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let admin_tls = match (&cli.admin_tls_cert, &cli.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(shardgate::config::ListenTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+            client_auth: shardgate::config::ClientAuth::None,
+            min_version: shardgate::config::TlsVersion::V1_2,
+            handshake_timeout: Duration::from_secs(5),
+            max_handshakes: 64,
+            user_from_cert: None,
+        }),
+        _ => None,
+    };
     let options = Options {
         workers,
         shutdown_grace: Duration::from_secs(cli.shutdown_grace),
         metrics: !cli.no_metrics,
         admin,
         admin_hosts: cli.admin_hosts.clone(),
+        admin_token,
+        admin_tls,
         config_file: Some((cli.conf_file.clone(), text)),
         // An upgrade starts this binary again, with the same arguments.
         executable: std::env::current_exe()

@@ -505,8 +505,16 @@ fn the_status_page_warns_of_a_certificate_within_14_days_of_expiry_and_only_of_t
         .wait_port(a)
         .wait_port(b)
         .start();
-    let (_, body) = proxy.admin_get("/api/overview").unwrap();
-    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The listening sockets are bound before the pools start: wait for both.
+    let overview = || -> serde_json::Value {
+        let (_, body) = proxy.admin_get("/api/overview").unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    assert_eventually!(
+        overview()["pools"].as_array().is_some_and(|p| p.len() == 2),
+        "the pools never started"
+    );
+    let overview = overview();
     let cert_of = |pool: &str| {
         overview["pools"]
             .as_array()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::pool::tls::AdminTls;
 use crate::pool::PoolState;
 use crate::upgrade::Handoff;
 
@@ -30,6 +31,8 @@ pub struct ProxyInfo {
     /// True once a new process serves in this one's place: the admin
     /// server stops (the new process answers on its socket).
     retired: watch::Sender<bool>,
+    /// The admin server's TLS, if it has any (set once at start).
+    admin_tls: std::sync::OnceLock<Arc<AdminTls>>,
 }
 
 /// The active configuration: what `GET /config` and `INFO proxy` show.
@@ -114,7 +117,17 @@ impl ProxyInfo {
             reloads: Default::default(),
             handoff: Mutex::new(None),
             retired: watch::channel(false).0,
+            admin_tls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The admin server speaks TLS with this (set once, at start).
+    pub fn set_admin_tls(&self, tls: AdminTls) {
+        let _ = self.admin_tls.set(Arc::new(tls));
+    }
+
+    pub fn admin_tls(&self) -> Option<&Arc<AdminTls>> {
+        self.admin_tls.get()
     }
 
     /// The upgrade sessions hand themselves over to, if one is under way.

@@ -379,8 +379,10 @@ impl Reloader {
         let plan = Plan::new(&self.active, &compared)
             .map_err(|refusals| (ReloadResult::Refused, refusals))?;
         // Every certificate and key read again (docs/tls.md).
-        let certificates = crate::pool::tls::Reread::prepare(&self.runtime.proxy().pools(), &next)
-            .map_err(invalid)?;
+        let proxy = self.runtime.proxy();
+        let certificates =
+            crate::pool::tls::Reread::prepare(&proxy.pools(), proxy.admin_tls(), &next)
+                .map_err(invalid)?;
         // Every listener the new file needs, bound before anything changes.
         let mut bound = Vec::new();
         for pool in &next.pools {

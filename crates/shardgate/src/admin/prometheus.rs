@@ -288,8 +288,16 @@ fn certificates(out: &mut String, admin: &Admin) {
         out,
         "shardgate_tls_certificate_expiry_timestamp_seconds",
         "gauge",
-        "When a certificate the proxy presents expires (Unix time): `use` is tls (the pool's listeners), backend_tls or sentinel_tls.",
+        "When a certificate the proxy presents expires (Unix time): `use` is tls (the pool's listeners), backend_tls, sentinel_tls or admin (the admin server's, no pool).",
     );
+    if let Some(cert) = admin.proxy.admin_tls().and_then(|tls| tls.presented()) {
+        let _ = writeln!(
+            out,
+            "shardgate_tls_certificate_expiry_timestamp_seconds{{use=\"admin\",path=\"{}\"}} {}",
+            escape(&cert.path),
+            cert.summary.not_after
+        );
+    }
     for pool in admin.pools().iter() {
         for cert in pool.tls.presented() {
             let _ = writeln!(

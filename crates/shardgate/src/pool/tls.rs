@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use shardgate_tls::{Acceptor, CertSummary, ClientSide, Connector, Dialer, ServerSide};
 
-use crate::config::{Config, PoolConfig, UpstreamTls};
+use crate::config::{Config, ListenTls, PoolConfig, UpstreamTls};
 
 /// Which of a pool's TLS configurations a certificate belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum TlsUse {
     Backend,
     /// `sentinel_tls:`: shown to Sentinels.
     Sentinel,
+    /// `--admin-tls-cert`: shown to the admin server's clients.
+    Admin,
 }
 
 impl TlsUse {
@@ -29,6 +31,7 @@ impl TlsUse {
             TlsUse::Listener => "tls",
             TlsUse::Backend => "backend_tls",
             TlsUse::Sentinel => "sentinel_tls",
+            TlsUse::Admin => "admin",
         }
     }
 }
@@ -108,6 +111,33 @@ impl PoolTls {
     }
 }
 
+/// The admin server's TLS (`--admin-tls-cert`, `--admin-tls-key`): a
+/// listener certificate like a pool's, read at start and again by every
+/// reload.
+pub struct AdminTls {
+    pub acceptor: Acceptor,
+}
+
+impl AdminTls {
+    /// Reads the certificate and key; Err names the file and the problem.
+    pub fn load(settings: &ListenTls) -> Result<AdminTls, String> {
+        let side = ServerSide::load(settings).map_err(|e| format!("admin server: {e}"))?;
+        Ok(AdminTls {
+            acceptor: Acceptor::new(Some(side)),
+        })
+    }
+
+    /// The certificate it presents now.
+    pub fn presented(&self) -> Option<PresentedCert> {
+        let side = self.acceptor.current()?;
+        Some(PresentedCert {
+            used_for: TlsUse::Admin,
+            path: side.settings.cert.display().to_string(),
+            summary: side.cert.clone(),
+        })
+    }
+}
+
 /// Every problem reading the files `config` names (startup and
 /// `shardgate -t` refuse a configuration with any).
 pub fn check(config: &Config) -> Vec<String> {
@@ -169,6 +199,7 @@ pub struct Reread {
 }
 
 enum Swap {
+    Admin(Arc<AdminTls>, Option<Arc<ServerSide>>),
     Listener(Arc<super::PoolState>, Option<Arc<ServerSide>>),
     Backend(Arc<super::PoolState>, Option<Arc<ClientSide>>),
     Sentinel(Arc<super::PoolState>, Option<Arc<ClientSide>>),
@@ -186,19 +217,46 @@ impl Reread {
     /// Reads the files of every pool of `next` that runs already (a new
     /// pool reads its own when it starts). Err: every problem of a side
     /// whose settings change and whose files do not load.
-    pub fn prepare(pools: &[Arc<super::PoolState>], next: &Config) -> Result<Reread, Vec<String>> {
+    /// The admin server's certificate (command-line settings) is read
+    /// again too.
+    pub fn prepare(
+        pools: &[Arc<super::PoolState>],
+        admin: Option<&Arc<AdminTls>>,
+        next: &Config,
+    ) -> Result<Reread, Vec<String>> {
         let mut reread = Reread {
             swaps: Vec::new(),
             lines: Vec::new(),
         };
         let mut problems = Vec::new();
+        if let Some(admin) = admin {
+            let current = admin.acceptor.current();
+            let settings = current.as_ref().map(|side| side.settings.clone());
+            let mut outcome = Outcome {
+                who: "admin server".into(),
+                lines: &mut reread.lines,
+                problems: &mut problems,
+            };
+            let side = outcome.side(
+                "tls",
+                settings.as_ref(),
+                current,
+                |s| &s.settings,
+                ServerSide::load,
+                ServerSide::same_as,
+                |s| Some(&s.cert),
+            );
+            if let Side::Set(side @ Some(_)) = side {
+                reread.swaps.push(Swap::Admin(admin.clone(), side));
+            }
+        }
         for config in &next.pools {
             let Some(state) = pools.iter().find(|p| *p.name == *config.name) else {
                 continue;
             };
             let tls = &state.tls;
             let mut outcome = Outcome {
-                pool: &config.name,
+                who: format!("pool '{}'", config.name),
                 lines: &mut reread.lines,
                 problems: &mut problems,
             };
@@ -250,6 +308,7 @@ impl Reread {
     pub fn apply(self) -> Vec<String> {
         for swap in self.swaps {
             match swap {
+                Swap::Admin(admin, side) => admin.acceptor.set(side),
                 Swap::Listener(state, side) => state.tls.acceptor.set(side),
                 Swap::Backend(state, side) => state.tls.backend.set(side),
                 Swap::Sentinel(state, side) => state.tls.sentinel.set(side),
@@ -259,9 +318,10 @@ impl Reread {
     }
 }
 
-/// Decides sides for one pool.
+/// Decides sides for one pool (or the admin server).
 struct Outcome<'a> {
-    pool: &'a str,
+    /// `pool 'p'` or `admin server`, as lines name it.
+    who: String,
     lines: &'a mut Vec<String>,
     problems: &'a mut Vec<String>,
 }
@@ -278,7 +338,7 @@ impl Outcome<'_> {
         same: impl Fn(&T, &T) -> bool,
         cert: impl Fn(&T) -> Option<&CertSummary>,
     ) -> Side<T> {
-        let pool = self.pool;
+        let who = self.who.clone();
         let Some(settings) = settings else {
             return match current {
                 Some(_) => Side::Set(None),
@@ -293,26 +353,25 @@ impl Outcome<'_> {
             (Ok(loaded), _) => {
                 if let Some(summary) = cert(&loaded) {
                     self.lines.push(format!(
-                        "pool '{pool}': {key}: certificate (re)loaded: serial {}, expires {}",
+                        "{who}: {key}: certificate (re)loaded: serial {}, expires {}",
                         summary.serial,
                         shardgate_tls::x509::utc(summary.not_after)
                     ));
                 } else {
-                    self.lines.push(format!("pool '{pool}': {key}: reloaded"));
+                    self.lines.push(format!("{who}: {key}: reloaded"));
                 }
                 Side::Set(Some(Arc::new(loaded)))
             }
             (Err(e), Some(current)) => {
                 let serial = cert(current).map(|c| c.serial.clone()).unwrap_or_default();
-                let line = format!(
-                    "pool '{pool}': {key}: {e}; keeping the certificate in use (serial {serial})"
-                );
+                let line =
+                    format!("{who}: {key}: {e}; keeping the certificate in use (serial {serial})");
                 tracing::error!("{line}");
                 self.lines.push(line);
                 Side::Keep
             }
             (Err(e), None) => {
-                self.problems.push(format!("pool '{pool}': {key}: {e}"));
+                self.problems.push(format!("{who}: {key}: {e}"));
                 Side::Keep
             }
         }
