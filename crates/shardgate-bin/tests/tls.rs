@@ -548,3 +548,65 @@ fn the_status_page_warns_of_a_certificate_within_14_days_of_expiry_and_only_of_t
     );
     assert_eq!(warning("fresh"), serde_json::Value::Null);
 }
+
+#[test]
+fn a_client_certificates_common_name_logs_the_client_in_as_that_user() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let clients_ca = pki.ca("clients-ca");
+    let cert = pki.server(&ca, "proxy");
+    let reader = pki.client(&clients_ca, "reader", "reader");
+    let stranger = pki.client(&clients_ca, "stranger", "nobody-here");
+    let redis = RedisServer::start();
+    let (plain, tls) = (free_port(), free_port());
+    let mut lines = vec![
+        format!("listen: 127.0.0.1:{plain}"),
+        format!("tls_listen: 127.0.0.1:{tls}"),
+        "users:".into(),
+        "  - {name: reader, password: r-secret, commands: \"+@read +@connection +acl|whoami\"}"
+            .into(),
+        "  - {name: writer, password: w-secret}".into(),
+    ];
+    lines.extend(tls_block(
+        &cert,
+        &[
+            format!("client_ca: {}", clients_ca.cert.display()),
+            "user_from_cert: CN".into(),
+        ],
+    ));
+    let _proxy = Shardgate::builder(BIN, &yaml(&redis, &lines))
+        .wait_port(plain)
+        .wait_port(tls)
+        .start();
+    redis.cmd(&["SET", "k", "v"]);
+
+    // CN=reader: logged in as reader, with reader's permissions.
+    let mut client = TlsClient::connect(tls, &ca.cert, Some(&reader)).unwrap();
+    assert_eq!(client.cmd(&["ACL", "WHOAMI"]).unwrap(), bulk("reader"));
+    assert_eq!(client.cmd(&["GET", "k"]).unwrap(), bulk("v"));
+    assert!(
+        matches!(client.cmd(&["SET", "k", "w"]).unwrap(), Reply::Error(ref e) if e.starts_with("NOPERM")),
+        "reader may not write"
+    );
+    // It may still switch users with AUTH.
+    assert_eq!(
+        client.cmd(&["AUTH", "writer", "w-secret"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        client.cmd(&["SET", "k", "w"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+
+    // A name that is no user: nothing granted, AUTH needed.
+    let mut client = TlsClient::connect(tls, &ca.cert, Some(&stranger)).unwrap();
+    assert!(
+        matches!(client.cmd(&["GET", "k"]).unwrap(), Reply::Error(ref e) if e.starts_with("NOAUTH")),
+        "an unknown name must not log in"
+    );
+    // Plaintext clients have no certificate: AUTH needed.
+    let mut clear = RespClient::connect(plain).unwrap();
+    assert!(
+        matches!(clear.cmd(&["GET", "k"]).unwrap(), Reply::Error(ref e) if e.starts_with("NOAUTH"))
+    );
+}

@@ -534,13 +534,6 @@ impl Checker<'_> {
                  coordination store connect in plaintext)",
             );
         }
-        if tls
-            .server
-            .as_ref()
-            .is_some_and(|s| s.user_from_cert.is_some())
-        {
-            self.problem("tls.user_from_cert", "is not supported yet");
-        }
         if tls.sentinel.is_some() && sentinels.is_empty() {
             self.problem("sentinel_tls", "is set but the pool has no `sentinels`");
         }

@@ -28,16 +28,6 @@ use crate::log_limit::LogLimit;
 /// An established TLS client connection.
 pub struct TlsClient(TlsStream<TcpStream>);
 
-impl TlsClient {
-    /// The subject common name of the certificate the client presented
-    /// (mutual TLS), if any.
-    pub fn peer_common_name(&self) -> Option<String> {
-        let (_, session) = self.0.get_ref();
-        let leaf = session.peer_certificates()?.first()?;
-        shardgate_tls::x509::summarize(leaf)?.common_name
-    }
-}
-
 impl AsyncRead for TlsClient {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -99,6 +89,14 @@ impl ClientStream for TlsClient {
 
     fn fd(&self) -> i32 {
         self.0.get_ref().0.as_raw_fd()
+    }
+
+    /// Read from the leaf certificate rustls verified against the pool's
+    /// `client_ca`.
+    fn peer_common_name(&self) -> Option<String> {
+        let (_, session) = self.0.get_ref();
+        let leaf = session.peer_certificates()?.first()?;
+        shardgate_tls::x509::summarize(leaf)?.common_name
     }
 }
 

@@ -82,6 +82,9 @@ pub async fn run<S: ClientStream>(
     let config = view.topology.config.clone();
     let mut client = Client::new(entry, &config, None);
     client.set_user(pool.state.users().initial());
+    if let Some(user) = certificate_user(&stream, &config, &pool.state.users()) {
+        client.set_user(Some(user));
+    }
     client.readonly = endpoint.readonly();
     let metrics = pool.metrics;
     let slowlog = metrics && pool.state.slowlog.threshold().is_some();
@@ -141,6 +144,26 @@ pub async fn run<S: ClientStream>(
             "client session ended: {reason}"
         ),
         Ok(()) => {}
+    }
+}
+
+/// With `tls.user_from_cert`, the proxy user named by the client
+/// certificate's common name (Redis 7.2's `tls-auth-clients-user CN`):
+/// the client starts authenticated as that user. A name that is no user
+/// (or a disabled one) gives nothing: the client authenticates as usual.
+fn certificate_user<S: ClientStream>(
+    stream: &S,
+    config: &PoolConfig,
+    users: &crate::auth::Users,
+) -> Option<Arc<crate::auth::User>> {
+    config.tls.as_ref()?.user_from_cert?;
+    let name = stream.peer_common_name()?;
+    match users.get(name.as_bytes()).filter(|u| users.is_enabled(u)) {
+        Some(user) => Some(user.clone()),
+        None => {
+            tracing::debug!(pool = %config.name, "client certificate names '{name}', which is no user of the pool: the client must AUTH");
+            None
+        }
     }
 }
 

@@ -24,6 +24,12 @@ pub trait ClientStream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static {
 
     /// The socket's file descriptor (CLIENT LIST's `fd`).
     fn fd(&self) -> i32;
+
+    /// The common name of the certificate the client presented (mutual
+    /// TLS), if any.
+    fn peer_common_name(&self) -> Option<String> {
+        None
+    }
 }
 
 impl ClientStream for TcpStream {
