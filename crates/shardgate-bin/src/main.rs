@@ -215,8 +215,15 @@ fn main() -> ExitCode {
             workers,
             chaos,
         };
-        return demo::run(args, || {
-            let _ = wait_for_signal(|| {}, || {}, std::future::pending());
+        let signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                eprintln!("shardgate demo: cannot handle signals: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        return demo::run(args, move || {
+            signals.wait(|| {}, || {}, std::future::pending());
         });
     }
     let (config, text) = match config::load_with_text(&cli.conf_file) {
@@ -269,6 +276,14 @@ fn main() -> ExitCode {
         }),
         _ => None,
     };
+    // Before anything starts: a SIGTERM during startup must drain, not kill.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("shardgate: cannot handle signals: {error}");
+            return ExitCode::from(1);
+        }
+    };
     let options = Options {
         workers,
         shutdown_grace: Duration::from_secs(cli.shutdown_grace),
@@ -298,7 +313,7 @@ fn main() -> ExitCode {
     );
     let grace = Duration::from_secs(cli.shutdown_grace);
     let mut retired = proxy.retired();
-    let stop = wait_for_signal(
+    let stop = signals.wait(
         || {
             tracing::info!("SIGHUP received: reloading {}", cli.conf_file.display());
             // The reload logs its outcome.
@@ -315,12 +330,11 @@ fn main() -> ExitCode {
         },
     );
     match stop {
-        Ok("upgrade") => {
+        "upgrade" => {
             proxy.drain(grace);
             tracing::info!("clients handed over: this process exits");
         }
-        Ok(signal) => tracing::info!("{signal} received: shutting down"),
-        Err(error) => tracing::error!("cannot wait for signals: {error}; shutting down"),
+        signal => tracing::info!("{signal} received: shutting down"),
     }
     proxy.shutdown();
     tracing::info!("shardgate stopped");
@@ -353,32 +367,53 @@ fn raise_fd_limit() {
     }
 }
 
-/// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
-/// `retired` resolves ("upgrade": a new process serves in this one's
-/// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2.
-fn wait_for_signal(
-    mut on_hangup: impl FnMut(),
-    mut on_upgrade: impl FnMut(),
-    retired: impl std::future::Future<Output = ()>,
-) -> std::io::Result<&'static str> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+/// The signals the proxy handles, registered before it starts: one that
+/// arrives during startup is kept, not fatal (the default action of
+/// SIGTERM and SIGHUP would end the process before it could drain).
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+    user2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut hangup = signal(SignalKind::hangup())?;
-        let mut user2 = signal(SignalKind::user_defined2())?;
-        tokio::pin!(retired);
-        loop {
-            tokio::select! {
-                _ = terminate.recv() => return Ok("SIGTERM"),
-                _ = interrupt.recv() => return Ok("SIGINT"),
-                _ = hangup.recv() => on_hangup(),
-                _ = user2.recv() => on_upgrade(),
-                () = &mut retired => return Ok("upgrade"),
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _entered = runtime.enter();
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+            user2: signal(SignalKind::user_defined2())?,
+            runtime,
+        })
+    }
+
+    /// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
+    /// `retired` resolves ("upgrade": a new process serves in this one's
+    /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2.
+    fn wait(
+        mut self,
+        mut on_hangup: impl FnMut(),
+        mut on_upgrade: impl FnMut(),
+        retired: impl std::future::Future<Output = ()>,
+    ) -> &'static str {
+        self.runtime.block_on(async {
+            tokio::pin!(retired);
+            loop {
+                tokio::select! {
+                    _ = self.terminate.recv() => return "SIGTERM",
+                    _ = self.interrupt.recv() => return "SIGINT",
+                    _ = self.hangup.recv() => on_hangup(),
+                    _ = self.user2.recv() => on_upgrade(),
+                    () = &mut retired => return "upgrade",
+                }
             }
-        }
-    })
+        })
+    }
 }
