@@ -396,11 +396,12 @@ impl Signals {
 
     /// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
     /// `retired` resolves ("upgrade": a new process serves in this one's
-    /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2.
+    /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2
+    /// (each on a thread of its own: see [`outside_the_runtime`]).
     fn wait(
         mut self,
-        mut on_hangup: impl FnMut(),
-        mut on_upgrade: impl FnMut(),
+        mut on_hangup: impl FnMut() + Send,
+        mut on_upgrade: impl FnMut() + Send,
         retired: impl std::future::Future<Output = ()>,
     ) -> &'static str {
         self.runtime.block_on(async {
@@ -409,11 +410,24 @@ impl Signals {
                 tokio::select! {
                     _ = self.terminate.recv() => return "SIGTERM",
                     _ = self.interrupt.recv() => return "SIGINT",
-                    _ = self.hangup.recv() => on_hangup(),
-                    _ = self.user2.recv() => on_upgrade(),
+                    _ = self.hangup.recv() => outside_the_runtime(&mut on_hangup),
+                    _ = self.user2.recv() => outside_the_runtime(&mut on_upgrade),
                     () = &mut retired => return "upgrade",
                 }
             }
         })
     }
+}
+
+/// Runs `action` on a thread of its own and waits for it. A reload and an
+/// upgrade block until their outcome (`blocking_recv`), which panics on a
+/// thread driving a runtime ("Cannot block the current thread from within
+/// a runtime"): run from the signal loop itself, SIGHUP and SIGUSR2 took
+/// the process down.
+fn outside_the_runtime(action: &mut (impl FnMut() + Send)) {
+    std::thread::scope(|scope| {
+        if let Err(panic) = scope.spawn(action).join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }

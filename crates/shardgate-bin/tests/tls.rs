@@ -610,3 +610,96 @@ fn a_client_certificates_common_name_logs_the_client_in_as_that_user() {
         matches!(clear.cmd(&["GET", "k"]).unwrap(), Reply::Error(ref e) if e.starts_with("NOAUTH"))
     );
 }
+
+/// The process serving a client (INFO proxy's `process_id`).
+fn process_of(reply: std::io::Result<Reply>) -> Option<u32> {
+    let info = reply.ok()?.bulk_str()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+#[test]
+fn an_upgrade_hands_plaintext_clients_over_and_tls_clients_stay_until_the_old_process_exits() {
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let cert = pki.server(&ca, "proxy");
+    let redis = RedisServer::start();
+    let (plain, tls) = (free_port(), free_port());
+    let mut lines = vec![
+        format!("listen: 127.0.0.1:{plain}"),
+        format!("tls_listen: 127.0.0.1:{tls}"),
+    ];
+    lines.extend(tls_block(&cert, &[]));
+    let mut proxy = Shardgate::builder(BIN, &yaml(&redis, &lines))
+        .args(["--shutdown-grace", "3"])
+        .wait_port(plain)
+        .wait_port(tls)
+        .start();
+    let old = proxy.pid();
+    let mut secure = TlsClient::connect(tls, &ca.cert, None).unwrap();
+    let mut clear = RespClient::connect(plain).unwrap();
+    assert_eq!(process_of(secure.cmd(&["INFO", "proxy"])), Some(old));
+    assert_eq!(process_of(clear.cmd(&["INFO", "proxy"])), Some(old));
+
+    let asked = std::time::Instant::now();
+    proxy.signal("USR2");
+    let mut new = None;
+    assert_eventually!(
+        {
+            new = RespClient::connect(plain)
+                .ok()
+                .and_then(|mut c| process_of(c.cmd(&["INFO", "proxy"])))
+                .filter(|pid| *pid != old);
+            new.is_some()
+        },
+        "no new process serves; log:\n{}",
+        proxy.log()
+    );
+    let new = new.unwrap();
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _successor = Kill(new);
+    // The plaintext client went over between two requests...
+    assert_eventually!(
+        process_of(clear.cmd(&["INFO", "proxy"])) == Some(new),
+        "the plaintext client was not handed over"
+    );
+    // ...the TLS one cannot: it stays with the old process, served...
+    assert_eq!(process_of(secure.cmd(&["INFO", "proxy"])), Some(old));
+    assert_eq!(
+        secure.cmd(&["SET", "k", "v"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    // ...while new TLS clients go to the new one.
+    let mut fresh = TlsClient::connect(tls, &ca.cert, None).unwrap();
+    assert_eq!(process_of(fresh.cmd(&["INFO", "proxy"])), Some(new));
+    assert_eq!(fresh.cmd(&["GET", "k"]).unwrap(), bulk("v"));
+    // The old process exits after its grace (not before: its TLS client
+    // holds it); the TLS client is closed then.
+    assert!(
+        proxy
+            .child()
+            .wait_exit(std::time::Duration::from_secs(15))
+            .is_some(),
+        "the old process did not exit; log:\n{}",
+        proxy.log()
+    );
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_secs(3),
+        "the old process exited {:?} after SIGUSR2, within its 3 s grace; log:\n{}",
+        asked.elapsed(),
+        proxy.log()
+    );
+    assert!(
+        secure.cmd(&["PING"]).is_err(),
+        "the TLS client outlived its process"
+    );
+    assert_eq!(process_of(clear.cmd(&["INFO", "proxy"])), Some(new));
+}
