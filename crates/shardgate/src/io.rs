@@ -1,13 +1,15 @@
 //! Socket writes of queued `Bytes` with `writev`, so replies and requests
-//! go out without being copied into one buffer first.
+//! go out without being copied into one buffer first; a read that does
+//! not wait.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -25,7 +27,9 @@ fn fill<'a>(
     slices.get(..count).unwrap_or_default()
 }
 
-/// Writes every queued buffer, in order, and empties the queue.
+/// Writes every queued buffer, in order, and empties the queue; then
+/// flushes (a TLS stream's last records may still wait in it; a socket's
+/// flush does nothing).
 pub async fn write_all_queued<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut VecDeque<Bytes>,
@@ -38,7 +42,21 @@ pub async fn write_all_queued<W: AsyncWrite + Unpin>(
         }
         consume(queue, written);
     }
-    Ok(())
+    writer.flush().await
+}
+
+/// Reads what is there into `buf` without waiting: None when nothing is
+/// (the read would wait).
+pub fn read_now<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> Option<io::Result<usize>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let read = std::pin::pin!(reader.read_buf(buf));
+    match read.poll(&mut cx) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
+    }
 }
 
 /// Writes as much of the queue as the socket takes right now, without

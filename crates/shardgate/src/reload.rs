@@ -389,6 +389,11 @@ impl Reloader {
         }
         let plan = Plan::new(&self.active, &compared)
             .map_err(|refusals| (ReloadResult::Refused, refusals))?;
+        // Every certificate and key read again (docs/tls.md).
+        let proxy = self.runtime.proxy();
+        let certificates =
+            crate::pool::tls::Reread::prepare(&proxy.pools(), proxy.admin_tls(), &next)
+                .map_err(invalid)?;
         // Every listener the new file needs, bound before anything changes.
         let mut bound = Vec::new();
         for pool in &next.pools {
@@ -405,6 +410,7 @@ impl Reloader {
                 bound.extend(more);
             }
         }
+        let certificates = certificates.apply();
         let by_name = |name: &str| compared.pools.iter().find(|p| p.name == name).cloned();
         let added: Vec<PoolConfig> = plan.added.iter().filter_map(|name| by_name(name)).collect();
         self.start_pools(added);
@@ -424,7 +430,8 @@ impl Reloader {
         for name in &plan.removed {
             self.runtime.remove_pool(name);
         }
-        let summary = plan.summary();
+        let mut summary = plan.summary();
+        summary.extend(certificates);
         let epoch = self.runtime.proxy().config().epoch + 1;
         self.runtime.proxy().set_config(record(epoch, &text));
         self.migrations

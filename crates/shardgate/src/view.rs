@@ -253,6 +253,7 @@ fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnS
             resp3: false,
             client_name: None,
             ask_id: false,
+            tls: state.tls.backend(),
         },
         timeout: config.timeout,
         connect_timeout: config.connect_timeout,

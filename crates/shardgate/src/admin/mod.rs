@@ -5,6 +5,7 @@
 //! the data path. See `docs/admin.md`.
 //!
 //! # Layout
+//! - `access`: who may use it: the bearer token, loopback or not.
 //! - `prometheus`: `/metrics` in the Prometheus text format.
 //! - `twemproxy`: `/stats` with twemproxy's field names.
 //! - `overview`: `/topology` and `/api/overview` JSON.
@@ -12,6 +13,7 @@
 //!   (`/api/history`).
 //! - `status.html`: the status page, embedded in the binary.
 
+mod access;
 mod history;
 mod overview;
 mod prometheus;
@@ -34,6 +36,7 @@ use crate::proxy_info::{ProxyInfo, ReloadResult};
 use crate::reload::ReloadHandle;
 use crate::reshard::ReshardCommand;
 use crate::topology::Events;
+pub use access::Access;
 
 /// What the admin server reads.
 pub struct Admin {
@@ -48,6 +51,8 @@ pub struct Admin {
     pub control: tokio::sync::mpsc::UnboundedSender<ControlCommand>,
     /// What the status page's charts draw.
     pub history: std::sync::Mutex<history::History>,
+    /// The bearer token, and whether the server listens beyond loopback.
+    pub access: Access,
 }
 
 impl Admin {
@@ -86,6 +91,7 @@ pub async fn serve(
     };
     let proxy_retired = admin.proxy.retired();
     tokio::task::spawn_local(keep_history(admin.clone()));
+    let tls = admin.proxy.admin_tls().cloned();
     let app = Router::new()
         .route("/", get(|| async { Html(STATUS_PAGE) }))
         .route("/metrics", get(metrics))
@@ -114,6 +120,10 @@ pub async fn serve(
             "/reshard/abort",
             axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Abort)),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            check_access,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             admin.clone(),
             check_host,
@@ -159,15 +169,74 @@ pub async fn serve(
         let id = next_id;
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let registry = open.clone();
+        let tls = tls.clone();
         let task = tokio::task::spawn_local(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(MAX_LIFETIME, connection).await;
+            let served = async {
+                match tls.as_ref().and_then(|tls| tls.acceptor.current()) {
+                    // The handshake counts against the header timeout.
+                    Some(side) => {
+                        let accept =
+                            shardgate_tls::tokio_rustls::TlsAcceptor::from(side.config.clone())
+                                .accept(stream);
+                        match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
+                            Ok(Ok(stream)) => serve_connection(stream, service).await,
+                            Ok(Err(e)) => {
+                                static LOG: crate::log_limit::LogLimit =
+                                    crate::log_limit::LogLimit::new(10);
+                                if LOG.allow() {
+                                    tracing::warn!(
+                                        "admin server: TLS handshake refused: {}",
+                                        shardgate_tls::describe(&e, shardgate_tls::Side::Client)
+                                    );
+                                }
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    None => serve_connection(stream, service).await,
+                }
+            };
+            let _ = tokio::time::timeout(MAX_LIFETIME, served).await;
             registry.borrow_mut().remove(&id);
         });
         open.borrow_mut().insert(id, task.abort_handle());
+    }
+}
+
+/// One HTTP/1.1 connection (over TCP or TLS), to its end.
+async fn serve_connection<S>(stream: S, service: hyper_util::service::TowerToHyperService<Router>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
+/// The bearer token, where it is needed (see [`access`]).
+async fn check_access(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let presented = access::bearer(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok()),
+    );
+    let changes_state = request.method() == axum::http::Method::POST;
+    match access::decide(&admin.access, request.uri().path(), changes_state, presented) {
+        access::Decision::Serve => next.run(request).await,
+        access::Decision::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"shardgate\"")],
+            "shardgate admin: this needs the admin token (Authorization: Bearer ...; shardgate reload --admin-token-file FILE)\n",
+        )
+            .into_response(),
+        access::Decision::NoTokenConfigured => (
+            StatusCode::FORBIDDEN,
+            "shardgate admin: this admin server listens beyond loopback without --admin-token-file: nothing may change the proxy through it\n",
+        )
+            .into_response(),
     }
 }
 

@@ -62,6 +62,7 @@ pub fn spawn_watchers(
     names: Vec<Arc<str>>,
     tx: mpsc::UnboundedSender<Input>,
     events: Arc<Events>,
+    tls: crate::backend::handshake::Connector,
 ) -> Vec<tokio::task::AbortHandle> {
     let mut tasks = Vec::new();
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
@@ -76,6 +77,7 @@ pub fn spawn_watchers(
                 resp3: false,
                 client_name: None,
                 ask_id: false,
+                tls: tls.clone(),
             },
             timeout: config.connect_timeout,
             tx: tx.clone(),

@@ -5,9 +5,12 @@
 //! - `state`: [`PoolState`], one pool's shared state.
 //! - `clients`: [`Clients`], the registry behind CLIENT LIST / KILL, and
 //!   [`ClientPause`].
+//! - `tls`: [`tls::PoolTls`], the pool's live TLS stores, and the
+//!   certificates a reload reads again.
 
 pub mod clients;
 mod state;
+pub mod tls;
 
 pub use clients::{ClientEntry, ClientPause, Clients};
 pub use state::{ControlStats, PoolState};

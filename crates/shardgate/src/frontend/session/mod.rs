@@ -82,7 +82,10 @@ pub async fn run<S: ClientStream>(
     let config = view.topology.config.clone();
     let mut client = Client::new(entry, &config, None);
     client.set_user(pool.state.users().initial());
-    client.readonly = endpoint == Endpoint::ReadOnly;
+    if let Some(user) = certificate_user(&stream, &config, &pool.state.users()) {
+        client.set_user(Some(user));
+    }
+    client.readonly = endpoint.readonly();
     let metrics = pool.metrics;
     let slowlog = metrics && pool.state.slowlog.threshold().is_some();
     let mut session = Session {
@@ -140,6 +143,26 @@ pub async fn run<S: ClientStream>(
             "client session ended: {reason}"
         ),
         Ok(()) => {}
+    }
+}
+
+/// With `tls.user_from_cert`, the proxy user named by the client
+/// certificate's common name (Redis 7.2's `tls-auth-clients-user CN`):
+/// the client starts authenticated as that user. A name that is no user
+/// (or a disabled one) gives nothing: the client authenticates as usual.
+fn certificate_user<S: ClientStream>(
+    stream: &S,
+    config: &PoolConfig,
+    users: &crate::auth::Users,
+) -> Option<Arc<crate::auth::User>> {
+    config.tls.as_ref()?.user_from_cert?;
+    let name = stream.peer_common_name()?;
+    match users.get(name.as_bytes()).filter(|u| users.is_enabled(u)) {
+        Some(user) => Some(user.clone()),
+        None => {
+            tracing::debug!(pool = %config.name, "client certificate names '{name}', which is no user of the pool: the client must AUTH");
+            None
+        }
     }
 }
 
@@ -328,7 +351,7 @@ impl<S: ClientStream> Session<S> {
                 KILLED => return Err(End::Killed),
                 // Everything read is answered; nothing more is read.
                 SHUTDOWN => return Err(End::Shutdown),
-                HANDOFF if self.between_requests() => return Err(End::HandOff),
+                HANDOFF if S::CAN_HAND_OVER && self.between_requests() => return Err(End::HandOff),
                 _ => {}
             }
             // Messages that arrived meanwhile go out before waiting.
@@ -357,12 +380,13 @@ impl<S: ClientStream> Session<S> {
             match woken {
                 Woken::Readable(readable) => {
                     readable.map_err(End::Io)?;
-                    break;
+                    if self.read_ready()? {
+                        return Ok(());
+                    }
                 }
                 Woken::Signal | Woken::Link => {}
             }
         }
-        self.read_ready().await
     }
 
     /// Waits (up to [`moving::HOLD`]) for the pool's topology to change:
@@ -417,15 +441,19 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// Reads what the client has sent into the read buffer (growing it by
-    /// a chunk when nearly full); the client closing ends the session.
-    async fn read_ready(&mut self) -> Result<(), End> {
+    /// a chunk when nearly full), without waiting: false when nothing was
+    /// there after all (a TLS record that carried no data, a spurious
+    /// wake-up), so the caller waits again, still watching its signals.
+    /// The client closing ends the session.
+    fn read_ready(&mut self) -> Result<bool, End> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
-        match self.stream.read_buf(&mut self.read_buf).await {
-            Ok(0) => Err(End::ClientClosed),
-            Ok(_) => Ok(()),
-            Err(e) => Err(End::Io(e)),
+        match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
+            Some(Ok(0)) => Err(End::ClientClosed),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(End::Io(e)),
+            None => Ok(false),
         }
     }
 
