@@ -907,3 +907,61 @@ fn a_source_fails_over_halfway_and_the_move_completes_with_nothing_lost() {
         proxy.log()
     );
 }
+
+#[test]
+fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let extra = "  reshard_keys_per_second: 200\n";
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
+        .wait_port(port)
+        .start();
+    preload(port);
+    let browser = test_support::browser::Browser::start();
+    browser.open(&format!(
+        "http://127.0.0.1:{}/",
+        proxy.admin_port().unwrap()
+    ));
+    let band = || {
+        browser.eval(
+            "const m = document.querySelector('section.pool[data-pool=\"data\"] .migration');\
+             return m ? { phase: m.dataset.phase, moved: Number(m.dataset.keysMoved), text: m.innerText } : null;",
+        )
+    };
+    assert_eventually!(
+        browser.eval("return document.querySelector('section.pool') !== null;") == true,
+        "the page never showed the pool"
+    );
+    assert_eq!(
+        band(),
+        serde_json::Value::Null,
+        "a band before any migration"
+    );
+    proxy.write_config(&pool(port, &four, extra));
+    let (ok, said) = reshard(&proxy, "start");
+    assert!(ok, "{said}");
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        band()["phase"] == "moving" && band()["moved"].as_u64().unwrap_or(0) > 0,
+        "the page never showed keys moving: {}",
+        band()
+    );
+    let text = band()["text"].as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("migration 1") && text.contains("mover: "),
+        "{text}"
+    );
+    assert_eventually!(
+        within = Duration::from_secs(30),
+        band()["phase"] == "done",
+        "the page never showed the migration done: {}",
+        band()
+    );
+}

@@ -354,8 +354,27 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The status page's data: `/topology`, traffic, events, and each pool's
+/// migration while one is under way or has ended (`reshard`).
 async fn overview(State(admin): State<Arc<Admin>>) -> Response {
-    Json(overview::overview(&admin)).into_response()
+    let mut overview = overview::overview(&admin);
+    let pools = overview.get_mut("pools").and_then(|p| p.as_array_mut());
+    for pool in pools.into_iter().flatten() {
+        let Some(name) = pool
+            .get("pool")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let Some(status) = ask(&admin, &name, ReshardCommand::Status).await else {
+            continue;
+        };
+        if let (Some(pool), true) = (pool.as_object_mut(), status.phase != "none") {
+            pool.insert("reshard".into(), serde_json::json!(status));
+        }
+    }
+    Json(overview).into_response()
 }
 
 /// Ready once startup is over and while every shard of every pool has a
