@@ -436,6 +436,44 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
 }
 
 #[test]
+fn a_server_is_drained_from_four_to_three_through_two_proxies() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let coordination = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n",
+        store.addr()
+    );
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let (p1, p2) = (free_port(), free_port());
+    let one = Shardgate::builder(BIN, &pool(p1, &four, &coordination))
+        .wait_port(p1)
+        .start();
+    let two = Shardgate::builder(BIN, &pool(p2, &four, &coordination))
+        .wait_port(p2)
+        .start();
+    preload(p1);
+    assert!(servers[3].dbsize() > 400);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[p1, p2], |_| {
+        // The migration is started through the second proxy this time.
+        two.write_config(&pool(p2, &three, &coordination));
+        let (ok, said) = reshard(&two, "start");
+        assert!(ok, "{said}\n{}", two.log());
+        wait_done(&two, Duration::from_secs(60), &all);
+        wait_done(&one, Duration::from_secs(10), &all);
+    });
+    assert_clean(&checker);
+    assert_eq!(servers[3].dbsize(), 0, "the drained server keeps keys");
+    assert_placed(&all, |port| pool(port, &three, ""), &checker);
+}
+
+#[test]
 fn a_proxy_alone_drains_a_server_from_four_to_three() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let three: Vec<(&str, &RedisServer)> = vec![
