@@ -30,18 +30,27 @@ fn fill<'a>(
 /// Writes every queued buffer, in order, and empties the queue; then
 /// flushes (a TLS stream's last records may still wait in it; a socket's
 /// flush does nothing).
+///
+/// The `writev` slices live only while the write is polled, never across
+/// a wait: an awaiting session's future (its memory while it waits) does
+/// not carry them.
 pub async fn write_all_queued<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
-    while !queue.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let written = writer.write_vectored(fill(&mut slices, queue)).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+    std::future::poll_fn(|cx| {
+        while !queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            match Pin::new(&mut *writer).poll_write_vectored(cx, fill(&mut slices, queue)) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => consume(queue, written),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        consume(queue, written);
-    }
+        Poll::Ready(Ok(()))
+    })
+    .await?;
     writer.flush().await
 }
 

@@ -400,11 +400,11 @@ pub fn adopt_session(
         Endpoint::ReadWrite
     };
     let (peer, local, unix) = (state.addr.clone(), state.laddr.clone(), state.unix);
-    let restore = Some(Restore {
+    let restore = Some(Box::new(Restore {
         state,
         released,
         subscribed,
-    });
+    }));
     if unix {
         let stream = std::os::unix::net::UnixStream::from(fd);
         stream.set_nonblocking(true)?;
@@ -434,7 +434,7 @@ impl Serving {
         peer: String,
         local: String,
         endpoint: Endpoint,
-        restore: Option<Restore>,
+        restore: Option<Box<Restore>>,
     ) {
         let Serving {
             pool,

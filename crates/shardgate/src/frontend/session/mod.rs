@@ -69,6 +69,20 @@ const MAX_BATCH: usize = 1024;
 /// Reply bytes gathered before trying to write them out mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// An empty read buffer's first allocation: most requests are small, and
+/// a connection holding a partial request costs what it holds, not a
+/// whole chunk. The buffer doubles from there up to chunks of
+/// [`READ_CHUNK`].
+const FIRST_READ: usize = 1024;
+
+/// Room for the next read: a small first allocation, then doubling, then
+/// a chunk at a time.
+fn make_room(read_buf: &mut BytesMut) {
+    let capacity = read_buf.capacity();
+    if capacity - read_buf.len() < FIRST_READ / 4 {
+        read_buf.reserve(capacity.clamp(FIRST_READ, READ_CHUNK));
+    }
+}
 
 /// Runs one client session to its end.
 pub async fn run<S: ClientStream>(
@@ -76,7 +90,7 @@ pub async fn run<S: ClientStream>(
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
-    restore: Option<Restore>,
+    restore: Option<Box<Restore>>,
 ) {
     let view = pool.view();
     let config = view.topology.config.clone();
@@ -112,16 +126,20 @@ pub async fn run<S: ClientStream>(
         metrics,
         at_source: moving::AtSource::default(),
     };
+    // What happens once per session (an upgrade's restore and handoff,
+    // the graceful close) is boxed or kept off the stack: a future is as
+    // large as its largest state, and an idle session's memory is its
+    // future's size.
     let mut ended = Ok(());
     if let Some(restore) = restore {
-        ended = session.restore(restore).await;
+        ended = Box::pin(session.restore(*restore)).await;
     }
     if ended.is_ok() {
         ended = session.serve().await;
     }
     if let Err(End::HandOff) = &ended {
         // Never shut the socket down: the new process holds it now.
-        if let Err(end) = session.hand_off().await {
+        if let Err(end) = Box::pin(session.hand_off()).await {
             ended = Err(end);
         }
     }
@@ -196,9 +214,7 @@ async fn watch_client<S: ClientStream>(
         if entry.signal() >= SHUTDOWN {
             return std::future::pending().await;
         }
-        if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
-            read_buf.reserve(READ_CHUNK);
-        }
+        make_room(read_buf);
         match stream.read_buf(read_buf).await {
             Ok(0) if cancel_on_close => return End::ClientClosed,
             Ok(0) => return std::future::pending().await,
@@ -429,7 +445,7 @@ impl<S: ClientStream> Session<S> {
         use tokio::io::AsyncWriteExt;
         const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
         let _ = self.stream.shutdown().await;
-        let mut sink = [0u8; 4096];
+        let mut sink = vec![0u8; 4096];
         let drain = async {
             while let Ok(n) = self.stream.read(&mut sink).await {
                 if n == 0 {
@@ -446,9 +462,7 @@ impl<S: ClientStream> Session<S> {
     /// wake-up), so the caller waits again, still watching its signals.
     /// The client closing ends the session.
     fn read_ready(&mut self) -> Result<bool, End> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
+        make_room(&mut self.read_buf);
         match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
             Some(Ok(0)) => Err(End::ClientClosed),
             Some(Ok(_)) => Ok(true),
