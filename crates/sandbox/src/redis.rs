@@ -221,16 +221,7 @@ impl RedisServer {
         if let Some(password) = &self.password {
             command.args(["-a", password, "--no-auth-warning"]);
         }
-        let out = command.args(args).output().map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !stdout.starts_with("Could not connect") {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "{stdout} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        cli_outcome(command.args(args).output())
     }
 
     /// `127.0.0.1:PORT`
@@ -373,6 +364,21 @@ impl RedisServer {
     }
 }
 
+/// What a `redis-cli` run printed, or why it failed (it exits 0 when it
+/// cannot connect, saying so on stdout).
+fn cli_outcome(out: std::io::Result<std::process::Output>) -> Result<String, String> {
+    let out = out.map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !stdout.starts_with("Could not connect") {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// A real `redis-sentinel` watching the given masters. Killed on drop.
 pub struct Sentinel {
     port: u16,
@@ -502,21 +508,13 @@ impl Sentinel {
     /// `redis-cli --tls` to a TLS Sentinel: its output, or why it failed.
     pub fn tls_cli(&self, args: &[&str]) -> Result<String, String> {
         let tls = self.tls.as_ref().ok_or("not a TLS Sentinel")?;
-        let out = Command::new(require_program("redis-cli", "redis-tools"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(tls.cli_args())
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !stdout.starts_with("Could not connect") {
-            Ok(stdout)
-        } else {
-            Err(format!(
-                "{stdout} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        cli_outcome(
+            Command::new(require_program("redis-cli", "redis-tools"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(tls.cli_args())
+                .args(args)
+                .output(),
+        )
     }
 
     pub fn port(&self) -> u16 {

@@ -36,13 +36,7 @@ pub fn run(admin: &Admin) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(error) => {
-            eprintln!(
-                "shardgate reload: cannot reach the admin server at {}: {error}",
-                admin.addr
-            );
-            ExitCode::from(1)
-        }
+        Err(error) => cannot_reach(admin, "reload", &error),
     }
 }
 
@@ -67,14 +61,17 @@ pub fn upgrade(admin: &Admin) -> ExitCode {
             eprintln!("shardgate upgrade: the upgrade failed ({status}), the old process carries on: {why}");
             ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!(
-                "shardgate upgrade: cannot reach the admin server at {}: {e}",
-                admin.addr
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => cannot_reach(admin, "upgrade", &e),
     }
+}
+
+/// Says `command` could not reach the admin server; exit status 1.
+fn cannot_reach(admin: &Admin, command: &str, error: &std::io::Error) -> ExitCode {
+    eprintln!(
+        "shardgate {command}: cannot reach the admin server at {}: {error}",
+        admin.addr
+    );
+    ExitCode::from(1)
 }
 
 /// The pid serving the admin API.
@@ -205,13 +202,7 @@ pub fn reshard(admin: &Admin, action: &str, pool: Option<&str>) -> ExitCode {
     };
     let (status, body) = match outcome {
         Ok(answer) => answer,
-        Err(e) => {
-            eprintln!(
-                "shardgate reshard: cannot reach the admin server at {}: {e}",
-                admin.addr
-            );
-            return ExitCode::from(1);
-        }
+        Err(e) => return cannot_reach(admin, "reshard", &e),
     };
     let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
         eprintln!("shardgate reshard: the admin server answered {status}: {body}");
@@ -257,13 +248,7 @@ pub fn reshard_plan(admin: &Admin, conf_file: Option<&Path>, max_keys: u64) -> E
     let path = format!("/reshard/plan?max_keys={max_keys}");
     let (status, body) = match send(admin, "POST", &path, &text) {
         Ok(answer) => answer,
-        Err(e) => {
-            eprintln!(
-                "shardgate reshard: cannot reach the admin server at {}: {e}",
-                admin.addr
-            );
-            return ExitCode::from(1);
-        }
+        Err(e) => return cannot_reach(admin, "reshard", &e),
     };
     let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let lines = value.get("lines").and_then(|l| l.as_array());
@@ -318,13 +303,7 @@ pub fn status(admin: &Admin) -> ExitCode {
             eprintln!("shardgate status: the admin server answered {status}: {body}");
             return ExitCode::from(1);
         }
-        Err(e) => {
-            eprintln!(
-                "shardgate status: cannot reach the admin server at {}: {e}",
-                admin.addr
-            );
-            return ExitCode::from(1);
-        }
+        Err(e) => return cannot_reach(admin, "status", &e),
     };
     let Some(overview) = overview else {
         eprintln!("shardgate status: the admin server's answer is not JSON");

@@ -28,6 +28,31 @@ const COUNTERS: usize = 2_000;
 const ACCOUNTS: usize = 50;
 const TOTAL: i64 = 1_000;
 
+/// The first `n` of `servers`, named s1, s2, ...
+fn named(servers: &[RedisServer], n: usize) -> Vec<(&'static str, &RedisServer)> {
+    const NAMES: [&str; 4] = ["s1", "s2", "s3", "s4"];
+    NAMES.into_iter().zip(servers).take(n).collect()
+}
+
+/// Two proxies over `servers`, coordinated through `store`, moving keys
+/// with no pace limit: their pool settings, and each with its port.
+fn two_proxies(
+    servers: &[(&str, &RedisServer)],
+    store: &RedisServer,
+) -> (String, [(Shardgate, u16); 2]) {
+    let coordination = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n",
+        store.addr()
+    );
+    let proxies = [free_port(), free_port()].map(|port| {
+        let proxy = Shardgate::builder(BIN, &pool(port, servers, &coordination))
+            .wait_port(port)
+            .start();
+        (proxy, port)
+    });
+    (coordination, proxies)
+}
+
 /// A pool over `servers` (named), optionally coordinated through `store`.
 fn pool(port: u16, servers: &[(&str, &RedisServer)], extra: &str) -> String {
     let mut yaml =
@@ -389,28 +414,8 @@ fn assert_placed(servers: &[&RedisServer], final_yaml: impl Fn(u16) -> String, c
 fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let store = RedisServer::start();
-    let coordination = format!(
-        "  coordination: {}\n  reshard_keys_per_second: 0\n",
-        store.addr()
-    );
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let four: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-        ("s4", &servers[3]),
-    ];
-    let (p1, p2) = (free_port(), free_port());
-    let one = Shardgate::builder(BIN, &pool(p1, &three, &coordination))
-        .wait_port(p1)
-        .start();
-    let two = Shardgate::builder(BIN, &pool(p2, &three, &coordination))
-        .wait_port(p2)
-        .start();
+    let (three, four) = (named(&servers, 3), named(&servers, 4));
+    let (coordination, [(one, p1), (two, p2)]) = two_proxies(&three, &store);
     preload(p1);
     let checker = under_load(&[p1, p2], |_| {
         one.write_config(&pool(p1, &four, &coordination));
@@ -439,24 +444,8 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
 fn a_server_is_drained_from_four_to_three_through_two_proxies() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let store = RedisServer::start();
-    let coordination = format!(
-        "  coordination: {}\n  reshard_keys_per_second: 0\n",
-        store.addr()
-    );
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let mut four = three.clone();
-    four.push(("s4", &servers[3]));
-    let (p1, p2) = (free_port(), free_port());
-    let one = Shardgate::builder(BIN, &pool(p1, &four, &coordination))
-        .wait_port(p1)
-        .start();
-    let two = Shardgate::builder(BIN, &pool(p2, &four, &coordination))
-        .wait_port(p2)
-        .start();
+    let (three, four) = (named(&servers, 3), named(&servers, 4));
+    let (coordination, [(one, p1), (two, p2)]) = two_proxies(&four, &store);
     preload(p1);
     assert!(servers[3].dbsize() > 400);
     let all: Vec<&RedisServer> = servers.iter().collect();
@@ -476,17 +465,8 @@ fn a_server_is_drained_from_four_to_three_through_two_proxies() {
 #[test]
 fn a_proxy_alone_drains_a_server_from_four_to_three() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let four: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-        ("s4", &servers[3]),
-    ];
+    let three = named(&servers, 3);
+    let four = named(&servers, 4);
     let port = free_port();
     let extra = "  reshard_keys_per_second: 0\n";
     let proxy = Shardgate::builder(BIN, &pool(port, &four, extra))
@@ -612,13 +592,8 @@ fn modula_to_slots_under_load_through_two_proxies_moves_big_keys_intact() {
 #[test]
 fn an_aborted_migration_moves_every_key_back() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let mut four = three.clone();
-    four.push(("s4", &servers[3]));
+    let three = named(&servers, 3);
+    let four = named(&servers, 4);
     let port = free_port();
     let slow = "  reshard_keys_per_second: 300\n";
     let proxy = Shardgate::builder(BIN, &pool(port, &three, slow))
@@ -653,13 +628,8 @@ fn an_aborted_migration_moves_every_key_back() {
 fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_killed() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let store = RedisServer::start();
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let mut four = three.clone();
-    four.push(("s4", &servers[3]));
+    let three = named(&servers, 3);
+    let four = named(&servers, 4);
     let settings = format!(
         "  coordination: {}\n  reshard_keys_per_second: 150\n",
         store.addr()
@@ -710,13 +680,8 @@ fn plan(proxy: &Shardgate, args: &[&str]) -> (bool, String) {
 #[test]
 fn a_plan_counts_what_would_move_and_changes_nothing() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let mut four = three.clone();
-    four.push(("s4", &servers[3]));
+    let three = named(&servers, 3);
+    let four = named(&servers, 4);
     let extra = "  reshard_keys_per_second: 1000\n  reshard_big_key_bytes: 1048576\n";
     let port = free_port();
     let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
@@ -949,13 +914,8 @@ fn a_source_fails_over_halfway_and_the_move_completes_with_nothing_lost() {
 #[test]
 fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
-    let three: Vec<(&str, &RedisServer)> = vec![
-        ("s1", &servers[0]),
-        ("s2", &servers[1]),
-        ("s3", &servers[2]),
-    ];
-    let mut four = three.clone();
-    four.push(("s4", &servers[3]));
+    let three = named(&servers, 3);
+    let four = named(&servers, 4);
     let extra = "  reshard_keys_per_second: 200\n";
     let port = free_port();
     let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))

@@ -44,18 +44,25 @@ fn tls_block(cert: &Issued, extra: &[String]) -> Vec<String> {
     lines
 }
 
+/// A pool listening in plaintext and with TLS (`cert`) side by side: its
+/// lines, and the plaintext and TLS ports.
+fn side_by_side(cert: &Issued) -> (Vec<String>, u16, u16) {
+    let (plain, tls) = (free_port(), free_port());
+    let mut lines = vec![
+        format!("listen: 127.0.0.1:{plain}"),
+        format!("tls_listen: 127.0.0.1:{tls}"),
+    ];
+    lines.extend(tls_block(cert, &[]));
+    (lines, plain, tls)
+}
+
 #[test]
 fn a_tls_listener_and_a_plaintext_listener_of_one_pool_serve_the_same_keys() {
     let pki = Pki::new();
     let ca = pki.ca("ca");
     let cert = pki.server(&ca, "proxy");
     let redis = RedisServer::start();
-    let (plain, tls) = (free_port(), free_port());
-    let mut lines = vec![
-        format!("listen: 127.0.0.1:{plain}"),
-        format!("tls_listen: 127.0.0.1:{tls}"),
-    ];
-    lines.extend(tls_block(&cert, &[]));
+    let (lines, plain, tls) = side_by_side(&cert);
     let proxy = Shardgate::builder(BIN, &yaml(&redis, &lines))
         .wait_port(plain)
         .wait_port(tls)
@@ -625,12 +632,7 @@ fn an_upgrade_hands_plaintext_clients_over_and_tls_clients_stay_until_the_old_pr
     let ca = pki.ca("ca");
     let cert = pki.server(&ca, "proxy");
     let redis = RedisServer::start();
-    let (plain, tls) = (free_port(), free_port());
-    let mut lines = vec![
-        format!("listen: 127.0.0.1:{plain}"),
-        format!("tls_listen: 127.0.0.1:{tls}"),
-    ];
-    lines.extend(tls_block(&cert, &[]));
+    let (lines, plain, tls) = side_by_side(&cert);
     let mut proxy = Shardgate::builder(BIN, &yaml(&redis, &lines))
         .args(["--shutdown-grace", "3"])
         .wait_port(plain)
