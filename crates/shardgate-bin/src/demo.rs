@@ -91,6 +91,7 @@ pub fn run(args: DemoArgs, wait: impl FnOnce()) -> ExitCode {
         config_file: None,
         executable: None,
         inherit: None,
+        maxmemory_clients: crate::parse_size(crate::DEFAULT_MAXMEMORY_CLIENTS).unwrap_or(0),
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

@@ -64,6 +64,13 @@ struct Cli {
     #[arg(long)]
     no_metrics: bool,
 
+    /// What all clients together may hold in the proxy's buffers (read
+    /// buffers, queued MULTI requests, unwritten replies), as Redis 7's
+    /// maxmemory-clients: beyond it the clients holding the most are
+    /// closed. Bytes, or with kb, mb, gb (1024-based); 0: no limit.
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_MAXMEMORY_CLIENTS, value_parser = parse_size)]
+    maxmemory_clients: u64,
+
     /// Admin HTTP server address (metrics, stats, topology, status page);
     /// `off` disables it. Loopback unless told otherwise.
     #[arg(
@@ -168,6 +175,31 @@ enum LogFormat {
 }
 
 /// The token in `--admin-token-file` (its first line), if given.
+/// `--maxmemory-clients`'s default (the demo's too).
+const DEFAULT_MAXMEMORY_CLIENTS: &str = "1gb";
+
+/// A size as Redis's configuration writes it: `512`, `64kb`, `100mb`,
+/// `1gb` (1024-based; upper case too).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => lower.split_at(at),
+        None => (lower.as_str(), ""),
+    };
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "kb" | "k" => 1 << 10,
+        "mb" | "m" => 1 << 20,
+        "gb" | "g" => 1 << 30,
+        other => return Err(format!("unknown unit '{other}' (use kb, mb or gb)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 512mb, 1gb, 0)"))?;
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
 fn admin_token(cli: &Cli) -> Result<Option<shardgate::secrets::Secret>, String> {
     let Some(path) = &cli.admin_token_file else {
         return Ok(None);
@@ -337,6 +369,7 @@ fn main() -> ExitCode {
             .ok()
             .map(|exe| (exe, std::env::args_os().skip(1).collect())),
         inherit: std::env::var_os(shardgate::upgrade::ENV).map(PathBuf::from),
+        maxmemory_clients: cli.maxmemory_clients,
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,
@@ -469,4 +502,21 @@ fn outside_the_runtime(action: &mut (impl FnMut() + Send)) {
             std::panic::resume_unwind(panic);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_redis_writes_them() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("64kb"), Ok(64 << 10));
+        assert_eq!(parse_size("100MB"), Ok(100 << 20));
+        assert_eq!(parse_size("1gb"), Ok(1 << 30));
+        assert!(parse_size("1tb").is_err());
+        assert!(parse_size("mb").is_err());
+        assert!(parse_size("99999999999999gb").is_err());
+    }
 }

@@ -620,3 +620,83 @@ fn a_connection_stuck_behind_a_long_command_does_not_hold_up_new_requests() {
     assert_eq!(runner.join().unwrap().unwrap(), Reply::Integer(1));
     assert_eq!(client.cmd(&["GET", "k"]).unwrap(), Reply::Nil);
 }
+
+#[test]
+fn clients_that_hold_too_much_together_are_closed_heaviest_first() {
+    let setup = common::start_with(
+        vec![RedisServer::start()],
+        &[],
+        &["--workers", "1", "--maxmemory-clients", "16mb"],
+    );
+    let port = setup.port;
+    // An 8 MiB value, set on the server itself.
+    let big = "x".repeat(8 << 20);
+    setup.servers[0]
+        .client()
+        .cmd(&["SET", "big", &big])
+        .unwrap();
+    let bystander = Bystander::start(port);
+    bystander.progress(5);
+    // Three clients ask for it eight times each and never read: 64 MiB of
+    // replies each (under the per-client limit), 192 MiB together.
+    let readers: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .write_all(&commands(&[&["GET", "big"][..]; 8]))
+                .unwrap();
+            stream
+        })
+        .collect();
+    let evicted = || -> u64 {
+        let (_, metrics) = setup.proxy.admin_get("/metrics").unwrap();
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("shardgate_clients_evicted_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        evicted() >= 2,
+        "no client was closed: {}",
+        setup.proxy.log()
+    );
+    bystander.progress(5);
+    // A closed reader finds its connection ended once it reads what the
+    // kernel still held.
+    let mut ended = 0;
+    for mut reader in readers {
+        reader
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let mut probe = [0u8; 1];
+        if matches!(reader.read(&mut probe), Ok(0)) || reader.write_all(b"PING\r\n").is_err() {
+            ended += 1;
+        }
+    }
+    assert!(ended >= 2, "{ended} of 3 readers were closed");
+    let report = bystander.finish();
+    assert!(report.wrong.is_empty(), "{:?}", report.wrong);
+    assert!(
+        setup
+            .proxy
+            .log()
+            .contains("clients hold more memory than --maxmemory-clients allows"),
+        "{}",
+        setup.proxy.log()
+    );
+    // Served as before.
+    let mut client = setup.client();
+    assert_eq!(
+        client.cmd(&["STRLEN", "big"]).unwrap(),
+        Reply::Integer(8 << 20)
+    );
+}

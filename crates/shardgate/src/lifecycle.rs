@@ -47,6 +47,9 @@ pub struct Options {
     /// This process is the upgrade of the one listening at this path: it
     /// takes that one's sockets and clients.
     pub inherit: Option<PathBuf>,
+    /// What all clients together may hold in the proxy's buffers, in bytes
+    /// (0: no limit); beyond it the heaviest are closed.
+    pub maxmemory_clients: u64,
 }
 
 /// Why the proxy could not start.
@@ -176,6 +179,15 @@ impl Proxy {
             (listener, admin)
         });
         let admin_shutdown = receiver.clone();
+        if options.maxmemory_clients > 0 {
+            let pools = proxy.clone();
+            crate::pool::client_memory::spawn(
+                options.maxmemory_clients,
+                move || pools.pools(),
+                receiver.clone(),
+            )
+            .map_err(StartError::Thread)?;
+        }
         let migrations = reloads.clone();
         let control = crate::control::spawn(
             events.clone(),

@@ -93,7 +93,13 @@ fn escape(value: &str) -> String {
 
 fn pools(out: &mut String, admin: &Admin) {
     type Get = fn(&crate::pool::PoolState) -> u64;
-    let gauges: [(&str, &str, &str, Get); 5] = [
+    let gauges: [(&str, &str, &str, Get); 6] = [
+        (
+            "shardgate_client_memory_bytes",
+            "gauge",
+            "What the pool's clients hold in the proxy's buffers (read buffers, queued MULTI requests, unwritten replies), summed ten times a second when --maxmemory-clients is set.",
+            |p| p.client_memory.load(Relaxed),
+        ),
         (
             "shardgate_reshard_proxies_not_acknowledging",
             "gauge",
@@ -128,11 +134,16 @@ fn pools(out: &mut String, admin: &Admin) {
             },
         ),
     ];
-    let counters: [(&str, &str, Get); 10] = [
+    let counters: [(&str, &str, Get); 11] = [
         (
             "shardgate_client_connections_rejected_total",
             "Clients turned away at client_connections.",
             |p| p.rejected_clients.load(Relaxed),
+        ),
+        (
+            "shardgate_clients_evicted_total",
+            "Clients closed because all clients together held more than --maxmemory-clients (the heaviest first).",
+            |p| p.evicted_clients.load(Relaxed),
         ),
         (
             "shardgate_auth_failures_total",

@@ -96,6 +96,16 @@ impl Buffers {
         self.replies.store(replies as u64, Relaxed);
         self.reply_bytes.store(reply_bytes as u64, Relaxed);
     }
+
+    /// Replies waiting to be written, in bytes (between batches).
+    pub fn holds_replies(&self, bytes: usize) {
+        self.reply_bytes.store(bytes as u64, Relaxed);
+    }
+
+    /// The read buffer's capacity (released while idle).
+    pub fn holds_read_buffer(&self, capacity: usize) {
+        self.read_capacity.store(capacity as u64, Relaxed);
+    }
 }
 
 /// What a session costs besides its buffers (its state, its task), for
@@ -238,6 +248,14 @@ impl ClientEntry {
         })
     }
 
+    /// What the session holds for this client now: its read buffer,
+    /// requests queued in MULTI, replies not yet written (what
+    /// `--maxmemory-clients` counts).
+    pub fn memory(&self) -> u64 {
+        let b = &self.buffers;
+        b.read_capacity.load(Relaxed) + b.multi.load(Relaxed) + b.reply_bytes.load(Relaxed)
+    }
+
     /// One CLIENT LIST line (Redis's field names, without the trailing newline).
     pub fn line(&self) -> String {
         let age = self.created.elapsed().as_secs();
@@ -271,7 +289,7 @@ impl ClientEntry {
         let multi_mem = b.multi.load(Relaxed);
         let oll = b.replies.load(Relaxed);
         let omem = b.reply_bytes.load(Relaxed);
-        let tot = SESSION_BASE_BYTES + rbs + argv + multi_mem + omem;
+        let tot = SESSION_BASE_BYTES + argv + self.memory();
         let events = if omem > 0 { "rw" } else { "r" };
         // Redis 7.0's fields in Redis's order; `obl` (a fixed reply buffer
         // in Redis) is 0: the proxy queues replies (`oll`, `omem`).

@@ -7,7 +7,10 @@
 //!   [`ClientPause`].
 //! - `tls`: [`tls::PoolTls`], the pool's live TLS stores, and the
 //!   certificates a reload reads again.
+//! - `client_memory`: the proxy-wide limit on what clients hold
+//!   (`--maxmemory-clients`).
 
+pub mod client_memory;
 pub mod clients;
 mod state;
 pub mod tls;

@@ -31,6 +31,10 @@ pub struct PoolState {
     users: ArcSwap<Users>,
     /// Clients turned away at `client_connections`.
     pub rejected_clients: AtomicU64,
+    /// Clients closed by `--maxmemory-clients`, and what the pool's
+    /// clients held at the last sweep (`client_memory`).
+    pub evicted_clients: AtomicU64,
+    pub client_memory: AtomicU64,
     /// Counts kept by the controller.
     pub stats: ControlStats,
     /// Requests slower than the threshold through the proxy.
@@ -97,6 +101,8 @@ impl PoolState {
             pause: ClientPause::default(),
             users: ArcSwap::from_pointee(users),
             rejected_clients: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
+            client_memory: AtomicU64::new(0),
             stats: ControlStats::default(),
             slowlog,
             scripts: Scripts::default(),

@@ -43,6 +43,7 @@ use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -358,6 +359,7 @@ impl<S: ClientStream> Session<S> {
     async fn read_more(&mut self) -> Result<(), End> {
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
+            self.client.entry.buffers.holds_read_buffer(0);
         }
         self.client.entry.end_batch();
         let entry = self.client.entry.clone();
@@ -662,6 +664,8 @@ impl<S: ClientStream> Session<S> {
                 if self.out_len > limit {
                     return Err(End::SlowReader(self.out_len));
                 }
+                // What it holds, for --maxmemory-clients (a big reply).
+                self.client.entry.buffers.holds_replies(self.out_len);
             }
         }
         if self.pubsub.is_some() {
@@ -706,11 +710,31 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// Writes everything in the output queue.
+    /// Writes everything in the output queue. A client that does not read
+    /// holds its replies until it does, or until it is closed (CLIENT
+    /// KILL, `--maxmemory-clients`, which then sees what it holds).
     async fn flush_out(&mut self) -> Result<(), End> {
-        write_all_queued(&mut self.stream, &mut self.out)
-            .await
-            .map_err(End::Io)?;
+        let (entry, held) = (&self.client.entry, self.out_len);
+        let mut waited = false;
+        let mut write = std::pin::pin!(write_all_queued(&mut self.stream, &mut self.out));
+        let written = std::future::poll_fn(|cx| {
+            if let Poll::Ready(written) = write.as_mut().poll(cx) {
+                return Poll::Ready(written.map_err(End::Io));
+            }
+            if !waited {
+                waited = true;
+                entry.buffers.holds_replies(held);
+            }
+            match std::pin::pin!(entry.raised(KILLED)).poll(cx) {
+                Poll::Ready(_) => Poll::Ready(Err(End::Killed)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        if waited {
+            entry.buffers.holds_replies(0);
+        }
+        written?;
         self.out_len = 0;
         Ok(())
     }
