@@ -458,18 +458,30 @@ impl<S: ClientStream> Session<S> {
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
-    /// Reads what the client has sent into the read buffer (growing it by
-    /// a chunk when nearly full), without waiting: false when nothing was
+    /// Reads what the client has sent into the read buffer (see
+    /// [`make_room`]), without waiting: false when nothing was
     /// there after all (a TLS record that carried no data, a spurious
     /// wake-up), so the caller waits again, still watching its signals.
     /// The client closing ends the session.
+    ///
+    /// A read that fills the buffer is followed by another (the buffer
+    /// growing) until the socket has nothing more or a chunk was read: a
+    /// pipeline is dispatched as one batch, as Redis reads it, though the
+    /// buffer starts small.
     fn read_ready(&mut self) -> Result<bool, End> {
-        make_room(&mut self.read_buf);
-        match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
-            Some(Ok(0)) => Err(End::ClientClosed),
-            Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(End::Io(e)),
-            None => Ok(false),
+        let mut read = false;
+        loop {
+            make_room(&mut self.read_buf);
+            let room = self.read_buf.capacity() - self.read_buf.len();
+            match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
+                // The end (or an error) after some bytes: those are served
+                // first; the next read meets it again.
+                Some(Ok(0)) if !read => return Err(End::ClientClosed),
+                Some(Err(e)) if !read => return Err(End::Io(e)),
+                Some(Ok(n)) if n == room && self.read_buf.len() < READ_CHUNK => read = true,
+                Some(Ok(_)) => return Ok(true),
+                Some(Err(_)) | None => return Ok(read),
+            }
         }
     }
 
