@@ -266,6 +266,9 @@ fn placement_changes(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
     if old.hash_tag != new.hash_tag {
         what.push("hash_tag".into());
     }
+    if old.cluster != new.cluster {
+        what.push(format!("cluster: {} -> {}", old.cluster, new.cluster));
+    }
     what
 }
 

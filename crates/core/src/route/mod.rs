@@ -251,8 +251,17 @@ fn keyed(
     let blocking = spec.is_blocking_call(request);
     spec.keys(request, keys);
     let mut shard = None;
+    // A cluster node refuses keys of two slots even when it serves both.
+    let mut slot = None;
+    let cluster = topology.is_cluster();
     for &index in keys.iter() {
         let key = request.arg(index).unwrap_or_default();
+        if cluster {
+            let this = keyspace::cluster_slot(key);
+            if *slot.get_or_insert(this) != this {
+                return Route::Refuse(Refusal::CrossSlot);
+            }
+        }
         match (topology.shard_of(key), shard) {
             (None, _) => return Route::Refuse(Refusal::NoShard),
             (Some(s), None) => shard = Some(s),

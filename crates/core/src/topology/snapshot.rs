@@ -215,6 +215,42 @@ impl Topology {
         }
     }
 
+    /// A snapshot whose keys are placed by `distribution` over `shards` (a
+    /// Redis Cluster's slot map: see `cluster::SlotMap::topology`), with
+    /// the pool's hash tag.
+    pub fn with_distribution(
+        config: &Arc<PoolConfig>,
+        version: u64,
+        shards: Vec<Shard>,
+        distribution: Distribution,
+    ) -> Topology {
+        Topology {
+            version,
+            config: config.clone(),
+            shards,
+            placement: Placement::Stable {
+                hash_tag: config.hash_tag.clone(),
+                distribution,
+            },
+            key_placement: KeyPlacement::default(),
+        }
+    }
+
+    /// Whether keys must share a Redis Cluster slot (not only a shard) to
+    /// go in one request: a cluster node refuses keys of two slots.
+    #[inline]
+    pub fn is_cluster(&self) -> bool {
+        self.config.cluster
+    }
+
+    /// The shard serving a Redis Cluster `slot`, for slot-placed pools.
+    pub fn shard_of_slot(&self, slot: u16) -> Option<usize> {
+        match &self.placement {
+            Placement::Stable { distribution, .. } => distribution.slot_owner(slot),
+            Placement::Moving(_) => None,
+        }
+    }
+
     /// A snapshot while keys move from placement `from` to `to` (`back`:
     /// an abort, moving them back). `shards` holds every shard of both.
     pub fn build_moving(

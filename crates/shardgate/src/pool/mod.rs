@@ -5,9 +5,12 @@
 //! - `state`: [`PoolState`], one pool's shared state.
 //! - `clients`: [`Clients`], the registry behind CLIENT LIST / KILL, and
 //!   [`ClientPause`].
+//! - `cluster`: [`ClusterHints`], what sessions tell a cluster pool's controller.
 
 pub mod clients;
+pub mod cluster;
 mod state;
 
 pub use clients::{ClientEntry, ClientPause, Clients};
+pub use cluster::ClusterHints;
 pub use state::{ControlStats, PoolState};

@@ -33,6 +33,8 @@ pub struct PoolState {
     pub rejected_clients: AtomicU64,
     /// Counts kept by the controller.
     pub stats: ControlStats,
+    /// Cluster pools: what sessions tell the controller (unused otherwise).
+    pub cluster: super::ClusterHints,
     /// Requests slower than the threshold through the proxy.
     pub slowlog: SlowLog,
     /// Scripts seen, to load them where EVALSHA finds them missing.
@@ -94,6 +96,7 @@ impl PoolState {
             users: ArcSwap::from_pointee(users),
             rejected_clients: AtomicU64::new(0),
             stats: ControlStats::default(),
+            cluster: super::ClusterHints::default(),
             slowlog,
             scripts: Scripts::default(),
             status: ArcSwap::from_pointee(PoolStatus::default()),

@@ -265,6 +265,15 @@ impl<S: ClientStream> Session<S> {
             self.push(Pending::EvalSha { slot, retry });
             return Flow::Next;
         }
+        if self.config().cluster {
+            let slot = self.slot_of_keys(&request);
+            let follow = self.follow(&node, request.raw.clone(), slot, read);
+            let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+                conn.send(request.raw)
+            });
+            self.push(Pending::Cluster(reply, follow));
+            return Flow::Next;
+        }
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(request.raw)
         });
@@ -273,6 +282,33 @@ impl<S: ClientStream> Session<S> {
         }
         self.push(Pending::Reply(slot));
         Flow::Next
+    }
+
+    /// Cluster pools: the slot of the request just routed (`self.keys`
+    /// holds its key positions; routing made sure they share one).
+    fn slot_of_keys(&self, request: &Request) -> Option<u16> {
+        let key = request.arg(*self.keys.first()?)?;
+        Some(keyspace::cluster_slot(key))
+    }
+
+    /// Cluster pools: how to follow a redirection of `frame`, sent to `node`.
+    fn follow(
+        &self,
+        node: &Node,
+        frame: Bytes,
+        slot: Option<u16>,
+        read: bool,
+    ) -> Box<super::redirect::Follow> {
+        Box::new(super::redirect::Follow {
+            pool: self.pool.clone(),
+            key: self.client.conn_key(),
+            client: self.client.id(),
+            request: frame,
+            slot,
+            read,
+            node: node.addr,
+            deadline: std::time::Instant::now() + self.config().timeout,
+        })
     }
 
     /// EVALSHA on a connection that has not used the script yet: sends
@@ -457,7 +493,15 @@ impl<S: ClientStream> Session<S> {
     /// MGET, MSET, DEL... with keys on several shards: one request per shard.
     fn split(&mut self, kind: SplitKind, request: Request) -> Flow {
         let topology = self.view.topology.clone();
-        let plan = match split::plan(kind, &request, |key| topology.shard_of(key)) {
+        let cluster = topology.is_cluster();
+        let planned = if cluster {
+            split::plan_grouped(kind, &request, |key| {
+                Some((topology.shard_of(key)?, keyspace::cluster_slot(key)))
+            })
+        } else {
+            split::plan(kind, &request, |key| topology.shard_of(key))
+        };
+        let plan = match planned {
             Ok(plan) => plan,
             Err(refusal) => {
                 let message = refusal.message(&self.config().name);
@@ -473,8 +517,12 @@ impl<S: ClientStream> Session<S> {
             .parts
             .iter()
             .map(|part| {
+                let name = self.shard_name(part.shard);
+                if cluster && self.tx.pinned_to(part.shard).is_none() {
+                    return self.send_part_to_cluster(name, part, read);
+                }
                 FanoutPart::shared(
-                    self.shard_name(part.shard),
+                    name,
                     self.send_to_shard(part.shard, read, part.request.raw.clone()),
                 )
             })
@@ -485,6 +533,26 @@ impl<S: ClientStream> Session<S> {
             combine: Box::new(Combine::Split(plan)),
         });
         Flow::Next
+    }
+
+    /// Cluster pools: one slot's part of a split, redirections followed.
+    fn send_part_to_cluster(&self, name: Arc<str>, part: &split::Part, read: bool) -> FanoutPart {
+        let node = match self.node_for(part.shard, read) {
+            Ok(node) => node,
+            Err(error) => return FanoutPart::shared(name, ReplySlot::ready(Err(error))),
+        };
+        let frame = part.request.raw.clone();
+        let slot = part.request.arg(1).map(keyspace::cluster_slot);
+        let follow = self.follow(&node, frame.clone(), slot, read);
+        let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+            conn.send(frame)
+        });
+        FanoutPart {
+            shard: name,
+            slot: reply,
+            lease: None,
+            follow: Some(follow),
+        }
     }
 
     /// A command for the whole keyspace: sent to every shard that owns
@@ -579,6 +647,7 @@ impl<S: ClientStream> Session<S> {
                 shard: name,
                 slot,
                 lease: Some(lease),
+                follow: None,
             });
         }
         self.push(Pending::Fanout {

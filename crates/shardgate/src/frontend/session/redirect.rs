@@ -1,0 +1,193 @@
+//! Cluster pools: a reply that is a redirection never reaches the client
+//! (`docs/cluster.md`). `MOVED` is followed to the new owner and reported
+//! to the controller, which patches the slot and refreshes the map; `ASK`
+//! sends `ASKING` and the request back to back on one connection to the
+//! importing node (nothing else can come between them: sending is
+//! synchronous on the worker's one thread) and changes nothing;
+//! `TRYAGAIN`, `CLUSTERDOWN` for reads, and a primary that refused the
+//! connection are retried, with backoff, on the slot's owner in the
+//! newest snapshot while the pool's `timeout` lasts.
+//!
+//! Replies still resolve in request order: a redirected request is
+//! resent and awaited before the next reply is collected, so a client's
+//! pipelined writes to one key, all redirected, run in the order sent.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::backend::{BackendError, BackendErrorKind, ConnKey, ReplyResult, ReplySlot};
+use crate::cluster::refresh::Reason;
+use crate::cluster::{redirect, Redirect, MAX_REDIRECTS};
+use crate::fanout::encode_error;
+use crate::view::PoolWorker;
+
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A request sent to a cluster node, and what is needed to send it again.
+pub struct Follow {
+    pub pool: Rc<PoolWorker>,
+    pub key: ConnKey,
+    pub client: u64,
+    pub request: Bytes,
+    /// The slot of its keys (None for a command without keys).
+    pub slot: Option<u16>,
+    /// Only reads: safe to resend after a connection was lost.
+    pub read: bool,
+    /// The node it was sent to.
+    pub node: SocketAddr,
+    /// Retries stop here (the pool's `timeout` after it was sent).
+    pub deadline: Instant,
+}
+
+/// What to do with a reply.
+enum Step {
+    Answer,
+    Resend { to: SocketAddr, asking: bool },
+    Retry,
+}
+
+impl Follow {
+    /// The reply the client gets: `first`'s, or after redirections the
+    /// final node's.
+    pub async fn resolve(mut self, first: ReplySlot) -> ReplyResult {
+        let mut reply = first.await;
+        let mut redirects = 0;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let step = match &reply {
+                Ok(frame) => match redirect(frame) {
+                    None => Step::Answer,
+                    Some(redirect) => match self.step(redirect) {
+                        Ok(step) => step,
+                        Err(answer) => return Ok(answer),
+                    },
+                },
+                Err(error) => self.after_failure(error),
+            };
+            reply = match step {
+                Step::Answer => return reply,
+                Step::Resend { to, asking } => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        self.stats()
+                            .loops
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(self.too_many());
+                    }
+                    self.send(to, asking).await
+                }
+                Step::Retry => {
+                    if Instant::now() + backoff > self.deadline {
+                        return reply;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let to = self.owner();
+                    self.send(to, false).await
+                }
+            };
+        }
+    }
+
+    fn stats(&self) -> &crate::pool::cluster::RedirectStats {
+        &self.pool.state.cluster.stats
+    }
+
+    /// What a redirection asks; Err: the reply the client gets instead.
+    fn step(&self, redirect: Redirect) -> Result<Step, Bytes> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let hints = &self.pool.state.cluster;
+        Ok(match redirect {
+            Redirect::Moved { slot, to } => {
+                hints.moved(slot, to);
+                Step::Resend { to, asking: false }
+            }
+            Redirect::Ask { to, .. } => {
+                hints.stats.ask.fetch_add(1, Relaxed);
+                Step::Resend { to, asking: true }
+            }
+            Redirect::Elsewhere { .. } => {
+                hints.want(Reason::Moved);
+                Step::Retry
+            }
+            Redirect::TryAgain => {
+                hints.stats.tryagain.fetch_add(1, Relaxed);
+                Step::Retry
+            }
+            Redirect::ClusterDown => {
+                hints.stats.clusterdown.fetch_add(1, Relaxed);
+                hints.want(Reason::ClusterDown);
+                if !self.read {
+                    return Err(self.cluster_down());
+                }
+                Step::Retry
+            }
+        })
+    }
+
+    /// After the node failed to answer: retried when that is safe (nothing
+    /// was sent, or only a read was) and a refresh asked for.
+    fn after_failure(&self, error: &BackendError) -> Step {
+        let safe = match error.kind {
+            BackendErrorKind::Unavailable(_) => true,
+            BackendErrorKind::ConnectionLost(_) => self.read,
+            BackendErrorKind::Timeout(_) | BackendErrorKind::Protocol(_) => false,
+        };
+        self.pool.state.cluster.want(Reason::PrimaryFailed);
+        if !safe {
+            return Step::Answer;
+        }
+        self.stats()
+            .retried
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Step::Retry
+    }
+
+    /// Where a retry goes: the slot's primary now, or the same node.
+    fn owner(&self) -> SocketAddr {
+        self.slot
+            .and_then(|slot| self.pool.primary_of_slot(slot))
+            .map_or(self.node, |node| node.addr)
+    }
+
+    /// Sends the request to `to` (after `ASKING`) and awaits its reply.
+    async fn send(&mut self, to: SocketAddr, asking: bool) -> ReplyResult {
+        let Some(node) = self.pool.node_at(to) else {
+            return Err(BackendError {
+                server: format!("pool '{}' server {to}", self.pool.state.name).into(),
+                kind: BackendErrorKind::Unavailable("too many cluster nodes".into()),
+            });
+        };
+        self.node = to;
+        let request = self.request.clone();
+        let slot = node.with_shared(self.key, self.client, |conn| {
+            if asking {
+                // Its `+OK` is not needed; it only has to come first.
+                drop(conn.send(Bytes::from_static(ASKING)));
+            }
+            conn.send(request)
+        });
+        slot.await
+    }
+
+    fn too_many(&self) -> Bytes {
+        encode_error(&format!(
+            "ERR shardgate: pool '{}': more than {MAX_REDIRECTS} cluster redirections for one request{}; the nodes disagree about where it belongs: retry",
+            self.pool.state.name,
+            self.slot.map_or(String::new(), |s| format!(" (slot {s})")),
+        ))
+    }
+
+    fn cluster_down(&self) -> Bytes {
+        encode_error(&format!(
+            "CLUSTERDOWN shardgate: pool '{}': the cluster cannot serve{} now (a failed primary not replaced yet, or a partition); the write was not run: retry",
+            self.pool.state.name,
+            self.slot.map_or(String::new(), |s| format!(" slot {s}")),
+        ))
+    }
+}
