@@ -312,3 +312,240 @@ fn a_migrating_slot_is_followed_with_ask_and_tryagain_then_moved_once_it_moved()
     );
     assert_eq!(stat(&proxy, "redirect_loops"), 0);
 }
+
+/// A key whose slot node `node` serves.
+fn key_on(cluster: &RedisCluster, node: usize, prefix: &str) -> String {
+    let owners = cluster.slot_ports(0);
+    let port = cluster.node(node).port();
+    let keys: Vec<String> = (0..1000).map(|i| format!("{prefix}{i}")).collect();
+    let slots = slots_of(cluster, &keys);
+    keys.into_iter()
+        .zip(slots)
+        .find(|(_, slot)| owners[usize::from(*slot)] == port)
+        .map(|(key, _)| key)
+        .expect("a key on that node")
+}
+
+#[test]
+fn a_killed_primary_is_replaced_and_writes_resume_within_node_timeout_plus_two_seconds() {
+    let mut cluster = RedisCluster::start(3, 1, 2000);
+    let (proxy, port) = proxy(&cluster, &[]);
+    let mut c = client(port);
+    let victim = cluster.primaries()[0];
+    let key = key_on(&cluster, victim, "failover:");
+    let other = key_on(&cluster, cluster.primaries()[1], "failover:");
+    assert_eq!(c.cmd(&["SET", &key, "before"]).expect("SET"), ok());
+    let refreshes_before = stat(&proxy, "refreshes");
+
+    // The cluster's own failover time, watched on the victim's replica
+    // directly: when it is a primary and its cluster state is ok.
+    let victim_id = cluster.id(victim);
+    let heir = (0..cluster.len())
+        .find(|&i| {
+            cluster.node(i).role().as_deref() == Some("slave")
+                && cluster
+                    .node(i)
+                    .cmd(&["CLUSTER", "MYID"])
+                    .bulk_str()
+                    .is_some_and(|id| {
+                        let nodes = cluster.node(i).cmd(&["CLUSTER", "NODES"]).bulk_str();
+                        nodes.unwrap_or_default().lines().any(|l| {
+                            l.starts_with(&id) && l.split(' ').nth(3) == Some(victim_id.as_str())
+                        })
+                    })
+        })
+        .expect("the victim's replica");
+    let heir_port = cluster.node(heir).port();
+
+    cluster.node_mut(victim).kill();
+    let killed = std::time::Instant::now();
+    let watcher = std::thread::spawn(move || {
+        let promoted = |port| {
+            let mut c = RespClient::connect(port).ok()?;
+            let role = c.cmd(&["ROLE"]).ok()?;
+            let info = c.cmd(&["CLUSTER", "INFO"]).ok()?.bulk_str()?;
+            let master = matches!(&role, Reply::Array(r) if r.first() == Some(&bulk("master")));
+            Some(master && info.contains("cluster_state:ok"))
+        };
+        test_support::eventually::wait_until(std::time::Duration::from_secs(30), || {
+            promoted(heir_port) == Some(true)
+        })
+    });
+    let deadline = cluster.node_timeout() + std::time::Duration::from_secs(15);
+    let mut errors = Vec::new();
+    let took = loop {
+        let reply = c
+            .cmd(&["SET", &key, "after"])
+            .expect("the client connection broke");
+        assert_not_redirect(&reply, "SET during failover");
+        if reply == ok() {
+            break killed.elapsed();
+        }
+        errors.push(format!("{:?}: {reply:?}", killed.elapsed()));
+        assert!(
+            killed.elapsed() < deadline,
+            "no write succeeded; last: {:?}",
+            errors.last()
+        );
+        // Writes to the other shards are not held up for long.
+        let reply = c.cmd(&["GET", &other]).expect("GET");
+        assert_not_redirect(&reply, "GET of another shard's key");
+    };
+    let refreshes = stat(&proxy, "refreshes") - refreshes_before;
+    println!(
+        "first successful write {took:?} after kill -9 (node timeout {:?}); {} failed writes; {refreshes} refreshes meanwhile",
+        cluster.node_timeout(),
+        errors.len()
+    );
+    let cluster_took = watcher
+        .join()
+        .expect("the watcher")
+        .expect("the replica was never promoted");
+    println!("the cluster itself: replica promoted and cluster ok {cluster_took:?} after kill -9");
+    errors.dedup();
+    let errors = &errors[..errors.len().min(5)];
+    // The proxy follows the cluster within a few retries (100 ms apart),
+    // not a map refresh later...
+    assert!(
+        took <= cluster_took + std::time::Duration::from_millis(500),
+        "first write {took:?} after kill -9, the cluster's own failover {cluster_took:?}; errors: {errors:?}"
+    );
+    // ...so the target holds whenever the cluster fails over in time (on a
+    // loaded machine its election alone can take longer).
+    let target = cluster.node_timeout() + std::time::Duration::from_secs(2);
+    if cluster_took + std::time::Duration::from_millis(500) <= target {
+        assert!(
+            took <= target,
+            "first write after {took:?}; errors: {errors:?}"
+        );
+    }
+    assert!(
+        refreshes <= took.as_secs() + 2,
+        "{refreshes} refreshes in {took:?}: more than one a second"
+    );
+    assert_eq!(c.cmd(&["GET", &key]).expect("GET"), bulk("after"));
+    // A refresh puts the promoted replica in the proxy's map.
+    let promoted = format!("127.0.0.1:{heir_port}");
+    assert_eventually!(
+        within = std::time::Duration::from_secs(5),
+        cluster_stats(&proxy)["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .any(|s| s["primary"].as_str() == Some(promoted.as_str())),
+        "the promoted replica never entered the map: {}",
+        cluster_stats(&proxy)
+    );
+}
+
+/// Clients doing SET then GET (checked) and split MGETs through the
+/// proxy, until told to stop; returns (operations, failures seen).
+fn checked_load(
+    port: u16,
+    thread: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, Vec<String>) {
+    let mut c = client(port);
+    let (mut ops, mut failures) = (0u64, Vec::new());
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let key = format!("load:{thread}:{}", i % 2000);
+        let value = i.to_string();
+        let set = c.cmd(&["SET", &key, &value]).expect("SET");
+        let get = c.cmd(&["GET", &key]).expect("GET");
+        if set != ok() || get != bulk(&value) {
+            failures.push(format!("{key}: SET {set:?}, GET {get:?}"));
+        }
+        if i.is_multiple_of(10) {
+            let other = format!("load:{thread}:{}", (i + 1000) % 2000);
+            let mget = c.cmd(&["MGET", &key, &other]).expect("MGET");
+            match &mget {
+                Reply::Array(values) if values.len() == 2 && values[0] == bulk(&value) => {}
+                _ => failures.push(format!("MGET {key} {other}: {mget:?}")),
+            }
+        }
+        ops += 1;
+        i += 1;
+    }
+    (ops, failures)
+}
+
+#[test]
+fn a_resharding_under_load_reaches_no_client() {
+    let cluster = RedisCluster::start(3, 1, 2000);
+    let (proxy, port) = proxy(&cluster, &[]);
+    let primaries = cluster.primaries();
+    let (from, to) = (cluster.id(primaries[0]), cluster.id(primaries[1]));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|thread| {
+            let stop = stop.clone();
+            std::thread::spawn(move || checked_load(port, thread, &stop))
+        })
+        .collect();
+    // Let the load fill every slot range first.
+    assert_eventually!(
+        primaries.iter().all(|&p| cluster.node(p).dbsize() > 500),
+        "the load never reached every primary"
+    );
+    let refreshes_before = stat(&proxy, "refreshes");
+    let started = std::time::Instant::now();
+    let seed = cluster.node(0).addr();
+    cluster.cli(&[
+        "reshard",
+        &seed,
+        "--cluster-from",
+        &from,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        "2000",
+        "--cluster-yes",
+        "--cluster-pipeline",
+        "10",
+    ]);
+    let took = started.elapsed();
+    // The proxy learns the final map too.
+    assert_eventually!(
+        {
+            let shards = cluster_stats(&proxy)["shards"].clone();
+            shards
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["slots"].as_u64().unwrap_or(0) > 7000))
+        },
+        "the proxy never believed the resharded map: {}",
+        cluster_stats(&proxy)
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ops, mut failures) = (0, Vec::new());
+    for thread in load {
+        let (n, f) = thread.join().expect("a load thread");
+        ops += n;
+        failures.extend(f);
+    }
+    let stats = cluster_stats(&proxy);
+    let refreshes = stat(&proxy, "refreshes") - refreshes_before;
+    println!(
+        "resharded 2000 slots in {took:?} under {ops} checked operations: {} failures; \
+         {refreshes} refreshes; moved {} ask {} tryagain {}",
+        failures.len(),
+        stats["moved"],
+        stats["ask"],
+        stats["tryagain"]
+    );
+    assert!(
+        failures.is_empty(),
+        "clients saw: {:?}",
+        &failures[..failures.len().min(10)]
+    );
+    assert!(ops > 1000, "too little load: {ops}");
+    assert!(
+        stats["moved"].as_u64().unwrap_or(0) > 0,
+        "the load never met a moved slot"
+    );
+    assert!(
+        refreshes <= took.as_secs() + 12,
+        "{refreshes} refreshes in {took:?}: more than one a second"
+    );
+    assert_eq!(stat(&proxy, "redirect_loops"), 0);
+}

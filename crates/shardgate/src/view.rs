@@ -209,6 +209,15 @@ impl PoolWorker {
         view.shards.get(shard)?.master.clone()
     }
 
+    /// Cluster pools: a replica of the shard serving `slot` (the `turn`th,
+    /// wrapping), to try while its primary is unreachable.
+    pub fn replica_of_slot(&self, slot: u16, turn: usize) -> Option<Rc<Node>> {
+        let view = self.view();
+        let shard = view.shards.get(view.topology.shard_of_slot(slot)?)?;
+        let count = shard.replicas.len();
+        shard.replicas.get(turn.checked_rem(count)?).cloned()
+    }
+
     #[cold]
     fn rebuild(&self) -> Rc<PoolView> {
         let topology = self.state.topology();

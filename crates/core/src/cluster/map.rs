@@ -97,9 +97,16 @@ impl SlotMap {
     }
 
     /// The topology snapshot of this map: a shard per cluster shard, named
-    /// after its primary, which serves its slots' reads and writes. A shard
-    /// whose primary failed keeps its slots (requests get an error until
-    /// the cluster promotes a replica) rather than have them move.
+    /// after its primary, which serves its slots' reads and writes.
+    ///
+    /// A primary the cluster reports failed stays the shard's master:
+    /// only the cluster promotes, and until it does the data path finds
+    /// the promoted replica itself (see `session::redirect`), by trying
+    /// the shard's replicas. For that, `replicas` lists every replica not
+    /// reported failed, `loading` ones too (Redis 7.0 reports a replica
+    /// whose replication offset is still 0 as `loading`, as on an idle
+    /// cluster). Reads never go to them: cluster pools read from
+    /// primaries (replica reads, with their fitness rules, are to come).
     pub fn topology(&self, config: &Arc<PoolConfig>, version: u64) -> Topology {
         let shards = self
             .shards
@@ -107,23 +114,20 @@ impl SlotMap {
             .enumerate()
             .map(|(i, s)| {
                 let primary = s.primary.as_ref();
-                let failed = primary.is_some_and(|p| p.health == NodeHealth::Failed);
                 Shard {
                     name: primary.map_or_else(
                         || format!("no-primary-{i}").into(),
                         |p| p.addr.label.clone(),
                     ),
                     weight: 1,
-                    master: primary.filter(|_| !failed).map(|p| p.addr.clone()),
+                    master: primary.map(|p| p.addr.clone()),
                     replicas: (s.replicas.iter())
-                        .filter(|r| r.health == NodeHealth::Online)
+                        .filter(|r| r.health != NodeHealth::Failed)
                         .map(|r| r.addr.clone())
                         .collect(),
-                    down: match (primary, failed) {
-                        (None, _) => Some("the cluster lists no primary for these slots".into()),
-                        (Some(_), true) => Some("the cluster reports its primary failed".into()),
-                        _ => None,
-                    },
+                    down: primary
+                        .is_none()
+                        .then(|| "the cluster lists no primary for these slots".into()),
                     ejected: false,
                 }
             })

@@ -308,6 +308,8 @@ impl<S: ClientStream> Session<S> {
             read,
             node: node.addr,
             deadline: std::time::Instant::now() + self.config().timeout,
+            failed: None,
+            retries: 0,
         })
     }
 

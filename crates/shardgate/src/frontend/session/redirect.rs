@@ -8,6 +8,13 @@
 //! connection are retried, with backoff, on the slot's owner in the
 //! newest snapshot while the pool's `timeout` lasts.
 //!
+//! While the slot's primary is unreachable, retries go to one of its
+//! replicas instead: a replica never runs a command for a slot it does
+//! not serve (it answers `MOVED` to its primary, which here means "not
+//! promoted yet" and is retried), so this is safe, and it finds the
+//! promoted replica as soon as the cluster promotes it, instead of after
+//! the next refresh of the map (at most one a second).
+//!
 //! Replies still resolve in request order: a redirected request is
 //! resent and awaited before the next reply is collected, so a client's
 //! pipelined writes to one key, all redirected, run in the order sent.
@@ -26,7 +33,7 @@ use crate::view::PoolWorker;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A request sent to a cluster node, and what is needed to send it again.
 pub struct Follow {
@@ -42,6 +49,10 @@ pub struct Follow {
     pub node: SocketAddr,
     /// Retries stop here (the pool's `timeout` after it was sent).
     pub deadline: Instant,
+    /// The node that last failed to answer (a primary down), if any.
+    pub failed: Option<SocketAddr>,
+    /// Retries so far (which replica a retry tries).
+    pub retries: usize,
 }
 
 /// What to do with a reply.
@@ -67,7 +78,10 @@ impl Follow {
                         Err(answer) => return Ok(answer),
                     },
                 },
-                Err(error) => self.after_failure(error),
+                Err(error) => {
+                    self.failed = Some(self.node);
+                    self.after_failure(error)
+                }
             };
             reply = match step {
                 Step::Answer => return reply,
@@ -87,6 +101,7 @@ impl Follow {
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    self.retries += 1;
                     let to = self.owner();
                     self.send(to, false).await
                 }
@@ -103,6 +118,9 @@ impl Follow {
         use std::sync::atomic::Ordering::Relaxed;
         let hints = &self.pool.state.cluster;
         Ok(match redirect {
+            // A replica tried while its primary is down still points to
+            // it: not promoted yet.
+            Redirect::Moved { to, .. } if Some(to) == self.failed => Step::Retry,
             Redirect::Moved { slot, to } => {
                 hints.moved(slot, to);
                 Step::Resend { to, asking: false }
@@ -148,11 +166,20 @@ impl Follow {
         Step::Retry
     }
 
-    /// Where a retry goes: the slot's primary now, or the same node.
+    /// Where a retry goes: the slot's primary now (or, while that is the
+    /// node that failed, one of its replicas), or the same node.
     fn owner(&self) -> SocketAddr {
-        self.slot
-            .and_then(|slot| self.pool.primary_of_slot(slot))
-            .map_or(self.node, |node| node.addr)
+        let Some(slot) = self.slot else {
+            return self.node;
+        };
+        match self.pool.primary_of_slot(slot) {
+            Some(primary) if Some(primary.addr) == self.failed => self
+                .pool
+                .replica_of_slot(slot, self.retries)
+                .map_or(primary.addr, |replica| replica.addr),
+            Some(primary) => primary.addr,
+            None => self.node,
+        }
     }
 
     /// Sends the request to `to` (after `ASKING`) and awaits its reply.
