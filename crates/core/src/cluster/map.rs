@@ -183,13 +183,17 @@ impl SlotMap {
                     replicas.push(node);
                 }
             }
-            let index = map.shards.len();
-            if !slots.is_empty() || primary.is_some() {
-                map.assign(slots.chunks(2), index)?;
-                map.shards.push(ClusterShard { primary, replicas });
+            // A shard without slots owns no keys: a failed primary whose
+            // replica took its slots over is listed as one, and commands
+            // sent to every shard (DBSIZE, FLUSHALL) must not go there.
+            if slots.is_empty() {
+                continue;
             }
+            let index = map.shards.len();
+            map.assign(slots.chunks(2), index)?;
+            map.shards.push(ClusterShard { primary, replicas });
         }
-        Ok(map)
+        Ok(map.normalized())
     }
 
     /// Parses `CLUSTER SLOTS` (servers before 7.0): ranges, each with its
@@ -236,7 +240,42 @@ impl SlotMap {
                 index,
             )?;
         }
-        Ok(map)
+        Ok(map.normalized())
+    }
+
+    /// Puts shards in primary-address order and replicas in address
+    /// order: each node lists them in its own order, and a map must
+    /// compare equal whichever node gave it (else every refresh would
+    /// look like a change, asking a witness and publishing for nothing).
+    fn normalized(mut self) -> SlotMap {
+        for shard in &mut self.shards {
+            shard.replicas.sort_by_key(|r| r.addr.addr);
+        }
+        let mut order: Vec<usize> = (0..self.shards.len()).collect();
+        order.sort_by_key(|&i| {
+            self.shards
+                .get(i)
+                .and_then(|s| s.primary.as_ref())
+                .map(|p| p.addr.addr)
+        });
+        // Old shard index -> new one.
+        let mut new_index = vec![NO_OWNER; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            if let (Some(slot), Ok(new)) = (new_index.get_mut(old), u16::try_from(new)) {
+                *slot = new;
+            }
+        }
+        for owner in self.owners.iter_mut() {
+            if let Some(&new) = new_index.get(usize::from(*owner)) {
+                *owner = new;
+            }
+        }
+        let mut shards: Vec<Option<ClusterShard>> = self.shards.into_iter().map(Some).collect();
+        self.shards = order
+            .iter()
+            .filter_map(|&i| shards.get_mut(i).and_then(Option::take))
+            .collect();
+        self
     }
 
     /// Gives `shard` every `[start, end]` range.

@@ -251,9 +251,10 @@ fn keyed(
     let blocking = spec.is_blocking_call(request);
     spec.keys(request, keys);
     let mut shard = None;
-    // A cluster node refuses keys of two slots even when it serves both.
+    // A cluster node refuses keys of two slots even when it serves both
+    // (computed from the second key on: one key needs no compare).
+    let cluster = topology.is_cluster() && keys.len() > 1;
     let mut slot = None;
-    let cluster = topology.is_cluster();
     for &index in keys.iter() {
         let key = request.arg(index).unwrap_or_default();
         if cluster {

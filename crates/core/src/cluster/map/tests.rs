@@ -180,3 +180,37 @@ fn bad_ranges_are_errors_not_panics() {
     assert!(SlotMap::from_shards(&bulk("x"), asked()).is_err());
     assert!(SlotMap::from_slots(&Value::Array(vec![Value::Array(vec![])]), asked()).is_err());
 }
+
+#[test]
+fn a_shard_without_slots_is_left_out() {
+    // After a failover Redis lists the dead primary as a shard of its own.
+    let mut shards = match three_shards(7002, "online") {
+        Value::Array(shards) => shards,
+        _ => unreachable!(),
+    };
+    shards.push(shard(
+        &[],
+        vec![node("dead", "127.0.0.1", 7009, "master", "fail")],
+    ));
+    let map = SlotMap::from_shards(&Value::Array(shards), asked()).expect("map");
+    assert_eq!(map.shards.len(), 3);
+    assert!(map.nodes().all(|n| n.addr.addr.port() != 7009));
+}
+
+#[test]
+fn a_map_compares_equal_whichever_node_listed_it() {
+    let reply = three_shards(7002, "online");
+    let Value::Array(mut shards) = reply.clone() else {
+        unreachable!()
+    };
+    shards.reverse();
+    let a = SlotMap::from_shards(&reply, asked()).expect("a");
+    let b = SlotMap::from_shards(&Value::Array(shards), asked()).expect("b");
+    assert_eq!(a, b);
+    assert_eq!(b.owner(0), Some(0));
+    assert_eq!(b.primary_of(0), Some("127.0.0.1:7000".parse().expect("a")));
+    assert_eq!(
+        b.primary_of(16383),
+        Some("127.0.0.1:7002".parse().expect("a"))
+    );
+}

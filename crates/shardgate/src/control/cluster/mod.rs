@@ -25,6 +25,9 @@ use crate::pool::PoolState;
 use crate::topology::{Events, Topology};
 use query::{Asking, Outcome};
 
+/// The longest one refresh may take.
+const REFRESH_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long startup waits for a first believed map before the pool serves
 /// with its seeds (requests then follow `MOVED` until the map arrives).
 const SETTLE: Duration = Duration::from_secs(5);
@@ -133,7 +136,17 @@ impl ClusterController {
         let candidates = self.candidates();
         let current = self.map.clone();
         tokio::task::spawn_local(async move {
-            let outcome = query::refresh(asking, candidates, current).await;
+            // Each query is bounded, but a refresh tries several nodes:
+            // bound it as a whole, so a run of dead nodes cannot hold the
+            // next refresh back for long.
+            let outcome =
+                tokio::time::timeout(REFRESH_LIMIT, query::refresh(asking, candidates, current))
+                    .await
+                    .unwrap_or_else(|_| Outcome {
+                        found: None,
+                        witness: None,
+                        failures: vec![format!("no map within {REFRESH_LIMIT:?}")],
+                    });
             let _ = tx.send((reason, outcome)).await;
         });
     }

@@ -66,8 +66,8 @@ pub async fn refresh(
         // Another primary first: a replica follows its primary's view.
         let mut others: Vec<SocketAddr> = map.nodes().map(|n| n.addr.addr).collect();
         others.extend(candidates.iter().copied());
-        others.retain(|a| *a != asked);
-        others.dedup();
+        let mut seen = std::collections::HashSet::from([asked]);
+        others.retain(|a| seen.insert(*a));
         for addr in others.into_iter().take(MAX_TRIES) {
             match asking.slot_map(addr).await {
                 Ok(other) => {

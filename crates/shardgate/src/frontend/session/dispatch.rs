@@ -266,8 +266,12 @@ impl<S: ClientStream> Session<S> {
             return Flow::Next;
         }
         if self.config().cluster {
-            let slot = self.slot_of_keys(&request);
-            let follow = self.follow(&node, request.raw.clone(), slot, read);
+            let key = self
+                .keys
+                .first()
+                .and_then(|&i| request.args.get(i))
+                .cloned();
+            let follow = self.follow(&node, request.raw.clone(), key, read);
             let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
                 conn.send(request.raw)
             });
@@ -284,30 +288,23 @@ impl<S: ClientStream> Session<S> {
         Flow::Next
     }
 
-    /// Cluster pools: the slot of the request just routed (`self.keys`
-    /// holds its key positions; routing made sure they share one).
-    fn slot_of_keys(&self, request: &Request) -> Option<u16> {
-        let key = request.arg(*self.keys.first()?)?;
-        Some(keyspace::cluster_slot(key))
-    }
-
     /// Cluster pools: how to follow a redirection of `frame`, sent to `node`.
     fn follow(
         &self,
         node: &Node,
         frame: Bytes,
-        slot: Option<u16>,
+        key_at: Option<std::ops::Range<usize>>,
         read: bool,
     ) -> Box<super::redirect::Follow> {
         Box::new(super::redirect::Follow {
             pool: self.pool.clone(),
-            key: self.client.conn_key(),
+            conn_key: self.client.conn_key(),
             client: self.client.id(),
             request: frame,
-            slot,
+            key_at,
             read,
             node: node.addr,
-            deadline: std::time::Instant::now() + self.config().timeout,
+            timeout: self.config().timeout,
             failed: None,
             retries: 0,
         })
@@ -544,8 +541,8 @@ impl<S: ClientStream> Session<S> {
             Err(error) => return FanoutPart::shared(name, ReplySlot::ready(Err(error))),
         };
         let frame = part.request.raw.clone();
-        let slot = part.request.arg(1).map(keyspace::cluster_slot);
-        let follow = self.follow(&node, frame.clone(), slot, read);
+        let key = part.request.args.get(1).cloned();
+        let follow = self.follow(&node, frame.clone(), key, read);
         let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(frame)
         });

@@ -6,7 +6,8 @@
 //! synchronous on the worker's one thread) and changes nothing;
 //! `TRYAGAIN`, `CLUSTERDOWN` for reads, and a primary that refused the
 //! connection are retried, with backoff, on the slot's owner in the
-//! newest snapshot while the pool's `timeout` lasts.
+//! newest snapshot for as long as the pool's `timeout`, from the first
+//! retry.
 //!
 //! While the slot's primary is unreachable, retries go to one of its
 //! replicas instead: a replica never runs a command for a slot it does
@@ -38,17 +39,19 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// A request sent to a cluster node, and what is needed to send it again.
 pub struct Follow {
     pub pool: Rc<PoolWorker>,
-    pub key: ConnKey,
+    pub conn_key: ConnKey,
     pub client: u64,
     pub request: Bytes,
-    /// The slot of its keys (None for a command without keys).
-    pub slot: Option<u16>,
+    /// Where its first key is in `request` (None for a command without
+    /// keys): its slot is computed only if a redirection needs it.
+    pub key_at: Option<std::ops::Range<usize>>,
     /// Only reads: safe to resend after a connection was lost.
     pub read: bool,
     /// The node it was sent to.
     pub node: SocketAddr,
-    /// Retries stop here (the pool's `timeout` after it was sent).
-    pub deadline: Instant,
+    /// How long retries may go on, from the first one (the pool's
+    /// `timeout`; no clock is read for requests that need no retry).
+    pub timeout: Duration,
     /// The node that last failed to answer (a primary down), if any.
     pub failed: Option<SocketAddr>,
     /// Retries so far (which replica a retry tries).
@@ -69,6 +72,7 @@ impl Follow {
         let mut reply = first.await;
         let mut redirects = 0;
         let mut backoff = FIRST_BACKOFF;
+        let mut deadline = None;
         loop {
             let step = match &reply {
                 Ok(frame) => match redirect(frame) {
@@ -96,7 +100,8 @@ impl Follow {
                     self.send(to, asking).await
                 }
                 Step::Retry => {
-                    if Instant::now() + backoff > self.deadline {
+                    let now = Instant::now();
+                    if now + backoff > *deadline.get_or_insert(now + self.timeout) {
                         return reply;
                     }
                     tokio::time::sleep(backoff).await;
@@ -107,6 +112,12 @@ impl Follow {
                 }
             };
         }
+    }
+
+    /// The slot of the request's keys (routing made sure they share one).
+    fn slot(&self) -> Option<u16> {
+        let key = self.request.get(self.key_at.clone()?)?;
+        Some(keyspace::cluster_slot(key))
     }
 
     fn stats(&self) -> &crate::pool::cluster::RedirectStats {
@@ -169,7 +180,7 @@ impl Follow {
     /// Where a retry goes: the slot's primary now (or, while that is the
     /// node that failed, one of its replicas), or the same node.
     fn owner(&self) -> SocketAddr {
-        let Some(slot) = self.slot else {
+        let Some(slot) = self.slot() else {
             return self.node;
         };
         match self.pool.primary_of_slot(slot) {
@@ -192,7 +203,7 @@ impl Follow {
         };
         self.node = to;
         let request = self.request.clone();
-        let slot = node.with_shared(self.key, self.client, |conn| {
+        let slot = node.with_shared(self.conn_key, self.client, |conn| {
             if asking {
                 // Its `+OK` is not needed; it only has to come first.
                 drop(conn.send(Bytes::from_static(ASKING)));
@@ -206,7 +217,7 @@ impl Follow {
         encode_error(&format!(
             "ERR shardgate: pool '{}': more than {MAX_REDIRECTS} cluster redirections for one request{}; the nodes disagree about where it belongs: retry",
             self.pool.state.name,
-            self.slot.map_or(String::new(), |s| format!(" (slot {s})")),
+            self.slot().map_or(String::new(), |s| format!(" (slot {s})")),
         ))
     }
 
@@ -214,7 +225,7 @@ impl Follow {
         encode_error(&format!(
             "CLUSTERDOWN shardgate: pool '{}': the cluster cannot serve{} now (a failed primary not replaced yet, or a partition); the write was not run: retry",
             self.pool.state.name,
-            self.slot.map_or(String::new(), |s| format!(" slot {s}")),
+            self.slot().map_or(String::new(), |s| format!(" slot {s}")),
         ))
     }
 }
