@@ -12,20 +12,26 @@
 mod common;
 
 use common::{bulk, ok};
+use test_support::cluster::cluster_state;
 use test_support::ports::free_port;
 use test_support::resp::Reply;
-use test_support::{assert_eventually, RedisCluster, RespClient, Shardgate};
+use test_support::{assert_eventually, RedisCluster, RedisServer, RespClient, Shardgate};
 
 /// The proxy in front of `cluster` (every node a seed); `extra` lines go
 /// into the pool.
 fn proxy(cluster: &RedisCluster, extra: &[&str]) -> (Shardgate, u16) {
+    proxy_with_seeds(&cluster.seeds(), extra)
+}
+
+/// A cluster pool with these `host:port:weight` seeds.
+fn proxy_with_seeds(seeds: &[String], extra: &[&str]) -> (Shardgate, u16) {
     let port = free_port();
     let mut yaml = format!("c:\n  listen: 127.0.0.1:{port}\n  cluster: true\n");
     for line in extra {
         yaml.push_str(&format!("  {line}\n"));
     }
     yaml.push_str("  servers:\n");
-    for seed in cluster.seeds() {
+    for seed in seeds {
         yaml.push_str(&format!("    - {seed}\n"));
     }
     let proxy = Shardgate::builder(common::BIN, &yaml)
@@ -548,4 +554,44 @@ fn a_resharding_under_load_reaches_no_client() {
         "{refreshes} refreshes in {took:?}: more than one a second"
     );
     assert_eq!(stat(&proxy, "redirect_loops"), 0);
+}
+
+#[test]
+fn a_seed_serving_another_map_is_not_believed_without_a_second_node() {
+    let cluster = RedisCluster::start(3, 1, 2000);
+    // A node that claims every slot, alone: as a node cut off on the
+    // minority side of a partition serves a map no other node has.
+    let rogue = RedisServer::builder()
+        .arg("cluster-enabled", "yes")
+        .arg("cluster-config-file", "nodes.conf")
+        .start();
+    assert_eq!(rogue.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), ok());
+    assert_eventually!(
+        cluster_state(&rogue).as_deref() == Some("ok"),
+        "the one-node cluster never became ok"
+    );
+    // It is the first seed: the first node asked.
+    let mut seeds = vec![format!("{}:1", rogue.addr())];
+    seeds.extend(cluster.seeds());
+    let (proxy, port) = proxy_with_seeds(&seeds, &[]);
+    assert_eventually!(
+        cluster_stats(&proxy)["shards"].as_array().map(Vec::len) == Some(3),
+        "the real map was never believed: {}",
+        cluster_stats(&proxy)
+    );
+    assert!(
+        stat(&proxy, "unconfirmed") >= 1,
+        "the rogue's map was not even asked about: {}",
+        cluster_stats(&proxy)
+    );
+    let mut c = client(port);
+    for i in 0..1000 {
+        let reply = c.cmd(&["SET", &format!("p:{i}"), "v"]).expect("SET");
+        assert_eq!(reply, ok(), "SET p:{i}");
+    }
+    assert_eq!(rogue.dbsize(), 0, "a key went to the rogue node");
+    let total: i64 = (cluster.primaries().iter())
+        .map(|&i| cluster.node(i).dbsize())
+        .sum();
+    assert_eq!(total, 1000);
 }

@@ -117,19 +117,28 @@ pub enum Verdict {
 }
 
 /// Whether a map from one node must be confirmed by a second before it is
-/// believed: any change must, but the first map of a one-node cluster
-/// has no second witness.
-pub fn needs_witness(current: Option<&SlotMap>, found: &SlotMap) -> bool {
-    current != Some(found) && found.nodes().count() > 1
+/// believed: any change must, when any other node is known (`others`:
+/// nodes other than the one asked, from its map, the believed map and the
+/// seeds). A one-node cluster has no second witness. The count includes
+/// the seeds: a seed that is a one-node cluster of its own (or claims
+/// every slot after a partition) does not confirm itself.
+pub fn needs_witness(current: Option<&SlotMap>, found: &SlotMap, others: usize) -> bool {
+    current != Some(found) && others > 0
 }
 
 /// Judges a refresh: `found` from one node, `witness` from a second one
-/// (None if it was not needed or could not be asked).
-pub fn judge(current: Option<&SlotMap>, found: &SlotMap, witness: Option<&SlotMap>) -> Verdict {
+/// (None if it was not needed or could not be asked), `others` as for
+/// [`needs_witness`].
+pub fn judge(
+    current: Option<&SlotMap>,
+    found: &SlotMap,
+    witness: Option<&SlotMap>,
+    others: usize,
+) -> Verdict {
     if current == Some(found) {
         return Verdict::Unchanged;
     }
-    if !needs_witness(current, found) || witness.is_some_and(|w| w.same_placement(found)) {
+    if !needs_witness(current, found, others) || witness.is_some_and(|w| w.same_placement(found)) {
         return Verdict::Believe;
     }
     Verdict::Unconfirmed
@@ -200,14 +209,16 @@ mod tests {
     #[test]
     fn a_changed_map_needs_a_second_node() {
         let (old, new) = (map(7000), map(7001));
-        assert_eq!(judge(Some(&old), &old, None), Verdict::Unchanged);
-        assert!(needs_witness(Some(&old), &new));
-        assert_eq!(judge(Some(&old), &new, None), Verdict::Unconfirmed);
+        assert_eq!(judge(Some(&old), &old, None, 1), Verdict::Unchanged);
+        assert!(needs_witness(Some(&old), &new, 1));
+        assert_eq!(judge(Some(&old), &new, None, 1), Verdict::Unconfirmed);
         // A node on the minority side still serves the old map.
-        assert_eq!(judge(Some(&old), &new, Some(&old)), Verdict::Unconfirmed);
-        assert_eq!(judge(Some(&old), &new, Some(&new)), Verdict::Believe);
+        assert_eq!(judge(Some(&old), &new, Some(&old), 1), Verdict::Unconfirmed);
+        assert_eq!(judge(Some(&old), &new, Some(&new), 1), Verdict::Believe);
         // The first map too: a seed may be the one partitioned away.
-        assert_eq!(judge(None, &new, None), Verdict::Unconfirmed);
-        assert_eq!(judge(None, &new, Some(&new)), Verdict::Believe);
+        assert_eq!(judge(None, &new, None, 2), Verdict::Unconfirmed);
+        assert_eq!(judge(None, &new, Some(&new), 2), Verdict::Believe);
+        // A one-node cluster, and no other seed: nobody else to ask.
+        assert_eq!(judge(None, &new, None, 0), Verdict::Believe);
     }
 }

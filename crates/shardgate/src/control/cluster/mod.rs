@@ -145,6 +145,7 @@ impl ClusterController {
                     .unwrap_or_else(|_| Outcome {
                         found: None,
                         witness: None,
+                        others: 0,
                         failures: vec![format!("no map within {REFRESH_LIMIT:?}")],
                     });
             let _ = tx.send((reason, outcome)).await;
@@ -152,7 +153,10 @@ impl ClusterController {
     }
 
     /// Nodes to ask, in order: the believed map's online primaries (from
-    /// a turn that moves each refresh), then its other nodes, then the seeds.
+    /// a turn that moves each refresh), then its other nodes, then the
+    /// seeds (before a map is believed, also from a moving turn: a seed
+    /// that serves a stale map, never confirmed, must not be the only
+    /// one ever asked first).
     fn candidates(&mut self) -> Vec<SocketAddr> {
         let mut nodes: Vec<SocketAddr> = Vec::new();
         if let Some(map) = &self.map {
@@ -168,7 +172,12 @@ impl ClusterController {
             nodes.extend(primaries);
             nodes.extend(map.nodes().map(|n| n.addr.addr));
         }
-        nodes.extend(self.config.servers.iter().map(|s| s.addr));
+        let mut seeds: Vec<SocketAddr> = self.config.servers.iter().map(|s| s.addr).collect();
+        if self.map.is_none() && !seeds.is_empty() {
+            let turn = self.turn % seeds.len();
+            seeds.rotate_left(turn);
+        }
+        nodes.extend(seeds);
         self.turn = self.turn.wrapping_add(1);
         let mut seen = std::collections::HashSet::new();
         nodes.retain(|a| seen.insert(*a));
@@ -182,7 +191,12 @@ impl ClusterController {
             tracing::warn!(pool = %self.pool, reason = reason.name(), "slot map refresh failed: {}", outcome.failures.join("; "));
             return;
         };
-        match judge(self.map.as_ref(), &found, outcome.witness.as_ref()) {
+        match judge(
+            self.map.as_ref(),
+            &found,
+            outcome.witness.as_ref(),
+            outcome.others,
+        ) {
             Verdict::Unchanged => {}
             Verdict::Believe => {
                 self.state.cluster.stats.maps_believed.fetch_add(1, Relaxed);

@@ -23,6 +23,9 @@ pub struct Outcome {
     pub found: Option<(SocketAddr, SlotMap)>,
     /// A second node's map, when the found one needed a witness and one answered.
     pub witness: Option<SlotMap>,
+    /// Nodes known other than the one that gave `found` (see
+    /// `refresh::needs_witness`).
+    pub others: usize,
     /// Why nodes did not answer, for the log.
     pub failures: Vec<String>,
 }
@@ -58,16 +61,19 @@ pub async fn refresh(
         return Outcome {
             found: None,
             witness: None,
+            others: 0,
             failures,
         };
     };
     let mut witness = None;
-    if needs_witness(current.as_ref(), &map) {
-        // Another primary first: a replica follows its primary's view.
-        let mut others: Vec<SocketAddr> = map.nodes().map(|n| n.addr.addr).collect();
-        others.extend(candidates.iter().copied());
-        let mut seen = std::collections::HashSet::from([asked]);
-        others.retain(|a| seen.insert(*a));
+    // Another primary first: a replica follows its primary's view. Then
+    // the believed map's nodes and the seeds (both among `candidates`).
+    let mut others: Vec<SocketAddr> = map.nodes().map(|n| n.addr.addr).collect();
+    others.extend(candidates.iter().copied());
+    let mut seen = std::collections::HashSet::from([asked]);
+    others.retain(|a| seen.insert(*a));
+    let known = others.len();
+    if needs_witness(current.as_ref(), &map, known) {
         for addr in others.into_iter().take(MAX_TRIES) {
             match asking.slot_map(addr).await {
                 Ok(other) => {
@@ -81,6 +87,7 @@ pub async fn refresh(
     Outcome {
         found: Some((asked, map)),
         witness,
+        others: known,
         failures,
     }
 }
