@@ -317,6 +317,20 @@ fn a_migrating_slot_is_followed_with_ask_and_tryagain_then_moved_once_it_moved()
         cluster_stats(&proxy)
     );
     assert_eq!(stat(&proxy, "redirect_loops"), 0);
+    // The same counters on /metrics.
+    let (status, metrics) = proxy.admin_get("/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    let value = |line: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert!(
+        value("shardgate_cluster_redirects_total{pool=\"c\",kind=\"ask\"}") >= Some(3),
+        "{metrics}"
+    );
+    assert!(value("shardgate_cluster_refreshes_total{pool=\"c\"}") >= Some(2));
 }
 
 /// A key whose slot node `node` serves.
