@@ -177,6 +177,39 @@ fn ten_thousand_keys_land_on_their_slot_owner_and_commands_keep_cluster_semantic
     );
     assert_eq!(c.cmd(&["SELECT", "0"]).expect("SELECT"), ok());
     assert_eq!(c.cmd(&["DBSIZE"]).expect("DBSIZE"), Reply::Integer(10_002));
+    // SCAN walks every primary: it finds every key once.
+    let mut cursor = "0".to_string();
+    let mut scanned = std::collections::HashSet::new();
+    loop {
+        let reply = c.cmd(&["SCAN", &cursor, "COUNT", "1000"]).expect("SCAN");
+        let Reply::Array(parts) = reply else {
+            panic!("SCAN: {reply:?}")
+        };
+        cursor = parts[0].bulk_str().expect("cursor");
+        let Reply::Array(keys) = &parts[1] else {
+            panic!("SCAN keys: {parts:?}")
+        };
+        scanned.extend(keys.iter().filter_map(Reply::bulk_str));
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(scanned.len(), 10_002);
+    // A transaction on one slot runs on its primary.
+    assert_eq!(c.cmd(&["MULTI"]).expect("MULTI"), ok());
+    assert_eq!(
+        c.cmd(&["INCR", "{u}n"]).expect("INCR"),
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        c.cmd(&["GET", "{u}a"]).expect("GET"),
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]).expect("EXEC"),
+        Reply::Array(vec![Reply::Integer(1), bulk("1")])
+    );
+    assert_eq!(c.cmd(&["DEL", "{u}n"]).expect("DEL"), Reply::Integer(1));
     // The slot map: three shards, every slot served. (Replicas are not
     // checked: Redis 7.0 reports a replica whose replication offset is
     // still 0 as `loading`, so on an idle cluster none is fit yet.)
@@ -608,4 +641,57 @@ fn a_seed_serving_another_map_is_not_believed_without_a_second_node() {
         .map(|&i| cluster.node(i).dbsize())
         .sum();
     assert_eq!(total, 1000);
+}
+
+#[test]
+fn a_manual_failover_then_kill_of_the_old_primary_reaches_no_client() {
+    let mut cluster = RedisCluster::start(3, 1, 2000);
+    let (proxy, port) = proxy(&cluster, &[]);
+    let mut c = client(port);
+    let old = cluster.primaries()[0];
+    let key = key_on(&cluster, old, "manual:");
+    assert_eq!(c.cmd(&["SET", &key, "1"]).expect("SET"), ok());
+    // Its replica takes over, gracefully (CLUSTER FAILOVER on the replica).
+    let old_id = cluster.id(old);
+    let heir = (0..cluster.len())
+        .find(|&i| {
+            let nodes = cluster.node(i).cmd(&["CLUSTER", "NODES"]).bulk_str();
+            let id = cluster.id(i);
+            nodes.unwrap_or_default().lines().any(|l| {
+                l.starts_with(&id)
+                    && l.contains("slave")
+                    && l.split(' ').nth(3) == Some(old_id.as_str())
+            })
+        })
+        .expect("the primary's replica");
+    assert_eq!(cluster.node(heir).cmd(&["CLUSTER", "FAILOVER"]), ok());
+    assert_eventually!(
+        cluster.node(heir).role().as_deref() == Some("master"),
+        "the replica never took over"
+    );
+    // The old primary answers MOVED now; the client never sees it.
+    for i in 0..50 {
+        let reply = c.cmd(&["INCR", &key]).expect("INCR");
+        assert_not_redirect(&reply, "INCR after CLUSTER FAILOVER");
+        assert_eq!(reply, Reply::Integer(i + 2));
+    }
+    // Once the proxy routes to the new primary, the old one can die.
+    let heir_addr = cluster.node(heir).addr();
+    assert_eventually!(
+        cluster_stats(&proxy)["shards"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|s| s["primary"].as_str() == Some(heir_addr.as_str()))),
+        "the new primary never entered the map: {}",
+        cluster_stats(&proxy)
+    );
+    cluster.node_mut(old).kill();
+    for i in 0..50 {
+        let reply = c.cmd(&["INCR", &key]).expect("INCR");
+        assert_not_redirect(&reply, "INCR after the old primary died");
+        assert_eq!(
+            reply,
+            Reply::Integer(i + 52),
+            "INCR with the old primary dead"
+        );
+    }
 }
