@@ -695,3 +695,41 @@ fn a_manual_failover_then_kill_of_the_old_primary_reaches_no_client() {
         );
     }
 }
+
+#[test]
+fn a_slot_moving_under_an_open_transaction_aborts_it_cleanly() {
+    let cluster = RedisCluster::start(3, 1, 2000);
+    let (_proxy, port) = proxy(&cluster, &[]);
+    let mut c = client(port);
+    let (x, y) = ("{tx}x", "{tx}y");
+    let slot = cluster.slot_of(x);
+    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
+    let target = *cluster
+        .primaries()
+        .iter()
+        .find(|&&p| p != source)
+        .expect("another primary");
+    assert_eq!(c.cmd(&["MULTI"]).expect("MULTI"), ok());
+    let queued = Reply::Simple("QUEUED".into());
+    assert_eq!(c.cmd(&["SET", x, "1"]).expect("SET"), queued);
+    // The (empty) slot moves while the transaction is open on its old node.
+    assign_slot(&cluster, slot, source, target);
+    let reply = c.cmd(&["SET", y, "2"]).expect("SET");
+    assert_not_redirect(&reply, "a command queued after its slot moved");
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN")),
+        "{reply:?}"
+    );
+    // The server discards the transaction and redirects EXEC itself: the
+    // client gets an error for EXEC, not a MOVED.
+    let exec = c.cmd(&["EXEC"]).expect("EXEC");
+    assert_not_redirect(&exec, "EXEC after its slot moved");
+    assert!(
+        matches!(&exec, Reply::Error(e) if e.starts_with("EXECABORT") || e.starts_with("TRYAGAIN")),
+        "{exec:?}"
+    );
+    // Nothing ran; outside the transaction the slot is followed.
+    assert_eq!(c.cmd(&["GET", x]).expect("GET"), Reply::Nil);
+    assert_eq!(c.cmd(&["SET", x, "1"]).expect("SET"), ok());
+    assert_eq!(cluster.node(target).cmd(&["GET", x]), bulk("1"));
+}

@@ -594,6 +594,12 @@ impl<S: ClientStream> Session<S> {
                     (reply, request, waited)
                 }
             };
+            // What cannot follow a redirection (a transaction's pinned
+            // connection, a blocking call, EVALSHA) must not pass it on.
+            let reply = match self.view.topology.is_cluster() {
+                true => redirect::unredirected(&self.pool, reply),
+                false => reply,
+            };
             if self.metrics {
                 if waited || now.is_none() {
                     now = Some(Instant::now());

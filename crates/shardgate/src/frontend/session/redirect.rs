@@ -16,6 +16,11 @@
 //! promoted replica as soon as the cluster promotes it, instead of after
 //! the next refresh of the map (at most one a second).
 //!
+//! Requests that cannot follow a redirection (on a transaction's pinned
+//! connection, a blocking call, EVALSHA) get [`unredirected`]'s error
+//! instead of the `MOVED` or `ASK`: nothing ran, so `TRYAGAIN` says what
+//! to do; a `MOVED` inside MULTI also makes the server abort the EXEC.
+//!
 //! Replies still resolve in request order: a redirected request is
 //! resent and awaited before the next reply is collected, so a client's
 //! pipelined writes to one key, all redirected, run in the order sent.
@@ -228,4 +233,26 @@ impl Follow {
             self.slot().map_or(String::new(), |s| format!(" slot {s}")),
         ))
     }
+}
+
+/// A reply about to reach the client, with a `MOVED` or `ASK` (from a
+/// path that does not follow them) turned into a `TRYAGAIN` error; a
+/// `MOVED` is also reported to the controller.
+pub fn unredirected(pool: &PoolWorker, reply: Bytes) -> Bytes {
+    let (slot, what) = match redirect(&reply) {
+        Some(Redirect::Moved { slot, to }) => {
+            pool.state.cluster.moved(slot, to);
+            (slot, "moved to another node")
+        }
+        Some(Redirect::Ask { slot, .. }) => (slot, "is migrating to another node"),
+        Some(Redirect::Elsewhere { slot }) => {
+            pool.state.cluster.want(Reason::Moved);
+            (slot, "moved to another node")
+        }
+        _ => return reply,
+    };
+    encode_error(&format!(
+        "TRYAGAIN shardgate: pool '{}': slot {slot} {what}; a transaction, blocking call or EVALSHA on it cannot follow it (nothing ran; a transaction is aborted): retry",
+        pool.state.name
+    ))
 }
