@@ -222,6 +222,19 @@ fn ten_thousand_keys_land_on_their_slot_owner_and_commands_keep_cluster_semantic
         .sum();
     assert_eq!(slots, 16384);
     assert_eq!(stat(&proxy, "moved"), 0, "{stats}");
+    // The status the admin API (and the status page) shows: each shard's
+    // primary and replica, as the cluster reports them.
+    let (_, body) = proxy.admin_get("/topology").expect("GET /topology");
+    let pools: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(pools[0]["failover"], "cluster", "{body}");
+    let shards = pools[0]["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 3, "{body}");
+    for shard in shards {
+        let nodes = shard["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 2, "{body}");
+        assert_eq!(nodes[0]["role"], "master");
+        assert_eq!(nodes[1]["role"], "replica");
+    }
 }
 
 /// Moves `slot` from node `source` to node `target` for good: `CLUSTER

@@ -8,10 +8,12 @@
 //! - `refresh`: [`refresh::Schedule`] (one at a time, one a second, a
 //!   jittered timer) and [`refresh::judge`] (a change needs two nodes).
 //! - `redirect`: [`Redirect`], read from an error reply.
+//! - `status`: a map as the admin API shows it (`SlotMap::status`).
 
 mod map;
 pub mod redirect;
 pub mod refresh;
+mod status;
 
 pub use map::{ClusterNode, ClusterShard, NodeHealth, SlotMap};
 pub use redirect::{redirect, Redirect};

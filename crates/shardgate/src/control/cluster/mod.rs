@@ -243,11 +243,15 @@ impl ClusterController {
         }
     }
 
-    /// Publishes the believed map (or, before one is, the seeds).
+    /// Publishes the believed map (or, before one is, the seeds), and its
+    /// status for the admin API.
     fn publish(&self) {
         let version = self.state.topology_version() + 1;
         let topology = match &self.map {
-            Some(map) => map.topology(&self.config, version),
+            Some(map) => {
+                self.state.set_status(map.status(&self.pool, version));
+                map.topology(&self.config, version)
+            }
             None => {
                 let mut topology = Topology::from_config(&self.config);
                 topology.version = version;
