@@ -746,3 +746,25 @@ fn a_slot_moving_under_an_open_transaction_aborts_it_cleanly() {
     assert_eq!(c.cmd(&["SET", x, "1"]).expect("SET"), ok());
     assert_eq!(cluster.node(target).cmd(&["GET", x]), bulk("1"));
 }
+
+#[test]
+fn seeds_that_are_not_cluster_nodes_get_a_clear_error_not_a_static_pool() {
+    let plain = RedisServer::start();
+    let (proxy, port) = proxy_with_seeds(&[format!("{}:1", plain.addr())], &[]);
+    let mut c = client(port);
+    let reply = c.cmd(&["SET", "k", "v"]).expect("SET");
+    let Reply::Error(error) = &reply else {
+        panic!("a write through a pool with no slot map: {reply:?}")
+    };
+    assert!(
+        error.contains("no slot map from the cluster yet"),
+        "{error}"
+    );
+    assert!(error.contains("cluster support disabled"), "{error}");
+    assert_eq!(
+        plain.dbsize(),
+        0,
+        "nothing was written as if the pool were static"
+    );
+    assert!(proxy.log().contains("no slot map believed yet"));
+}

@@ -28,8 +28,8 @@ use query::{Asking, Outcome};
 /// The longest one refresh may take.
 const REFRESH_LIMIT: Duration = Duration::from_secs(10);
 
-/// How long startup waits for a first believed map before the pool serves
-/// with its seeds (requests then follow `MOVED` until the map arrives).
+/// How long startup waits for a first believed map before the pool starts
+/// serving: until a map is believed, requests get an error saying why.
 const SETTLE: Duration = Duration::from_secs(5);
 
 /// One cluster pool's controller.
@@ -43,6 +43,9 @@ pub struct ClusterController {
     map: Option<SlotMap>,
     /// Rotates the node asked first, so one slow node does not answer every refresh.
     turn: usize,
+    /// Why the last refresh believed nothing, for the error clients get
+    /// while no map is believed.
+    last_failure: Option<String>,
     client_name: String,
 }
 
@@ -58,6 +61,7 @@ impl ClusterController {
             schedule: Schedule::new(Instant::now()),
             map: None,
             turn: 0,
+            last_failure: None,
         }
     }
 
@@ -84,7 +88,10 @@ impl ClusterController {
             }
             if ready.is_some() && (self.map.is_some() || now >= settle_by) {
                 if self.map.is_none() {
-                    tracing::warn!(pool = %self.pool, "no slot map believed yet: serving with the seeds, following MOVED");
+                    // Never guess: seeds that are not cluster nodes would
+                    // otherwise serve as a static pool, silently.
+                    tracing::error!(pool = %self.pool, "no slot map believed yet: requests get errors until one is ({})", self.why_no_map());
+                    self.publish();
                 }
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
@@ -189,6 +196,7 @@ impl ClusterController {
         self.schedule.finished(Instant::now(), fastrand::f64());
         let Some((asked, found)) = outcome.found else {
             tracing::warn!(pool = %self.pool, reason = reason.name(), "slot map refresh failed: {}", outcome.failures.join("; "));
+            self.last_failure = Some(outcome.failures.join("; "));
             return;
         };
         match judge(
@@ -212,6 +220,7 @@ impl ClusterController {
             }
             Verdict::Unconfirmed => {
                 self.state.cluster.stats.unconfirmed.fetch_add(1, Relaxed);
+                self.last_failure = Some(format!("{asked} reports a map no second node confirmed"));
                 tracing::warn!(
                     pool = %self.pool,
                     "{asked} reports a changed slot map that no second node confirmed; keeping the believed one{}",
@@ -243,7 +252,14 @@ impl ClusterController {
         }
     }
 
-    /// Publishes the believed map (or, before one is, the seeds), and its
+    fn why_no_map(&self) -> String {
+        self.last_failure
+            .clone()
+            .unwrap_or_else(|| "no node answered yet".into())
+    }
+
+    /// Publishes the believed map (or, before one is, seeds without a
+    /// master: requests get an error saying why), and its
     /// status for the admin API.
     fn publish(&self) {
         let version = self.state.topology_version() + 1;
@@ -255,6 +271,12 @@ impl ClusterController {
             None => {
                 let mut topology = Topology::from_config(&self.config);
                 topology.version = version;
+                let down: Arc<str> =
+                    format!("no slot map from the cluster yet: {}", self.why_no_map()).into();
+                for shard in &mut topology.shards {
+                    shard.master = None;
+                    shard.down = Some(down.clone());
+                }
                 topology
             }
         };
