@@ -768,3 +768,51 @@ fn seeds_that_are_not_cluster_nodes_get_a_clear_error_not_a_static_pool() {
     );
     assert!(proxy.log().contains("no slot map believed yet"));
 }
+
+/// The index of the replica of primary `primary`.
+fn replica_of(cluster: &RedisCluster, primary: usize) -> usize {
+    let primary_id = cluster.id(primary);
+    (0..cluster.len())
+        .find(|&i| {
+            let id = cluster.id(i);
+            let nodes = cluster.node(i).cmd(&["CLUSTER", "NODES"]).bulk_str();
+            nodes.unwrap_or_default().lines().any(|l| {
+                l.starts_with(&id)
+                    && l.contains("slave")
+                    && l.split(' ').nth(3) == Some(primary_id.as_str())
+            })
+        })
+        .expect("the primary's replica")
+}
+
+#[test]
+fn a_dead_primary_whose_replica_never_takes_over_gives_errors_but_never_a_redirection() {
+    let mut cluster = RedisCluster::start(3, 1, 2000);
+    let (_proxy, port) = proxy(&cluster, &["timeout: 500"]);
+    let mut c = client(port);
+    let victim = cluster.primaries()[0];
+    let replica = replica_of(&cluster, victim);
+    assert_eq!(
+        cluster
+            .node(replica)
+            .cmd(&["CONFIG", "SET", "cluster-replica-no-failover", "yes"]),
+        ok()
+    );
+    let key = key_on(&cluster, victim, "stuck:");
+    let other = key_on(&cluster, cluster.primaries()[1], "stuck:");
+    assert_eq!(c.cmd(&["SET", &key, "1"]).expect("SET"), ok());
+    cluster.node_mut(victim).kill();
+    // Retried on the replica, which keeps answering MOVED to its dead
+    // primary until the timeout: the client gets an error, not the MOVED.
+    let reply = c.cmd(&["SET", &key, "2"]).expect("SET");
+    assert_not_redirect(&reply, "SET with the primary dead");
+    assert!(reply.is_error(), "{reply:?}");
+    let reply = c.cmd(&["MGET", &key, &other]).expect("MGET");
+    let Reply::Array(values) = &reply else {
+        panic!("MGET: {reply:?}")
+    };
+    for value in values {
+        assert_not_redirect(value, "an MGET element with its primary dead");
+    }
+    assert!(values[0].is_error(), "{reply:?}");
+}

@@ -107,7 +107,10 @@ impl Follow {
                 Step::Retry => {
                     let now = Instant::now();
                     if now + backoff > *deadline.get_or_insert(now + self.timeout) {
-                        return reply;
+                        // Out of time on a replica's MOVED to its dead
+                        // primary: still not a redirection for the client
+                        // (nor inside a split's merged reply).
+                        return reply.map(|frame| unredirected(&self.pool, frame));
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
