@@ -31,6 +31,8 @@ pub struct ShardView {
     pub master: Option<Rc<Node>>,
     /// Replicas fit to serve reads.
     pub replicas: Vec<Rc<Node>>,
+    /// Cluster pools: replicas to try while the master is unreachable.
+    pub standby: Vec<Rc<Node>>,
     /// Round-robin position among readers.
     next_reader: Cell<usize>,
 }
@@ -209,13 +211,13 @@ impl PoolWorker {
         view.shards.get(shard)?.master.clone()
     }
 
-    /// Cluster pools: a replica of the shard serving `slot` (the `turn`th,
-    /// wrapping), to try while its primary is unreachable.
+    /// Cluster pools: a standby replica of the shard serving `slot` (the
+    /// `turn`th, wrapping), to try while its primary is unreachable.
     pub fn replica_of_slot(&self, slot: u16, turn: usize) -> Option<Rc<Node>> {
         let view = self.view();
         let shard = view.shards.get(view.topology.shard_of_slot(slot)?)?;
-        let count = shard.replicas.len();
-        shard.replicas.get(turn.checked_rem(count)?).cloned()
+        let count = shard.standby.len();
+        shard.standby.get(turn.checked_rem(count)?).cloned()
     }
 
     #[cold]
@@ -269,6 +271,7 @@ fn build_shards(
         .map(|shard| ShardView {
             master: shard.master.as_ref().map(&mut node),
             replicas: shard.replicas.iter().map(&mut node).collect(),
+            standby: shard.standby.iter().map(&mut node).collect(),
             next_reader: Cell::new(0),
         })
         .collect()
@@ -314,6 +317,8 @@ fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnS
             resp3: false,
             client_name: None,
             ask_id: false,
+            // Cluster pools read from replicas: READONLY lets them serve.
+            readonly: config.cluster,
         },
         timeout: config.timeout,
         connect_timeout: config.connect_timeout,

@@ -97,16 +97,15 @@ impl SlotMap {
     }
 
     /// The topology snapshot of this map: a shard per cluster shard, named
-    /// after its primary, which serves its slots' reads and writes.
+    /// after its primary, which serves its slots' writes; replicas
+    /// reported `online` serve reads as the pool's read policy says.
     ///
     /// A primary the cluster reports failed stays the shard's master:
     /// only the cluster promotes, and until it does the data path finds
     /// the promoted replica itself (see `session::redirect`), by trying
-    /// the shard's replicas. For that, `replicas` lists every replica not
-    /// reported failed, `loading` ones too (Redis 7.0 reports a replica
-    /// whose replication offset is still 0 as `loading`, as on an idle
-    /// cluster). Reads never go to them: cluster pools read from
-    /// primaries (replica reads, with their fitness rules, are to come).
+    /// the shard's `standby` replicas: every one not reported failed,
+    /// `loading` ones too (Redis 7.0 reports a replica whose replication
+    /// offset is still 0 as `loading`, as on an idle cluster).
     pub fn topology(&self, config: &Arc<PoolConfig>, version: u64) -> Topology {
         let shards = self
             .shards
@@ -122,6 +121,10 @@ impl SlotMap {
                     weight: 1,
                     master: primary.map(|p| p.addr.clone()),
                     replicas: (s.replicas.iter())
+                        .filter(|r| r.health == NodeHealth::Online)
+                        .map(|r| r.addr.clone())
+                        .collect(),
+                    standby: (s.replicas.iter())
                         .filter(|r| r.health != NodeHealth::Failed)
                         .map(|r| r.addr.clone())
                         .collect(),

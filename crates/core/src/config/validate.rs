@@ -579,8 +579,8 @@ impl Checker<'_> {
     }
 
     /// Settings a `cluster: true` pool cannot honour: the cluster places
-    /// keys (CRC16 slots, `{}` tags, database 0) and decides failovers;
-    /// replica reads are not in this slice (docs/cluster.md).
+    /// keys (CRC16 slots, `{}` tags, database 0), lists its replicas and
+    /// decides failovers (docs/cluster.md).
     fn cluster_conflicts(&mut self, raw: &RawPool) {
         if raw.distribution.as_deref().is_some_and(|d| d != "slots") {
             self.problem(
@@ -603,7 +603,7 @@ impl Checker<'_> {
         if raw.redis_db.is_some_and(|db| db != 0) {
             self.problem("redis_db", "Redis Cluster has database 0 only");
         }
-        let set: [(&str, bool); 9] = [
+        let set: [(&str, bool); 7] = [
             ("replicas", raw.replicas.is_some()),
             ("sentinels", raw.sentinels.is_some()),
             (
@@ -613,11 +613,6 @@ impl Checker<'_> {
             ("auto_eject_hosts", raw.auto_eject_hosts == Some(true)),
             ("keys_may_move", raw.keys_may_move == Some(true)),
             ("coordination", raw.coordination.is_some()),
-            ("readonly_listen", raw.readonly_listen.is_some()),
-            (
-                "read_policy",
-                raw.read_policy.as_deref().is_some_and(|p| p != "master"),
-            ),
             (
                 "shard_down",
                 raw.shard_down.as_deref().is_some_and(|d| d != "fail"),
@@ -626,7 +621,13 @@ impl Checker<'_> {
         for (key, _) in set.iter().filter(|(_, set)| *set) {
             self.problem(
                 key,
-                "not supported on a cluster pool: the cluster decides failovers and slot moves, and replica reads are not supported yet (docs/cluster.md)",
+                "not supported on a cluster pool: the cluster decides its replicas, failovers and slot moves (docs/cluster.md)",
+            );
+        }
+        if raw.max_replica_lag.is_some() {
+            self.problem(
+                "max_replica_lag",
+                "not supported on a cluster pool yet: the proxy does not probe cluster nodes, so it does not know their lag; replicas the cluster reports online serve reads (docs/cluster.md)",
             );
         }
     }
@@ -1223,7 +1224,7 @@ c:
         assert_eq!(pool.hash_tag, HashTag::Cluster);
         let problems = parse(
             "c:\n  listen: 127.0.0.1:7300\n  cluster: true\n  distribution: ketama\n  \
-             hash: md5\n  redis_db: 2\n  read_policy: replica\n  failover: managed\n  \
+             hash: md5\n  redis_db: 2\n  max_replica_lag: {seconds: 2}\n  failover: managed\n  \
              servers: [\"127.0.0.1:7000:1\"]\n",
         )
         .expect_err("conflicts");
@@ -1232,7 +1233,7 @@ c:
             "distribution",
             "hash",
             "redis_db",
-            "read_policy",
+            "max_replica_lag",
             "failover",
         ] {
             assert!(

@@ -36,6 +36,9 @@ pub struct Shard {
     pub master: Option<NodeAddr>,
     /// Replicas fit to serve reads (healthy, linked, within the lag bound).
     pub replicas: Vec<NodeAddr>,
+    /// Cluster pools: every replica the cluster may promote (`loading`
+    /// ones too), tried while the master is unreachable. Empty otherwise.
+    pub standby: Vec<NodeAddr>,
     /// Why there is no master, for client errors.
     pub down: Option<Arc<str>>,
     /// Taken off the ring (twemproxy's `auto_eject_hosts`): its keys hash
@@ -185,6 +188,7 @@ impl Topology {
                 weight: s.weight,
                 master: Some(NodeAddr::new(s.addr, format!("{}:{}", s.host, s.port))),
                 replicas: Vec::new(),
+                standby: Vec::new(),
                 down: None,
                 ejected: false,
             })

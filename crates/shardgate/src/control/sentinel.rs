@@ -76,6 +76,7 @@ pub fn spawn_watchers(
                 resp3: false,
                 client_name: None,
                 ask_id: false,
+                readonly: false,
             },
             timeout: config.connect_timeout,
             tx: tx.clone(),

@@ -94,10 +94,14 @@ fn cluster_shards_gives_slots_roles_and_health() {
     assert_eq!(topology.version, 3);
     assert_eq!(topology.shard_of(b"foo"), Some(2), "slot 12182");
     assert_eq!(topology.shards[0].replicas.len(), 1);
+    assert!(
+        topology.shards[1].replicas.is_empty(),
+        "a loading replica serves no reads"
+    );
     assert_eq!(
-        topology.shards[1].replicas.len(),
+        topology.shards[1].standby.len(),
         1,
-        "a loading replica may be the one promoted"
+        "but may be the one promoted"
     );
 }
 

@@ -136,6 +136,7 @@ impl ClusterController {
                 resp3: false,
                 client_name: Some(self.client_name.clone()),
                 ask_id: false,
+                readonly: false,
             },
             connect_timeout: self.config.connect_timeout,
             timeout: self.config.timeout,

@@ -116,6 +116,7 @@ impl<S: ClientStream> Session<S> {
                 resp3: self.client.resp3 && mode == LinkMode::PubSub,
                 client_name: None,
                 ask_id: false,
+                readonly: false,
             },
             connect_timeout: config.connect_timeout,
             max_backoff: config.reconnect_backoff_max,
