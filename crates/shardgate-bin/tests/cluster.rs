@@ -176,6 +176,15 @@ fn ten_thousand_keys_land_on_their_slot_owner_and_commands_keep_cluster_semantic
         Reply::Error("ERR SELECT is not allowed in cluster mode".into())
     );
     assert_eq!(c.cmd(&["SELECT", "0"]).expect("SELECT"), ok());
+    // Clients see one plain Redis: no cluster topology to switch to, and
+    // nothing that would change a shared connection's cluster state.
+    for command in [&["CLUSTER", "SLOTS"][..], &["ASKING"], &["READWRITE"]] {
+        assert_eq!(
+            c.cmd(command).expect("a cluster command"),
+            Reply::Error("ERR This instance has cluster support disabled".into()),
+            "{command:?}"
+        );
+    }
     assert_eq!(c.cmd(&["DBSIZE"]).expect("DBSIZE"), Reply::Integer(10_002));
     // SCAN walks every primary: it finds every key once.
     let mut cursor = "0".to_string();

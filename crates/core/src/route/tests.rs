@@ -343,3 +343,25 @@ fn a_cluster_split_groups_keys_by_slot() {
     assert_eq!(plan.parts[0].positions, vec![0, 1]);
     assert_eq!(plan.parts[1].positions, vec![2]);
 }
+
+#[test]
+fn a_cluster_pool_is_one_plain_redis_to_its_clients() {
+    let t = cluster_topology();
+    for args in [
+        &["CLUSTER", "SLOTS"][..],
+        &["CLUSTER", "NOSUCH"],
+        &["ASKING"],
+        &["READONLY"],
+        &["READWRITE"],
+    ] {
+        assert_eq!(
+            route_of(&t, args),
+            Route::Refuse(Refusal::NotCluster),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        Refusal::NotCluster.message("p"),
+        "ERR This instance has cluster support disabled"
+    );
+}
