@@ -341,6 +341,12 @@ fn a_migrating_slot_is_followed_with_ask_and_tryagain_then_moved_once_it_moved()
         ),
         ok()
     );
+    // A SCAN begun under this map...
+    let Reply::Array(scan) = c.cmd(&["SCAN", "0", "COUNT", "1"]).expect("SCAN") else {
+        panic!("SCAN")
+    };
+    let scan_cursor = scan[0].bulk_str().expect("cursor");
+    assert_ne!(scan_cursor, "0");
     assign_slot(&cluster, slot, source, target);
     let reply = mget.join().expect("the MGET thread");
     assert_eq!(
@@ -365,6 +371,12 @@ fn a_migrating_slot_is_followed_with_ask_and_tryagain_then_moved_once_it_moved()
         "the proxy kept sending the moved slot to its old owner"
     );
     assert!(stat(&proxy, "moved") >= 1);
+    // ...cannot go on under the new one: keys could be skipped or repeated.
+    let reply = c.cmd(&["SCAN", &scan_cursor]).expect("SCAN");
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.contains("slot map changed during this SCAN")),
+        "{reply:?}"
+    );
     // A refresh confirmed the map with a second node.
     assert_eventually!(
         stat(&proxy, "maps_believed") >= 2,

@@ -240,6 +240,14 @@ impl Topology {
         }
     }
 
+    /// This snapshot with placement epoch `epoch` (cluster pools: it
+    /// changes whenever a slot changes hands, so transactions and SCAN
+    /// cursors begun under another map are refused).
+    pub fn with_placement_epoch(mut self, epoch: u64) -> Topology {
+        self.key_placement.epoch = epoch;
+        self
+    }
+
     /// Whether keys must share a Redis Cluster slot (not only a shard) to
     /// go in one request: a cluster node refuses keys of two slots.
     #[inline]

@@ -46,6 +46,9 @@ pub struct ClusterController {
     /// Why the last refresh believed nothing, for the error clients get
     /// while no map is believed.
     last_failure: Option<String>,
+    /// Bumped whenever a slot changes hands (the snapshots' placement
+    /// epoch): SCAN cursors and transactions begun before are refused.
+    epoch: u64,
     client_name: String,
 }
 
@@ -62,6 +65,7 @@ impl ClusterController {
             map: None,
             turn: 0,
             last_failure: None,
+            epoch: 0,
         }
     }
 
@@ -210,6 +214,9 @@ impl ClusterController {
             Verdict::Believe => {
                 self.state.cluster.stats.maps_believed.fetch_add(1, Relaxed);
                 let message = describe(self.map.as_ref(), &found, asked);
+                if self.map.as_ref().is_none_or(|m| !m.same_placement(&found)) {
+                    self.epoch += 1;
+                }
                 self.map = Some(found);
                 self.publish();
                 self.events.record(
@@ -249,6 +256,7 @@ impl ClusterController {
         }
         if let Some(map) = patched {
             self.map = Some(map);
+            self.epoch += 1;
             self.publish();
         }
     }
@@ -268,6 +276,7 @@ impl ClusterController {
             Some(map) => {
                 self.state.set_status(map.status(&self.pool, version));
                 map.topology(&self.config, version)
+                    .with_placement_epoch(self.epoch)
             }
             None => {
                 let mut topology = Topology::from_config(&self.config);

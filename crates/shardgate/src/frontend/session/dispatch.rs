@@ -666,9 +666,23 @@ impl<S: ClientStream> Session<S> {
             // Arity error, in the server's words.
             return self.forward(0, true, false, request, None);
         };
-        let Some(position) = scan::decode(cursor, topology.shard_count()) else {
-            self.push_error("ERR invalid cursor");
-            return Flow::Next;
+        let codec = scan::Codec {
+            epoch: topology.is_cluster().then(|| topology.placement_epoch()),
+        };
+        let position = match codec.decode(cursor, topology.shard_count()) {
+            Ok(position) => position,
+            Err(scan::CursorError::Invalid) => {
+                self.push_error("ERR invalid cursor");
+                return Flow::Next;
+            }
+            Err(scan::CursorError::MapChanged) => {
+                let message = format!(
+                    "ERR shardgate: pool '{}': the cluster's slot map changed during this SCAN (slots moved between nodes, so keys could be skipped or repeated): start it again from cursor 0",
+                    self.config().name
+                );
+                self.push_error(&message);
+                return Flow::Next;
+            }
         };
         let live = |i: usize| topology.shards.get(i).is_some_and(|s| !s.ejected);
         let (shard, cursor) = if live(position.shard) {
@@ -691,6 +705,7 @@ impl<S: ClientStream> Session<S> {
             slot,
             shard,
             next_shard,
+            codec,
         });
         Flow::Next
     }

@@ -122,6 +122,7 @@ pub enum Pending {
         slot: ReplySlot,
         shard: usize,
         next_shard: Option<usize>,
+        codec: fanout::scan::Codec,
     },
 }
 
@@ -241,9 +242,10 @@ impl Pending {
                 slot,
                 shard,
                 next_shard,
+                codec,
             } => match slot.await {
                 Ok(reply) => {
-                    fanout::scan::rewrite_reply(&reply, shard, next_shard).unwrap_or(reply)
+                    fanout::scan::rewrite_reply(&reply, shard, next_shard, codec).unwrap_or(reply)
                 }
                 Err(e) => encode_error(&e.client_message()),
             },
