@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-quick bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-tls bench-quick bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -67,6 +67,13 @@ demo: deps release
 # repo) or a `predixy` on PATH exists; the report says when it does not.
 bench: deps release
 	python3 bench/bench.py $(ARGS)
+	python3 bench/tls.py
+
+# TLS versus plaintext through the proxy (issue 17's targets): client-side
+# TLS at -P 1 and -P 16, TLS on both hops, full handshakes per worker;
+# writes target/bench/TLS.md.
+bench-tls: deps release
+	python3 bench/tls.py $(ARGS)
 
 # A few minutes' smoke run; writes target/bench/BENCHMARKS-quick.md.
 bench-quick: deps release

@@ -30,9 +30,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ReplyScanner};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
 use super::episode::EpisodeLog;
@@ -40,6 +37,7 @@ use super::error::{BackendError, BackendErrorKind};
 use super::handshake::{self, Handshake};
 use super::slot::{slot, ReplySlot, SlotSender};
 use super::stats::NodeStats;
+use super::stream::Stream;
 use super::wake::TaskWake;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -437,7 +435,7 @@ fn finished(shared: &Shared) -> bool {
     shared.close_now.get() || (shared.handles.get() == 0 && shared.queue.borrow().fifo.is_empty())
 }
 
-async fn connect(settings: &ConnSettings) -> Result<(TcpStream, handshake::Greeting), Arc<str>> {
+async fn connect(settings: &ConnSettings) -> Result<(Stream, handshake::Greeting), Arc<str>> {
     handshake::connect_greeted(
         settings.addr,
         &settings.handshake,
@@ -468,9 +466,16 @@ async fn wait_while_down(shared: &Shared, until: Instant) -> bool {
     }
 }
 
+/// What woke the connection task.
+enum Woken {
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    Task,
+    Timer,
+}
+
 /// Carries traffic until the connection fails or is finished.
-async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
-    let (mut reader, writer) = stream.into_split();
+async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
     let mut scanner = ReplyScanner::new(Limits::replies());
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let timer = sleep_until(Instant::now());
@@ -480,14 +485,14 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
         if finished(shared) {
             return Stop::Closed;
         }
-        if let Err(e) = flush(shared, &writer) {
+        if let Err(e) = flush(shared, &mut stream) {
             return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
         }
         let (want_write, deadline, sent) = {
             let queue = shared.queue.borrow();
             let front = queue.fifo.front();
             (
-                !queue.outbox.is_empty(),
+                !queue.outbox.is_empty() || stream.has_unsent(),
                 front.and_then(InFlight::deadline),
                 front.and_then(|f| f.sent),
             )
@@ -510,32 +515,51 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
         }
-        tokio::select! {
+        let woken = tokio::select! {
             biased;
-            read = reader.read_buf(&mut read_buf) => match read {
-                Ok(0) => return Stop::Failed(BackendErrorKind::ConnectionLost("closed by the server".into())),
-                Ok(n) => {
-                    shared.stats.bytes_in.add(n as u64);
-                    if let Err(kind) = deliver(shared, &mut scanner, &mut read_buf) {
-                        return Stop::Failed(kind);
+            readable = stream.readable() => Woken::Readable(readable),
+            writable = stream.writable(), if want_write => Woken::Writable(writable),
+            () = shared.task.next() => Woken::Task,
+            () = &mut timer, if armed_for.is_some() => Woken::Timer,
+        };
+        match woken {
+            Woken::Readable(readable) => {
+                let read = readable.and_then(|()| stream.try_read_buf(&mut read_buf));
+                match read {
+                    Ok(0) => {
+                        return Stop::Failed(BackendErrorKind::ConnectionLost(
+                            "closed by the server".into(),
+                        ))
+                    }
+                    Ok(n) => {
+                        shared.stats.bytes_in.add(n as u64);
+                        if let Err(kind) = deliver(shared, &mut scanner, &mut read_buf) {
+                            return Stop::Failed(kind);
+                        }
+                    }
+                    // Readiness that was not (or a TLS record with no data).
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()))
                     }
                 }
-                Err(e) => return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into())),
-            },
-            writable = writer.writable(), if want_write => {
+            }
+            Woken::Writable(writable) => {
                 if let Err(e) = writable {
                     return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
                 }
             }
-            () = shared.task.next() => {}
-            () = &mut timer, if armed_for.is_some() => {
+            Woken::Task => {}
+            Woken::Timer => {
                 let now = Instant::now();
                 let (expired, waited_long) = {
                     let queue = shared.queue.borrow();
                     let front = queue.fifo.front();
                     (
                         front.and_then(InFlight::deadline).is_some_and(|d| d <= now),
-                        front.and_then(|f| f.sent).is_some_and(|s| s + STUCK_AFTER <= now),
+                        front
+                            .and_then(|f| f.sent)
+                            .is_some_and(|s| s + STUCK_AFTER <= now),
                     )
                 };
                 if expired {
@@ -551,8 +575,14 @@ async fn serve(shared: &Shared, stream: TcpStream) -> Stop {
     }
 }
 
-/// Writes as much of the outbox as the socket takes now.
-fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
+/// Writes as much of the outbox as the socket takes now (over TLS,
+/// records an earlier write left go first).
+fn flush(shared: &Shared, stream: &mut Stream) -> io::Result<()> {
+    match stream.push_unsent() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let mut queue = shared.queue.borrow_mut();
     let mut now = None;
     while !queue.outbox.is_empty() {
@@ -567,7 +597,7 @@ fn flush(shared: &Shared, writer: &OwnedWriteHalf) -> io::Result<()> {
             });
             count += 1;
         }
-        match writer.try_write_vectored(slices.get(..count).unwrap_or_default()) {
+        match stream.try_write_vectored(slices.get(..count).unwrap_or_default()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 shared.stats.bytes_out.add(n as u64);

@@ -1,14 +1,19 @@
-//! What a fresh backend connection sends before it carries client traffic:
-//! AUTH (with a user for Redis 6 ACLs), HELLO 3 for RESP3 connections, and
-//! SELECT for a database other than 0. Pipelined: one round trip.
+//! What a fresh backend connection goes through before it carries client
+//! traffic: the TLS handshake when the pool dials its servers (or
+//! Sentinels) with TLS, then AUTH (with a user for Redis 6 ACLs), HELLO 3
+//! for RESP3 connections, and SELECT for a database other than 0.
+//! Pipelined: one round trip.
 
 use bytes::BytesMut;
 use resp::{Limits, ReplyScanner, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::stream::Stream;
+
 use shardgate_core::config::BackendAuth;
 use shardgate_core::error::NodeError;
 use shardgate_core::frames::error_text;
+pub use shardgate_tls::Connector;
 
 /// The state a new connection must be put in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +29,10 @@ pub struct Handshake {
     /// `READONLY`: a Redis Cluster replica then serves reads of its
     /// primary's slots (a primary ignores it; only for cluster nodes).
     pub readonly: bool,
+    /// Plaintext, or TLS as the pool's live configuration says when the
+    /// connection is made (a certificate re-read by a reload applies to
+    /// the next connection; this one keeps its session).
+    pub tls: Connector,
 }
 
 impl Handshake {
@@ -91,7 +100,7 @@ pub async fn connect(
     handshake: &Handshake,
     timeout: std::time::Duration,
     keepalive: bool,
-) -> Result<tokio::net::TcpStream, NodeError> {
+) -> Result<Stream, NodeError> {
     connect_greeted(addr, handshake, timeout, keepalive)
         .await
         .map(|(stream, _)| stream)
@@ -103,19 +112,24 @@ pub async fn connect_greeted(
     handshake: &Handshake,
     timeout: std::time::Duration,
     keepalive: bool,
-) -> Result<(tokio::net::TcpStream, Greeting), NodeError> {
+) -> Result<(Stream, Greeting), NodeError> {
     let connect = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| NodeError::Connect(e.to_string()))?;
-        stream
-            .set_nodelay(true)
+        tcp.set_nodelay(true)
             .map_err(|e| NodeError::Connect(e.to_string()))?;
         if keepalive {
-            socket2::SockRef::from(&stream)
+            socket2::SockRef::from(&tcp)
                 .set_keepalive(true)
                 .map_err(|e| NodeError::Connect(e.to_string()))?;
         }
+        let mut stream = match handshake.tls.current() {
+            Some(tls) => Stream::Tls(Box::new(
+                tls.handshake(addr, tcp).await.map_err(NodeError::Connect)?,
+            )),
+            None => Stream::Tcp(tcp),
+        };
         let greeting = run(&mut stream, handshake).await?;
         Ok((stream, greeting))
     };
@@ -141,6 +155,10 @@ where
     }
     stream
         .write_all(&out)
+        .await
+        .map_err(|e| NodeError::Io(format!("handshake write failed: {e}")))?;
+    stream
+        .flush()
         .await
         .map_err(|e| NodeError::Io(format!("handshake write failed: {e}")))?;
     let mut buf = BytesMut::with_capacity(512);

@@ -11,7 +11,8 @@
 //! - `slot`: [`ReplySlot`], where one reply is delivered.
 //! - `node`: [`Node`], a worker's connections to one node; [`Lease`].
 //! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
-//! - `handshake`: AUTH / HELLO / SELECT on connect.
+//! - `handshake`: TLS, then AUTH / HELLO / SELECT on connect.
+//! - `stream`: [`Stream`], a connection over TCP or TLS.
 //! - `stats`: [`NodeStats`], per-node counters.
 //! - `episode`: [`Episode`], backend trouble logged once per episode.
 //! - `wake`: how handles wake a connection task.
@@ -32,6 +33,7 @@ pub mod probe;
 pub mod resolve;
 mod slot;
 mod stats;
+pub mod stream;
 mod wake;
 pub mod wire;
 
@@ -43,3 +45,4 @@ pub use link::{Family, Link, LinkEvent, LinkMode, LinkSettings, SessionWaker};
 pub use node::{ConnKey, Lease, Node};
 pub use slot::{slot, ReplyResult, ReplySlot, SlotSender};
 pub use stats::NodeStats;
+pub use stream::Stream;

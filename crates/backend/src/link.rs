@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
+use crate::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ReplyScanner, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::sleep;
 
 use shardgate_core::error::NodeError;
@@ -351,7 +351,7 @@ fn restore(shared: &Shared) {
     }
 }
 
-async fn connect(shared: &Shared) -> Result<(TcpStream, SocketAddr), NodeError> {
+async fn connect(shared: &Shared) -> Result<(Stream, SocketAddr), NodeError> {
     let settings = &shared.settings;
     let addr = (settings.resolve)()
         .ok_or_else(|| NodeError::Unexpected("the shard has no master".into()))?;
@@ -362,8 +362,8 @@ async fn connect(shared: &Shared) -> Result<(TcpStream, SocketAddr), NodeError> 
 
 /// Carries the link until it fails (the reason), is closed, or its shard's
 /// master is another node (it then reconnects there and subscribes again).
-async fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> String {
-    let (mut reader, mut writer) = stream.into_split();
+async fn serve(shared: &Shared, stream: Stream, addr: SocketAddr) -> String {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut scanner = ReplyScanner::new(Limits::replies());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut follow = tokio::time::interval(FOLLOW_MASTER);
@@ -373,8 +373,13 @@ async fn serve(shared: &Shared, stream: TcpStream, addr: SocketAddr) -> String {
             return "closed".into();
         }
         let frames: Vec<Bytes> = shared.outbox.borrow_mut().drain(..).collect();
-        for frame in frames {
-            if let Err(e) = writer.write_all(&frame).await {
+        for frame in &frames {
+            if let Err(e) = writer.write_all(frame).await {
+                return e.to_string();
+            }
+        }
+        if !frames.is_empty() {
+            if let Err(e) = writer.flush().await {
                 return e.to_string();
             }
         }

@@ -1,4 +1,4 @@
-//! Plain request/reply over a TCP connection, for the control plane's own
+//! Plain request/reply over a connection (TCP or TLS), for the control plane's own
 //! traffic (health probes, Sentinel, failover commands): send a few
 //! commands, read as many replies, each bounded by a deadline.
 
@@ -8,15 +8,15 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ReplyScanner, Request, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use shardgate_core::error::NodeError;
 
 use crate::handshake::{self, Handshake};
+use crate::stream::Stream;
 
 /// A control connection to one Redis or Sentinel.
 pub struct WireConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     scanner: ReplyScanner,
 }
@@ -49,6 +49,10 @@ impl WireConn {
             }
             self.stream
                 .write_all(&out)
+                .await
+                .map_err(|e| NodeError::Io(e.to_string()))?;
+            self.stream
+                .flush()
                 .await
                 .map_err(|e| NodeError::Io(e.to_string()))?;
             let mut replies = Vec::with_capacity(commands.len());

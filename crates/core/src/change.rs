@@ -89,7 +89,7 @@ impl PoolChange {
     pub fn new(old: &PoolConfig, new: &PoolConfig) -> PoolChange {
         let mut change = PoolChange {
             what: settings_changed(old, new),
-            listen: old.listen != new.listen || old.readonly_listen != new.readonly_listen,
+            listen: old.listeners() != new.listeners(),
             ..PoolChange::default()
         };
         if old.cluster && new.cluster {
@@ -143,6 +143,11 @@ fn settings_changed(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
     compare!(
         listen,
         readonly_listen,
+        tls_listen,
+        tls_readonly_listen,
+        tls,
+        backend_tls,
+        sentinel_tls,
         timeout,
         backlog,
         preconnect,

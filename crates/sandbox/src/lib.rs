@@ -22,7 +22,7 @@ pub mod redis;
 pub mod resp;
 
 pub use cluster::RedisCluster;
-pub use redis::{RedisServer, Sentinel};
+pub use redis::{RedisServer, Sentinel, Tls};
 pub use resp::RespClient;
 
 /// The path of `program`, searched on PATH and in /usr/sbin and /sbin.

@@ -19,6 +19,56 @@ pub struct RedisBuilder {
     port: Option<u16>,
     args: Vec<String>,
     password: Option<String>,
+    tls: Option<Tls>,
+}
+
+/// TLS for a redis-server or redis-sentinel (PEM files; the certificate
+/// is also the one it presents to its master as a replica, and to the
+/// masters it watches as a Sentinel).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// `tls-auth-clients`: clients must present a certificate.
+    pub auth_clients: bool,
+    /// No plaintext port at all (`--port 0`).
+    pub only: bool,
+}
+
+impl Tls {
+    /// The server's TLS arguments, with `port` as its TLS port.
+    fn args(&self, port: u16) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            self.cert.display().to_string(),
+            "--tls-key-file".into(),
+            self.key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            self.ca.display().to_string(),
+            "--tls-replication".into(),
+            "yes".into(),
+        ];
+        if !self.auth_clients {
+            args.extend(["--tls-auth-clients".into(), "no".into()]);
+        }
+        args
+    }
+
+    /// `redis-cli --tls ...` arguments that reach a server with this TLS.
+    pub fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.display().to_string(),
+            "--cert".into(),
+            self.cert.display().to_string(),
+            "--key".into(),
+            self.key.display().to_string(),
+        ]
+    }
 }
 
 impl RedisBuilder {
@@ -32,9 +82,14 @@ impl RedisBuilder {
         self.args.push(value.to_string());
         self
     }
-    /// Starts as a replica of `master`.
+    /// With TLS on a port of its own (see [`RedisServer::tls_port`]).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Starts as a replica of `master` (over TLS when the master has it).
     pub fn replica_of(self, master: &RedisServer) -> Self {
-        let port = master.port().to_string();
+        let port = master.tls_port().unwrap_or(master.port()).to_string();
         let mut builder = self;
         builder
             .args
@@ -55,10 +110,12 @@ impl RedisBuilder {
     pub fn start(self) -> RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = self.port.unwrap_or_else(free_port);
+        let tls = self.tls.map(|tls| (free_port(), tls));
         let mut server = RedisServer {
             port,
             args: self.args,
             password: self.password,
+            tls,
             child: None,
             dir,
         };
@@ -72,6 +129,8 @@ pub struct RedisServer {
     port: u16,
     args: Vec<String>,
     password: Option<String>,
+    /// The TLS port and settings.
+    tls: Option<(u16, Tls)>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -89,16 +148,34 @@ impl RedisServer {
     fn spawn(&mut self) {
         let program = require_program("redis-server", "redis-server");
         let mut command = Command::new(program);
+        let plain_port = match &self.tls {
+            Some((_, tls)) if tls.only => 0,
+            _ => self.port,
+        };
         command
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(plain_port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--protected-mode", "no"])
             .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.args);
+            .arg(self.dir.path());
+        if let Some((port, tls)) = &self.tls {
+            command.args(tls.args(*port));
+        }
+        command.args(&self.args);
         let log = self.dir.path().join("redis.log");
         let mut child = Child::spawn(&format!("redis-server:{}", self.port), command, &log);
+        if let Some((port, tls)) = self.tls.clone().filter(|(_, tls)| tls.only) {
+            wait_for_port(&mut child, port, READY_DEADLINE);
+            self.child = Some(child);
+            crate::assert_eventually!(
+                within = READY_DEADLINE,
+                self.tls_cli(&["PING"]).is_ok_and(|r| r == "PONG"),
+                "redis-server on TLS port {port} never answered PING ({:?})",
+                tls
+            );
+            return;
+        }
         wait_for_port(&mut child, self.port, READY_DEADLINE);
         self.child = Some(child);
         crate::assert_eventually!(
@@ -112,8 +189,48 @@ impl RedisServer {
         );
     }
 
+    /// The plaintext port (unused when the server is TLS only).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, when the server has TLS.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(port, _)| *port)
+    }
+
+    /// TLS with no plaintext port.
+    pub fn tls_only(&self) -> bool {
+        self.tls.as_ref().is_some_and(|(_, tls)| tls.only)
+    }
+
+    /// `127.0.0.1:TLS_PORT`.
+    pub fn tls_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.tls_port().expect("a TLS server"))
+    }
+
+    /// `redis-cli --tls` to the TLS port (with the server's own
+    /// certificate as the client's): its output, or why it failed.
+    pub fn tls_cli(&self, args: &[&str]) -> Result<String, String> {
+        let (port, tls) = self.tls.as_ref().ok_or("not a TLS server")?;
+        let program = require_program("redis-cli", "redis-tools");
+        let mut command = Command::new(program);
+        command
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.cli_args());
+        if let Some(password) = &self.password {
+            command.args(["-a", password, "--no-auth-warning"]);
+        }
+        let out = command.args(args).output().map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !stdout.starts_with("Could not connect") {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "{stdout} {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 
     /// `127.0.0.1:PORT`
@@ -208,7 +325,11 @@ impl RedisServer {
 
     /// A field of an INFO section (`INFO replication` -> `role`).
     pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
-        let info = self.client().cmd(&["INFO", section]).ok()?.bulk_str()?;
+        let info = if self.tls_only() {
+            self.tls_cli(&["INFO", section]).ok()?
+        } else {
+            self.client().cmd(&["INFO", section]).ok()?.bulk_str()?
+        };
         let prefix = format!("{field}:");
         info.lines()
             .find_map(|line| line.strip_prefix(&prefix))
@@ -217,7 +338,9 @@ impl RedisServer {
 
     /// `master` or `slave`, as INFO replication says (None if unreachable).
     pub fn role(&self) -> Option<String> {
-        self.try_client()?;
+        if !self.tls_only() {
+            self.try_client()?;
+        }
         self.info_field("replication", "role")
     }
 
@@ -254,6 +377,7 @@ impl RedisServer {
 pub struct Sentinel {
     port: u16,
     child: Child,
+    tls: Option<Tls>,
     dir: tempfile::TempDir,
 }
 
@@ -284,6 +408,27 @@ impl Sentinel {
         Sentinel::start_with(masters, quorum, down_after_ms, &extra)
     }
 
+    /// Like [`Sentinel::start`], listening with TLS only (no plaintext
+    /// port) and watching its masters over TLS (`tls-replication yes`):
+    /// `masters` are their TLS ports.
+    pub fn start_tls(
+        masters: &[(&str, u16)],
+        quorum: u32,
+        down_after_ms: u64,
+        tls: &Tls,
+    ) -> Sentinel {
+        let mut extra = format!(
+            "tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-replication yes\n",
+            tls.cert.display(),
+            tls.key.display(),
+            tls.ca.display()
+        );
+        if !tls.auth_clients {
+            extra.push_str("tls-auth-clients no\n");
+        }
+        Sentinel::start_inner(masters, quorum, down_after_ms, &extra, Some(tls.clone()))
+    }
+
     /// Like [`Sentinel::start`], with `extra` appended to its config file
     /// (later lines override earlier ones, e.g. `sentinel failover-timeout`).
     pub fn start_with(
@@ -292,12 +437,23 @@ impl Sentinel {
         down_after_ms: u64,
         extra: &str,
     ) -> Sentinel {
+        Sentinel::start_inner(masters, quorum, down_after_ms, extra, None)
+    }
+
+    fn start_inner(
+        masters: &[(&str, u16)],
+        quorum: u32,
+        down_after_ms: u64,
+        extra: &str,
+        tls: Option<Tls>,
+    ) -> Sentinel {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let mut conf = format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\n",
-            dir.path().display()
-        );
+        let listen = match &tls {
+            Some(_) => format!("port 0\ntls-port {port}"),
+            None => format!("port {port}"),
+        };
+        let mut conf = format!("{listen}\nbind 127.0.0.1\ndir {}\n", dir.path().display());
         for (name, master_port) in masters {
             conf.push_str(&format!(
                 "sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
@@ -310,7 +466,12 @@ impl Sentinel {
         let conf_path = dir.path().join("sentinel.conf");
         std::fs::write(&conf_path, conf).expect("write sentinel.conf");
         let child = Sentinel::spawn(port, dir.path());
-        Sentinel { port, child, dir }
+        Sentinel {
+            port,
+            child,
+            tls,
+            dir,
+        }
     }
 
     fn spawn(port: u16, dir: &std::path::Path) -> Child {
@@ -336,6 +497,26 @@ impl Sentinel {
 
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// `redis-cli --tls` to a TLS Sentinel: its output, or why it failed.
+    pub fn tls_cli(&self, args: &[&str]) -> Result<String, String> {
+        let tls = self.tls.as_ref().ok_or("not a TLS Sentinel")?;
+        let out = Command::new(require_program("redis-cli", "redis-tools"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(tls.cli_args())
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !stdout.starts_with("Could not connect") {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "{stdout} {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 
     pub fn port(&self) -> u16 {

@@ -157,7 +157,7 @@ fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
     String::from_utf8(line).map_err(|e| invalid(e.to_string()))
 }
 
-fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
+pub fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     let line = read_line(reader)?;
     let (kind, rest) = line.split_at(1);
     let number = || {

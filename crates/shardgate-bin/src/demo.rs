@@ -85,6 +85,8 @@ pub fn run(args: DemoArgs, wait: impl FnOnce()) -> ExitCode {
         metrics: true,
         admin: Some(args.admin),
         admin_hosts: Vec::new(),
+        admin_token: None,
+        admin_tls: None,
         // The demo's configuration is generated, not read from a file.
         config_file: None,
         executable: None,

@@ -80,6 +80,35 @@ struct Cli {
     #[arg(long = "admin-host", value_name = "NAME", global = true)]
     admin_hosts: Vec<String>,
 
+    /// A file holding the admin server's bearer token: required by
+    /// reload, upgrade and resharding, and by every endpoint but /health
+    /// and /ready when the admin server listens beyond loopback. The
+    /// commands that talk to a running proxy send it.
+    #[arg(long = "admin-token-file", value_name = "FILE", global = true)]
+    admin_token_file: Option<PathBuf>,
+
+    /// Serve the admin server over HTTPS with this certificate chain (PEM;
+    /// with --admin-tls-key). Re-read by every reload.
+    #[arg(
+        long = "admin-tls-cert",
+        value_name = "FILE",
+        requires = "admin_tls_key"
+    )]
+    admin_tls_cert: Option<PathBuf>,
+
+    /// The admin certificate's private key (PEM).
+    #[arg(
+        long = "admin-tls-key",
+        value_name = "FILE",
+        requires = "admin_tls_cert"
+    )]
+    admin_tls_key: Option<PathBuf>,
+
+    /// For the commands that talk to a running proxy: its admin server
+    /// speaks HTTPS, with a certificate signed by these CAs (PEM).
+    #[arg(long = "admin-ca", value_name = "FILE", global = true)]
+    admin_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -94,15 +123,25 @@ enum Command {
     /// its place: the new process takes the listening sockets and every
     /// client between two requests; the old one exits. Prints the new pid.
     Upgrade,
-    /// Online resharding through the running proxy (--admin): `start`
-    /// moves each pool's keys to the servers its entry in the config file
-    /// lists; `status`, `pause`, `resume`, `abort` (moves them back).
+    /// Online resharding through the running proxy (--admin): `plan`
+    /// measures what would move (keys and bytes per source and
+    /// destination, big keys, destination memory, time) and changes
+    /// nothing; `start` moves each pool's keys to the servers its entry in
+    /// the config file lists; `status`, `pause`, `resume`, `abort` (moves
+    /// them back).
     Reshard {
-        #[arg(value_parser = ["start", "status", "pause", "resume", "abort"])]
+        #[arg(value_parser = ["plan", "start", "status", "pause", "resume", "abort"])]
         action: String,
         /// Only this pool (pause, resume, abort).
         #[arg(long)]
         pool: Option<String>,
+        /// plan: compare with this file instead of the proxy's own.
+        #[arg(short = 'c', long = "conf-file", value_name = "FILE")]
+        conf_file: Option<PathBuf>,
+        /// plan: keys scanned per source database at most; beyond, the
+        /// figures are scaled up from the sample.
+        #[arg(long, value_name = "N", default_value_t = 100_000)]
+        max_keys: u64,
     },
     /// Print the running proxy's pools, shards, nodes (role, health, lag,
     /// reads) and recent events, from its admin server (--admin).
@@ -126,6 +165,23 @@ enum Command {
 enum LogFormat {
     Text,
     Json,
+}
+
+/// The token in `--admin-token-file` (its first line), if given.
+fn admin_token(cli: &Cli) -> Result<Option<shardgate::secrets::Secret>, String> {
+    let Some(path) = &cli.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--admin-token-file {}: cannot read: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--admin-token-file {}: the file is empty",
+            path.display()
+        ));
+    }
+    Ok(Some(shardgate::secrets::Secret::new(token.to_string())))
 }
 
 fn main() -> ExitCode {
@@ -159,11 +215,31 @@ fn main() -> ExitCode {
             eprintln!("shardgate: needs the proxy's admin server address (--admin)");
             return ExitCode::from(1);
         };
+        let token = match admin_token(&cli) {
+            Ok(token) => token,
+            Err(e) => {
+                eprintln!("shardgate: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let admin = remote::Admin {
+            addr: admin,
+            token: token.map(|t| t.expose().to_string()),
+            ca: cli.admin_ca.clone(),
+        };
         return match command {
-            Command::Upgrade => remote::upgrade(admin),
-            Command::Reshard { action, pool } => remote::reshard(admin, action, pool.as_deref()),
-            Command::Status => remote::status(admin),
-            _ => remote::run(admin),
+            Command::Upgrade => remote::upgrade(&admin),
+            Command::Reshard {
+                action,
+                conf_file,
+                max_keys,
+                ..
+            } if action == "plan" => remote::reshard_plan(&admin, conf_file.as_deref(), *max_keys),
+            Command::Reshard { action, pool, .. } => {
+                remote::reshard(&admin, action, pool.as_deref())
+            }
+            Command::Status => remote::status(&admin),
+            _ => remote::run(&admin),
         };
     }
     if let Some(Command::Demo { port, chaos }) = cli.command {
@@ -196,6 +272,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let problems = shardgate::pool::tls::check(&config);
+    if !problems.is_empty() {
+        eprintln!(
+            "shardgate: invalid configuration {}: {} problem{}:",
+            cli.conf_file.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for problem in problems {
+            eprintln!("  - {problem}");
+        }
+        return ExitCode::from(1);
+    }
     if cli.test_conf {
         println!(
             "shardgate: configuration file '{}' syntax is ok ({} pool{})",
@@ -206,6 +295,26 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     raise_fd_limit();
+    let admin_token = match admin_token(&cli) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let admin_tls = match (&cli.admin_tls_cert, &cli.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(shardgate::config::ListenTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+            client_auth: shardgate::config::ClientAuth::None,
+            min_version: shardgate::config::TlsVersion::V1_2,
+            handshake_timeout: Duration::from_secs(5),
+            max_handshakes: 64,
+            user_from_cert: None,
+        }),
+        _ => None,
+    };
     // Before anything starts: a SIGTERM during startup must drain, not kill.
     let signals = match Signals::install() {
         Ok(signals) => signals,
@@ -220,6 +329,8 @@ fn main() -> ExitCode {
         metrics: !cli.no_metrics,
         admin,
         admin_hosts: cli.admin_hosts.clone(),
+        admin_token,
+        admin_tls,
         config_file: Some((cli.conf_file.clone(), text)),
         // An upgrade starts this binary again, with the same arguments.
         executable: std::env::current_exe()
@@ -324,11 +435,12 @@ impl Signals {
 
     /// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
     /// `retired` resolves ("upgrade": a new process serves in this one's
-    /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2.
+    /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2
+    /// (each on a thread of its own: see [`outside_the_runtime`]).
     fn wait(
         mut self,
-        mut on_hangup: impl FnMut(),
-        mut on_upgrade: impl FnMut(),
+        mut on_hangup: impl FnMut() + Send,
+        mut on_upgrade: impl FnMut() + Send,
         retired: impl std::future::Future<Output = ()>,
     ) -> &'static str {
         self.runtime.block_on(async {
@@ -337,11 +449,24 @@ impl Signals {
                 tokio::select! {
                     _ = self.terminate.recv() => return "SIGTERM",
                     _ = self.interrupt.recv() => return "SIGINT",
-                    _ = self.hangup.recv() => on_hangup(),
-                    _ = self.user2.recv() => on_upgrade(),
+                    _ = self.hangup.recv() => outside_the_runtime(&mut on_hangup),
+                    _ = self.user2.recv() => outside_the_runtime(&mut on_upgrade),
                     () = &mut retired => return "upgrade",
                 }
             }
         })
     }
+}
+
+/// Runs `action` on a thread of its own and waits for it. A reload and an
+/// upgrade block until their outcome (`blocking_recv`), which panics on a
+/// thread driving a runtime ("Cannot block the current thread from within
+/// a runtime"): run from the signal loop itself, SIGHUP and SIGUSR2 took
+/// the process down.
+fn outside_the_runtime(action: &mut (impl FnMut() + Send)) {
+    std::thread::scope(|scope| {
+        if let Err(panic) = scope.spawn(action).join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }

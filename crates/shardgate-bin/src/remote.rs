@@ -1,17 +1,32 @@
 //! Commands that talk to a running proxy's admin server: `shardgate
 //! reload` (`POST /reload`), `shardgate upgrade` (`POST /upgrade`) and
-//! `shardgate reshard ...` (`/reshard`), each printing the outcome.
+//! `shardgate reshard ...` (`/reshard`), each printing the outcome. They
+//! send the admin token when given one, and speak HTTPS when given the
+//! CAs of the admin server's certificate.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
+
+use shardgate_tls::rustls;
+
+/// A running proxy's admin server, as the commands reach it.
+pub struct Admin {
+    pub addr: SocketAddr,
+    /// The bearer token (`--admin-token-file`).
+    pub token: Option<String>,
+    /// HTTPS, verified against these CAs (`--admin-ca`).
+    pub ca: Option<PathBuf>,
+}
 
 /// A reload waits for new pools' first health checks, an upgrade for the
 /// new process's: allow for them.
 const ANSWER_WITHIN: Duration = Duration::from_secs(90);
 
-pub fn run(admin: SocketAddr) -> ExitCode {
+pub fn run(admin: &Admin) -> ExitCode {
     match post_reload(admin) {
         Ok((status, body)) => {
             print!("{}", describe(status, &body));
@@ -22,13 +37,16 @@ pub fn run(admin: SocketAddr) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("shardgate reload: cannot reach the admin server at {admin}: {error}");
+            eprintln!(
+                "shardgate reload: cannot reach the admin server at {}: {error}",
+                admin.addr
+            );
             ExitCode::from(1)
         }
     }
 }
 
-pub fn upgrade(admin: SocketAddr) -> ExitCode {
+pub fn upgrade(admin: &Admin) -> ExitCode {
     let old = pid(admin);
     match request(admin, "POST", "/upgrade") {
         Ok((200, body)) => {
@@ -50,14 +68,17 @@ pub fn upgrade(admin: SocketAddr) -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("shardgate upgrade: cannot reach the admin server at {admin}: {e}");
+            eprintln!(
+                "shardgate upgrade: cannot reach the admin server at {}: {e}",
+                admin.addr
+            );
             ExitCode::from(1)
         }
     }
 }
 
 /// The pid serving the admin API.
-fn pid(admin: SocketAddr) -> Option<u64> {
+fn pid(admin: &Admin) -> Option<u64> {
     let (status, body) = request(admin, "GET", "/api/overview").ok()?;
     if status != 200 {
         return None;
@@ -67,19 +88,32 @@ fn pid(admin: SocketAddr) -> Option<u64> {
 }
 
 /// `POST /reload`; the status code and body.
-fn post_reload(admin: SocketAddr) -> std::io::Result<(u16, String)> {
+fn post_reload(admin: &Admin) -> std::io::Result<(u16, String)> {
     request(admin, "POST", "/reload")
 }
 
-fn request(admin: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(5))?;
+fn request(admin: &Admin, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    send(admin, method, path, "")
+}
+
+/// One request with `body`; (status, body).
+fn send(admin: &Admin, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let stream = TcpStream::connect_timeout(&admin.addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(ANSWER_WITHIN))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    let authorization = admin
+        .token
+        .as_ref()
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        admin.addr,
+        body.len()
+    );
+    let response = match &admin.ca {
+        Some(ca) => exchange(tls_stream(admin.addr, ca, stream)?, &head)?,
+        None => exchange(stream, &head)?,
+    };
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split_whitespace()
@@ -87,6 +121,50 @@ fn request(admin: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16,
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
     Ok((status, body.to_string()))
+}
+
+/// Writes the request, reads the whole response.
+fn exchange(mut stream: impl Read + Write, head: &str) -> std::io::Result<String> {
+    stream.write_all(head.as_bytes())?;
+    stream.flush()?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a complete
+        // response: the response is still whole.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// A TLS client session to the admin server, verified against `ca` (the
+/// certificate must carry the address dialled).
+fn tls_stream(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    stream: TcpStream,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| invalid(format!("--admin-ca {}: {e:?}", ca.display())))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| invalid(format!("--admin-ca {}: {e:?}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("--admin-ca {}: {e}", ca.display())))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(shardgate_tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let connection = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(rustls::StreamOwned::new(connection, stream))
 }
 
 /// The outcome as the operator reads it.
@@ -119,7 +197,7 @@ fn describe(status: u16, body: &str) -> String {
 }
 
 /// `shardgate reshard start|pause|resume|abort|status [--pool P]`.
-pub fn reshard(admin: SocketAddr, action: &str, pool: Option<&str>) -> ExitCode {
+pub fn reshard(admin: &Admin, action: &str, pool: Option<&str>) -> ExitCode {
     let query = pool.map(|p| format!("?pool={p}")).unwrap_or_default();
     let outcome = match action {
         "status" => request(admin, "GET", "/reshard"),
@@ -128,7 +206,10 @@ pub fn reshard(admin: SocketAddr, action: &str, pool: Option<&str>) -> ExitCode 
     let (status, body) = match outcome {
         Ok(answer) => answer,
         Err(e) => {
-            eprintln!("shardgate reshard: cannot reach the admin server at {admin}: {e}");
+            eprintln!(
+                "shardgate reshard: cannot reach the admin server at {}: {e}",
+                admin.addr
+            );
             return ExitCode::from(1);
         }
     };
@@ -156,6 +237,44 @@ pub fn reshard(admin: SocketAddr, action: &str, pool: Option<&str>) -> ExitCode 
         }
     }
     if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `shardgate reshard plan`: what would move, measured by the running
+/// proxy against its pools' servers; nothing changes. Exits 1 when a
+/// migration would be refused (or the file is not valid).
+pub fn reshard_plan(admin: &Admin, conf_file: Option<&Path>, max_keys: u64) -> ExitCode {
+    let text = match conf_file.map(std::fs::read_to_string).transpose() {
+        Ok(text) => text.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("shardgate reshard plan: cannot read the file: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = format!("/reshard/plan?max_keys={max_keys}");
+    let (status, body) = match send(admin, "POST", &path, &text) {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!(
+                "shardgate reshard: cannot reach the admin server at {}: {e}",
+                admin.addr
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let lines = value.get("lines").and_then(|l| l.as_array());
+    let Some(lines) = lines else {
+        eprintln!("shardgate reshard plan: the admin server answered {status}: {body}");
+        return ExitCode::from(1);
+    };
+    for line in lines.iter().filter_map(|l| l.as_str()) {
+        println!("{line}");
+    }
+    if status == 200 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -192,7 +311,7 @@ fn describe_status(pool: &serde_json::Value) -> String {
 
 /// `shardgate status`: the topology, roles, health, lag and recent events
 /// from the admin server, for a terminal.
-pub fn status(admin: SocketAddr) -> ExitCode {
+pub fn status(admin: &Admin) -> ExitCode {
     let overview = match request(admin, "GET", "/api/overview") {
         Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok(),
         Ok((status, body)) => {
@@ -200,7 +319,10 @@ pub fn status(admin: SocketAddr) -> ExitCode {
             return ExitCode::from(1);
         }
         Err(e) => {
-            eprintln!("shardgate status: cannot reach the admin server at {admin}: {e}");
+            eprintln!(
+                "shardgate status: cannot reach the admin server at {}: {e}",
+                admin.addr
+            );
             return ExitCode::from(1);
         }
     };

@@ -388,7 +388,17 @@ fn the_admin_server_answers_only_its_own_names_and_drops_idle_connections() {
     // number of descriptors, never lock out a real request, and are
     // closed after the header timeout.
     let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    let before = fds(setup.proxy.pid());
+    // The proxy may still be opening its backend connections: count once
+    // the number holds still.
+    let mut before = fds(setup.proxy.pid());
+    assert_eventually!(
+        {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = fds(setup.proxy.pid());
+            std::mem::replace(&mut before, now) == now
+        },
+        "the proxy's descriptors never settled"
+    );
     let mut idle: Vec<std::net::TcpStream> = (0..200)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
         .collect();

@@ -351,6 +351,13 @@ fn a_bad_file_changes_nothing_and_every_problem_is_reported_by_each_trigger() {
         "{printed}"
     );
     assert!(printed.contains("pool 'p': timeout"), "{printed}");
+    // SIGHUP's reload ran off the signal loop's runtime: blocking on its
+    // outcome there panicked the main thread, and the process exited.
+    assert!(
+        !proxy.log().contains("panicked"),
+        "SIGHUP took the process down:\n{}",
+        proxy.log()
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::BIN;
 use test_support::ports::free_port;
 use test_support::resp::Reply;
-use test_support::{RedisServer, RespClient, Shardgate};
+use test_support::{assert_eventually, RedisServer, RespClient, Sentinel, Shardgate};
 
 const COUNTERS: usize = 2_000;
 const ACCOUNTS: usize = 50;
@@ -52,6 +52,8 @@ struct Checker {
     /// Per counter: the highest value acknowledged to a writer.
     acked: Vec<AtomicU64>,
     stop: AtomicBool,
+    /// Writers and transfers hold off (readers go on).
+    paused: AtomicBool,
     problems: Mutex<Vec<String>>,
     /// Retryable refusals seen (TRYAGAIN, EXECABORT): not errors.
     retries: AtomicU64,
@@ -93,6 +95,10 @@ fn writer(port: u16, id: usize, writers: usize, checker: Arc<Checker>) {
         let i = n % COUNTERS;
         n += writers * 7;
         if i % writers != id {
+            continue;
+        }
+        if checker.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         let reply = client.cmd(&["INCR", &counter(i)]).unwrap();
@@ -156,6 +162,10 @@ fn transfers(port: u16, seed: usize, checker: Arc<Checker>) {
     let mut client = RespClient::connect(port).unwrap();
     let mut n = seed;
     while !checker.stop.load(Relaxed) {
+        if checker.paused.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
         n += 1;
         let account = n % ACCOUNTS;
         let (a, b) = (
@@ -300,7 +310,7 @@ fn wait_done(proxy: &Shardgate, within: Duration, servers: &[&RedisServer]) {
 }
 
 /// Runs the checked load on `ports` while `during` runs, then checks.
-fn under_load(ports: &[u16], during: impl FnOnce()) -> Arc<Checker> {
+fn under_load(ports: &[u16], during: impl FnOnce(&Checker)) -> Arc<Checker> {
     let checker = Checker::new();
     let mut threads = Vec::new();
     for (k, &port) in ports.iter().enumerate() {
@@ -325,7 +335,7 @@ fn under_load(ports: &[u16], during: impl FnOnce()) -> Arc<Checker> {
         }));
     }
     std::thread::sleep(Duration::from_millis(500));
-    during();
+    during(&checker);
     std::thread::sleep(Duration::from_millis(500));
     checker.stop.store(true, Relaxed);
     for thread in threads {
@@ -402,7 +412,7 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
         .wait_port(p2)
         .start();
     preload(p1);
-    let checker = under_load(&[p1, p2], || {
+    let checker = under_load(&[p1, p2], |_| {
         one.write_config(&pool(p1, &four, &coordination));
         let (ok, said) = reshard(&one, "start");
         assert!(ok, "{said}\n{}", one.log());
@@ -423,6 +433,44 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
         metrics.contains("shardgate_reshard_phase{pool=\"data\",phase=\"done\"} 1"),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_server_is_drained_from_four_to_three_through_two_proxies() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let coordination = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n",
+        store.addr()
+    );
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let (p1, p2) = (free_port(), free_port());
+    let one = Shardgate::builder(BIN, &pool(p1, &four, &coordination))
+        .wait_port(p1)
+        .start();
+    let two = Shardgate::builder(BIN, &pool(p2, &four, &coordination))
+        .wait_port(p2)
+        .start();
+    preload(p1);
+    assert!(servers[3].dbsize() > 400);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[p1, p2], |_| {
+        // The migration is started through the second proxy this time.
+        two.write_config(&pool(p2, &three, &coordination));
+        let (ok, said) = reshard(&two, "start");
+        assert!(ok, "{said}\n{}", two.log());
+        wait_done(&two, Duration::from_secs(60), &all);
+        wait_done(&one, Duration::from_secs(10), &all);
+    });
+    assert_clean(&checker);
+    assert_eq!(servers[3].dbsize(), 0, "the drained server keeps keys");
+    assert_placed(&all, |port| pool(port, &three, ""), &checker);
 }
 
 #[test]
@@ -447,7 +495,7 @@ fn a_proxy_alone_drains_a_server_from_four_to_three() {
     preload(port);
     assert!(servers[3].dbsize() > 400);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[port], || {
+    let checker = under_load(&[port], |_| {
         proxy.write_config(&pool(port, &three, extra));
         let (ok, said) = reshard(&proxy, "start");
         assert!(ok, "{said}\n{}", proxy.log());
@@ -542,7 +590,7 @@ fn modula_to_slots_under_load_through_two_proxies_moves_big_keys_intact() {
     };
     let before = digest(&mut client);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[p1, p2], || {
+    let checker = under_load(&[p1, p2], |_| {
         one.write_config(&slots(p1));
         let (ok, said) = reshard(&one, "start");
         assert!(ok, "{said}\n{}", one.log());
@@ -578,7 +626,7 @@ fn an_aborted_migration_moves_every_key_back() {
         .start();
     preload(port);
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[port], || {
+    let checker = under_load(&[port], |_| {
         proxy.write_config(&pool(port, &four, slow));
         let (ok, said) = reshard(&proxy, "start");
         assert!(ok, "{said}");
@@ -630,7 +678,7 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
         .wait_port(p2)
         .start();
     let all: Vec<&RedisServer> = servers.iter().collect();
-    let checker = under_load(&[p2], || {
+    let checker = under_load(&[p2], |_| {
         assert!(servers[3].dbsize() > 0, "keys started moving");
         one.child().kill();
         wait_done(&two, Duration::from_secs(60), &all);
@@ -641,4 +689,317 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
         "the second proxy finished the move"
     );
     assert_placed(&all, |port| pool(port, &four, ""), &checker);
+}
+
+/// `shardgate reshard plan`: (exit status, what it printed).
+fn plan(proxy: &Shardgate, args: &[&str]) -> (bool, String) {
+    let admin = format!("127.0.0.1:{}", proxy.admin_port().unwrap());
+    let output = std::process::Command::new(BIN)
+        .args(["--admin", &admin, "reshard", "plan"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn a_plan_counts_what_would_move_and_changes_nothing() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let extra = "  reshard_keys_per_second: 1000\n  reshard_big_key_bytes: 1048576\n";
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
+        .wait_port(port)
+        .start();
+    preload(port);
+    // A big key that moves to s4.
+    let (now, next) = (pool(port, &three, extra), pool(port, &four, extra));
+    let big = moving_name("big:", &now, &next);
+    let mut client = RespClient::connect(port).unwrap();
+    let two_mib = "x".repeat(2 << 20);
+    assert_eq!(
+        client.cmd(&["SET", &big, &two_mib]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    // What should move, from every key there is.
+    let keys = placement(&servers.iter().collect::<Vec<_>>());
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for key in keys.keys() {
+        let (from, to) = (owner(&now, key).unwrap(), owner(&next, key).unwrap());
+        if from != to {
+            *expected
+                .entry(format!("s{} -> s{}", from + 1, to + 1))
+                .or_default() += 1;
+        }
+    }
+    assert!(!expected.is_empty());
+
+    let file = proxy.dir().join("four.yml");
+    std::fs::write(&file, &next).unwrap();
+    let (ok, said) = plan(&proxy, &["-c", file.to_str().unwrap()]);
+    assert!(ok, "{said}\n{}", proxy.log());
+    assert!(
+        said.contains(&format!("every key scanned: {}", keys.len())),
+        "{said}"
+    );
+    for (flow, count) in &expected {
+        assert!(
+            said.contains(&format!("{flow}: {count} keys")),
+            "{flow}: {count} in\n{said}"
+        );
+    }
+    // MEMORY USAGE counts the allocation: 2.5 MiB for 2 MiB of value.
+    let line = said.lines().find(|l| l.contains(&big)).unwrap_or_default();
+    assert!(line.contains("s4): 2.") && line.ends_with("MiB"), "{said}");
+    assert!(said.contains("destination s4"), "{said}");
+    let total: u64 = expected.values().sum();
+    // 1,000 keys/s and 64 MiB/s: the keys set the pace.
+    let seconds = (total as f64 / 1000.0).round();
+    assert!(said.contains(&format!("about {seconds:.0} s")), "{said}");
+    // Nothing changed.
+    assert_eq!(servers[3].dbsize(), 0);
+    assert_eq!(phase(&proxy), "none");
+
+    // A sample: the figures are scaled up, close to the exact ones.
+    let (ok, said) = plan(
+        &proxy,
+        &["-c", file.to_str().unwrap(), "--max-keys", "1000"],
+    );
+    assert!(ok, "{said}");
+    assert!(said.contains("scaled up from that sample"), "{said}");
+    let estimated: u64 = said
+        .lines()
+        .filter(|l| l.contains(" -> ") && l.ends_with("B"))
+        .filter_map(|l| {
+            l.split(" keys")
+                .next()?
+                .rsplit(": ")
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let error = (estimated as f64 - total as f64).abs() / total as f64;
+    assert!(error < 0.25, "estimated {estimated} of {total}: {said}");
+
+    // A destination that may evict is refused.
+    let used = match servers[3].client().cmd(&["INFO", "memory"]).unwrap() {
+        Reply::Bulk(b) => String::from_utf8_lossy(&b)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse::<u64>().ok())
+            .unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let limit = (used + (1 << 20)).to_string();
+    for setting in [
+        ["maxmemory", limit.as_str()],
+        ["maxmemory-policy", "allkeys-lru"],
+    ] {
+        let mut args = vec!["CONFIG", "SET"];
+        args.extend(setting);
+        assert_eq!(
+            servers[3].client().cmd(&args).unwrap(),
+            Reply::Simple("OK".into())
+        );
+    }
+    let (ok, said) = plan(&proxy, &["-c", file.to_str().unwrap()]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("refused: destination 's4' may evict keys (allkeys-lru)"),
+        "{said}"
+    );
+    // Without a file: the proxy's own, which matches what it runs.
+    let (ok, said) = plan(&proxy, &[]);
+    assert!(!ok && said.contains("no pool's servers"), "{said}");
+}
+
+#[test]
+fn a_source_fails_over_halfway_and_the_move_completes_with_nothing_lost() {
+    // s1 has a replica; every shard is watched by three Sentinels.
+    let mut servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let replica = RedisServer::builder().replica_of(&servers[0]).start();
+    assert_eventually!(replica.linked(), "the replica never linked");
+    let watched: Vec<(String, u16)> = (servers.iter().enumerate())
+        .map(|(i, s)| (format!("s{}", i + 1), s.port()))
+        .collect();
+    let watched: Vec<(&str, u16)> = watched.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(&watched, 2, 1000)).collect();
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        sentinels.iter().all(|s| matches!(
+            s.client().cmd(&["SENTINEL", "REPLICAS", "s1"]),
+            Ok(Reply::Array(r)) if !r.is_empty()
+        )),
+        "the Sentinels never learned s1's replica"
+    );
+    let mut settings = String::from("  reshard_keys_per_second: 100\n  sentinels:\n");
+    for sentinel in &sentinels {
+        settings.push_str(&format!("    - 127.0.0.1:{}:1\n", sentinel.port()));
+    }
+    let named = |servers: &[RedisServer], n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("s{}", i + 1), servers[i].addr()))
+            .collect()
+    };
+    let yaml = |port: u16, servers: &[(String, String)]| {
+        let mut yaml = format!(
+            "data:\n  listen: 127.0.0.1:{port}\n  hash_tag: \"{{}}\"\n{settings}  servers:\n"
+        );
+        for (name, addr) in servers {
+            yaml.push_str(&format!("    - {addr}:1 {name}\n"));
+        }
+        yaml
+    };
+    let (three, four) = (named(&servers, 3), named(&servers, 4));
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &yaml(port, &three))
+        .wait_port(port)
+        .start();
+    let master_of_s1 = || -> String {
+        let (_, body) = proxy.admin_get("/topology").unwrap();
+        let topology: serde_json::Value = serde_json::from_str(&body).unwrap();
+        topology[0]["shards"][0]["master"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eventually!(
+        within = Duration::from_secs(10),
+        master_of_s1() == servers[0].addr(),
+        "the proxy never routed s1 to its master"
+    );
+    preload(port);
+    let checker = under_load(&[port], |checker| {
+        proxy.write_config(&yaml(port, &four));
+        let (ok, said) = reshard(&proxy, "start");
+        assert!(ok, "{said}\n{}", proxy.log());
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            servers[3].dbsize() > 50,
+            "keys never started moving"
+        );
+        // Writes acknowledged by a master that is then deposed are lost
+        // by Redis's asynchronous replication, migration or not: hold
+        // them while the Sentinels switch, and check what the migration
+        // adds. The mover and the readers go on throughout; the mover
+        // keeps moving keys off the old master until the proxy follows
+        // the switch, keys the new master still has.
+        checker.paused.store(true, Relaxed);
+        std::thread::sleep(Duration::from_millis(200));
+        let offset = |server: &RedisServer, field: &str| -> u64 {
+            server
+                .info_field("replication", field)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let written = offset(&servers[0], "master_repl_offset");
+        assert_eventually!(
+            offset(&replica, "slave_repl_offset") >= written,
+            "the replica never caught up"
+        );
+        let moved_before = servers[3].dbsize();
+        assert_eq!(
+            sentinels[0]
+                .client()
+                .cmd(&["SENTINEL", "FAILOVER", "s1"])
+                .unwrap(),
+            Reply::Simple("OK".into())
+        );
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            master_of_s1() == replica.addr(),
+            "the proxy never followed the failover"
+        );
+        checker.paused.store(false, Relaxed);
+        eprintln!(
+            "failover while {} of the destination's keys had arrived",
+            moved_before
+        );
+        let all: Vec<&RedisServer> = vec![&replica, &servers[1], &servers[2], &servers[3]];
+        wait_done(&proxy, Duration::from_secs(90), &all);
+    });
+    assert_clean(&checker);
+    servers[0].kill();
+    let all: Vec<&RedisServer> = vec![&replica, &servers[1], &servers[2], &servers[3]];
+    let four: Vec<(String, String)> = vec![
+        ("s1".into(), replica.addr()),
+        four[1].clone(),
+        four[2].clone(),
+        four[3].clone(),
+    ];
+    assert_placed(&all, |port| yaml(port, &four), &checker);
+    assert!(
+        proxy.log().contains("s1/0: its master changed"),
+        "the mover did not scan s1 again on its new master:\n{}",
+        proxy.log()
+    );
+}
+
+#[test]
+fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let three: Vec<(&str, &RedisServer)> = vec![
+        ("s1", &servers[0]),
+        ("s2", &servers[1]),
+        ("s3", &servers[2]),
+    ];
+    let mut four = three.clone();
+    four.push(("s4", &servers[3]));
+    let extra = "  reshard_keys_per_second: 200\n";
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
+        .wait_port(port)
+        .start();
+    preload(port);
+    let browser = test_support::browser::Browser::start();
+    browser.open(&format!(
+        "http://127.0.0.1:{}/",
+        proxy.admin_port().unwrap()
+    ));
+    let band = || {
+        browser.eval(
+            "const m = document.querySelector('section.pool[data-pool=\"data\"] .migration');\
+             return m ? { phase: m.dataset.phase, moved: Number(m.dataset.keysMoved), text: m.innerText } : null;",
+        )
+    };
+    assert_eventually!(
+        browser.eval("return document.querySelector('section.pool') !== null;") == true,
+        "the page never showed the pool"
+    );
+    assert_eq!(
+        band(),
+        serde_json::Value::Null,
+        "a band before any migration"
+    );
+    proxy.write_config(&pool(port, &four, extra));
+    let (ok, said) = reshard(&proxy, "start");
+    assert!(ok, "{said}");
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        band()["phase"] == "moving" && band()["moved"].as_u64().unwrap_or(0) > 0,
+        "the page never showed keys moving: {}",
+        band()
+    );
+    let text = band()["text"].as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("migration 1") && text.contains("mover: "),
+        "{text}"
+    );
+    assert_eventually!(
+        within = Duration::from_secs(30),
+        band()["phase"] == "done",
+        "the page never showed the migration done: {}",
+        band()
+    );
 }

@@ -1,13 +1,15 @@
 //! Socket writes of queued `Bytes` with `writev`, so replies and requests
-//! go out without being copied into one buffer first.
+//! go out without being copied into one buffer first; a read that does
+//! not wait.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Most buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
@@ -25,20 +27,45 @@ fn fill<'a>(
     slices.get(..count).unwrap_or_default()
 }
 
-/// Writes every queued buffer, in order, and empties the queue.
+/// Writes every queued buffer, in order, and empties the queue; then
+/// flushes (a TLS stream's last records may still wait in it; a socket's
+/// flush does nothing).
+///
+/// The `writev` slices live only while the write is polled, never across
+/// a wait: an awaiting session's future (its memory while it waits) does
+/// not carry them.
 pub async fn write_all_queued<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
-    while !queue.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let written = writer.write_vectored(fill(&mut slices, queue)).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+    std::future::poll_fn(|cx| {
+        while !queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            match Pin::new(&mut *writer).poll_write_vectored(cx, fill(&mut slices, queue)) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => consume(queue, written),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        consume(queue, written);
+        Poll::Ready(Ok(()))
+    })
+    .await?;
+    writer.flush().await
+}
+
+/// Reads what is there into `buf` without waiting: None when nothing is
+/// (the read would wait).
+pub fn read_now<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> Option<io::Result<usize>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let read = std::pin::pin!(reader.read_buf(buf));
+    match read.poll(&mut cx) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
     }
-    Ok(())
 }
 
 /// Writes as much of the queue as the socket takes right now, without

@@ -36,6 +36,10 @@ pub struct Options {
     /// Host names the admin server answers to, besides IP addresses,
     /// `localhost` and the machine's name.
     pub admin_hosts: Vec<String>,
+    /// The admin server's bearer token (`--admin-token-file`).
+    pub admin_token: Option<crate::secrets::Secret>,
+    /// The admin server's certificate and key (HTTPS).
+    pub admin_tls: Option<crate::config::ListenTls>,
     /// The configuration file (reloads read it again) and its text.
     pub config_file: Option<(PathBuf, String)>,
     /// The binary and arguments a binary upgrade starts (None: no upgrades).
@@ -59,6 +63,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("cannot take over from the old process: {0}")]
     Inherit(std::io::Error),
+    #[error("{}", .0.join("; "))]
+    Tls(Vec<String>),
 }
 
 /// A running proxy.
@@ -75,8 +81,23 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every pool's listeners, starts the threads, then the pools.
     pub fn start(config: Config, options: Options) -> Result<Proxy, StartError> {
+        shardgate_tls::install_provider();
+        // Certificates and keys are read before anything listens.
+        let problems = crate::pool::tls::check(&config);
+        if !problems.is_empty() {
+            return Err(StartError::Tls(problems));
+        }
+        let admin_tls = match &options.admin_tls {
+            Some(settings) => Some(
+                crate::pool::tls::AdminTls::load(settings).map_err(|e| StartError::Tls(vec![e]))?,
+            ),
+            None => None,
+        };
         let workers = options.workers.max(1);
         let proxy = Arc::new(ProxyInfo::new(workers));
+        if let Some(tls) = admin_tls {
+            proxy.set_admin_tls(tls);
+        }
         let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -125,9 +146,23 @@ impl Proxy {
             handles.push(worker::spawn(setup).map_err(StartError::Thread)?);
         }
         let (reloads, requests) = ReloadHandle::channel(options.executable.clone());
+        let scheme = if options.admin_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let access = crate::admin::Access {
+            token: options.admin_token.clone(),
+            exposed: options.admin.is_some_and(|addr| !addr.ip().is_loopback()),
+        };
+        if access.exposed && access.token.is_none() {
+            tracing::warn!(
+                "the admin server listens beyond loopback without --admin-token-file: anyone who reaches it reads metrics and topology; reload, upgrade and resharding through it are refused"
+            );
+        }
         let admin = admin_listener.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!("admin server on http://{addr}/ (metrics at /metrics)");
+                tracing::info!("admin server on {scheme}://{addr}/ (metrics at /metrics)");
             }
             let admin = Arc::new(Admin {
                 events: events.clone(),
@@ -136,6 +171,7 @@ impl Proxy {
                 reloads: reloads.clone(),
                 control: control_tx,
                 history: Default::default(),
+                access,
             });
             (listener, admin)
         });
@@ -266,7 +302,8 @@ fn log_pool(state: &PoolState) {
     let config = state.config();
     tracing::info!(
         pool = %config.name,
-        listen = %config.listen,
+        listen = %config.main_listener().map(ToString::to_string).unwrap_or_default(),
+        tls = config.tls_listen.is_some() || config.tls_readonly_listen.is_some(),
         servers = config.servers.len(),
         distribution = config.distribution.name(),
         hash = config.hash.name(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::pool::tls::AdminTls;
 use crate::pool::PoolState;
 use crate::upgrade::Handoff;
 
@@ -32,6 +33,8 @@ pub struct ProxyInfo {
     retired: watch::Sender<bool>,
     /// Startup is over: every pool of the configuration serves.
     serving: std::sync::atomic::AtomicBool,
+    /// The admin server's TLS, if it has any (set once at start).
+    admin_tls: std::sync::OnceLock<Arc<AdminTls>>,
 }
 
 /// The active configuration: what `GET /config` and `INFO proxy` show.
@@ -117,6 +120,7 @@ impl ProxyInfo {
             handoff: Mutex::new(None),
             retired: watch::channel(false).0,
             serving: std::sync::atomic::AtomicBool::new(false),
+            admin_tls: std::sync::OnceLock::new(),
         }
     }
 
@@ -127,6 +131,15 @@ impl ProxyInfo {
 
     pub fn serving(&self) -> bool {
         self.serving.load(Relaxed)
+    }
+
+    /// The admin server speaks TLS with this (set once, at start).
+    pub fn set_admin_tls(&self, tls: AdminTls) {
+        let _ = self.admin_tls.set(Arc::new(tls));
+    }
+
+    pub fn admin_tls(&self) -> Option<&Arc<AdminTls>> {
+        self.admin_tls.get()
     }
 
     /// The upgrade sessions hand themselves over to, if one is under way.

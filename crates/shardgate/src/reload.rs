@@ -49,8 +49,12 @@ enum Request {
         Box<MigrationRecord>,
         oneshot::Sender<Result<(), String>>,
     ),
-    /// The migrations to the placements the configuration file gives.
-    ReshardPlan(oneshot::Sender<Result<Vec<MigrationRecord>, Vec<String>>>),
+    /// The migrations to the placements a configuration gives (the
+    /// given text, or the file).
+    ReshardPlan(
+        Option<String>,
+        oneshot::Sender<Result<Vec<MigrationRecord>, Vec<String>>>,
+    ),
 }
 
 /// Asks the reload thread for reloads and upgrades.
@@ -125,12 +129,16 @@ impl ReloadHandle {
     }
 
     /// The migrations that would take each pool to the placement its
-    /// entry in the configuration file gives (their `generation` is the
-    /// coordinator's to set), or every reason why not.
-    pub async fn reshard_plan(&self) -> Result<Vec<(String, MigrationRecord)>, Vec<String>> {
+    /// entry in the configuration file gives (or in `text`, a
+    /// configuration to compare with: see `reshard plan`; their
+    /// `generation` is the coordinator's to set), or every reason why not.
+    pub async fn reshard_plan(
+        &self,
+        text: Option<String>,
+    ) -> Result<Vec<(String, MigrationRecord)>, Vec<String>> {
         let (reply, outcome) = oneshot::channel();
         self.requests
-            .send(Request::ReshardPlan(reply))
+            .send(Request::ReshardPlan(text, reply))
             .map_err(|_| vec!["shutting down".to_string()])?;
         let records = outcome
             .await
@@ -216,14 +224,17 @@ impl Reloader {
     /// A migration for each pool whose placement in the file differs from
     /// the one it runs with. Only a plan: the pools' coordinators start
     /// them (never the reload thread, which their migrations go through).
-    fn reshard_plan(&mut self) -> Result<Vec<MigrationRecord>, Vec<String>> {
-        let Some(path) = &self.path else {
-            return Err(vec![
-                "the proxy was started without a configuration file".into()
-            ]);
+    fn reshard_plan(&mut self, text: Option<String>) -> Result<Vec<MigrationRecord>, Vec<String>> {
+        let text = match (text, &self.path) {
+            (Some(text), _) => text,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?,
+            (None, None) => {
+                return Err(vec![
+                    "the proxy was started without a configuration file".into()
+                ])
+            }
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])?;
         let next = config::parse(&text)?;
         let mut records = Vec::new();
         let mut problems = Vec::new();
@@ -300,8 +311,8 @@ impl Reloader {
                         Request::Migrate(pool, record, reply) => {
                             let _ = reply.send(self.migrate(&pool, *record));
                         }
-                        Request::ReshardPlan(reply) => {
-                            let _ = reply.send(self.reshard_plan());
+                        Request::ReshardPlan(text, reply) => {
+                            let _ = reply.send(self.reshard_plan(text));
                         }
                         Request::Upgrade(reply) if upgraded => {
                             let _ = reply.send(Err("already upgraded".into()));
@@ -378,6 +389,11 @@ impl Reloader {
         }
         let plan = Plan::new(&self.active, &compared)
             .map_err(|refusals| (ReloadResult::Refused, refusals))?;
+        // Every certificate and key read again (docs/tls.md).
+        let proxy = self.runtime.proxy();
+        let certificates =
+            crate::pool::tls::Reread::prepare(&proxy.pools(), proxy.admin_tls(), &next)
+                .map_err(invalid)?;
         // Every listener the new file needs, bound before anything changes.
         let mut bound = Vec::new();
         for pool in &next.pools {
@@ -394,6 +410,7 @@ impl Reloader {
                 bound.extend(more);
             }
         }
+        let certificates = certificates.apply();
         let by_name = |name: &str| compared.pools.iter().find(|p| p.name == name).cloned();
         let added: Vec<PoolConfig> = plan.added.iter().filter_map(|name| by_name(name)).collect();
         self.start_pools(added);
@@ -413,7 +430,8 @@ impl Reloader {
         for name in &plan.removed {
             self.runtime.remove_pool(name);
         }
-        let summary = plan.summary();
+        let mut summary = plan.summary();
+        summary.extend(certificates);
         let epoch = self.runtime.proxy().config().epoch + 1;
         self.runtime.proxy().set_config(record(epoch, &text));
         self.migrations

@@ -134,11 +134,8 @@ struct Listening {
 }
 
 /// A pool's endpoints and their addresses under `config`.
-fn endpoints(config: &PoolConfig) -> [(Endpoint, Option<&ListenAddr>); 2] {
-    [
-        (Endpoint::ReadWrite, Some(&config.listen)),
-        (Endpoint::ReadOnly, config.readonly_listen.as_ref()),
-    ]
+fn endpoints(config: &PoolConfig) -> [(Endpoint, Option<&ListenAddr>); 4] {
+    Endpoint::ALL.map(|endpoint| (endpoint, endpoint.addr(config)))
 }
 
 impl Runtime {
@@ -413,7 +410,7 @@ impl Runtime {
             .cloned()
             .collect();
         self.proxy.set_pools(pools);
-        for endpoint in [Endpoint::ReadWrite, Endpoint::ReadOnly] {
+        for endpoint in Endpoint::ALL {
             let old = self.listening.remove(&(pool.clone(), endpoint));
             self.remove_stale_socket(old.map(|l| l.addr));
         }

@@ -319,6 +319,7 @@ fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnS
             ask_id: false,
             // Cluster pools read from replicas: READONLY lets them serve.
             readonly: config.cluster,
+            tls: state.tls.backend(),
         },
         timeout: config.timeout,
         connect_timeout: config.connect_timeout,

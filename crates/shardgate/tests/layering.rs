@@ -1,7 +1,7 @@
 //! The dependency direction, checked against the code:
 //!
 //! - across crates, Cargo holds it (`resp`, `keyspace` <- `shardgate-core`
-//!   <- `shardgate-backend` <- `shardgate`);
+//!   <- `shardgate-tls` <- `shardgate-backend` <- `shardgate`);
 //! - inside each crate, no module cycle: wherever a module names another
 //!   (`crate::a::b`, `super::x`), the two siblings that contain them (the
 //!   children of their closest common ancestor) get an edge, and this
@@ -25,6 +25,7 @@ const CRATES: &[(&str, &str)] = &[
     ("shardgate-resp", "../resp/src"),
     ("shardgate-keyspace", "../keyspace/src"),
     ("shardgate-core", "../core/src"),
+    ("shardgate-tls", "../tls/src"),
     ("shardgate-backend", "../backend/src"),
     ("shardgate", "src"),
 ];

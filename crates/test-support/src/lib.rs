@@ -19,19 +19,24 @@
 //! - [`load`]: [`load::Load`], checked pipelined traffic through a proxy.
 //! - [`relay`]: [`Relay`], a fault-injecting TCP relay in front of a real
 //!   server (latency, a stalled direction, connections reset).
+//! - [`pki`]: [`pki::Pki`], test CAs and certificates made by the openssl CLI.
+//! - [`tls`]: [`tls::TlsClient`], a blocking RESP client over TLS; redis-cli
+//!   and `openssl s_client` against a TLS port.
 
 pub mod browser;
 pub mod http;
 pub mod load;
 pub mod nutcracker;
+pub mod pki;
 pub mod prometheus;
 pub mod proxy;
 pub mod relay;
+pub mod tls;
 
 pub use sandbox::{
     assert_eventually, cluster, eventually, ports, process, redis, require_program, resp,
 };
-pub use sandbox::{RedisCluster, RedisServer, RespClient, Sentinel};
+pub use sandbox::{RedisCluster, RedisServer, RespClient, Sentinel, Tls};
 
 pub use nutcracker::Nutcracker;
 pub use prometheus::Prometheus;

@@ -27,6 +27,11 @@ impl ShardgateBuilder {
         self.args.push(arg.into());
         self
     }
+    /// Extra command-line arguments.
+    pub fn args<'a>(mut self, args: impl IntoIterator<Item = &'a str>) -> Self {
+        self.args.extend(args.into_iter().map(String::from));
+        self
+    }
     /// A port to wait for before `start` returns (a pool's listen port).
     pub fn wait_port(mut self, port: u16) -> Self {
         self.wait_ports.push(port);

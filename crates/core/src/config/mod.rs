@@ -7,6 +7,7 @@
 //! nothing falls back to a default silently.
 
 mod raw;
+pub mod tls;
 mod validate;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use keyspace::{DistributionKind, HashFunction, HashTag};
 
+pub use tls::{CertUser, ClientAuth, ListenTls, TlsVersion, UpstreamTls};
 pub use validate::{parse, parse_node, parse_server};
 
 /// A validated configuration: one or more independent pools.
@@ -173,7 +175,9 @@ pub struct UserConfig {
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub name: String,
-    pub listen: ListenAddr,
+    /// Where plaintext clients connect (twemproxy's `listen`); None only
+    /// when the pool listens with TLS alone (`tls_listen`).
+    pub listen: Option<ListenAddr>,
     pub hash: HashFunction,
     pub hash_tag: HashTag,
     pub distribution: DistributionKind,
@@ -224,6 +228,16 @@ pub struct PoolConfig {
     pub read_your_writes: Duration,
     /// A second address that serves reads only.
     pub readonly_listen: Option<ListenAddr>,
+    /// Where TLS clients connect (read-write), with `tls`.
+    pub tls_listen: Option<ListenAddr>,
+    /// Where TLS clients connect for reads only, with `tls`.
+    pub tls_readonly_listen: Option<ListenAddr>,
+    /// The TLS listeners' certificate and client authentication.
+    pub tls: Option<ListenTls>,
+    /// TLS to the pool's Redis servers (None: plaintext).
+    pub backend_tls: Option<UpstreamTls>,
+    /// TLS to the pool's Sentinels (None: plaintext).
+    pub sentinel_tls: Option<UpstreamTls>,
     /// Requests slower than this through the proxy go to its slow log
     /// (None: no slow log).
     pub slowlog_threshold: Option<Duration>,
@@ -244,6 +258,27 @@ pub struct PoolConfig {
     pub client_output_limit: usize,
     /// Largest request (bulk argument) a client may send.
     pub max_request_bytes: usize,
+}
+
+impl PoolConfig {
+    /// Every address the pool listens on, with its key in the file.
+    pub fn listeners(&self) -> Vec<(&'static str, &ListenAddr)> {
+        [
+            ("listen", self.listen.as_ref()),
+            ("readonly_listen", self.readonly_listen.as_ref()),
+            ("tls_listen", self.tls_listen.as_ref()),
+            ("tls_readonly_listen", self.tls_readonly_listen.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(key, addr)| Some((key, addr?)))
+        .collect()
+    }
+
+    /// The address a log line or the admin API names the pool by: its
+    /// plaintext `listen`, else its `tls_listen`.
+    pub fn main_listener(&self) -> Option<&ListenAddr> {
+        self.listen.as_ref().or(self.tls_listen.as_ref())
+    }
 }
 
 /// How fast the resharding mover goes.

@@ -68,6 +68,12 @@ pub struct RawPool {
     pub replica_fallback: Option<String>,
     pub read_your_writes: Option<i64>,
     pub readonly_listen: Option<String>,
+    // TLS (docs/tls.md).
+    pub tls_listen: Option<String>,
+    pub tls_readonly_listen: Option<String>,
+    pub tls: Option<super::tls::RawListenTls>,
+    pub backend_tls: Option<super::tls::RawUpstreamTls>,
+    pub sentinel_tls: Option<super::tls::RawUpstreamTls>,
     // Observability.
     pub slowlog_log_slower_than: Option<i64>,
     pub slowlog_max_len: Option<i64>,

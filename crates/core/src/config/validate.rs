@@ -67,18 +67,17 @@ pub fn parse(text: &str) -> Result<Config, Vec<String>> {
     }
 }
 
-/// Every `listen` and `readonly_listen` must be its own: with
+/// Every `listen`, `readonly_listen`, `tls_listen` and
+/// `tls_readonly_listen` must be its own: with
 /// `SO_REUSEPORT`, two pools bound to one port would silently split its
 /// clients between them.
 fn check_distinct_listeners(pools: &[PoolConfig], problems: &mut Vec<String>) {
     let listeners: Vec<(&str, &str, &ListenAddr)> = pools
         .iter()
         .flat_map(|pool| {
-            let readonly = pool
-                .readonly_listen
-                .as_ref()
-                .map(|addr| (pool.name.as_str(), "readonly_listen", addr));
-            std::iter::once((pool.name.as_str(), "listen", &pool.listen)).chain(readonly)
+            pool.listeners()
+                .into_iter()
+                .map(|(key, addr)| (pool.name.as_str(), key, addr))
         })
         .collect();
     for (i, &(pool_a, key_a, a)) in listeners.iter().enumerate() {
@@ -186,6 +185,15 @@ fn check_managed_backends(
     }
 }
 
+/// A pool's TLS settings, validated.
+struct PoolTls {
+    listen: Option<ListenAddr>,
+    readonly_listen: Option<ListenAddr>,
+    server: Option<ListenTls>,
+    backend: Option<UpstreamTls>,
+    sentinel: Option<UpstreamTls>,
+}
+
 /// Validates one pool, recording problems instead of stopping at the first.
 struct Checker<'a> {
     pool: &'a str,
@@ -200,7 +208,7 @@ impl Checker<'_> {
             .push(format!("pool '{}': {key}: {message}", self.pool));
     }
 
-    fn pool(&mut self, name: &str, raw: RawPool) -> Option<PoolConfig> {
+    fn pool(&mut self, name: &str, mut raw: RawPool) -> Option<PoolConfig> {
         let before = self.problems.len();
         if raw.redis == Some(false) {
             self.problem(
@@ -210,6 +218,7 @@ impl Checker<'_> {
         }
         let listen = match &raw.listen {
             Some(listen) => self.listen("listen", listen),
+            None if raw.tls_listen.is_some() => None,
             None => {
                 self.problem("listen", "missing (e.g. `listen: 127.0.0.1:22121`)");
                 None
@@ -219,6 +228,7 @@ impl Checker<'_> {
         if cluster {
             self.cluster_conflicts(&raw);
         }
+        let tls = self.tls(&mut raw);
         let distribution = match raw.distribution.as_deref() {
             None if cluster => DistributionKind::Slots,
             None => DistributionKind::Ketama,
@@ -525,7 +535,16 @@ impl Checker<'_> {
                 format!("{redis_db} is not below `databases` ({databases})"),
             );
         }
-        let listen = listen?;
+        if coordination.is_some() && tls.backend.is_some() {
+            self.problem(
+                "coordination",
+                "resharding is not supported with `backend_tls` yet (the mover and the \
+                 coordination store connect in plaintext)",
+            );
+        }
+        if tls.sentinel.is_some() && sentinels.is_empty() {
+            self.problem("sentinel_tls", "is set but the pool has no `sentinels`");
+        }
         if self.problems.len() != before {
             return None;
         }
@@ -562,6 +581,11 @@ impl Checker<'_> {
             replica_fallback,
             read_your_writes,
             readonly_listen,
+            tls_listen: tls.listen,
+            tls_readonly_listen: tls.readonly_listen,
+            tls: tls.server,
+            backend_tls: tls.backend,
+            sentinel_tls: tls.sentinel,
             slowlog_threshold,
             slowlog_max_len,
             server_connections,
@@ -786,6 +810,82 @@ impl Checker<'_> {
         users
     }
 
+    /// The pool's TLS keys: listeners, their `tls:` block, `backend_tls`
+    /// and `sentinel_tls`.
+    fn tls(&mut self, raw: &mut RawPool) -> PoolTls {
+        let tls_listener = |checker: &mut Self, key: &str, value: Option<&str>| {
+            let addr = checker.listen(key, value?)?;
+            if matches!(addr, ListenAddr::Unix { .. }) {
+                checker.problem(
+                    key,
+                    "must be host:port (a unix socket is local: serve it with `listen`)",
+                );
+                return None;
+            }
+            Some(addr)
+        };
+        let listen = tls_listener(self, "tls_listen", raw.tls_listen.as_deref());
+        let readonly_listen = tls_listener(
+            self,
+            "tls_readonly_listen",
+            raw.tls_readonly_listen.as_deref(),
+        );
+        let server = match raw.tls.take() {
+            Some(block) => self.tls_block("tls", super::tls::listen_tls(block)),
+            None => None,
+        };
+        let listens = raw.tls_listen.is_some() || raw.tls_readonly_listen.is_some();
+        if listens && raw.tls.is_none() && server.is_none() && !self.has_problem("tls.") {
+            self.problem(
+                "tls",
+                "missing: `tls_listen` needs a `tls:` block (cert, key) for its certificate",
+            );
+        }
+        if server.is_some() && !listens {
+            self.problem(
+                "tls",
+                "is set but the pool has no `tls_listen` or `tls_readonly_listen`",
+            );
+        }
+        let backend = match raw.backend_tls.take() {
+            Some(block) => self.tls_block("backend_tls", super::tls::upstream_tls(block)),
+            None => None,
+        };
+        let sentinel = match raw.sentinel_tls.take() {
+            Some(block) => self.tls_block("sentinel_tls", super::tls::upstream_tls(block)),
+            None => None,
+        };
+        PoolTls {
+            listen,
+            readonly_listen,
+            server,
+            backend,
+            sentinel,
+        }
+    }
+
+    fn tls_block<T>(
+        &mut self,
+        key: &str,
+        checked: Result<T, Vec<super::tls::Problem>>,
+    ) -> Option<T> {
+        match checked {
+            Ok(value) => Some(value),
+            Err(problems) => {
+                for (field, message) in problems {
+                    self.problem(&format!("{key}.{field}"), message);
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether a problem was recorded under a key starting with `prefix`.
+    fn has_problem(&self, prefix: &str) -> bool {
+        let start = format!("pool '{}': {prefix}", self.pool);
+        self.problems.iter().any(|p| p.starts_with(&start))
+    }
+
     fn listen(&mut self, key: &str, listen: &str) -> Option<ListenAddr> {
         let mut parts = listen.split_whitespace();
         let address = parts.next().unwrap_or_default();
@@ -1000,10 +1100,10 @@ sock:
             .expect("sock");
         assert_eq!(
             sock.listen,
-            ListenAddr::Unix {
+            Some(ListenAddr::Unix {
                 path: "/tmp/shardgate-test.sock".into(),
                 mode: Some(0o666)
-            }
+            })
         );
     }
 
@@ -1072,6 +1172,67 @@ c:
 
     fn problems_of(text: &str) -> String {
         parse(text).expect_err("invalid").join("\n")
+    }
+
+    #[test]
+    fn tls_listeners_need_a_tls_block_and_a_tls_block_needs_a_listener() {
+        let servers = "  servers: [\"127.0.0.1:7001:1\"]\n";
+        let all = problems_of(&format!(
+            "a:\n  tls_listen: 127.0.0.1:7400\n{servers}\
+             b:\n  listen: 127.0.0.1:7401\n  tls: {{cert: c, key: k}}\n{servers}\
+             c:\n  tls_listen: /tmp/x.sock\n  tls: {{cert: c, key: k}}\n{servers}\
+             d:\n  listen: 127.0.0.1:7402\n  tls_listen: 127.0.0.1:7402\n  tls: {{cert: c}}\n{servers}\
+             e:\n  hash: md5\n{servers}"
+        ));
+        for expected in [
+            "pool 'a': tls: missing: `tls_listen` needs a `tls:` block",
+            "pool 'b': tls: is set but the pool has no `tls_listen` or `tls_readonly_listen`",
+            "pool 'c': tls_listen: must be host:port",
+            "pool 'd': tls.key: missing",
+            "pool 'e': listen: missing",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        // Listeners of one pool may not share a socket either.
+        let all = problems_of(&format!(
+            "d:\n  listen: 127.0.0.1:7402\n  tls_listen: 127.0.0.1:7402\n  \
+             tls: {{cert: c, key: k}}\n{servers}"
+        ));
+        assert!(
+            all.contains("pool 'd': tls_listen: 127.0.0.1:7402 is also the pool's listen address"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn tls_only_pools_and_upstream_tls_are_valid_and_checked_against_the_pool() {
+        let config = parse(
+            "a:\n  tls_listen: 127.0.0.1:7410\n  tls_readonly_listen: 127.0.0.1:7411\n  \
+             tls: {cert: /c.pem, key: /k.pem, client_ca: /ca.pem, min_version: 1.3}\n  \
+             backend_tls: {ca: /redis-ca.pem, server_name: redis.internal}\n  \
+             servers: [\"127.0.0.1:7001:1\"]\n",
+        )
+        .expect("valid");
+        let pool = &config.pools[0];
+        assert_eq!(pool.listen, None);
+        assert_eq!(pool.main_listener(), pool.tls_listen.as_ref());
+        assert_eq!(pool.listeners().len(), 2);
+        let tls = pool.tls.as_ref().expect("tls");
+        assert_eq!(tls.client_auth, ClientAuth::Required);
+        assert_eq!(tls.min_version, TlsVersion::V1_3);
+        let backend = pool.backend_tls.as_ref().expect("backend_tls");
+        assert_eq!(backend.server_name.as_deref(), Some("redis.internal"));
+        let all = problems_of(
+            "a:\n  listen: 127.0.0.1:7412\n  sentinel_tls: {ca: /c}\n  \
+             coordination: 127.0.0.1:7002\n  backend_tls: {insecure_skip_verify_for_tests: true}\n  \
+             servers: [\"127.0.0.1:7001:1\"]\n",
+        );
+        for expected in [
+            "pool 'a': sentinel_tls: is set but the pool has no `sentinels`",
+            "pool 'a': coordination: resharding is not supported with `backend_tls` yet",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
     }
 
     #[test]

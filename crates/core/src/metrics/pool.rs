@@ -34,6 +34,11 @@ pub struct PoolStats {
     pub slow_clients: Counter,
     /// Requests on moving keys, sent to their source first (resharding).
     pub moving_key_requests: Counter,
+    /// TLS clients whose handshake completed.
+    pub tls_handshakes: Counter,
+    /// TLS clients refused at the handshake (bad or missing certificate,
+    /// not TLS, timed out).
+    pub tls_handshake_failures: Counter,
 }
 
 impl Default for PoolStats {
@@ -49,6 +54,8 @@ impl Default for PoolStats {
             protocol_errors: Counter::default(),
             slow_clients: Counter::default(),
             moving_key_requests: Counter::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_failures: Counter::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the data path. See `docs/admin.md`.
 //!
 //! # Layout
+//! - `access`: who may use it: the bearer token, loopback or not.
 //! - `prometheus`: `/metrics` in the Prometheus text format.
 //! - `twemproxy`: `/stats` with twemproxy's field names.
 //! - `overview`: `/topology` and `/api/overview` JSON.
@@ -12,6 +13,7 @@
 //!   (`/api/history`).
 //! - `status.html`: the status page, embedded in the binary.
 
+mod access;
 mod history;
 mod overview;
 mod prometheus;
@@ -34,6 +36,7 @@ use crate::proxy_info::{ProxyInfo, ReloadResult};
 use crate::reload::ReloadHandle;
 use crate::reshard::ReshardCommand;
 use crate::topology::Events;
+pub use access::Access;
 
 /// What the admin server reads.
 pub struct Admin {
@@ -48,6 +51,8 @@ pub struct Admin {
     pub control: tokio::sync::mpsc::UnboundedSender<ControlCommand>,
     /// What the status page's charts draw.
     pub history: std::sync::Mutex<history::History>,
+    /// The bearer token, and whether the server listens beyond loopback.
+    pub access: Access,
 }
 
 impl Admin {
@@ -86,6 +91,7 @@ pub async fn serve(
     };
     let proxy_retired = admin.proxy.retired();
     tokio::task::spawn_local(keep_history(admin.clone()));
+    let tls = admin.proxy.admin_tls().cloned();
     let app = Router::new()
         .route("/", get(|| async { Html(STATUS_PAGE) }))
         .route("/metrics", get(metrics))
@@ -101,6 +107,7 @@ pub async fn serve(
         .route("/upgrade", axum::routing::post(upgrade))
         .route("/reshard", get(reshard_status))
         .route("/reshard/start", axum::routing::post(reshard_start))
+        .route("/reshard/plan", axum::routing::post(reshard_plan))
         .route(
             "/reshard/pause",
             axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Pause)),
@@ -113,6 +120,10 @@ pub async fn serve(
             "/reshard/abort",
             axum::routing::post(|s, q| reshard_op(s, q, ReshardOp::Abort)),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            check_access,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             admin.clone(),
             check_host,
@@ -158,15 +169,74 @@ pub async fn serve(
         let id = next_id;
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let registry = open.clone();
+        let tls = tls.clone();
         let task = tokio::task::spawn_local(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(MAX_LIFETIME, connection).await;
+            let served = async {
+                match tls.as_ref().and_then(|tls| tls.acceptor.current()) {
+                    // The handshake counts against the header timeout.
+                    Some(side) => {
+                        let accept =
+                            shardgate_tls::tokio_rustls::TlsAcceptor::from(side.config.clone())
+                                .accept(stream);
+                        match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
+                            Ok(Ok(stream)) => serve_connection(stream, service).await,
+                            Ok(Err(e)) => {
+                                static LOG: crate::log_limit::LogLimit =
+                                    crate::log_limit::LogLimit::new(10);
+                                if LOG.allow() {
+                                    tracing::warn!(
+                                        "admin server: TLS handshake refused: {}",
+                                        shardgate_tls::describe(&e, shardgate_tls::Side::Client)
+                                    );
+                                }
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    None => serve_connection(stream, service).await,
+                }
+            };
+            let _ = tokio::time::timeout(MAX_LIFETIME, served).await;
             registry.borrow_mut().remove(&id);
         });
         open.borrow_mut().insert(id, task.abort_handle());
+    }
+}
+
+/// One HTTP/1.1 connection (over TCP or TLS), to its end.
+async fn serve_connection<S>(stream: S, service: hyper_util::service::TowerToHyperService<Router>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
+/// The bearer token, where it is needed (see [`access`]).
+async fn check_access(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let presented = access::bearer(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok()),
+    );
+    let changes_state = request.method() == axum::http::Method::POST;
+    match access::decide(&admin.access, request.uri().path(), changes_state, presented) {
+        access::Decision::Serve => next.run(request).await,
+        access::Decision::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"shardgate\"")],
+            "shardgate admin: this needs the admin token (Authorization: Bearer ...; shardgate reload --admin-token-file FILE)\n",
+        )
+            .into_response(),
+        access::Decision::NoTokenConfigured => (
+            StatusCode::FORBIDDEN,
+            "shardgate admin: this admin server listens beyond loopback without --admin-token-file: nothing may change the proxy through it\n",
+        )
+            .into_response(),
     }
 }
 
@@ -284,8 +354,27 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The status page's data: `/topology`, traffic, events, and each pool's
+/// migration while one is under way or has ended (`reshard`).
 async fn overview(State(admin): State<Arc<Admin>>) -> Response {
-    Json(overview::overview(&admin)).into_response()
+    let mut overview = overview::overview(&admin);
+    let pools = overview.get_mut("pools").and_then(|p| p.as_array_mut());
+    for pool in pools.into_iter().flatten() {
+        let Some(name) = pool
+            .get("pool")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let Some(status) = ask(&admin, &name, ReshardCommand::Status).await else {
+            continue;
+        };
+        if let (Some(pool), true) = (pool.as_object_mut(), status.phase != "none") {
+            pool.insert("reshard".into(), serde_json::json!(status));
+        }
+    }
+    Json(overview).into_response()
 }
 
 /// Ready once startup is over and while every shard of every pool has a
@@ -413,7 +502,7 @@ async fn reshard_status(State(admin): State<Arc<Admin>>) -> Response {
 /// configuration file gives (`200`, a line per pool), or says why not
 /// (`409`).
 async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
-    let records = match admin.reloads.reshard_plan().await {
+    let records = match admin.reloads.reshard_plan(None).await {
         Ok(records) => records,
         Err(problems) => return lines_response(Err(problems)),
     };
@@ -435,6 +524,53 @@ async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
     } else {
         Err(problems)
     })
+}
+
+#[derive(Deserialize)]
+struct PlanQuery {
+    /// Keys scanned per source database at most (default 100,000); the
+    /// figures are scaled up from that sample.
+    max_keys: Option<u64>,
+}
+
+/// What `reshard start` would move, measured and changing nothing: the
+/// body is a configuration to compare with (empty: the proxy's file).
+/// 200 when every migration may start, 409 when one is refused.
+async fn reshard_plan(
+    State(admin): State<Arc<Admin>>,
+    Query(query): Query<PlanQuery>,
+    body: String,
+) -> Response {
+    let text = (!body.trim().is_empty()).then_some(body);
+    let records = match admin.reloads.reshard_plan(text).await {
+        Ok(records) => records,
+        Err(problems) => return lines_response(Err(problems)),
+    };
+    let max_keys = query.max_keys.unwrap_or(100_000).max(1);
+    let (mut lines, mut surveys, mut refused) = (Vec::new(), Vec::new(), false);
+    for (pool, record) in records {
+        let Some(state) = admin.pools().iter().find(|p| *p.name == *pool).cloned() else {
+            continue;
+        };
+        match crate::reshard::survey::survey(&state, &record, max_keys).await {
+            Ok(survey) => {
+                refused |= !survey.refused.is_empty();
+                lines.extend(survey.lines());
+                surveys.push(survey);
+            }
+            Err(e) => {
+                refused = true;
+                lines.push(format!("pool '{pool}': cannot survey: {e}"));
+            }
+        }
+    }
+    let status = if refused {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({ "ok": !refused, "lines": lines, "pools": surveys });
+    (status, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]

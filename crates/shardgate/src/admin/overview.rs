@@ -1,6 +1,7 @@
-//! `/topology` (pools, shards, nodes with role, health, lag, connections)
-//! and `/api/overview` (the same with traffic counters and recent events,
-//! for the status page, which turns counters into rates).
+//! `/topology` (pools, shards, nodes with role, health, lag, connections,
+//! the certificates each pool presents) and `/api/overview` (the same
+//! with traffic counters and recent events, for the status page, which
+//! turns counters into rates and warns of certificates about to expire).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde_json::{json, Value};
 
 use super::Admin;
+use crate::pool::tls::EXPIRY_WARNING;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
 
@@ -32,6 +34,32 @@ pub fn overview(admin: &Admin) -> Value {
         "pools": admin.pools().iter().map(|pool| pool_json(pool, true)).collect::<Vec<_>>(),
         "events": admin.events.recent(50),
     })
+}
+
+/// The certificates the pool presents, each with its expiry and whether
+/// it is within [`EXPIRY_WARNING`] of it (or past it).
+fn certificates(pool: &PoolState) -> Vec<Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let warning = EXPIRY_WARNING.as_secs() as i64;
+    pool.tls
+        .presented()
+        .iter()
+        .map(|cert| {
+            let left = cert.summary.not_after - now;
+            json!({
+                "use": cert.used_for.key(),
+                "path": cert.path,
+                "serial": cert.summary.serial,
+                "subject": cert.summary.common_name,
+                "not_after": cert.summary.not_after,
+                "not_after_utc": shardgate_tls::x509::utc(cert.summary.not_after),
+                "expires_in_seconds": left,
+                "expires_soon": left < warning,
+            })
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -90,7 +118,9 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
         .collect();
     let mut value = json!({
         "pool": config.name,
-        "listen": config.listen.to_string(),
+        "listen": config.listen.as_ref().map(ToString::to_string),
+        "tls_listen": config.tls_listen.as_ref().map(ToString::to_string),
+        "tls_readonly_listen": config.tls_readonly_listen.as_ref().map(ToString::to_string),
         "readonly_listen": config.readonly_listen.as_ref().map(ToString::to_string),
         "distribution": config.distribution.name(),
         "hash": config.hash.name(),
@@ -99,6 +129,7 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
         "topology_version": pool.topology().version,
         "clients": pool.admitted.load(Relaxed),
         "shards": shards,
+        "certificates": certificates(pool),
     });
     if config.cluster {
         if let Value::Object(map) = &mut value {

@@ -33,6 +33,7 @@ pub fn render(admin: &Admin) -> String {
     config(&mut out, proxy);
     pools(&mut out, admin);
     cluster_pools(&mut out, admin);
+    certificates(&mut out, admin);
     commands(&mut out, admin);
     nodes(&mut out, admin);
     out
@@ -274,7 +275,7 @@ fn pools(out: &mut String, admin: &Admin) {
         }
     }
     type WorkerGet = fn(&crate::metrics::PoolStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerGet); 7] = [
+    let worker_counters: [(&str, &str, WorkerGet); 9] = [
         (
             "shardgate_reshard_moving_key_requests_total",
             "Requests on moving keys: run on their source if the keys are still there, else on their destination.",
@@ -310,6 +311,16 @@ fn pools(out: &mut String, admin: &Admin) {
             "Connections pinned to one client (transactions, blocking calls, WAIT).",
             |s| s.leases.get(),
         ),
+        (
+            "shardgate_tls_handshakes_total",
+            "TLS clients whose handshake completed.",
+            |s| s.tls_handshakes.get(),
+        ),
+        (
+            "shardgate_tls_handshake_failures_total",
+            "TLS clients refused at the handshake (certificate missing, expired or from an unknown CA; not TLS; timed out).",
+            |s| s.tls_handshake_failures.get(),
+        ),
     ];
     for (name, help, get) in worker_counters {
         metric(out, name, "counter", help);
@@ -332,6 +343,37 @@ fn pools(out: &mut String, admin: &Admin) {
                 "shardgate_reshard_phase{{pool=\"{}\",phase=\"{phase}\"}} {}",
                 escape(&pool.name),
                 u8::from(index == now)
+            );
+        }
+    }
+}
+
+/// When each certificate the proxy presents expires (contrib's alert
+/// rules warn 14 and 2 days ahead).
+fn certificates(out: &mut String, admin: &Admin) {
+    metric(
+        out,
+        "shardgate_tls_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "When a certificate the proxy presents expires (Unix time): `use` is tls (the pool's listeners), backend_tls, sentinel_tls or admin (the admin server's, no pool).",
+    );
+    if let Some(cert) = admin.proxy.admin_tls().and_then(|tls| tls.presented()) {
+        let _ = writeln!(
+            out,
+            "shardgate_tls_certificate_expiry_timestamp_seconds{{use=\"admin\",path=\"{}\"}} {}",
+            escape(&cert.path),
+            cert.summary.not_after
+        );
+    }
+    for pool in admin.pools().iter() {
+        for cert in pool.tls.presented() {
+            let _ = writeln!(
+                out,
+                "shardgate_tls_certificate_expiry_timestamp_seconds{{pool=\"{}\",use=\"{}\",path=\"{}\"}} {}",
+                escape(&pool.name),
+                cert.used_for.key(),
+                escape(&cert.path),
+                cert.summary.not_after
             );
         }
     }

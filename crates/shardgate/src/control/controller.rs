@@ -69,6 +69,7 @@ impl Controller {
             client_name: Some(kernel.client_name()),
             ask_id: false,
             readonly: false,
+            tls: state.tls.backend(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         Controller {
@@ -159,8 +160,13 @@ impl Controller {
             .iter()
             .map(|s| s.group.name.clone())
             .collect();
-        self.watchers =
-            sentinel::spawn_watchers(&self.config, names, self.tx.clone(), self.events.clone());
+        self.watchers = sentinel::spawn_watchers(
+            &self.config,
+            names,
+            self.tx.clone(),
+            self.events.clone(),
+            self.state.tls.sentinel(),
+        );
     }
 
     /// Takes a reload's configuration: the kernel reconciles its groups
@@ -171,10 +177,12 @@ impl Controller {
         let old = std::mem::replace(&mut self.config, config.clone());
         let names = |c: &PoolConfig| c.servers.iter().map(|s| s.ring_name()).collect::<Vec<_>>();
         let reprobe = old.redis_auth != config.redis_auth
+            || old.backend_tls != config.backend_tls
             || old.health_check != config.health_check
             || old.failover != config.failover;
         let rewatch = old.sentinels != config.sentinels
             || old.sentinel_auth != config.sentinel_auth
+            || old.sentinel_tls != config.sentinel_tls
             || old.failover != config.failover
             || old.connect_timeout != config.connect_timeout
             || names(&old) != names(&config);

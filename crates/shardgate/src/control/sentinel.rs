@@ -62,6 +62,7 @@ pub fn spawn_watchers(
     names: Vec<Arc<str>>,
     tx: mpsc::UnboundedSender<Input>,
     events: Arc<Events>,
+    tls: crate::backend::handshake::Connector,
 ) -> Vec<tokio::task::AbortHandle> {
     let mut tasks = Vec::new();
     let recent = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
@@ -77,6 +78,7 @@ pub fn spawn_watchers(
                 client_name: None,
                 ask_id: false,
                 readonly: false,
+                tls: tls.clone(),
             },
             timeout: config.connect_timeout,
             tx: tx.clone(),

@@ -3,7 +3,8 @@
 //! Every worker binds its own TCP socket to each pool's address with
 //! `SO_REUSEPORT`, so the kernel spreads new connections over workers and
 //! no accept is shared between threads. A unix socket cannot be shared that
-//! way; worker 0 serves it alone.
+//! way; worker 0 serves it alone. A TLS endpoint's clients get a session
+//! once their handshake completes.
 
 use std::cell::Cell;
 use std::io;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use super::session::{self, ClientStream, Restore};
+use super::tls::HandshakeSlots;
 use super::Endpoint;
 use crate::config::ListenAddr;
 use crate::log_limit::LogLimit;
@@ -179,6 +181,12 @@ pub async fn accept_loop(
                     let _ = socket2::SockRef::from(stream).set_keepalive(true);
                 }
             };
+            if endpoint.tls() {
+                return serve_tls(
+                    &listener, prepare, local, endpoint, &pool, shutdown, &tracker,
+                )
+                .await;
+            }
             serve(
                 &listener, prepare, local, endpoint, &pool, shutdown, &tracker,
             )
@@ -214,6 +222,49 @@ async fn serve<A: Acceptor>(
                     limit.accepted();
                     prepare(&stream);
                     start_session(stream, peer, local.clone(), endpoint, pool, &shutdown, tracker);
+                }
+                Err(e) if FdLimit::is_fd_limit(&e) => limit.refuse_one(listener).await,
+                Err(e) => accept_failed(e).await,
+            },
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Accepts TLS clients until shutdown: each handshake runs in its own
+/// task (see [`super::tls`]), at most `tls.max_handshakes` at a time on
+/// this worker; a client whose handshake completes gets a session.
+async fn serve_tls(
+    listener: &TcpListener,
+    prepare: impl Fn(&tokio::net::TcpStream),
+    local: String,
+    endpoint: Endpoint,
+    pool: &Rc<PoolWorker>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: &Rc<SessionTracker>,
+) -> io::Result<()> {
+    let mut limit = FdLimit::new();
+    let slots = Rc::new(HandshakeSlots::default());
+    let max = || (pool.state.tls.acceptor.current()).map_or(1, |side| side.settings.max_handshakes);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.take(max) => slot,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        tokio::select! {
+            accepted = listener.next() => match accepted {
+                Ok((stream, peer)) => {
+                    limit.accepted();
+                    prepare(&stream);
+                    let (pool, local, shutdown, tracker) =
+                        (pool.clone(), local.clone(), shutdown.clone(), tracker.clone());
+                    tokio::task::spawn_local(async move {
+                        let handshake = super::tls::handshake(&pool, stream, &peer).await;
+                        drop(slot);
+                        if let Ok(stream) = handshake {
+                            start_session(stream, peer, local, endpoint, &pool, &shutdown, &tracker);
+                        }
+                    });
                 }
                 Err(e) if FdLimit::is_fd_limit(&e) => limit.refuse_one(listener).await,
                 Err(e) => accept_failed(e).await,
@@ -349,11 +400,11 @@ pub fn adopt_session(
         Endpoint::ReadWrite
     };
     let (peer, local, unix) = (state.addr.clone(), state.laddr.clone(), state.unix);
-    let restore = Some(Restore {
+    let restore = Some(Box::new(Restore {
         state,
         released,
         subscribed,
-    });
+    }));
     if unix {
         let stream = std::os::unix::net::UnixStream::from(fd);
         stream.set_nonblocking(true)?;
@@ -383,7 +434,7 @@ impl Serving {
         peer: String,
         local: String,
         endpoint: Endpoint,
-        restore: Option<Restore>,
+        restore: Option<Box<Restore>>,
     ) {
         let Serving {
             pool,

@@ -6,10 +6,13 @@
 //! - `clients`: [`Clients`], the registry behind CLIENT LIST / KILL, and
 //!   [`ClientPause`].
 //! - `cluster`: [`ClusterHints`], what sessions tell a cluster pool's controller.
+//! - `tls`: [`tls::PoolTls`], the pool's live TLS stores, and the
+//!   certificates a reload reads again.
 
 pub mod clients;
 pub mod cluster;
 mod state;
+pub mod tls;
 
 pub use clients::{ClientEntry, ClientPause, Clients};
 pub use cluster::ClusterHints;

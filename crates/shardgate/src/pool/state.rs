@@ -54,6 +54,9 @@ pub struct PoolState {
     node_stats: Mutex<Vec<(SocketAddr, Arc<NodeStats>)>>,
     /// Each node's trouble episode, shared by the workers.
     episodes: Mutex<std::collections::HashMap<SocketAddr, Arc<Episode>>>,
+    /// Certificates and TLS configurations (listeners, servers,
+    /// Sentinels), swapped by reloads.
+    pub tls: super::tls::PoolTls,
 }
 
 /// What the controller counts, for metrics.
@@ -87,6 +90,7 @@ impl PoolState {
         let topology = Topology::placed(&config, 0, shards, placement);
         let users = users_of(&config);
         let slowlog = SlowLog::new(config.slowlog_threshold, config.slowlog_max_len);
+        let tls = super::tls::PoolTls::new(&config);
         PoolState {
             name: config.name.as_str().into(),
             topology: ArcSwap::from_pointee(topology),
@@ -105,6 +109,7 @@ impl PoolState {
             worker_stats: Mutex::new(Vec::new()),
             node_stats: Mutex::new(Vec::new()),
             episodes: Mutex::new(std::collections::HashMap::new()),
+            tls,
         }
     }
 

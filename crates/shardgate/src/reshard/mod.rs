@@ -6,9 +6,11 @@
 //! # Layout
 //! - `store`: [`Store`], the coordination store (a Redis, or memory).
 //! - `mover`: the background mover.
+//! - `survey`: what a migration would move (`shardgate reshard plan`).
 
 pub mod mover;
 pub mod store;
+pub mod survey;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,7 +60,8 @@ pub struct ReshardStatus {
     pub shared: bool,
     pub keys_moved: u64,
     pub bytes_moved: u64,
-    /// Sources (`shard/db`) scanned through, and all of them.
+    /// Sources (`shard/db`) scanned through, and those the mover reached
+    /// (on the proxy running it).
     pub sources_done: usize,
     pub sources_seen: usize,
     /// Keys per second moved over the last minute.
@@ -93,6 +96,8 @@ pub struct Coordinator {
     retry_at: Option<Instant>,
     status: ReshardStatus,
     moved_samples: std::collections::VecDeque<(Instant, u64)>,
+    /// The mover's checkpoint of each source it reached.
+    sources: std::collections::BTreeMap<String, String>,
 }
 
 impl Coordinator {
@@ -126,6 +131,7 @@ impl Coordinator {
             retry_at: None,
             status,
             moved_samples: std::collections::VecDeque::new(),
+            sources: std::collections::BTreeMap::new(),
         }
     }
 
@@ -283,6 +289,7 @@ impl Coordinator {
                 return;
             }
         };
+        self.sources = progress.cursors.clone();
         let task = tokio::task::spawn_local(mover::run(
             self.state.clone(),
             progress,
@@ -311,6 +318,7 @@ impl Coordinator {
                 keys,
                 bytes,
             } => {
+                self.sources.insert(source.clone(), cursor.clone());
                 self.state
                     .stats
                     .keys_moved
@@ -498,6 +506,10 @@ impl Coordinator {
         }
         .into();
         self.status.keys_moved = moved;
+        self.status.sources_seen = self.sources.len();
+        self.status.sources_done = (self.sources.values())
+            .filter(|c| mover::Cursor::is_done(c))
+            .count();
         self.status.bytes_moved = self
             .state
             .stats

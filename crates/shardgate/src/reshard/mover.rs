@@ -28,7 +28,8 @@ const BIG_KEY_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the mover tells its coordinator.
 #[derive(Debug)]
 pub enum MoverEvent {
-    /// `source` (`"{shard}/{db}"`) scanned up to `cursor` (`"done"`: all);
+    /// `source` (`"{shard}/{db}"`) scanned up to `cursor` (`"{master}
+    /// {cursor}"`, the cursor `done` once it is scanned through);
     /// `keys` and `bytes` moved since the last checkpoint.
     Checkpoint {
         source: String,
@@ -71,58 +72,114 @@ async fn move_all(
 ) -> Result<(), String> {
     let mut conns = Conns::default();
     let mut limit = Limit::new(&state.config());
+    let mut cursors = progress.cursors;
     let shard_names: Vec<Arc<str>> = state
         .topology()
         .shards
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    for (shard, name) in shard_names.iter().enumerate() {
-        let dbs = databases(&mut conns, state, shard).await?;
-        for db in dbs {
-            let source = format!("{name}/{db}");
-            let mut cursor = progress
-                .cursors
-                .get(&source)
-                .cloned()
-                .unwrap_or_else(|| "0".into());
-            if cursor == "done" {
-                continue;
-            }
-            loop {
-                let topology = state.topology();
-                if !topology.is_moving() {
-                    return Err("the migration ended under the mover".into());
-                }
-                let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
-                let (moved, bytes) =
-                    migrate(&mut conns, &topology, shard, db, keys, &mut limit, events).await?;
-                cursor = if next == "0" { "done".into() } else { next };
-                let _ = events.send(MoverEvent::Checkpoint {
-                    source: source.clone(),
-                    cursor: cursor.clone(),
-                    keys: moved,
-                    bytes,
-                });
+    // Passes until every source was scanned through on the master it has
+    // now: a failover may bring back keys moved away from the old master
+    // (its DELs not replicated, or done after the replica was promoted),
+    // so a source whose master changed is scanned again from the start.
+    loop {
+        let mut rescanned = false;
+        for (shard, name) in shard_names.iter().enumerate() {
+            let dbs = databases(&mut conns, state, shard).await?;
+            for db in dbs {
+                let source = format!("{name}/{db}");
+                let on = master(&state.topology(), shard)?;
+                let mut cursor = match cursors.get(&source).map(|c| Cursor::parse(c)) {
+                    Some(Cursor { on: Some(was), at }) if was == on => at,
+                    Some(Cursor { on: was, .. }) => {
+                        tracing::info!(
+                            pool = %state.name,
+                            "{source}: its master changed ({} -> {on}): scanned again from the start (a failover may bring back keys that moved)",
+                            was.map_or("?".into(), |a| a.to_string())
+                        );
+                        "0".into()
+                    }
+                    None => "0".into(),
+                };
                 if cursor == "done" {
-                    break;
+                    continue;
+                }
+                rescanned = true;
+                loop {
+                    let topology = state.topology();
+                    if !topology.is_moving() {
+                        return Err("the migration ended under the mover".into());
+                    }
+                    if master(&topology, shard)? != on {
+                        // Scanned again on the new master by the next pass.
+                        break;
+                    }
+                    let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
+                    let (moved, bytes) =
+                        migrate(&mut conns, &topology, shard, db, keys, &mut limit, events).await?;
+                    cursor = if next == "0" { "done".into() } else { next };
+                    let checkpoint = Cursor::format(on, &cursor);
+                    cursors.insert(source.clone(), checkpoint.clone());
+                    let _ = events.send(MoverEvent::Checkpoint {
+                        source: source.clone(),
+                        cursor: checkpoint,
+                        keys: moved,
+                        bytes,
+                    });
+                    if cursor == "done" {
+                        break;
+                    }
                 }
             }
         }
+        if !rescanned {
+            return Ok(());
+        }
     }
-    Ok(())
+}
+
+/// A checkpoint: the master a source was scanned on, and how far (a SCAN
+/// cursor, or `done`). SCAN cursors mean nothing on another server.
+pub(super) struct Cursor {
+    on: Option<SocketAddr>,
+    at: String,
+}
+
+impl Cursor {
+    fn parse(checkpoint: &str) -> Cursor {
+        match checkpoint.split_once(' ') {
+            Some((on, at)) => Cursor {
+                on: on.parse().ok(),
+                at: at.to_string(),
+            },
+            None => Cursor {
+                on: None,
+                at: checkpoint.to_string(),
+            },
+        }
+    }
+
+    fn format(on: SocketAddr, at: &str) -> String {
+        format!("{on} {at}")
+    }
+
+    /// Whether a checkpoint says its source was scanned through.
+    pub(super) fn is_done(checkpoint: &str) -> bool {
+        checkpoint.ends_with("done")
+    }
 }
 
 /// Control connections to the nodes, by address.
 #[derive(Default)]
-struct Conns {
+pub(super) struct Conns {
     open: BTreeMap<SocketAddr, WireConn>,
 }
 
 impl Conns {
     /// A command on `addr` (connecting first); an error drops the
     /// connection.
-    async fn query(
+    pub(super) async fn query(
         &mut self,
         addr: SocketAddr,
         handshake: &Handshake,
@@ -148,7 +205,7 @@ impl Conns {
     }
 }
 
-fn handshake(config: &PoolConfig) -> Handshake {
+pub(super) fn handshake(config: &PoolConfig) -> Handshake {
     Handshake {
         auth: config.redis_auth.clone(),
         client_name: Some("shardgate-mover".into()),
@@ -156,7 +213,7 @@ fn handshake(config: &PoolConfig) -> Handshake {
     }
 }
 
-fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
+pub(super) fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
     let shard = topology.shards.get(shard).ok_or("no such shard")?;
     shard
         .master
@@ -167,8 +224,18 @@ fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
 
 /// The databases of the shard's master that hold keys.
 async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result<Vec<u32>, String> {
-    let topology = state.topology();
-    let addr = master(&topology, shard)?;
+    let keyspace = keyspace(conns, &state.topology(), shard).await?;
+    Ok(keyspace.into_iter().map(|(db, _)| db).collect())
+}
+
+/// `INFO keyspace` of the shard's master: each database holding keys,
+/// and how many.
+pub(super) async fn keyspace(
+    conns: &mut Conns,
+    topology: &Topology,
+    shard: usize,
+) -> Result<Vec<(u32, u64)>, String> {
+    let addr = master(topology, shard)?;
     let config = &topology.config;
     let replies = conns
         .query(
@@ -181,12 +248,16 @@ async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result
     let info = replies.first().and_then(text).unwrap_or_default();
     Ok(info
         .lines()
-        .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+        .filter_map(|line| {
+            let (db, fields) = line.strip_prefix("db")?.split_once(':')?;
+            let keys = fields.split(',').find_map(|f| f.strip_prefix("keys="))?;
+            Some((db.parse().ok()?, keys.parse().ok()?))
+        })
         .collect())
 }
 
 /// One SCAN step on the shard's master: the next cursor and the keys.
-async fn scan(
+pub(super) async fn scan(
     conns: &mut Conns,
     topology: &Topology,
     shard: usize,
@@ -251,7 +322,11 @@ async fn migrate(
     for (destination, keys) in by_destination {
         for batch in keys.chunks(BATCH) {
             let addr = master(topology, shard)?;
-            let to = master(topology, destination)?;
+            let hop = Hop {
+                from: addr,
+                to: master(topology, destination)?,
+                replicas: topology.shards.get(shard).map_or(0, |s| s.replicas.len()),
+            };
             let sizes = sizes(conns, &config, addr, db, batch).await?;
             let (small, large): (Vec<_>, Vec<_>) =
                 batch.iter().zip(sizes).partition(|(_, size)| *size < big);
@@ -259,7 +334,7 @@ async fn migrate(
                 let keys: Vec<&Bytes> = small.iter().map(|(k, _)| *k).collect();
                 let size: u64 = small.iter().map(|(_, s)| *s).sum();
                 limit.wait(keys.len() as u64, size).await;
-                migrate_batch(conns, &config, addr, to, db, &keys, config.timeout).await?;
+                migrate_batch(conns, &config, &hop, db, &keys, config.timeout).await?;
                 moved += keys.len() as u64;
                 bytes += size;
             }
@@ -271,7 +346,7 @@ async fn migrate(
                 tokio::time::sleep(super::TICK * 3).await;
                 let started = Instant::now();
                 let moved_big =
-                    migrate_batch(conns, &config, addr, to, db, &[key], BIG_KEY_TIMEOUT).await;
+                    migrate_batch(conns, &config, &hop, db, &[key], BIG_KEY_TIMEOUT).await;
                 let took = started.elapsed();
                 let _ = events.send(MoverEvent::BigKeyMoving(false));
                 moved_big?;
@@ -291,7 +366,7 @@ async fn migrate(
 }
 
 /// `MEMORY USAGE` of each key (0 when gone).
-async fn sizes(
+pub(super) async fn sizes(
     conns: &mut Conns,
     config: &PoolConfig,
     addr: SocketAddr,
@@ -325,12 +400,12 @@ async fn sizes(
 async fn migrate_batch(
     conns: &mut Conns,
     config: &PoolConfig,
-    from: SocketAddr,
-    to: SocketAddr,
+    hop: &Hop,
     db: u32,
     keys: &[&Bytes],
     timeout: Duration,
 ) -> Result<(), String> {
+    let Hop { from, to, replicas } = *hop;
     let host = to.ip().to_string();
     let port = to.port().to_string();
     let db = db.to_string();
@@ -353,12 +428,23 @@ async fn migrate_batch(
     }
     migrate.push(b"KEYS");
     migrate.extend(keys.iter().map(|k| &k[..]));
+    // The source's DELs reach its replicas before the next batch: a
+    // replica promoted later must not bring back keys that moved (and
+    // were written since on their destination). Only the instant between
+    // MIGRATE and WAIT is left to Redis's asynchronous replication.
+    let replicas = replicas.to_string();
+    let wait: [&[u8]; 3] = [b"WAIT", replicas.as_bytes(), millis.as_bytes()];
+    let commands: &[&[&[u8]]] = if hop.replicas > 0 {
+        &[&[b"SELECT", db.as_bytes()], &migrate, &wait]
+    } else {
+        &[&[b"SELECT", db.as_bytes()], &migrate]
+    };
     let replies = conns
         .query(
             from,
             &handshake(config),
-            &[&[b"SELECT", db.as_bytes()], &migrate],
-            timeout + config.timeout,
+            commands,
+            timeout * 2 + config.timeout,
         )
         .await?;
     match replies.get(1) {
@@ -371,6 +457,14 @@ async fn migrate_batch(
             "MIGRATE from {from} to {to}: unexpected reply {other:?}"
         )),
     }
+}
+
+/// One batch's way: from the source's master to the destination's, and
+/// how many replicas the source has (fit to serve reads).
+struct Hop {
+    from: SocketAddr,
+    to: SocketAddr,
+    replicas: usize,
 }
 
 /// The pool's rate limits: keys and bytes per second (0: none).

@@ -141,6 +141,7 @@ impl ClusterController {
                 client_name: Some(self.client_name.clone()),
                 ask_id: false,
                 readonly: false,
+                tls: self.state.tls.backend(),
             },
             connect_timeout: self.config.connect_timeout,
             timeout: self.config.timeout,

@@ -71,6 +71,20 @@ const MAX_BATCH: usize = 1024;
 /// Reply bytes gathered before trying to write them out mid-batch.
 const FLUSH_AT: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// An empty read buffer's first allocation: most requests are small, and
+/// a connection holding a partial request costs what it holds, not a
+/// whole chunk. The buffer doubles from there up to chunks of
+/// [`READ_CHUNK`].
+const FIRST_READ: usize = 1024;
+
+/// Room for the next read: a small first allocation, then doubling, then
+/// a chunk at a time.
+fn make_room(read_buf: &mut BytesMut) {
+    let capacity = read_buf.capacity();
+    if capacity - read_buf.len() < FIRST_READ / 4 {
+        read_buf.reserve(capacity.clamp(FIRST_READ, READ_CHUNK));
+    }
+}
 
 /// Runs one client session to its end.
 pub async fn run<S: ClientStream>(
@@ -78,13 +92,16 @@ pub async fn run<S: ClientStream>(
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
-    restore: Option<Restore>,
+    restore: Option<Box<Restore>>,
 ) {
     let view = pool.view();
     let config = view.topology.config.clone();
     let mut client = Client::new(entry, &config, None);
     client.set_user(pool.state.users().initial());
-    client.readonly = endpoint == Endpoint::ReadOnly;
+    if let Some(user) = certificate_user(&stream, &config, &pool.state.users()) {
+        client.set_user(Some(user));
+    }
+    client.readonly = endpoint.readonly();
     let metrics = pool.metrics;
     let slowlog = metrics && pool.state.slowlog.threshold().is_some();
     let mut session = Session {
@@ -111,16 +128,20 @@ pub async fn run<S: ClientStream>(
         metrics,
         at_source: moving::AtSource::default(),
     };
+    // What happens once per session (an upgrade's restore and handoff,
+    // the graceful close) is boxed or kept off the stack: a future is as
+    // large as its largest state, and an idle session's memory is its
+    // future's size.
     let mut ended = Ok(());
     if let Some(restore) = restore {
-        ended = session.restore(restore).await;
+        ended = Box::pin(session.restore(*restore)).await;
     }
     if ended.is_ok() {
         ended = session.serve().await;
     }
     if let Err(End::HandOff) = &ended {
         // Never shut the socket down: the new process holds it now.
-        if let Err(end) = session.hand_off().await {
+        if let Err(end) = Box::pin(session.hand_off()).await {
             ended = Err(end);
         }
     }
@@ -142,6 +163,26 @@ pub async fn run<S: ClientStream>(
             "client session ended: {reason}"
         ),
         Ok(()) => {}
+    }
+}
+
+/// With `tls.user_from_cert`, the proxy user named by the client
+/// certificate's common name (Redis 7.2's `tls-auth-clients-user CN`):
+/// the client starts authenticated as that user. A name that is no user
+/// (or a disabled one) gives nothing: the client authenticates as usual.
+fn certificate_user<S: ClientStream>(
+    stream: &S,
+    config: &PoolConfig,
+    users: &crate::auth::Users,
+) -> Option<Arc<crate::auth::User>> {
+    config.tls.as_ref()?.user_from_cert?;
+    let name = stream.peer_common_name()?;
+    match users.get(name.as_bytes()).filter(|u| users.is_enabled(u)) {
+        Some(user) => Some(user.clone()),
+        None => {
+            tracing::debug!(pool = %config.name, "client certificate names '{name}', which is no user of the pool: the client must AUTH");
+            None
+        }
     }
 }
 
@@ -175,9 +216,7 @@ async fn watch_client<S: ClientStream>(
         if entry.signal() >= SHUTDOWN {
             return std::future::pending().await;
         }
-        if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
-            read_buf.reserve(READ_CHUNK);
-        }
+        make_room(read_buf);
         match stream.read_buf(read_buf).await {
             Ok(0) if cancel_on_close => return End::ClientClosed,
             Ok(0) => return std::future::pending().await,
@@ -330,7 +369,7 @@ impl<S: ClientStream> Session<S> {
                 KILLED => return Err(End::Killed),
                 // Everything read is answered; nothing more is read.
                 SHUTDOWN => return Err(End::Shutdown),
-                HANDOFF if self.between_requests() => return Err(End::HandOff),
+                HANDOFF if S::CAN_HAND_OVER && self.between_requests() => return Err(End::HandOff),
                 _ => {}
             }
             // Messages that arrived meanwhile go out before waiting.
@@ -359,12 +398,13 @@ impl<S: ClientStream> Session<S> {
             match woken {
                 Woken::Readable(readable) => {
                     readable.map_err(End::Io)?;
-                    break;
+                    if self.read_ready()? {
+                        return Ok(());
+                    }
                 }
                 Woken::Signal | Woken::Link => {}
             }
         }
-        self.read_ready().await
     }
 
     /// Waits (up to [`moving::HOLD`]) for the pool's topology to change:
@@ -407,7 +447,7 @@ impl<S: ClientStream> Session<S> {
         use tokio::io::AsyncWriteExt;
         const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
         let _ = self.stream.shutdown().await;
-        let mut sink = [0u8; 4096];
+        let mut sink = vec![0u8; 4096];
         let drain = async {
             while let Ok(n) = self.stream.read(&mut sink).await {
                 if n == 0 {
@@ -419,15 +459,17 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// Reads what the client has sent into the read buffer (growing it by
-    /// a chunk when nearly full); the client closing ends the session.
-    async fn read_ready(&mut self) -> Result<(), End> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        match self.stream.read_buf(&mut self.read_buf).await {
-            Ok(0) => Err(End::ClientClosed),
-            Ok(_) => Ok(()),
-            Err(e) => Err(End::Io(e)),
+    /// a chunk when nearly full), without waiting: false when nothing was
+    /// there after all (a TLS record that carried no data, a spurious
+    /// wake-up), so the caller waits again, still watching its signals.
+    /// The client closing ends the session.
+    fn read_ready(&mut self) -> Result<bool, End> {
+        make_room(&mut self.read_buf);
+        match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
+            Some(Ok(0)) => Err(End::ClientClosed),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(End::Io(e)),
+            None => Ok(false),
         }
     }
 

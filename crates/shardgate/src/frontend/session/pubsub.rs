@@ -117,6 +117,7 @@ impl<S: ClientStream> Session<S> {
                 client_name: None,
                 ask_id: false,
                 readonly: false,
+                tls: self.pool.state.tls.backend(),
             },
             connect_timeout: config.connect_timeout,
             max_backoff: config.reconnect_backoff_max,

@@ -1,5 +1,5 @@
-//! The client socket: TCP or unix, read only once it is readable so an
-//! idle client holds no read buffer.
+//! The client socket: TCP, unix or TLS over TCP, read only once it is
+//! readable so an idle client holds no read buffer.
 
 use std::future::Future;
 use std::io;
@@ -13,15 +13,28 @@ pub trait ClientStream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static {
     /// A unix socket (else TCP).
     const UNIX: bool;
 
+    /// Whether a binary upgrade can hand the connection to the new
+    /// process. A TLS session cannot be (its keys live in this process):
+    /// its client stays here until it leaves, or until the old process
+    /// exits after `--shutdown-grace`.
+    const CAN_HAND_OVER: bool;
+
     /// Resolves when a read would not block (data, end of stream or error).
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>>;
 
     /// The socket's file descriptor (CLIENT LIST's `fd`).
     fn fd(&self) -> i32;
+
+    /// The common name of the certificate the client presented (mutual
+    /// TLS), if any.
+    fn peer_common_name(&self) -> Option<String> {
+        None
+    }
 }
 
 impl ClientStream for TcpStream {
     const UNIX: bool = false;
+    const CAN_HAND_OVER: bool = true;
 
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
@@ -34,6 +47,7 @@ impl ClientStream for TcpStream {
 
 impl ClientStream for UnixStream {
     const UNIX: bool = true;
+    const CAN_HAND_OVER: bool = true;
 
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()

@@ -1,0 +1,104 @@
+//! The listener side: a pool's `tls:` block read into a rustls
+//! [`ServerConfig`], and the live store new handshakes take it from.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use shardgate_core::config::{ClientAuth, ListenTls};
+
+use crate::pem;
+use crate::x509::CertSummary;
+use crate::{provider, versions};
+
+/// A `tls:` block with its files read: what a handshake needs.
+#[derive(Debug)]
+pub struct ServerSide {
+    pub settings: ListenTls,
+    pub config: Arc<ServerConfig>,
+    /// The certificate clients are shown (its leaf).
+    pub cert: CertSummary,
+    /// The bytes every file held, to tell a re-read that changed nothing.
+    files: Vec<Vec<u8>>,
+}
+
+impl ServerSide {
+    /// Reads the certificate, key and client CAs the settings name.
+    pub fn load(settings: &ListenTls) -> Result<ServerSide, String> {
+        let provider = provider();
+        let chain = pem::chain(&settings.cert)?;
+        let key = pem::private_key(&settings.key)?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions(settings.min_version))
+            .map_err(|e| e.to_string())?;
+        let builder = match (&settings.client_ca, settings.client_auth) {
+            (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
+                let roots = pem::roots(ca)?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if settings.client_auth == ClientAuth::Optional {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(chain.certs, key)
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => format!(
+                    "{} is not the private key of {}",
+                    settings.key.display(),
+                    settings.cert.display()
+                ),
+                other => format!("{}: {other}", settings.cert.display()),
+            })?;
+        let files = pem::file_bytes([
+            Some(&settings.cert),
+            Some(&settings.key),
+            settings.client_ca.as_ref(),
+        ]);
+        Ok(ServerSide {
+            settings: settings.clone(),
+            config: Arc::new(config),
+            cert: chain.leaf,
+            files,
+        })
+    }
+
+    /// Whether `other` was read from the same settings and the same bytes.
+    pub fn same_as(&self, other: &ServerSide) -> bool {
+        self.settings == other.settings && self.files == other.files
+    }
+}
+
+/// Where new handshakes of a pool's TLS listeners take their
+/// configuration: swapped whole by a reload, so a handshake runs with one
+/// certificate from start to end and connections already up keep theirs.
+#[derive(Default)]
+pub struct Acceptor {
+    current: ArcSwapOption<ServerSide>,
+}
+
+impl Acceptor {
+    pub fn new(side: Option<ServerSide>) -> Acceptor {
+        Acceptor {
+            current: ArcSwapOption::new(side.map(Arc::new)),
+        }
+    }
+
+    /// The configuration for the next handshake (None: no `tls:` block).
+    pub fn current(&self) -> Option<Arc<ServerSide>> {
+        self.current.load_full()
+    }
+
+    pub fn set(&self, side: Option<Arc<ServerSide>>) {
+        self.current.store(side);
+    }
+}
