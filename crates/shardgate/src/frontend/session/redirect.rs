@@ -63,6 +63,12 @@ pub struct Follow {
     pub retries: usize,
 }
 
+/// A reply that is the command's answer: nothing to follow.
+#[inline]
+fn settled(reply: &ReplyResult) -> bool {
+    matches!(reply, Ok(frame) if redirect(frame).is_none())
+}
+
 /// What to do with a reply.
 enum Step {
     Answer,
@@ -73,8 +79,17 @@ enum Step {
 impl Follow {
     /// The reply the client gets: `first`'s, or after redirections the
     /// final node's.
-    pub async fn resolve(mut self, first: ReplySlot) -> ReplyResult {
-        let mut reply = first.await;
+    pub async fn resolve(self: Box<Self>, first: ReplySlot) -> ReplyResult {
+        let reply = first.await;
+        if settled(&reply) {
+            return reply;
+        }
+        // Boxed: the retry loop's state is large, and only redirected
+        // requests need it (every other reply's future stays small).
+        Box::pin(self.follow(reply)).await
+    }
+
+    async fn follow(mut self: Box<Self>, mut reply: ReplyResult) -> ReplyResult {
         let mut redirects = 0;
         let mut backoff = FIRST_BACKOFF;
         let mut deadline = None;
