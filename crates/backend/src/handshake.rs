@@ -26,6 +26,9 @@ pub struct Handshake {
     /// Ask the server for the connection's id (`CLIENT ID`, last), so the
     /// proxy can name it later (CLIENT UNBLOCK of a leased connection).
     pub ask_id: bool,
+    /// `READONLY`: a Redis Cluster replica then serves reads of its
+    /// primary's slots (a primary ignores it; only for cluster nodes).
+    pub readonly: bool,
     /// Plaintext, or TLS as the pool's live configuration says when the
     /// connection is made (a certificate re-read by a reload applies to
     /// the next connection; this one keeps its session).
@@ -68,6 +71,9 @@ impl Handshake {
                 "CLIENT SETNAME",
                 Request::from_args(&[b"CLIENT".as_slice(), b"SETNAME", name.as_bytes()]),
             ));
+        }
+        if self.readonly {
+            commands.push(("READONLY", Request::from_args(&[b"READONLY".as_slice()])));
         }
         if self.ask_id {
             commands.push((

@@ -92,6 +92,13 @@ impl PoolChange {
             listen: old.listeners() != new.listeners(),
             ..PoolChange::default()
         };
+        if old.cluster && new.cluster {
+            // Seeds place no keys: the cluster's slot map does.
+            if old.servers != new.servers {
+                change.what.push("seeds (servers)".into());
+            }
+            return change;
+        }
         change.what.extend(servers_changed(old, new));
         change.what.extend(replicas_changed(old, new));
         let placement = placement_changes(old, new);
@@ -271,6 +278,9 @@ fn placement_changes(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
     if old.hash_tag != new.hash_tag {
         what.push("hash_tag".into());
     }
+    if old.cluster != new.cluster {
+        what.push(format!("cluster: {} -> {}", old.cluster, new.cluster));
+    }
     what
 }
 
@@ -348,6 +358,18 @@ mod tests {
         // ketama: a third server takes about a third of the keys.
         let moved = change.moved.expect("measured");
         assert!((0.2..0.45).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn a_cluster_pool_may_change_its_seeds_but_not_stop_being_a_cluster() {
+        let cluster =
+            "c:\n  listen: 127.0.0.1:1\n  cluster: true\n  servers:\n    - 127.0.0.1:7001:1\n";
+        let more = format!("{cluster}    - 127.0.0.1:7002:1\n");
+        let plan = Plan::new(&config(cluster), &config(&more)).expect("seeds place no keys");
+        assert_eq!(plan.summary(), vec!["pool 'c': seeds (servers)"]);
+        let plain = more.replace("  cluster: true\n", "");
+        let refused = Plan::new(&config(&more), &config(&plain)).expect_err("keys move");
+        assert!(refused[0].contains("cluster: true -> false"), "{refused:?}");
     }
 
     #[test]

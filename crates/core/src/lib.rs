@@ -10,6 +10,7 @@
 //! - [`fanout`]: split, broadcast and SCAN plans and their reply merges.
 //! - [`frames`]: reading replies without decoding more than needed.
 //! - [`topology`]: topology snapshots, replication groups, events, status.
+//! - [`cluster`]: Redis Cluster pools: the slot map, its refreshes, redirections.
 //! - [`control`]: the pool controller's decisions: (state, input) -> actions.
 //! - [`change`]: what a reload changes, and whether it may (keys must not move).
 //! - [`reshard`]: a migration of keys as the proxies share it; the configs it implies.
@@ -25,6 +26,7 @@
 
 pub mod auth;
 pub mod change;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod control;

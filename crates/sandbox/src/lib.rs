@@ -10,15 +10,18 @@
 //! - [`process`]: [`process::Child`], a process guard that kills on drop,
 //!   and the readiness poll every guard uses.
 //! - [`redis`]: [`RedisServer`] and [`Sentinel`] guards, with a builder.
+//! - [`cluster`]: [`RedisCluster`], a real Redis Cluster of such servers.
 //! - [`resp`]: a tiny blocking RESP client, independent of the proxy's codec.
 //! - [`eventually`]: `assert_eventually!` for things that converge.
 
+pub mod cluster;
 pub mod eventually;
 pub mod ports;
 pub mod process;
 pub mod redis;
 pub mod resp;
 
+pub use cluster::RedisCluster;
 pub use redis::{RedisServer, Sentinel, Tls};
 pub use resp::RespClient;
 

@@ -10,7 +10,7 @@
 //! This crate is the top layer: it runs things. What is decided lives in
 //! `shardgate-core` (no I/O), connections to servers in
 //! `shardgate-backend`; both are re-exported here ([`config`],
-//! [`command`], [`route`], [`fanout`], [`topology`], [`auth`],
+//! [`command`], [`cluster`], [`route`], [`fanout`], [`topology`], [`auth`],
 //! [`secrets`], [`metrics`], [`scripts`], [`log_limit`]; [`backend`]).
 //!
 //! # Layout
@@ -38,8 +38,8 @@
 
 pub use shardgate_backend as backend;
 pub use shardgate_core::{
-    auth, command, config, error, fanout, frames, log_limit, metrics, route, scripts, secrets,
-    topology,
+    auth, cluster, command, config, error, fanout, frames, log_limit, metrics, route, scripts,
+    secrets, topology,
 };
 
 pub mod admin;

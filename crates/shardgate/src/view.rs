@@ -21,11 +21,18 @@ use crate::topology::{NodeAddr, Topology};
 /// still share them evenly (a run is short next to any measured window).
 const ROUND_ROBIN_RUN: usize = 32;
 
+/// Nodes a worker connects to per pool, at most: a bound on what
+/// redirections to unlisted nodes can open (a cluster has at most a
+/// thousand nodes by Redis's own advice).
+const MAX_NODES: usize = 1024;
+
 /// One shard as a worker routes to it.
 pub struct ShardView {
     pub master: Option<Rc<Node>>,
     /// Replicas fit to serve reads.
     pub replicas: Vec<Rc<Node>>,
+    /// Cluster pools: replicas to try while the master is unreachable.
+    pub standby: Vec<Rc<Node>>,
     /// Round-robin position among readers.
     next_reader: Cell<usize>,
 }
@@ -169,6 +176,50 @@ impl PoolWorker {
         self.rebuild()
     }
 
+    /// Cluster pools: this worker's node at `addr`, opened if the view
+    /// does not have it (a `MOVED` or `ASK` to a node the map does not
+    /// list yet). Such a node lives until the next view is built, which
+    /// keeps it only if the new map lists it. None past [`MAX_NODES`].
+    pub fn node_at(&self, addr: SocketAddr) -> Option<Rc<Node>> {
+        if let Some(node) = self.nodes.borrow().get(&addr) {
+            return Some(node.clone());
+        }
+        let mut nodes = self.nodes.borrow_mut();
+        if nodes.len() >= MAX_NODES {
+            return None;
+        }
+        let config = self.config();
+        let addr = NodeAddr::new(addr, addr.to_string());
+        let settings = settings_of(&self.state, &config, &addr);
+        let per_node = config.server_connections as usize;
+        let node = open_node(
+            &self.state,
+            settings,
+            &addr,
+            per_node,
+            &mut self.kept.borrow_mut(),
+        );
+        nodes.insert(addr.addr, node.clone());
+        Some(node)
+    }
+
+    /// Cluster pools: the primary serving `slot` in the newest snapshot
+    /// (a request retried after a failover goes to the promoted replica).
+    pub fn primary_of_slot(&self, slot: u16) -> Option<Rc<Node>> {
+        let view = self.view();
+        let shard = view.topology.shard_of_slot(slot)?;
+        view.shards.get(shard)?.master.clone()
+    }
+
+    /// Cluster pools: a standby replica of the shard serving `slot` (the
+    /// `turn`th, wrapping), to try while its primary is unreachable.
+    pub fn replica_of_slot(&self, slot: u16, turn: usize) -> Option<Rc<Node>> {
+        let view = self.view();
+        let shard = view.shards.get(view.topology.shard_of_slot(slot)?)?;
+        let count = shard.standby.len();
+        shard.standby.get(turn.checked_rem(count)?).cloned()
+    }
+
     #[cold]
     fn rebuild(&self) -> Rc<PoolView> {
         let topology = self.state.topology();
@@ -208,21 +259,9 @@ fn build_shards(
         let same = old
             .get(&addr.addr)
             .filter(|n| n.has_settings(&settings, per_node));
-        let node = same.cloned().unwrap_or_else(|| {
-            let kept = kept.entry(addr.addr).or_insert_with(|| Kept {
-                stats: state.new_node_stats(addr.addr),
-                episode: Rc::new(EpisodeLog::new(
-                    state.episode(addr.addr, &node_name(state, addr)),
-                )),
-            });
-            Rc::new(Node::new(
-                settings,
-                addr.label.clone(),
-                per_node,
-                kept.stats.clone(),
-                kept.episode.clone(),
-            ))
-        });
+        let node = same
+            .cloned()
+            .unwrap_or_else(|| open_node(state, settings, addr, per_node, kept));
         nodes.insert(addr.addr, node.clone());
         node
     };
@@ -232,9 +271,34 @@ fn build_shards(
         .map(|shard| ShardView {
             master: shard.master.as_ref().map(&mut node),
             replicas: shard.replicas.iter().map(&mut node).collect(),
+            standby: shard.standby.iter().map(&mut node).collect(),
             next_reader: Cell::new(0),
         })
         .collect()
+}
+
+/// A new `Node` (its connections open at once), with the counters and
+/// trouble episode this worker keeps for its address.
+fn open_node(
+    state: &PoolState,
+    settings: ConnSettings,
+    addr: &NodeAddr,
+    per_node: usize,
+    kept: &mut HashMap<SocketAddr, Kept>,
+) -> Rc<Node> {
+    let kept = kept.entry(addr.addr).or_insert_with(|| Kept {
+        stats: state.new_node_stats(addr.addr),
+        episode: Rc::new(EpisodeLog::new(
+            state.episode(addr.addr, &node_name(state, addr)),
+        )),
+    });
+    Rc::new(Node::new(
+        settings,
+        addr.label.clone(),
+        per_node,
+        kept.stats.clone(),
+        kept.episode.clone(),
+    ))
 }
 
 /// How errors and logs name a node: `pool 'p' server host:port`.
@@ -253,6 +317,8 @@ fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnS
             resp3: false,
             client_name: None,
             ask_id: false,
+            // Cluster pools read from replicas: READONLY lets them serve.
+            readonly: config.cluster,
             tls: state.tls.backend(),
         },
         timeout: config.timeout,

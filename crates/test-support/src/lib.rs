@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - re-exported from [`sandbox`]: `ports`, `process`, `redis`
-//!   ([`RedisServer`], [`Sentinel`]), `resp` ([`RespClient`]),
+//!   ([`RedisServer`], [`Sentinel`]), `cluster` ([`RedisCluster`]), `resp` ([`RespClient`]),
 //!   `eventually` (`assert_eventually!`).
 //! - [`nutcracker`]: [`Nutcracker`], Debian's twemproxy.
 //! - [`proxy`]: [`Shardgate`], the proxy under test, from a YAML config.
@@ -33,8 +33,10 @@ pub mod proxy;
 pub mod relay;
 pub mod tls;
 
-pub use sandbox::{assert_eventually, eventually, ports, process, redis, require_program, resp};
-pub use sandbox::{RedisServer, RespClient, Sentinel, Tls};
+pub use sandbox::{
+    assert_eventually, cluster, eventually, ports, process, redis, require_program, resp,
+};
+pub use sandbox::{RedisCluster, RedisServer, RespClient, Sentinel, Tls};
 
 pub use nutcracker::Nutcracker;
 pub use prometheus::Prometheus;

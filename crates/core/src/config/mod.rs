@@ -181,6 +181,9 @@ pub struct PoolConfig {
     pub hash: HashFunction,
     pub hash_tag: HashTag,
     pub distribution: DistributionKind,
+    /// The servers are seeds of a Redis Cluster whose slot map places the
+    /// keys (`docs/cluster.md`).
+    pub cluster: bool,
     /// Bound on every request to a backend. twemproxy waits forever when
     /// `timeout` is absent; shardgate defaults to [`DEFAULT_TIMEOUT`] so a
     /// hung server never hangs its clients.

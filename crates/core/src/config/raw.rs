@@ -51,6 +51,8 @@ pub struct RawPool {
     pub health_check: Option<RawHealthCheck>,
     pub discover_replicas: Option<bool>,
     pub keys_may_move: Option<bool>,
+    // Redis Cluster (docs/cluster.md).
+    pub cluster: Option<bool>,
     // Resharding.
     pub coordination: Option<String>,
     #[serde(default, deserialize_with = "present")]

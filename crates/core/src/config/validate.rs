@@ -224,8 +224,13 @@ impl Checker<'_> {
                 None
             }
         };
+        let cluster = raw.cluster.unwrap_or(false);
+        if cluster {
+            self.cluster_conflicts(&raw);
+        }
         let tls = self.tls(&mut raw);
         let distribution = match raw.distribution.as_deref() {
+            None if cluster => DistributionKind::Slots,
             None => DistributionKind::Ketama,
             Some(d) => DistributionKind::from_name(d).unwrap_or_else(|| {
                 self.problem(
@@ -252,6 +257,8 @@ impl Checker<'_> {
             }),
         };
         let hash_tag = match raw.hash_tag.as_deref() {
+            // A wrong tag was reported by `cluster_conflicts`.
+            Some(_) if cluster => HashTag::Cluster,
             Some(tag) => match tag.as_bytes() {
                 [open, close] => HashTag::Pair(*open, *close),
                 _ => {
@@ -266,6 +273,7 @@ impl Checker<'_> {
             // keys land where twemproxy put them; shardgate-native ones use
             // Redis Cluster's `{...}` rule.
             None => match distribution {
+                _ if cluster => HashTag::Cluster,
                 DistributionKind::Maglev | DistributionKind::Slots => HashTag::Cluster,
                 _ => HashTag::None,
             },
@@ -546,6 +554,7 @@ impl Checker<'_> {
             hash,
             hash_tag,
             distribution,
+            cluster,
             timeout,
             backlog,
             preconnect: raw.preconnect.unwrap_or(false),
@@ -591,6 +600,60 @@ impl Checker<'_> {
             client_output_limit,
             max_request_bytes,
         })
+    }
+
+    /// Settings a `cluster: true` pool cannot honour: the cluster places
+    /// keys (CRC16 slots, `{}` tags, database 0), lists its replicas and
+    /// decides failovers (docs/cluster.md).
+    fn cluster_conflicts(&mut self, raw: &RawPool) {
+        if raw.distribution.as_deref().is_some_and(|d| d != "slots") {
+            self.problem(
+                "distribution",
+                "a cluster pool places keys by the cluster's slots; remove it (or write `slots`)",
+            );
+        }
+        if raw.hash.is_some() {
+            self.problem(
+                "hash",
+                "a cluster pool hashes keys with CRC16, as Redis Cluster does; remove it",
+            );
+        }
+        if raw.hash_tag.as_deref().is_some_and(|t| t != "{}") {
+            self.problem(
+                "hash_tag",
+                "a cluster pool uses Redis Cluster's `{}` tags; remove it",
+            );
+        }
+        if raw.redis_db.is_some_and(|db| db != 0) {
+            self.problem("redis_db", "Redis Cluster has database 0 only");
+        }
+        let set: [(&str, bool); 7] = [
+            ("replicas", raw.replicas.is_some()),
+            ("sentinels", raw.sentinels.is_some()),
+            (
+                "failover",
+                raw.failover.as_deref().is_some_and(|f| f != "none"),
+            ),
+            ("auto_eject_hosts", raw.auto_eject_hosts == Some(true)),
+            ("keys_may_move", raw.keys_may_move == Some(true)),
+            ("coordination", raw.coordination.is_some()),
+            (
+                "shard_down",
+                raw.shard_down.as_deref().is_some_and(|d| d != "fail"),
+            ),
+        ];
+        for (key, _) in set.iter().filter(|(_, set)| *set) {
+            self.problem(
+                key,
+                "not supported on a cluster pool: the cluster decides its replicas, failovers and slot moves (docs/cluster.md)",
+            );
+        }
+        if raw.max_replica_lag.is_some() {
+            self.problem(
+                "max_replica_lag",
+                "not supported on a cluster pool yet: the proxy does not probe cluster nodes, so it does not know their lag; replicas the cluster reports online serve reads (docs/cluster.md)",
+            );
+        }
     }
 
     /// One of `options` by name; `default` when absent; a problem listing
@@ -1308,5 +1371,36 @@ c:
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }
         assert_eq!(all.lines().count(), 5, "{all}");
+    }
+
+    #[test]
+    fn a_cluster_pool_takes_slots_and_tags_from_the_cluster_and_refuses_what_it_decides() {
+        let config = parse(
+            "c:\n  listen: 127.0.0.1:7300\n  cluster: true\n  servers: [\"127.0.0.1:7000:1\"]\n",
+        )
+        .expect("valid");
+        let pool = &config.pools[0];
+        assert!(pool.cluster);
+        assert_eq!(pool.distribution, DistributionKind::Slots);
+        assert_eq!(pool.hash_tag, HashTag::Cluster);
+        let problems = parse(
+            "c:\n  listen: 127.0.0.1:7300\n  cluster: true\n  distribution: ketama\n  \
+             hash: md5\n  redis_db: 2\n  max_replica_lag: {seconds: 2}\n  failover: managed\n  \
+             servers: [\"127.0.0.1:7000:1\"]\n",
+        )
+        .expect_err("conflicts");
+        let all = problems.join("\n");
+        for key in [
+            "distribution",
+            "hash",
+            "redis_db",
+            "max_replica_lag",
+            "failover",
+        ] {
+            assert!(
+                all.contains(&format!("pool 'c': {key}:")),
+                "missing {key} in:\n{all}"
+            );
+        }
     }
 }

@@ -963,6 +963,7 @@ impl Kernel {
                 weight: group.weight,
                 master,
                 replicas: fit,
+                standby: Vec::new(),
                 down,
                 ejected: group.ejected,
             });

@@ -41,21 +41,32 @@ pub fn plan(
     request: &Request,
     shard_of: impl Fn(&[u8]) -> Option<usize>,
 ) -> Result<SplitPlan, Refusal> {
+    plan_grouped(kind, request, |key| Some((shard_of(key)?, 0)))
+}
+
+/// Like [`plan`], with keys of one shard split further by a group: a Redis
+/// Cluster node refuses keys of two slots, so a cluster pool groups by
+/// `(shard, slot)`.
+pub fn plan_grouped(
+    kind: SplitKind,
+    request: &Request,
+    group_of: impl Fn(&[u8]) -> Option<(usize, u16)>,
+) -> Result<SplitPlan, Refusal> {
     let stride = stride(kind);
     let name = request.arg(0).unwrap_or_default();
     let keys = request.argc().saturating_sub(1) / stride;
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<((usize, u16), Vec<usize>)> = Vec::new();
     for position in 0..keys {
         let key = request.arg(1 + position * stride).unwrap_or_default();
-        let shard = shard_of(key).ok_or(Refusal::NoShard)?;
-        match groups.iter_mut().find(|(s, _)| *s == shard) {
+        let group = group_of(key).ok_or(Refusal::NoShard)?;
+        match groups.iter_mut().find(|(g, _)| *g == group) {
             Some((_, positions)) => positions.push(position),
-            None => groups.push((shard, vec![position])),
+            None => groups.push((group, vec![position])),
         }
     }
     let parts = groups
         .into_iter()
-        .map(|(shard, positions)| {
+        .map(|((shard, _), positions)| {
             let mut args: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * stride);
             args.push(name);
             for &position in &positions {

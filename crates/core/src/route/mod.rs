@@ -10,7 +10,7 @@ pub use class::{class_of, Class, Merge, SessionCommand, SplitKind, SubKind};
 
 use resp::Request;
 
-use crate::command::{CommandSpec, Resolution};
+use crate::command::{CommandSpec, Group, Resolution};
 use crate::topology::Topology;
 
 /// Where one request goes.
@@ -62,6 +62,11 @@ pub enum Refusal {
     /// The proxy lost the coordination store of a pool whose keys may be
     /// moving: it cannot know where they are.
     OutOfStep,
+    /// CLUSTER, ASKING, READONLY, READWRITE on a cluster pool: the proxy
+    /// is one plain Redis to its clients (the cluster's own answers would
+    /// turn smart clients to the nodes; ASKING or READWRITE would change a
+    /// shared connection under every client).
+    NotCluster,
 }
 
 impl Refusal {
@@ -85,6 +90,8 @@ impl Refusal {
             Refusal::Moving => format!(
                 "TRYAGAIN shardgate: a key of this request is moving to another server of pool '{pool}' (resharding); transactions, scripts and blocking calls on it must wait: retry"
             ),
+            // Redis's words on an instance without cluster support.
+            Refusal::NotCluster => "ERR This instance has cluster support disabled".to_string(),
             Refusal::OutOfStep => format!(
                 "TRYAGAIN shardgate: this proxy lost contact with the coordination store of pool '{pool}' and cannot know where moving keys are: retry, or use another proxy"
             ),
@@ -150,6 +157,11 @@ pub fn route(
     keys: &mut Vec<usize>,
 ) -> Route {
     keys.clear();
+    if let Resolution::Known(_, spec) | Resolution::UnknownSubcommand(_, spec) = *resolution {
+        if topology.is_cluster() && spec.group() == Group::Cluster {
+            return Route::Refuse(Refusal::NotCluster);
+        }
+    }
     let (id, spec) = match *resolution {
         Resolution::Known(id, spec) => (id, spec),
         // CLIENT, ACL and SLOWLOG are the proxy's whatever the subcommand:
@@ -251,8 +263,18 @@ fn keyed(
     let blocking = spec.is_blocking_call(request);
     spec.keys(request, keys);
     let mut shard = None;
+    // A cluster node refuses keys of two slots even when it serves both
+    // (computed from the second key on: one key needs no compare).
+    let cluster = topology.is_cluster() && keys.len() > 1;
+    let mut slot = None;
     for &index in keys.iter() {
         let key = request.arg(index).unwrap_or_default();
+        if cluster {
+            let this = keyspace::cluster_slot(key);
+            if *slot.get_or_insert(this) != this {
+                return Route::Refuse(Refusal::CrossSlot);
+            }
+        }
         match (topology.shard_of(key), shard) {
             (None, _) => return Route::Refuse(Refusal::NoShard),
             (Some(s), None) => shard = Some(s),

@@ -303,3 +303,65 @@ fn publish_goes_to_the_channels_shard_and_session_commands_to_the_session() {
         Route::Session(SessionCommand::Subscribe(SubKind::Pattern))
     );
 }
+
+/// A one-shard cluster pool before its slot map arrives: every slot on
+/// its one seed.
+fn cluster_topology() -> Topology {
+    let yaml = "p:\n  listen: 127.0.0.1:1\n  cluster: true\n  servers: [\"127.0.0.1:7000:1\"]\n";
+    let config = parse(yaml).expect("config");
+    Topology::from_config(&std::sync::Arc::new(config.pools[0].clone()))
+}
+
+#[test]
+fn a_cluster_pool_needs_one_slot_not_only_one_shard() {
+    let t = cluster_topology();
+    assert!(t.is_cluster());
+    // One node serves both, but a cluster node refuses two slots.
+    assert_ne!(keyspace::cluster_slot(b"a"), keyspace::cluster_slot(b"b"));
+    assert_eq!(
+        route_of(&t, &["MGET", "a", "b"]),
+        Route::Split(SplitKind::Mget)
+    );
+    assert_eq!(
+        route_of(&t, &["MSETNX", "a", "1", "b", "2"]),
+        Route::Refuse(Refusal::CrossSlot)
+    );
+    assert!(matches!(
+        route_of(&t, &["MSETNX", "{u}a", "1", "{u}b", "2"]),
+        Route::Shard { shard: 0, .. }
+    ));
+}
+
+#[test]
+fn a_cluster_split_groups_keys_by_slot() {
+    let request = Request::from_args(&["MGET", "a", "{a}x", "b"]);
+    let plan = crate::fanout::split::plan_grouped(SplitKind::Mget, &request, |k| {
+        Some((0, keyspace::cluster_slot(k)))
+    })
+    .expect("plan");
+    assert_eq!(plan.parts.len(), 2);
+    assert_eq!(plan.parts[0].positions, vec![0, 1]);
+    assert_eq!(plan.parts[1].positions, vec![2]);
+}
+
+#[test]
+fn a_cluster_pool_is_one_plain_redis_to_its_clients() {
+    let t = cluster_topology();
+    for args in [
+        &["CLUSTER", "SLOTS"][..],
+        &["CLUSTER", "NOSUCH"],
+        &["ASKING"],
+        &["READONLY"],
+        &["READWRITE"],
+    ] {
+        assert_eq!(
+            route_of(&t, args),
+            Route::Refuse(Refusal::NotCluster),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        Refusal::NotCluster.message("p"),
+        "ERR This instance has cluster support disabled"
+    );
+}

@@ -36,6 +36,9 @@ pub struct Shard {
     pub master: Option<NodeAddr>,
     /// Replicas fit to serve reads (healthy, linked, within the lag bound).
     pub replicas: Vec<NodeAddr>,
+    /// Cluster pools: every replica the cluster may promote (`loading`
+    /// ones too), tried while the master is unreachable. Empty otherwise.
+    pub standby: Vec<NodeAddr>,
     /// Why there is no master, for client errors.
     pub down: Option<Arc<str>>,
     /// Taken off the ring (twemproxy's `auto_eject_hosts`): its keys hash
@@ -185,6 +188,7 @@ impl Topology {
                 weight: s.weight,
                 master: Some(NodeAddr::new(s.addr, format!("{}:{}", s.host, s.port))),
                 replicas: Vec::new(),
+                standby: Vec::new(),
                 down: None,
                 ejected: false,
             })
@@ -212,6 +216,50 @@ impl Topology {
                 distribution,
             },
             key_placement: KeyPlacement::default(),
+        }
+    }
+
+    /// A snapshot whose keys are placed by `distribution` over `shards` (a
+    /// Redis Cluster's slot map: see `cluster::SlotMap::topology`), with
+    /// the pool's hash tag.
+    pub fn with_distribution(
+        config: &Arc<PoolConfig>,
+        version: u64,
+        shards: Vec<Shard>,
+        distribution: Distribution,
+    ) -> Topology {
+        Topology {
+            version,
+            config: config.clone(),
+            shards,
+            placement: Placement::Stable {
+                hash_tag: config.hash_tag.clone(),
+                distribution,
+            },
+            key_placement: KeyPlacement::default(),
+        }
+    }
+
+    /// This snapshot with placement epoch `epoch` (cluster pools: it
+    /// changes whenever a slot changes hands, so transactions and SCAN
+    /// cursors begun under another map are refused).
+    pub fn with_placement_epoch(mut self, epoch: u64) -> Topology {
+        self.key_placement.epoch = epoch;
+        self
+    }
+
+    /// Whether keys must share a Redis Cluster slot (not only a shard) to
+    /// go in one request: a cluster node refuses keys of two slots.
+    #[inline]
+    pub fn is_cluster(&self) -> bool {
+        self.config.cluster
+    }
+
+    /// The shard serving a Redis Cluster `slot`, for slot-placed pools.
+    pub fn shard_of_slot(&self, slot: u16) -> Option<usize> {
+        match &self.placement {
+            Placement::Stable { distribution, .. } => distribution.slot_owner(slot),
+            Placement::Moving(_) => None,
         }
     }
 

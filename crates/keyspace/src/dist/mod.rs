@@ -116,6 +116,24 @@ impl Distribution {
         }
     }
 
+    /// A slots distribution whose table is a Redis Cluster's slot map:
+    /// `owners[slot]` is the index of the node serving `slot` (None: no
+    /// node does; keys of that slot locate nowhere).
+    pub fn from_slot_owners(owners: &[Option<usize>]) -> Distribution {
+        let live = {
+            let mut seen: Vec<usize> = owners.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        Distribution {
+            kind: DistributionKind::Slots,
+            hash: HashFunction::Crc16,
+            live,
+            table: Table::Slots(slots::Slots::from_owners(owners)),
+        }
+    }
+
     /// The kind this was built as.
     pub fn kind(&self) -> DistributionKind {
         self.kind
@@ -184,6 +202,7 @@ fn to_stored(index: usize) -> NodeIndex {
     NodeIndex::try_from(index).unwrap_or(NodeIndex::MAX)
 }
 
+/// `NodeIndex::MAX` marks "no node" (a slot no node serves).
 fn from_stored(index: NodeIndex) -> Option<usize> {
-    usize::try_from(index).ok()
+    (index != NodeIndex::MAX).then(|| usize::try_from(index).ok())?
 }

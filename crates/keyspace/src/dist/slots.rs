@@ -42,6 +42,18 @@ impl Slots {
         Slots { owners }
     }
 
+    /// Slots owned as a cluster's slot map says: `owners[slot]`, None for
+    /// a slot no node serves. Missing entries own nothing.
+    pub(super) fn from_owners(owners: &[Option<usize>]) -> Slots {
+        let owners = (0..usize::from(SLOT_COUNT))
+            .map(|slot| match owners.get(slot).copied().flatten() {
+                Some(index) => to_stored(index),
+                None => NodeIndex::MAX,
+            })
+            .collect();
+        Slots { owners }
+    }
+
     pub(super) fn owner(&self, slot: u16) -> Option<usize> {
         from_stored(*self.owners.get(usize::from(slot))?)
     }
@@ -62,6 +74,22 @@ mod tests {
             cluster_slot(b"{user1000}.following"),
             cluster_slot(b"user1000")
         );
+    }
+
+    #[test]
+    fn a_cluster_map_owns_slots_as_given_and_unserved_slots_locate_nowhere() {
+        let mut owners = vec![None; 16384];
+        owners[12182] = Some(2);
+        owners[0] = Some(0);
+        let d = crate::Distribution::from_slot_owners(&owners);
+        assert_eq!(d.locate(b"foo"), Some(2));
+        assert_eq!(d.slot_owner(0), Some(0));
+        assert_eq!(d.slot_owner(1), None);
+        assert_eq!(d.live_count(), 2);
+        // A short table: the rest is unserved.
+        let d = crate::Distribution::from_slot_owners(&[Some(1)]);
+        assert_eq!(d.slot_owner(0), Some(1));
+        assert_eq!(d.slot_owner(16383), None);
     }
 
     #[test]

@@ -131,6 +131,11 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
         "shards": shards,
         "certificates": certificates(pool),
     });
+    if config.cluster {
+        if let Value::Object(map) = &mut value {
+            map.insert("cluster".into(), cluster_json(pool));
+        }
+    }
     if traffic {
         let workers = pool.worker_stats();
         let (mut requests, mut errors) = (0u64, 0u64);
@@ -154,4 +159,37 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
         }
     }
     value
+}
+
+/// A cluster pool's believed slot map (its shards as routed) and what its
+/// data path and controller met: redirections and refreshes.
+fn cluster_json(pool: &PoolState) -> Value {
+    let topology = pool.topology();
+    let stats = &pool.cluster.stats;
+    let shards: Vec<Value> = (topology.shards.iter().enumerate())
+        .map(|(i, shard)| {
+            let slots = (0..keyspace::SLOT_COUNT)
+                .filter(|&slot| topology.shard_of_slot(slot) == Some(i))
+                .count();
+            json!({
+                "name": &*shard.name,
+                "primary": shard.master.as_ref().map(|m| m.addr.to_string()),
+                "replicas": shard.replicas.iter().map(|r| r.addr.to_string()).collect::<Vec<_>>(),
+                "slots": slots,
+                "down": shard.down.as_deref(),
+            })
+        })
+        .collect();
+    json!({
+        "shards": shards,
+        "moved": stats.moved.load(Relaxed),
+        "ask": stats.ask.load(Relaxed),
+        "tryagain": stats.tryagain.load(Relaxed),
+        "clusterdown": stats.clusterdown.load(Relaxed),
+        "retried": stats.retried.load(Relaxed),
+        "redirect_loops": stats.loops.load(Relaxed),
+        "refreshes": stats.refreshes.load(Relaxed),
+        "maps_believed": stats.maps_believed.load(Relaxed),
+        "unconfirmed": stats.unconfirmed.load(Relaxed),
+    })
 }

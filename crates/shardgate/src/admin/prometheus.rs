@@ -32,10 +32,82 @@ pub fn render(admin: &Admin) -> String {
     let _ = writeln!(out, "shardgate_workers {}", proxy.workers);
     config(&mut out, proxy);
     pools(&mut out, admin);
+    cluster_pools(&mut out, admin);
     certificates(&mut out, admin);
     commands(&mut out, admin);
     nodes(&mut out, admin);
     out
+}
+
+/// Cluster pools (`docs/cluster.md`): redirections the data path followed
+/// and the controller's slot map refreshes. Nothing for other pools.
+fn cluster_pools(out: &mut String, admin: &Admin) {
+    let pools = admin.pools();
+    let clusters: Vec<_> = pools.iter().filter(|p| p.config().cluster).collect();
+    if clusters.is_empty() {
+        return;
+    }
+    metric(
+        out,
+        "shardgate_cluster_redirects_total",
+        "counter",
+        "Cluster replies the proxy followed instead of passing on, by kind.",
+    );
+    for pool in &clusters {
+        let stats = &pool.cluster.stats;
+        for (kind, n) in [
+            ("moved", &stats.moved),
+            ("ask", &stats.ask),
+            ("tryagain", &stats.tryagain),
+            ("clusterdown", &stats.clusterdown),
+        ] {
+            let _ = writeln!(
+                out,
+                "shardgate_cluster_redirects_total{{pool=\"{}\",kind=\"{kind}\"}} {}",
+                escape(&pool.name),
+                n.load(Relaxed)
+            );
+        }
+    }
+    type Get = fn(&crate::pool::cluster::RedirectStats) -> u64;
+    let counters: [(&str, &str, Get); 5] = [
+        (
+            "shardgate_cluster_retries_total",
+            "Requests retried after a primary failed to answer.",
+            |s| s.retried.load(Relaxed),
+        ),
+        (
+            "shardgate_cluster_redirect_loops_total",
+            "Requests ended by the redirection limit.",
+            |s| s.loops.load(Relaxed),
+        ),
+        (
+            "shardgate_cluster_refreshes_total",
+            "Slot map refreshes run.",
+            |s| s.refreshes.load(Relaxed),
+        ),
+        (
+            "shardgate_cluster_maps_believed_total",
+            "Changed slot maps believed (a second node agreed).",
+            |s| s.maps_believed.load(Relaxed),
+        ),
+        (
+            "shardgate_cluster_maps_unconfirmed_total",
+            "Changed slot maps no second node confirmed (kept the old one).",
+            |s| s.unconfirmed.load(Relaxed),
+        ),
+    ];
+    for (name, help, get) in counters {
+        metric(out, name, "counter", help);
+        for pool in &clusters {
+            let _ = writeln!(
+                out,
+                "{name}{{pool=\"{}\"}} {}",
+                escape(&pool.name),
+                get(&pool.cluster.stats)
+            );
+        }
+    }
 }
 
 /// The configuration's epoch and reloads by outcome.

@@ -68,6 +68,7 @@ impl Controller {
             resp3: false,
             client_name: Some(kernel.client_name()),
             ask_id: false,
+            readonly: false,
             tls: state.tls.backend(),
         };
         let (tx, rx) = mpsc::unbounded_channel();

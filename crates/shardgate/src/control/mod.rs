@@ -6,11 +6,13 @@
 //! # Layout
 //! - `controller`: [`Controller`], one pool's control loop.
 //! - `sentinel`: watchers that follow Redis Sentinel.
+//! - `cluster`: [`ClusterController`], a Redis Cluster pool's slot map.
 //!
 //! What to do is decided by `shardgate_core::control` (pure); this module
 //! carries it out. Everything runs on one thread, off the workers' hot
 //! path; [`ControlCommand`]s start, reconfigure and stop pools' controllers.
 
+mod cluster;
 mod controller;
 mod sentinel;
 
@@ -21,6 +23,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, watch};
 
 pub use crate::topology::KeyPlacement;
+pub use cluster::ClusterController;
 pub use controller::{Controller, PoolCommand};
 
 use crate::config::PoolConfig;
@@ -88,6 +91,12 @@ pub fn spawn(
                 } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     pools.insert(state.name.clone(), tx);
+                    if state.config().cluster {
+                        // The cluster moves its own slots: no coordinator.
+                        let controller = ClusterController::new(state, events.clone(), &instance);
+                        tokio::task::spawn_local(controller.run(ready, rx, shutdown.clone()));
+                        continue;
+                    }
                     let pool = state.name.clone();
                     let applying = apply.clone();
                     let coordinator = Coordinator::new(

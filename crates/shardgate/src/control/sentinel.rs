@@ -77,6 +77,7 @@ pub fn spawn_watchers(
                 resp3: false,
                 client_name: None,
                 ask_id: false,
+                readonly: false,
                 tls: tls.clone(),
             },
             timeout: config.connect_timeout,

@@ -37,6 +37,8 @@ pub struct PoolState {
     pub client_memory: AtomicU64,
     /// Counts kept by the controller.
     pub stats: ControlStats,
+    /// Cluster pools: what sessions tell the controller (unused otherwise).
+    pub cluster: super::ClusterHints,
     /// Requests slower than the threshold through the proxy.
     pub slowlog: SlowLog,
     /// Scripts seen, to load them where EVALSHA finds them missing.
@@ -104,6 +106,7 @@ impl PoolState {
             evicted_clients: AtomicU64::new(0),
             client_memory: AtomicU64::new(0),
             stats: ControlStats::default(),
+            cluster: super::ClusterHints::default(),
             slowlog,
             scripts: Scripts::default(),
             status: ArcSwap::from_pointee(PoolStatus::default()),

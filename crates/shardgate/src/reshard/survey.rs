@@ -129,6 +129,7 @@ pub async fn survey(
                         format!("{}:{}", server.host, server.port),
                     )),
                     replicas: Vec::new(),
+                    standby: Vec::new(),
                     down: None,
                     ejected: false,
                 })

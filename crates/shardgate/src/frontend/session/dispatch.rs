@@ -265,6 +265,19 @@ impl<S: ClientStream> Session<S> {
             self.push(Pending::EvalSha { slot, retry });
             return Flow::Next;
         }
+        if self.config().cluster {
+            let key = self
+                .keys
+                .first()
+                .and_then(|&i| request.args.get(i))
+                .cloned();
+            let follow = self.follow(&node, request.raw.clone(), key, read);
+            let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+                conn.send(request.raw)
+            });
+            self.push(Pending::Cluster(reply, follow));
+            return Flow::Next;
+        }
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
             conn.send(request.raw)
         });
@@ -273,6 +286,28 @@ impl<S: ClientStream> Session<S> {
         }
         self.push(Pending::Reply(slot));
         Flow::Next
+    }
+
+    /// Cluster pools: how to follow a redirection of `frame`, sent to `node`.
+    fn follow(
+        &self,
+        node: &Node,
+        frame: Bytes,
+        key_at: Option<std::ops::Range<usize>>,
+        read: bool,
+    ) -> Box<super::redirect::Follow> {
+        Box::new(super::redirect::Follow {
+            pool: self.pool.clone(),
+            conn_key: self.client.conn_key(),
+            client: self.client.id(),
+            request: frame,
+            key_at,
+            read,
+            node: node.addr,
+            timeout: self.config().timeout,
+            failed: None,
+            retries: 0,
+        })
     }
 
     /// EVALSHA on a connection that has not used the script yet: sends
@@ -457,7 +492,15 @@ impl<S: ClientStream> Session<S> {
     /// MGET, MSET, DEL... with keys on several shards: one request per shard.
     fn split(&mut self, kind: SplitKind, request: Request) -> Flow {
         let topology = self.view.topology.clone();
-        let plan = match split::plan(kind, &request, |key| topology.shard_of(key)) {
+        let cluster = topology.is_cluster();
+        let planned = if cluster {
+            split::plan_grouped(kind, &request, |key| {
+                Some((topology.shard_of(key)?, keyspace::cluster_slot(key)))
+            })
+        } else {
+            split::plan(kind, &request, |key| topology.shard_of(key))
+        };
+        let plan = match planned {
             Ok(plan) => plan,
             Err(refusal) => {
                 let message = refusal.message(&self.config().name);
@@ -473,8 +516,12 @@ impl<S: ClientStream> Session<S> {
             .parts
             .iter()
             .map(|part| {
+                let name = self.shard_name(part.shard);
+                if cluster && self.tx.pinned_to(part.shard).is_none() {
+                    return self.send_part_to_cluster(name, part, read);
+                }
                 FanoutPart::shared(
-                    self.shard_name(part.shard),
+                    name,
                     self.send_to_shard(part.shard, read, part.request.raw.clone()),
                 )
             })
@@ -485,6 +532,26 @@ impl<S: ClientStream> Session<S> {
             combine: Box::new(Combine::Split(plan)),
         });
         Flow::Next
+    }
+
+    /// Cluster pools: one slot's part of a split, redirections followed.
+    fn send_part_to_cluster(&self, name: Arc<str>, part: &split::Part, read: bool) -> FanoutPart {
+        let node = match self.node_for(part.shard, read) {
+            Ok(node) => node,
+            Err(error) => return FanoutPart::shared(name, ReplySlot::ready(Err(error))),
+        };
+        let frame = part.request.raw.clone();
+        let key = part.request.args.get(1).cloned();
+        let follow = self.follow(&node, frame.clone(), key, read);
+        let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
+            conn.send(frame)
+        });
+        FanoutPart {
+            shard: name,
+            slot: reply,
+            lease: None,
+            follow: Some(follow),
+        }
     }
 
     /// A command for the whole keyspace: sent to every shard that owns
@@ -579,6 +646,7 @@ impl<S: ClientStream> Session<S> {
                 shard: name,
                 slot,
                 lease: Some(lease),
+                follow: None,
             });
         }
         self.push(Pending::Fanout {
@@ -598,9 +666,23 @@ impl<S: ClientStream> Session<S> {
             // Arity error, in the server's words.
             return self.forward(0, true, false, request, None);
         };
-        let Some(position) = scan::decode(cursor, topology.shard_count()) else {
-            self.push_error("ERR invalid cursor");
-            return Flow::Next;
+        let codec = scan::Codec {
+            epoch: topology.is_cluster().then(|| topology.placement_epoch()),
+        };
+        let position = match codec.decode(cursor, topology.shard_count()) {
+            Ok(position) => position,
+            Err(scan::CursorError::Invalid) => {
+                self.push_error("ERR invalid cursor");
+                return Flow::Next;
+            }
+            Err(scan::CursorError::MapChanged) => {
+                let message = format!(
+                    "ERR shardgate: pool '{}': the cluster's slot map changed during this SCAN (slots moved between nodes, so keys could be skipped or repeated): start it again from cursor 0",
+                    self.config().name
+                );
+                self.push_error(&message);
+                return Flow::Next;
+            }
         };
         let live = |i: usize| topology.shards.get(i).is_some_and(|s| !s.ejected);
         let (shard, cursor) = if live(position.shard) {
@@ -623,6 +705,7 @@ impl<S: ClientStream> Session<S> {
             slot,
             shard,
             next_shard,
+            codec,
         });
         Flow::Next
     }

@@ -20,6 +20,7 @@
 //! - `dispatch`: one request -> where it goes (shard, split, broadcast, scan).
 //! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
 //! - `moving`: resharding: requests on moving keys run where the keys are.
+//! - `redirect`: cluster pools: MOVED, ASK, TRYAGAIN, CLUSTERDOWN followed.
 //! - `cmd`: commands the proxy answers itself, one module per family.
 //! - `reply`: replies the proxy encodes itself.
 //! - `pubsub`: Pub/Sub and MONITOR over push links.
@@ -34,6 +35,7 @@ mod handoff;
 mod moving;
 mod pending;
 mod pubsub;
+mod redirect;
 mod reply;
 pub mod stream;
 mod transaction;
@@ -647,6 +649,12 @@ impl<S: ClientStream> Session<S> {
                     let (reply, request) = outcome?;
                     (reply, request, waited)
                 }
+            };
+            // What cannot follow a redirection (a transaction's pinned
+            // connection, a blocking call, EVALSHA) must not pass it on.
+            let reply = match self.view.topology.is_cluster() {
+                true => redirect::unredirected(&self.pool, reply),
+                false => reply,
             };
             if self.metrics {
                 if waited || now.is_none() {

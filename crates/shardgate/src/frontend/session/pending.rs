@@ -8,6 +8,8 @@ use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
 use crate::route::Merge;
 
+use super::redirect::Follow;
+
 /// Which link an acknowledgement comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRef {
@@ -33,6 +35,8 @@ pub struct FanoutPart {
     pub slot: ReplySlot,
     /// A connection leased for this part (WAIT), given back once it answered.
     pub lease: Option<Lease>,
+    /// Cluster pools: how to follow a redirection of this part.
+    pub follow: Option<Box<Follow>>,
 }
 
 impl FanoutPart {
@@ -41,6 +45,7 @@ impl FanoutPart {
             shard,
             slot,
             lease: None,
+            follow: None,
         }
     }
 }
@@ -75,6 +80,8 @@ pub enum Pending {
     },
     /// One backend reply, passed through untouched.
     Reply(ReplySlot),
+    /// Cluster pools: one backend reply, redirections followed.
+    Cluster(ReplySlot, Box<Follow>),
     /// A blocking call's reply on the client's pinned connection (WATCH,
     /// then BLPOP): as `Reply`, but a client that leaves cancels it (the
     /// session ends, closing the pinned connection).
@@ -115,6 +122,7 @@ pub enum Pending {
         slot: ReplySlot,
         shard: usize,
         next_shard: Option<usize>,
+        codec: fanout::scan::Codec,
     },
 }
 
@@ -163,6 +171,7 @@ impl Pending {
                 reply
             }
             Pending::Reply(slot) | Pending::PinnedBlocking(slot) => reply_bytes(slot.await),
+            Pending::Cluster(slot, follow) => reply_bytes(follow.resolve(slot).await),
             Pending::Leased {
                 slot,
                 lease,
@@ -181,7 +190,10 @@ impl Pending {
             Pending::Fanout { parts, combine } => {
                 let mut replies = Vec::with_capacity(parts.len());
                 for part in parts {
-                    let result = part.slot.await;
+                    let result = match part.follow {
+                        Some(follow) => follow.resolve(part.slot).await,
+                        None => part.slot.await,
+                    };
                     if let (Ok(_), Some(lease)) = (&result, part.lease) {
                         lease.release();
                     }
@@ -230,9 +242,10 @@ impl Pending {
                 slot,
                 shard,
                 next_shard,
+                codec,
             } => match slot.await {
                 Ok(reply) => {
-                    fanout::scan::rewrite_reply(&reply, shard, next_shard).unwrap_or(reply)
+                    fanout::scan::rewrite_reply(&reply, shard, next_shard, codec).unwrap_or(reply)
                 }
                 Err(e) => encode_error(&e.client_message()),
             },

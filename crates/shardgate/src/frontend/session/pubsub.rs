@@ -116,6 +116,7 @@ impl<S: ClientStream> Session<S> {
                 resp3: self.client.resp3 && mode == LinkMode::PubSub,
                 client_name: None,
                 ask_id: false,
+                readonly: false,
                 tls: self.pool.state.tls.backend(),
             },
             connect_timeout: config.connect_timeout,

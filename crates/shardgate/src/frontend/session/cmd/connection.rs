@@ -52,6 +52,10 @@ impl<S: ClientStream> Session<S> {
         let Some(db) = resp::string2ll(request.arg(1).unwrap_or_default()) else {
             return self.error_next("ERR value is not an integer or out of range");
         };
+        // Redis Cluster's own answer: cluster nodes have database 0 only.
+        if self.config().cluster && db != 0 {
+            return self.error_next("ERR SELECT is not allowed in cluster mode");
+        }
         let databases = i64::from(self.config().databases);
         let Some(db) = u32::try_from(db)
             .ok()
