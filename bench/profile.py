@@ -509,11 +509,12 @@ def parse_dump(path: Path) -> tuple[dict, dict, dict]:
 COUNTED = [
     ("allocations (calls into the allocator)",
      r"^(mi_malloc\w*|mi_zalloc\w*|mi_calloc\w*|mi_realloc\w*|mi_theap_malloc\w*|mi_heap_malloc\w*|"
+     r"_rjem_malloc|_rjem_calloc|_rjem_realloc|_rjem_mallocx|_rjem_rallocx|"
      r"malloc|calloc|realloc|operator new.*|__rust_alloc\w*|__rust_realloc)$",
-     r"^(mi_|_mi_|__rust_alloc|__rust_realloc|malloc|calloc|realloc|operator new|alloc::alloc)"),
+     r"^(mi_|_mi_|_rjem_|tikv_jemallocator|__rust_alloc|__rust_realloc|malloc|calloc|realloc|operator new|alloc::alloc)"),
     ("frees",
-     r"^(mi_free\w*|free|cfree|operator delete.*|__rust_dealloc)$",
-     r"^(mi_|_mi_|__rust_dealloc|free|cfree|operator delete)"),
+     r"^(mi_free\w*|_rjem_free|_rjem_sdallocx|_rjem_dallocx|free|cfree|operator delete.*|__rust_dealloc)$",
+     r"^(mi_|_mi_|_rjem_|tikv_jemallocator|__rust_dealloc|free|cfree|operator delete)"),
     ("tasks scheduled (tokio LocalSet::schedule)",
      r"^tokio::task::local::Shared::schedule$", r"^$"),
     ("task polls (tokio raw::poll)",
@@ -562,8 +563,8 @@ CATEGORIES = [
      r"shardgate/src/metrics/|shardgate/src/backend/stats\.rs",
      r"shardgate::metrics|NodeStats|record_latency|Histogram|LatencyMonitor|Stats::|::stats\("),
     ("allocations",
-     r"mimalloc|alloc/src/alloc\.rs|alloc/src/raw_vec|malloc\.c|/malloc/",
-     r"^mi_|^_mi_|__rust_alloc|__rust_dealloc|__rust_realloc|^malloc$|^free$|^realloc$|^calloc$|"
+     r"mimalloc|jemalloc|alloc/src/alloc\.rs|alloc/src/raw_vec|malloc\.c|/malloc/",
+     r"^mi_|^_mi_|^_rjem_|tikv_jemallocator|__rust_alloc|__rust_dealloc|__rust_realloc|^malloc$|^free$|^realloc$|^calloc$|"
      r"_int_malloc|_int_free|cfree|operator new|operator delete|reserve_inner|finish_grow|"
      r"Alloc<|::create<|BufferAlloc"),
     ("memcpy/copies",
@@ -600,7 +601,7 @@ LEGEND = {
     "timers and clock reads": "tokio's timer wheel (sleep reset/poll, time driver), Instant::now / "
     "clock_gettime; predixy: steady_clock::now, server timeout checks",
     "metrics": "shardgate's counters, histograms and node stats; predixy's stats and latency monitors",
-    "allocations": "mimalloc, malloc/free, Vec/BytesMut growth; predixy's pooled Alloc<T>::create",
+    "allocations": "jemalloc (mimalloc before), malloc/free, Vec/BytesMut growth; predixy's pooled Alloc<T>::create",
     "memcpy/copies": "memcpy, memmove, memset",
     "RESP parsing/scanning": "resp crate (request parser, reply scanner, numbers), memchr; predixy's "
     "RequestParser/ResponseParser",

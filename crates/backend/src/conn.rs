@@ -35,12 +35,12 @@ use tokio::time::{sleep_until, Instant};
 use super::episode::EpisodeLog;
 use super::error::{BackendError, BackendErrorKind};
 use super::handshake::{self, Handshake};
+use super::read_buffer;
 use super::slot::{slot, ReplySlot, SlotSender};
 use super::stats::NodeStats;
 use super::stream::Stream;
 use super::wake::TaskWake;
 
-const READ_CHUNK: usize = 16 * 1024;
 const MAX_IOVECS: usize = 64;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// A shared connection whose oldest request has waited this long is
@@ -477,7 +477,7 @@ enum Woken {
 /// Carries traffic until the connection fails or is finished.
 async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
     let mut scanner = ReplyScanner::new(Limits::replies());
-    let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut read_buf = read_buffer::new();
     let timer = sleep_until(Instant::now());
     tokio::pin!(timer);
     let mut armed_for: Option<Instant> = None;
@@ -512,9 +512,7 @@ async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
             }
             armed_for = wake_at;
         }
-        if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
-            read_buf.reserve(READ_CHUNK);
-        }
+        read_buffer::make_room(&mut read_buf);
         let woken = tokio::select! {
             biased;
             readable = stream.readable() => Woken::Readable(readable),

@@ -13,6 +13,7 @@
 //! - `link`: [`Link`], a client's own connection for Pub/Sub or MONITOR.
 //! - `handshake`: TLS, then AUTH / HELLO / SELECT on connect.
 //! - `stream`: [`Stream`], a connection over TCP or TLS.
+//! - `read_buffer`: the buffer replies are read into, let go after a big one.
 //! - `stats`: [`NodeStats`], per-node counters.
 //! - `episode`: [`Episode`], backend trouble logged once per episode.
 //! - `wake`: how handles wake a connection task.
@@ -30,6 +31,7 @@ pub mod handshake;
 mod link;
 mod node;
 pub mod probe;
+mod read_buffer;
 pub mod resolve;
 mod slot;
 mod stats;

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
+use crate::read_buffer;
 use crate::stream::Stream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use resp::{Limits, ReplyScanner, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::sleep;
@@ -32,7 +33,6 @@ use super::handshake::{self, Handshake};
 use super::wake::TaskWake;
 use shardgate_core::frames::{aggregate, string};
 
-const READ_CHUNK: usize = 16 * 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// How often an open link checks that its shard's master is still the
 /// node it is connected to: after a failover the old master may stay
@@ -365,7 +365,7 @@ async fn connect(shared: &Shared) -> Result<(Stream, SocketAddr), NodeError> {
 async fn serve(shared: &Shared, stream: Stream, addr: SocketAddr) -> String {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut scanner = ReplyScanner::new(Limits::replies());
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = read_buffer::new();
     let mut follow = tokio::time::interval(FOLLOW_MASTER);
     follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -383,9 +383,7 @@ async fn serve(shared: &Shared, stream: Stream, addr: SocketAddr) -> String {
                 return e.to_string();
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
+        read_buffer::make_room(&mut buf);
         let reading = !shared.overflow.get();
         tokio::select! {
             read = reader.read_buf(&mut buf), if reading => match read {

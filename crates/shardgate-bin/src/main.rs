@@ -5,10 +5,13 @@
 mod demo;
 mod remote;
 
-// mimalloc: faster than glibc malloc for the proxy's many small,
-// short-lived buffers (measured in BENCHMARKS.md).
+// jemalloc: as fast as mimalloc for the proxy's many small, short-lived
+// buffers, and it gives memory back while the proxy is idle (a background
+// thread purges what was freed within about a second: .cargo/config.toml
+// sets it at build time), where mimalloc kept 700 MB after four 100 MB
+// values had come and gone.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
