@@ -55,6 +55,10 @@ def metrics(admin: int) -> dict[str, float]:
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in sums:
             sums[name] += float(line.rsplit(" ", 1)[1])
+        elif name == "shardgate_request_duration_seconds_bucket":
+            # Cumulative latency buckets, summed over pools and commands.
+            le = "le:" + line.split('le="', 1)[1].split('"', 1)[0]
+            sums[le] = sums.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
     return sums
 
 
@@ -90,6 +94,19 @@ class Sampler:
     def delta(self, counter: str, start: float, end: float) -> float:
         return self.at(end)[1][counter] - self.at(start)[1][counter]
 
+    def p99_ms(self, start: float, end: float) -> float:
+        """The 99th percentile of the requests answered between `start` and
+        `end`: the upper bound of its latency bucket, in milliseconds."""
+        a, b = self.at(start)[1], self.at(end)[1]
+        bounds = sorted(
+            (float(k[3:]), k) for k in b if k.startswith("le:") and k != "le:+Inf"
+        )
+        total = b.get("le:+Inf", 0.0) - a.get("le:+Inf", 0.0)
+        for bound, key in bounds:
+            if b[key] - a.get(key, 0.0) >= 0.99 * total:
+                return bound * 1000
+        return float("inf")
+
 
 def start_redis(procs: Processes, tools: dict, workdir: Path) -> int:
     port = free_port()
@@ -120,11 +137,12 @@ def start_proxy(procs: Processes, shardgate: str, workdir: Path, yaml: str) -> t
 
 
 def benchmark(tools: dict, port: int, seconds: float, keys: int, tests: str) -> subprocess.Popen:
-    """`tests` at -P 16 for about `seconds` (requests sized for it). One
-    test keeps its 50 connections throughout; several reconnect between
-    tests."""
+    """`tests` at -P 16 for at least `seconds` (requests sized for 1.5
+    million a second, more than this machine serves; the caller kills it
+    when done). One test keeps its 50 connections throughout; several
+    reconnect between tests."""
     argv = [tools["redis-benchmark"], "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-P", "16",
-            "-r", str(keys), "-t", tests, "-n", str(int(400_000 * seconds)), "-q", "--csv"]  # fmt: skip
+            "-r", str(keys), "-t", tests, "-n", str(int(1_500_000 * seconds)), "-q", "--csv"]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
@@ -212,6 +230,8 @@ def reshard_run(tools: dict, shardgate: str, workdir: Path, keys: int, pace: str
             "before": sampler.rate("shardgate_requests_total", started - 2, started),
             "during": sampler.rate("shardgate_requests_total", started, done),
             "after": sampler.rate("shardgate_requests_total", done, end),
+            "p99_before_ms": sampler.p99_ms(started - 2, started),
+            "p99_during_ms": sampler.p99_ms(started, done),
             "errors": sampler.delta("shardgate_request_errors_total", sampler.samples[0][0], end),
         }
     finally:
@@ -247,16 +267,19 @@ def section(results: dict) -> list[str]:
     )
     lines += [
         "",
-        f"Reshard 3 -> 4 servers (ketama), {results['keys']:,} keys, under the same load:",
+        f"Reshard 3 -> 4 servers (ketama), {results['keys']:,} keys, under the same load (p99: the upper "
+        f"bound of the proxy's latency bucket holding the 99th percentile of all requests, a quarter of "
+        f"whose keys move; -P 16, so a request's time includes its batch):",
         "",
-        "| pace | keys moved | took | keys/s | client req/s before | during | after | during / before | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pace | keys moved | took | keys/s | client req/s before | during | after | during / before | p99 before | p99 during | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["reshard"]:
         lines.append(
             f"| {'no limit' if r['pace'] == '0' else r['pace']} | {r['keys_moved']:,.0f} | {r['seconds']:.1f} s "
             f"| {r['keys_per_second']:,.0f} | {r['before']:,.0f} | {r['during']:,.0f} | {r['after']:,.0f} "
-            f"| {r['during'] / r['before']:.2f}x | {r['errors']:.0f} |"
+            f"| {r['during'] / r['before']:.2f}x | {r['p99_before_ms']:.2f} ms | {r['p99_during_ms']:.2f} ms "
+            f"| {r['errors']:.0f} |"
         )
     return lines + [""]
 
