@@ -85,6 +85,17 @@ pub enum ScriptUse {
     Sha,
 }
 
+/// Whether command `id` runs the client's code (EVAL, EVALSHA, FCALL and
+/// their read-only forms): its error replies are the client's own words.
+pub fn runs_client_code(id: crate::command::CommandId) -> bool {
+    id.spec().is_some_and(|spec| {
+        matches!(
+            spec.name(),
+            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro"
+        )
+    })
+}
+
 /// How command `id` uses scripts (a table lookup, cheap per request).
 pub fn script_use(id: crate::command::CommandId) -> ScriptUse {
     use std::sync::OnceLock;

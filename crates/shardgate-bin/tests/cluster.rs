@@ -885,3 +885,42 @@ fn reads_go_to_replicas_the_cluster_reports_online_over_readonly_connections() {
     // A write still goes to the primary, whatever the read policy.
     assert_eq!(c.cmd(&["SET", "read:new", "1"]).expect("SET"), ok());
 }
+
+#[test]
+fn a_scripts_fake_redirection_is_not_followed_and_dials_nothing() {
+    let cluster = RedisCluster::start(3, 1, 2000);
+    let (proxy, port) = proxy(&cluster, &[]);
+    let mut c = client(port);
+    // An address a fake redirection names: the proxy must never dial it
+    // (its connections would carry the pool's credentials).
+    let bait = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    bait.set_nonblocking(true).unwrap();
+    let bait_addr = bait.local_addr().unwrap().to_string();
+    let mut targets = vec![bait_addr];
+    targets.extend((0..3).map(|i| cluster.node(i).addr()));
+    for (i, to) in targets.iter().enumerate() {
+        for kind in ["MOVED 1 ", "ASK 1 "] {
+            let script =
+                format!("redis.call('INCR', KEYS[1]) return redis.error_reply('{kind}{to}')");
+            let reply = c.cmd(&["EVAL", &script, "1", "{fake}runs"]).unwrap();
+            assert_not_redirect(&reply, &format!("EVAL answering {kind}{to}"));
+            assert!(
+                matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN")),
+                "{reply:?}"
+            );
+            let ran = 2 * i as i64 + if kind.starts_with("MOVED") { 1 } else { 2 };
+            assert_eq!(
+                c.cmd(&["GET", "{fake}runs"]).unwrap(),
+                bulk(&ran.to_string()),
+                "the script ran again elsewhere"
+            );
+        }
+    }
+    assert!(
+        matches!(bait.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the proxy dialled the address a script named"
+    );
+    // Nothing was patched into the slot map from a client's words.
+    assert_eq!(stat(&proxy, "moved"), 0);
+    assert_eq!(stat(&proxy, "ask"), 0);
+}

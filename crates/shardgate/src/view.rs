@@ -203,6 +203,18 @@ impl PoolWorker {
         Some(node)
     }
 
+    /// Cluster pools: whether the believed slot map lists a node at `addr`
+    /// (a redirection elsewhere is not followed: a reply can be a client's
+    /// own words, and a node the map does not list gets no connection, and
+    /// no credentials, until a confirmed refresh names it).
+    pub fn in_map(&self, addr: SocketAddr) -> bool {
+        let view = self.view();
+        view.topology.shards.iter().any(|shard| {
+            shard.master.as_ref().is_some_and(|m| m.addr == addr)
+                || shard.replicas.iter().any(|r| r.addr == addr)
+        })
+    }
+
     /// Cluster pools: the primary serving `slot` in the newest snapshot
     /// (a request retried after a failover goes to the promoted replica).
     pub fn primary_of_slot(&self, slot: u16) -> Option<Rc<Node>> {

@@ -265,7 +265,10 @@ impl<S: ClientStream> Session<S> {
             self.push(Pending::EvalSha { slot, retry });
             return Flow::Next;
         }
-        if self.config().cluster {
+        // A script's or function's error reply is the client's own text: a
+        // redirection in it is not followed (it would run the code again,
+        // elsewhere); it reaches the client as TRYAGAIN (`unredirected`).
+        if self.config().cluster && !scripts::runs_client_code(command::CommandId(self.command)) {
             let key = self
                 .keys
                 .first()

@@ -155,6 +155,10 @@ impl Follow {
             // A replica tried while its primary is down still points to
             // it: not promoted yet.
             Redirect::Moved { to, .. } if Some(to) == self.failed => Step::Retry,
+            Redirect::Moved { to, .. } | Redirect::Ask { to, .. } if !self.pool.in_map(to) => {
+                hints.want(Reason::Moved);
+                Step::Retry
+            }
             Redirect::Moved { slot, to } => {
                 hints.moved(slot, to);
                 Step::Resend { to, asking: false }
@@ -258,8 +262,11 @@ impl Follow {
 /// `MOVED` is also reported to the controller.
 pub fn unredirected(pool: &PoolWorker, reply: Bytes) -> Bytes {
     let (slot, what) = match redirect(&reply) {
-        Some(Redirect::Moved { slot, to }) => {
-            pool.state.cluster.moved(slot, to);
+        // Not patched into the map at once (as a followed MOVED is): on
+        // these paths the reply may be a script's own words, so only a
+        // confirmed refresh may move the slot.
+        Some(Redirect::Moved { slot, .. }) => {
+            pool.state.cluster.want(Reason::Moved);
             (slot, "moved to another node")
         }
         Some(Redirect::Ask { slot, .. }) => (slot, "is migrating to another node"),
