@@ -95,6 +95,13 @@ fn request(admin: &Admin, method: &str, path: &str) -> std::io::Result<(u16, Str
 
 /// One request with `body`; (status, body).
 fn send(admin: &Admin, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    if admin.token.is_some() && admin.ca.is_none() && !admin.addr.ip().is_loopback() {
+        // The token would cross the network in cleartext.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the admin token is only sent over HTTPS beyond loopback: give --admin-ca",
+        ));
+    }
     let stream = TcpStream::connect_timeout(&admin.addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(ANSWER_WITHIN))?;
     let authorization = admin
@@ -142,17 +149,8 @@ fn tls_stream(
     ca: &std::path::Path,
     stream: TcpStream,
 ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    use rustls::pki_types::pem::PemObject;
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
-        .map_err(|e| invalid(format!("--admin-ca {}: {e:?}", ca.display())))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| invalid(format!("--admin-ca {}: {e:?}", ca.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| invalid(format!("--admin-ca {}: {e}", ca.display())))?;
-    }
+    let roots = shardgate_tls::roots(ca).map_err(|e| invalid(format!("--admin-ca {e}")))?;
     let config = rustls::ClientConfig::builder_with_provider(shardgate_tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(e.to_string()))?

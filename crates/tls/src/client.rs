@@ -35,13 +35,17 @@ impl ClientSide {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions(settings.min_version))
             .map_err(|e| e.to_string())?;
-        let builder = match &settings.ca {
-            Some(ca) if !settings.insecure_skip_verify => {
-                builder.with_root_certificates(pem::roots(ca)?)
-            }
-            _ => builder
+        // Verification is skipped only when asked for by name, never for a
+        // missing CA (the configuration refuses both, or neither).
+        let builder = match (&settings.ca, settings.insecure_skip_verify) {
+            (Some(ca), false) => builder.with_root_certificates(pem::roots(ca)?),
+            (None, true) => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
+            (Some(_), true) => {
+                return Err("`ca` and `insecure_skip_verify_for_tests` exclude each other".into())
+            }
+            (None, false) => return Err("a `ca` to verify servers with is required".into()),
         };
         let (config, cert) = match &settings.client_cert {
             Some((cert, key)) => {

@@ -30,6 +30,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use client::{ClientSide, Connector, Dialer};
+pub use pem::roots;
 pub use rustls;
 pub use server::{Acceptor, ServerSide};
 pub use tokio_rustls;
