@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// Events kept; older ones are dropped.
-const CAPACITY: usize = 500;
+pub const CAPACITY: usize = 500;
 
 /// One topology event.
 #[derive(Debug, Clone, Serialize)]
@@ -43,9 +43,7 @@ impl Events {
             Some(shard) => tracing::info!(pool = %pool, shard = %shard, kind, "{message}"),
             None => tracing::info!(pool = %pool, kind, "{message}"),
         }
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let at_ms = unix_ms();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.len() == CAPACITY {
             inner.pop_front();
@@ -74,4 +72,11 @@ impl Events {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.iter().filter(|e| e.kind == kind).count()
     }
+}
+
+/// Milliseconds since the Unix epoch (event and chart times).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

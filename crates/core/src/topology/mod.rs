@@ -17,7 +17,7 @@ pub mod probe;
 mod snapshot;
 mod status;
 
-pub use events::{Event, Events};
+pub use events::{unix_ms, Event, Events, CAPACITY as EVENTS_KEPT};
 pub use group::{Health, Origin};
 pub use snapshot::{KeyPlacement, NodeAddr, PlacementSpec, Shard, Topology};
 pub use status::{NodeStatus, PoolStatus, ShardStatus};

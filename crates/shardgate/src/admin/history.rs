@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 use crate::metrics::{HistogramSnapshot, LATENCY_BOUNDS_US};
 use crate::pool::PoolState;
-use crate::proxy_info::{unix_now, ProxyInfo};
+use crate::proxy_info::ProxyInfo;
 use crate::topology::Events;
+use crate::topology::{unix_ms, EVENTS_KEPT};
 
 /// Samples kept: one a second for fifteen minutes.
 pub const KEEP: usize = 900;
@@ -55,7 +56,10 @@ impl History {
     pub fn record(&mut self, proxy: &ProxyInfo) {
         let pools = proxy.pools().iter().map(sample).collect();
         self.samples.push_back(Sample {
-            at_ms: unix_now() * 1000,
+            // Milliseconds, not seconds times 1000: samples a timer takes about
+            // a second apart would otherwise be 0 or 2 s apart at times, and
+            // their rates 1000x or 0.5x what they were.
+            at_ms: unix_ms(),
             epoch: proxy.config().epoch,
             pools,
         });
@@ -93,13 +97,13 @@ impl History {
             }
         }
         let since = self.samples.front().map_or(0, |s| s.at_ms);
-        let marks: Vec<Value> = (events.recent(200).into_iter())
+        let marks: Vec<Value> = (events.recent(EVENTS_KEPT).into_iter())
             .filter(|e| e.at_ms >= since && MARKED.contains(&e.kind))
             .map(|e| json!({"at_ms": e.at_ms, "pool": &*e.pool, "kind": e.kind, "message": e.message}))
             .chain(reloads.into_iter().map(|at| json!({"at_ms": at, "pool": null, "kind": "reload", "message": "configuration reloaded"})))
             .collect();
         json!({
-            "now_ms": unix_now() * 1000,
+            "now_ms": unix_ms(),
             "span_ms": (KEEP as u64) * 1000,
             "pools": pools.into_iter().map(|(name, s)| s.json(&name)).collect::<Vec<_>>(),
             "marks": marks,

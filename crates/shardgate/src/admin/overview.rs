@@ -166,11 +166,15 @@ fn pool_json(pool: &PoolState, traffic: bool) -> Value {
 fn cluster_json(pool: &PoolState) -> Value {
     let topology = pool.topology();
     let stats = &pool.cluster.stats;
-    let shards: Vec<Value> = (topology.shards.iter().enumerate())
-        .map(|(i, shard)| {
-            let slots = (0..keyspace::SLOT_COUNT)
-                .filter(|&slot| topology.shard_of_slot(slot) == Some(i))
-                .count();
+    // Slots per shard in one pass over the slot table.
+    let mut slots = vec![0usize; topology.shards.len()];
+    for slot in 0..keyspace::SLOT_COUNT {
+        if let Some(count) = topology.shard_of_slot(slot).and_then(|i| slots.get_mut(i)) {
+            *count += 1;
+        }
+    }
+    let shards: Vec<Value> = (topology.shards.iter().zip(slots))
+        .map(|(shard, slots)| {
             json!({
                 "name": &*shard.name,
                 "primary": shard.master.as_ref().map(|m| m.addr.to_string()),
