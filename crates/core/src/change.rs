@@ -134,6 +134,61 @@ impl PoolChange {
 
 /// Settings that change, by name (those that need no closer look).
 fn settings_changed(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
+    // Each field is compared below or by the placement, server and
+    // replica checks: a field added to PoolConfig that no reload looks at
+    // does not compile.
+    let PoolConfig {
+        name: _,
+        listen: _,
+        hash: _,
+        hash_tag: _,
+        distribution: _,
+        cluster: _,
+        timeout: _,
+        backlog: _,
+        preconnect: _,
+        redis_auth: _,
+        redis_db: _,
+        databases: _,
+        password: _,
+        users: _,
+        auth_failures_per_second: _,
+        replicas: _,
+        sentinels: _,
+        sentinel_auth: _,
+        failover: _,
+        health_check: _,
+        discover_replicas: _,
+        keys_may_move: _,
+        coordination: _,
+        coordination_auth: _,
+        reshard: _,
+        shard_down: _,
+        read_policy: _,
+        read_balance: _,
+        max_replica_lag: _,
+        replica_fallback: _,
+        read_your_writes: _,
+        readonly_listen: _,
+        tls_listen: _,
+        tls_readonly_listen: _,
+        tls: _,
+        backend_tls: _,
+        sentinel_tls: _,
+        slowlog_threshold: _,
+        slowlog_max_len: _,
+        server_connections: _,
+        client_connections: _,
+        auto_eject_hosts: _,
+        server_retry_timeout: _,
+        server_failure_limit: _,
+        tcpkeepalive: _,
+        servers: _,
+        connect_timeout: _,
+        reconnect_backoff_max: _,
+        client_output_limit: _,
+        max_request_bytes: _,
+    } = old;
     let mut what = Vec::new();
     macro_rules! compare {
         ($($field:ident),* $(,)?) => {
@@ -236,10 +291,15 @@ fn replicas_changed(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
 /// What changes where keys live. A pool of one server on both sides has
 /// no placement to change (every key is on its one server).
 fn placement_changes(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
-    if old.servers.len() <= 1 && new.servers.len() <= 1 {
-        return Vec::new();
-    }
     let mut what = Vec::new();
+    // A cluster pool's keys are where the cluster puts them, whatever the
+    // number of seeds: turning it on or off changes where keys are.
+    if old.cluster != new.cluster {
+        what.push(format!("cluster: {} -> {}", old.cluster, new.cluster));
+    }
+    if old.servers.len() <= 1 && new.servers.len() <= 1 {
+        return what;
+    }
     let ring = |c: &PoolConfig| -> Vec<(String, u32)> {
         c.servers
             .iter()
@@ -277,9 +337,6 @@ fn placement_changes(old: &PoolConfig, new: &PoolConfig) -> Vec<String> {
     }
     if old.hash_tag != new.hash_tag {
         what.push("hash_tag".into());
-    }
-    if old.cluster != new.cluster {
-        what.push(format!("cluster: {} -> {}", old.cluster, new.cluster));
     }
     what
 }
@@ -339,6 +396,14 @@ mod tests {
         let refused = Plan::new(&config(&unnamed), &config(&moved)).expect_err("keys move");
         assert!(refused[0].contains("pool 'a': refused, keys would move"));
         assert!(refused[0].contains("servers added: 127.0.0.1:7009"));
+    }
+
+    #[test]
+    fn turning_a_one_seed_pool_into_a_cluster_pool_is_refused() {
+        let one = "a:\n  listen: 127.0.0.1:1\n  servers:\n    - 127.0.0.1:7001:1\n";
+        let cluster = format!("{one}  cluster: true\n");
+        let refused = Plan::new(&config(one), &config(&cluster)).expect_err("keys move");
+        assert!(refused[0].contains("cluster: false -> true"), "{refused:?}");
     }
 
     #[test]
