@@ -480,7 +480,13 @@ impl<S: ClientStream> Session<S> {
                 // first; the next read meets it again.
                 Some(Ok(0)) if !read => return Err(End::ClientClosed),
                 Some(Err(e)) if !read => return Err(End::Io(e)),
-                Some(Ok(n)) if n == room && self.read_buf.len() < READ_CHUNK => read = true,
+                Some(Ok(n)) if n == room && self.read_buf.len() < READ_CHUNK => {
+                    // More is waiting: room for a whole chunk at once, not
+                    // doubling from the small first read (one more read, at
+                    // most one copy of it).
+                    self.read_buf.reserve(READ_CHUNK);
+                    read = true;
+                }
                 Some(Ok(_)) => return Ok(true),
                 Some(Err(_)) | None => return Ok(read),
             }
