@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use std::collections::HashMap;
 
-use shardgate_core::reshard::{MigrationRecord, PlacementRecord};
+use shardgate_core::reshard::{Effective, MigrationRecord, PlacementRecord};
 
 use crate::config::{self, Config, PoolConfig};
 use crate::control::KeyPlacement;
@@ -205,6 +205,15 @@ impl Reloader {
             .pool(pool)
             .ok_or_else(|| format!("no pool '{pool}'"))?;
         let effective = record.effective(base)?;
+        // What it routes with now, to go back to if the new record cannot
+        // be acknowledged: an error means nothing changed.
+        let previous = match self.migrations.get(pool) {
+            Some(applied) => applied.effective(base)?,
+            None => Effective {
+                config: base.clone(),
+                placement: KeyPlacement::default(),
+            },
+        };
         // A new generation: requests routed before it may still reach a
         // key's source; wait for them before acknowledging.
         let starts = effective.placement.moving.is_some()
@@ -215,7 +224,11 @@ impl Reloader {
         self.runtime
             .reconfigure(&state, effective.config, effective.placement);
         if starts && !self.runtime.drain_older_batches(&state, DRAIN_WITHIN) {
-            return Err("requests sent before the migration are still in flight".into());
+            self.runtime
+                .reconfigure(&state, previous.config, previous.placement);
+            return Err(
+                "requests sent before the migration are still in flight; it was not applied".into(),
+            );
         }
         self.migrations.insert(pool.to_string(), record);
         Ok(())
@@ -410,10 +423,10 @@ impl Reloader {
                 bound.extend(more);
             }
         }
-        let certificates = certificates.apply();
+        // Everything that can fail is worked out before anything changes:
+        // a failed reload leaves the proxy as it was.
         let by_name = |name: &str| compared.pools.iter().find(|p| p.name == name).cloned();
-        let added: Vec<PoolConfig> = plan.added.iter().filter_map(|name| by_name(name)).collect();
-        self.start_pools(added);
+        let mut reconfigured = Vec::new();
         for (name, _) in &plan.changed {
             let (Some(state), Some(config)) = (self.runtime.pool(name), by_name(name)) else {
                 continue;
@@ -424,6 +437,12 @@ impl Reloader {
                 Some(Err(e)) => return Err((ReloadResult::Failed, vec![e])),
                 None => (config, KeyPlacement::default()),
             };
+            reconfigured.push((state, config, placement));
+        }
+        let certificates = certificates.apply();
+        let added: Vec<PoolConfig> = plan.added.iter().filter_map(|name| by_name(name)).collect();
+        self.start_pools(added);
+        for (state, config, placement) in reconfigured {
             self.runtime.reconfigure(&state, config, placement);
         }
         self.runtime.listen(bound);

@@ -133,19 +133,27 @@ pub fn start_successor(
     if let Err(e) = sent {
         return Err(failed(&mut child, format!("sending the listeners: {e}")));
     }
+    // Everything that can fail here fails before the new process serves,
+    // or stops it: never two processes serving after an error.
+    let reader = match channel.try_clone() {
+        Ok(reader) => reader,
+        Err(e) => return Err(failed(&mut child, format!("the handoff channel: {e}"))),
+    };
     match wait_ready(&channel, &mut child) {
         Ok(()) => {}
         Err(reason) => return Err(failed(&mut child, reason)),
     }
-    let reader = channel.try_clone()?;
     let handoff = Arc::new(Handoff {
         channel,
         acks: Mutex::new(HashMap::new()),
     });
     let acks = handoff.clone();
-    std::thread::Builder::new()
+    let reading = std::thread::Builder::new()
         .name("shardgate-handoff".into())
-        .spawn(move || acks.read_acks(reader))?;
+        .spawn(move || acks.read_acks(reader));
+    if let Err(e) = reading {
+        return Err(failed(&mut child, format!("the handoff thread: {e}")));
+    }
     Ok((pid, handoff))
 }
 
