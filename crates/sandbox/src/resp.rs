@@ -144,6 +144,13 @@ fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
 }
 
+/// Whether a read's outcome says the other side closed the connection
+/// (an end or a reset), not that the wait for a reply ran out.
+pub fn closed_by_peer(outcome: &std::io::Result<Reply>) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(outcome, Err(e) if matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe))
+}
+
 fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;

@@ -414,7 +414,7 @@ fn key_on(cluster: &RedisCluster, node: usize, prefix: &str) -> String {
 }
 
 #[test]
-fn a_killed_primary_is_replaced_and_writes_resume_within_node_timeout_plus_two_seconds() {
+fn a_killed_primary_is_followed_within_half_a_second_of_the_clusters_own_failover() {
     let mut cluster = RedisCluster::start(3, 1, 2000);
     let (proxy, port) = proxy(&cluster, &[]);
     let mut c = client(port);
@@ -497,15 +497,9 @@ fn a_killed_primary_is_replaced_and_writes_resume_within_node_timeout_plus_two_s
         took <= cluster_took + std::time::Duration::from_millis(500),
         "first write {took:?} after kill -9, the cluster's own failover {cluster_took:?}; errors: {errors:?}"
     );
-    // ...so the target holds whenever the cluster fails over in time (on a
-    // loaded machine its election alone can take longer).
-    let target = cluster.node_timeout() + std::time::Duration::from_secs(2);
-    if cluster_took + std::time::Duration::from_millis(500) <= target {
-        assert!(
-            took <= target,
-            "first write after {took:?}; errors: {errors:?}"
-        );
-    }
+    // (The target, node-timeout + 2 s, then holds whenever the
+    // cluster's own election does: the proxy adds at most 500 ms to it,
+    // which is what this test asserts; the election is Redis's.)
     assert!(
         refreshes <= took.as_secs() + 2,
         "{refreshes} refreshes in {took:?}: more than one a second"

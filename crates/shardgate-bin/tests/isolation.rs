@@ -635,8 +635,17 @@ fn clients_that_hold_too_much_together_are_closed_heaviest_first() {
         .client()
         .cmd(&["SET", "big", &big])
         .unwrap();
+    let small = "y".repeat(1 << 20);
+    setup.servers[0]
+        .client()
+        .cmd(&["SET", "small", &small])
+        .unwrap();
     let bystander = Bystander::start(port);
     bystander.progress(5);
+    // A light client leaves one 1 MiB reply unread meanwhile: the heaviest
+    // go first, so it is never the one closed.
+    let mut light = RespClient::connect(port).unwrap();
+    light.send(&["GET", "small"]).unwrap();
     // Three clients ask for it eight times each and never read: 64 MiB of
     // replies each (under the per-client limit), 192 MiB together.
     let readers: Vec<TcpStream> = (0..3)
@@ -683,6 +692,8 @@ fn clients_that_hold_too_much_together_are_closed_heaviest_first() {
         }
     }
     assert!(ended >= 2, "{ended} of 3 readers were closed");
+    assert_eq!(light.read_reply().unwrap(), Reply::Bulk(small.into_bytes()));
+    assert_eq!(light.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     let report = bystander.finish();
     assert!(report.wrong.is_empty(), "{:?}", report.wrong);
     assert!(

@@ -401,7 +401,7 @@ fn passwords_change_for_the_next_auth_and_a_removed_user_is_disconnected() {
     // Bob is gone: his connection closes without him sending anything.
     bob.set_read_timeout(Some(Duration::from_secs(5)));
     assert!(
-        bob.read_reply().is_err(),
+        test_support::resp::closed_by_peer(&bob.read_reply()),
         "a removed user's connection stays open"
     );
     // No password ever reaches the log, the config view or the metrics.
@@ -450,7 +450,7 @@ fn pools_are_added_and_removed_while_the_others_clients_carry_on() {
     reload_applied(&proxy);
     idle_a.set_read_timeout(Some(Duration::from_secs(5)));
     assert!(
-        idle_a.read_reply().is_err(),
+        test_support::resp::closed_by_peer(&idle_a.read_reply()),
         "a removed pool's client stays open"
     );
     assert!(

@@ -359,9 +359,17 @@ fn under_load(ports: &[u16], during: impl FnOnce(&Checker)) -> Arc<Checker> {
             transfers(port, k * 1000, checker2)
         }));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The load runs before the change and after it.
+    let ran = |checker: &Checker, more: u64| {
+        let from = checker.writes.load(Relaxed);
+        assert_eventually!(
+            checker.writes.load(Relaxed) >= from + more,
+            "the load made no progress"
+        );
+    };
+    ran(&checker, 200);
     during(&checker);
-    std::thread::sleep(Duration::from_millis(500));
+    ran(&checker, 200);
     checker.stop.store(true, Relaxed);
     for thread in threads {
         thread.join().unwrap();
@@ -380,6 +388,9 @@ fn assert_clean(checker: &Checker) {
     );
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(checker.writes.load(Relaxed) > 1000, "the load ran");
+    // The stale-read and sum checks ran too (not every one refused).
+    assert!(checker.reads.load(Relaxed) > 100, "the readers ran");
+    assert!(checker.transfers.load(Relaxed) > 10, "the transfers ran");
 }
 
 /// After a migration: every key on exactly one server, and where a proxy
@@ -605,8 +616,11 @@ fn an_aborted_migration_moves_every_key_back() {
         proxy.write_config(&pool(port, &four, slow));
         let (ok, said) = reshard(&proxy, "start");
         assert!(ok, "{said}");
-        std::thread::sleep(Duration::from_millis(700));
-        assert!(servers[3].dbsize() > 0, "keys started moving");
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            servers[3].dbsize() > 0,
+            "keys never started moving"
+        );
         let (ok, said) = reshard(&proxy, "abort");
         assert!(ok, "{said}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -642,7 +656,11 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
     one.write_config(&pool(p1, &four, &settings));
     let (ok, said) = reshard(&one, "start");
     assert!(ok, "{said}");
-    std::thread::sleep(Duration::from_millis(1000));
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        servers[3].dbsize() > 0,
+        "keys never started moving"
+    );
     // Started with the old file: it routes with the store's migration.
     let two = Shardgate::builder(BIN, &pool(p2, &three, &settings))
         .wait_port(p2)

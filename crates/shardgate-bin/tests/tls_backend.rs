@@ -104,7 +104,13 @@ fn every_backend_path_runs_over_tls_to_a_tls_only_server_that_wants_client_certi
     );
     let mut blocked = RespClient::connect(port).unwrap();
     blocked.send(&["BLPOP", "queue", "5"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // It blocks on the server (over TLS) before the push arrives.
+    assert_eventually!(
+        redis
+            .tls_cli(&["INFO", "clients"])
+            .is_ok_and(|info| info.contains("blocked_clients:1")),
+        "the BLPOP never blocked on the server"
+    );
     assert_eq!(
         client.cmd(&["LPUSH", "queue", "job"]).unwrap(),
         Reply::Integer(1)
