@@ -180,7 +180,10 @@ impl Reloader {
 
     /// Starts the configuration's pools (reading their migrations first).
     pub fn start_pools(&mut self, configs: Vec<PoolConfig>) -> Vec<Arc<PoolState>> {
-        let starts: Vec<PoolStart> = configs.into_iter().map(PoolStart::read).collect();
+        let instance = self.runtime.proxy().instance.clone();
+        let starts: Vec<PoolStart> = (configs.into_iter())
+            .map(|config| PoolStart::read(config, &instance))
+            .collect();
         for start in &starts {
             if let Some(record) = &start.record {
                 self.migrations

@@ -45,8 +45,10 @@ pub struct PoolStart {
 impl PoolStart {
     /// Reads the pool's migration from its coordination store first (a
     /// proxy started during a migration routes with it from its first
-    /// request). Blocking.
-    pub fn read(config: PoolConfig) -> PoolStart {
+    /// request), registering as `instance` in the same step: a migration
+    /// started from then on waits for this proxy, which may serve as soon
+    /// as this returns. Blocking.
+    pub fn read(config: PoolConfig, instance: &str) -> PoolStart {
         let plain = |config, out_of_step| PoolStart {
             config,
             placement: KeyPlacement::default(),
@@ -64,9 +66,11 @@ impl PoolStart {
             .and_then(|runtime| {
                 runtime
                     .block_on(async {
-                        tokio::time::timeout(Duration::from_secs(3), store.read()).await
+                        let registered = store.heartbeat(instance, 0);
+                        tokio::time::timeout(Duration::from_secs(3), registered).await
                     })
                     .map_err(|_| "timed out".to_string())?
+                    .map(|heartbeat| heartbeat.record)
                     .map_err(|e| e.to_string())
             });
         match read {

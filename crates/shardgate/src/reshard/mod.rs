@@ -98,6 +98,10 @@ pub struct Coordinator {
     moved_samples: std::collections::VecDeque<(Instant, u64)>,
     /// The mover's checkpoint of each source it reached.
     sources: std::collections::BTreeMap<String, String>,
+    /// The store's `big-key-moving` flag was set by this proxy's mover and
+    /// not cleared yet (a mover stopped mid-key clears it afterwards, or
+    /// every proxy would take silence for busy until it expires).
+    big_key_flagged: bool,
 }
 
 impl Coordinator {
@@ -132,6 +136,7 @@ impl Coordinator {
             status,
             moved_samples: std::collections::VecDeque::new(),
             sources: std::collections::BTreeMap::new(),
+            big_key_flagged: false,
         }
     }
 
@@ -238,6 +243,9 @@ impl Coordinator {
     }
 
     async fn manage_mover(&mut self) {
+        if self.mover.is_none() && self.big_key_flagged {
+            self.big_key_flagged = self.store.big_key_moving(false).await.is_err();
+        }
         let Some(record) = self.applied.clone() else {
             return;
         };
@@ -333,8 +341,12 @@ impl Coordinator {
             }
             MoverEvent::BigKeyMoving(moving) => {
                 self.state.keep_busy(moving);
-                if let Err(e) = self.store.big_key_moving(moving).await {
-                    self.status.last_error = Some(e.to_string());
+                match self.store.big_key_moving(moving).await {
+                    Ok(()) => self.big_key_flagged = moving,
+                    Err(e) => {
+                        self.big_key_flagged |= !moving;
+                        self.status.last_error = Some(e.to_string());
+                    }
                 }
             }
             MoverEvent::BigKey { key, bytes, took } => {

@@ -447,7 +447,7 @@ async fn migrate_batch(
             timeout * 2 + config.timeout,
         )
         .await?;
-    match replies.get(1) {
+    let migrated = match replies.get(1) {
         Some(Value::Simple(s)) if &s[..] == b"OK" || &s[..] == b"NOKEY" => Ok(()),
         Some(Value::Error(e)) => Err(format!(
             "MIGRATE from {from} to {to}: {}",
@@ -455,6 +455,19 @@ async fn migrate_batch(
         )),
         other => Err(format!(
             "MIGRATE from {from} to {to}: unexpected reply {other:?}"
+        )),
+    };
+    migrated?;
+    // The deletions must have reached the replicas before the next batch
+    // (else the mover stops here and retries: a replica promoted meanwhile
+    // would bring back keys that moved).
+    match replies.get(2) {
+        None => Ok(()),
+        Some(Value::Integer(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= hop.replicas) => {
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "WAIT on {from}: {other:?} of {replicas} replicas have the batch's deletions"
         )),
     }
 }
