@@ -311,9 +311,26 @@ fn handshakes_are_bounded_per_worker_and_time_out_while_plaintext_clients_are_se
         .wait_port(plain)
         .wait_port(tls)
         .start();
-    // Two clients that connect and never say hello take both places.
-    let stalled: Vec<std::net::TcpStream> = (0..2)
+    // Connections that never send a byte hold no place: a client still
+    // gets its handshake at once.
+    let silent: Vec<std::net::TcpStream> = (0..4)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", tls)).unwrap())
+        .collect();
+    let asked = std::time::Instant::now();
+    let mut first = TlsClient::connect(tls, &ca.cert, None).expect("handshake");
+    assert_eq!(first.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(1000),
+        "silent connections held the handshake places ({:?})",
+        asked.elapsed()
+    );
+    // Two clients that start a ClientHello and stall take both places.
+    let stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", tls)).unwrap();
+            std::io::Write::write_all(&mut stream, &[0x16, 0x03, 0x01]).unwrap();
+            stream
+        })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let started = std::time::Instant::now();
@@ -343,7 +360,7 @@ fn handshakes_are_bounded_per_worker_and_time_out_while_plaintext_clients_are_se
         "no timeout line:\n{}",
         proxy.log()
     );
-    drop(stalled);
+    drop((silent, stalled));
 }
 
 /// Clients that each SET and GET their own keys over TLS until stopped;

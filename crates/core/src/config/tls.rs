@@ -71,8 +71,9 @@ pub struct ListenTls {
     pub min_version: TlsVersion,
     /// A handshake not finished by then is dropped.
     pub handshake_timeout: Duration,
-    /// Handshakes a worker runs at once per pool; further clients wait in
-    /// the listen backlog (so a reconnect storm cannot starve traffic).
+    /// Handshakes a worker runs at once per TLS listener (a client takes a
+    /// place once it sent a byte); further clients wait in the listen
+    /// backlog (so a reconnect storm cannot starve traffic).
     pub max_handshakes: u32,
     /// A client certificate's name logs the client in as the proxy user
     /// of that name (None: clients AUTH as usual).

@@ -244,11 +244,15 @@ async fn serve_tls(
     tracker: &Rc<SessionTracker>,
 ) -> io::Result<()> {
     let mut limit = FdLimit::new();
-    let slots = Rc::new(HandshakeSlots::default());
+    // Connections not through their handshake yet, and handshakes running.
+    let (waiting, places) = (
+        Rc::new(HandshakeSlots::default()),
+        Rc::new(HandshakeSlots::default()),
+    );
     let max = || (pool.state.tls.acceptor.current()).map_or(1, |side| side.settings.max_handshakes);
     loop {
         let slot = tokio::select! {
-            slot = slots.take(max) => slot,
+            slot = waiting.take(|| max().saturating_mul(super::tls::WAITING_PER_PLACE)) => slot,
             _ = shutdown.changed() => return Ok(()),
         };
         tokio::select! {
@@ -256,10 +260,10 @@ async fn serve_tls(
                 Ok((stream, peer)) => {
                     limit.accepted();
                     prepare(&stream);
-                    let (pool, local, shutdown, tracker) =
-                        (pool.clone(), local.clone(), shutdown.clone(), tracker.clone());
+                    let (pool, local, shutdown, tracker, places) =
+                        (pool.clone(), local.clone(), shutdown.clone(), tracker.clone(), places.clone());
                     tokio::task::spawn_local(async move {
-                        let handshake = super::tls::handshake(&pool, stream, &peer).await;
+                        let handshake = super::tls::handshake(&pool, stream, &peer, &places).await;
                         drop(slot);
                         if let Ok(stream) = handshake {
                             start_session(stream, peer, local, endpoint, &pool, &shutdown, &tracker);

@@ -130,19 +130,23 @@ impl HandshakeSlots {
             freed.await;
         }
     }
-
-    pub fn busy(&self) -> u32 {
-        self.busy.get()
-    }
 }
 
+/// Connections that have sent nothing yet may wait beside each handshake
+/// place (they hold no place: see [`handshake`]).
+pub const WAITING_PER_PLACE: u32 = 8;
+
 /// Runs the server side of a handshake, bounded by the pool's timeout.
-/// Err: why it failed, already logged (rate limited) with the pool and
-/// the client's address.
+/// The client's first bytes are awaited before it takes one of `places`:
+/// a connection that sends nothing costs no handshake place (otherwise a
+/// few silent sockets every timeout would lock every new TLS client
+/// out). Err: why it failed, already logged (rate limited) with the pool
+/// and the client's address.
 pub async fn handshake(
     pool: &crate::view::PoolWorker,
     stream: TcpStream,
     peer: &str,
+    places: &Rc<HandshakeSlots>,
 ) -> Result<TlsClient, ()> {
     let Some(side) = pool.state.tls.acceptor.current() else {
         refused(
@@ -153,8 +157,17 @@ pub async fn handshake(
         );
         return Err(());
     };
-    let accept = tokio_rustls::TlsAcceptor::from(side.config.clone()).accept(stream);
-    match tokio::time::timeout(side.settings.handshake_timeout, accept).await {
+    let timeout = side.settings.handshake_timeout;
+    let handshake = async {
+        // The first byte of a ClientHello (peeked: the handshake reads it).
+        stream.peek(&mut [0u8; 1]).await?;
+        let max = side.settings.max_handshakes;
+        let _place = places.take(|| max).await;
+        tokio_rustls::TlsAcceptor::from(side.config.clone())
+            .accept(stream)
+            .await
+    };
+    match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => {
             pool.stats.tls_handshakes.inc();
             Ok(TlsClient(stream))
