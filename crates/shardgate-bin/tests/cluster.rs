@@ -883,7 +883,7 @@ fn reads_go_to_replicas_the_cluster_reports_online_over_readonly_connections() {
 #[test]
 fn a_scripts_fake_redirection_is_not_followed_and_dials_nothing() {
     let cluster = RedisCluster::start(3, 1, 2000);
-    let (proxy, port) = proxy(&cluster, &[]);
+    let (proxy, port) = proxy(&cluster, &["slowlog_log_slower_than: 0"]);
     let mut c = client(port);
     // An address a fake redirection names: the proxy must never dial it
     // (its connections would carry the pool's credentials).
@@ -917,4 +917,15 @@ fn a_scripts_fake_redirection_is_not_followed_and_dials_nothing() {
     // Nothing was patched into the slot map from a client's words.
     assert_eq!(stat(&proxy, "moved"), 0);
     assert_eq!(stat(&proxy, "ask"), 0);
+    // A cluster pool's requests reach the slow log like a static pool's.
+    let Reply::Array(entries) = c.cmd(&["SLOWLOG", "GET", "100"]).unwrap() else {
+        panic!("SLOWLOG GET");
+    };
+    let get = Reply::Array(vec![bulk("GET"), bulk("{fake}runs")]);
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Reply::Array(fields) if fields.get(3) == Some(&get))),
+        "no GET in the slow log: {entries:?}"
+    );
 }

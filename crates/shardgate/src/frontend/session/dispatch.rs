@@ -278,6 +278,9 @@ impl<S: ClientStream> Session<S> {
             let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
                 conn.send(request.raw)
             });
+            if self.slowlog {
+                self.slow_node = Some(node);
+            }
             self.push(Pending::Cluster(reply, follow));
             return Flow::Next;
         }

@@ -159,6 +159,11 @@ impl Pending {
                 let reply = (&mut slot).await;
                 (reply_bytes(reply), slot.take_request())
             }
+            Pending::Cluster(slot, follow) => {
+                // The request, for the slow log (a cluster pool's too).
+                let request = follow.request.clone();
+                (reply_bytes(follow.resolve(slot).await), Some(request))
+            }
             other => (other.resolve_reply().await, None),
         }
     }
