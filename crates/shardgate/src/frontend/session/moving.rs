@@ -33,14 +33,21 @@ pub(super) const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the request (ARGV) if every key (KEYS) is on this server; says
 /// `SGABSENT` if none is; refuses if only some are.
-const WHERE_IT_IS: &str = "\
+macro_rules! where_it_is {
+    () => {
+        "\
 local present = 0 \
 for _, key in ipairs(KEYS) do present = present + redis.call('EXISTS', key) end \
 if present == 0 then return redis.error_reply('SGABSENT the keys are not on this server') end \
 if present < #KEYS then return redis.error_reply('TRYAGAIN shardgate: some keys of this request \
 moved to another server and some did not yet (resharding); retry') end \
-return redis.pcall(unpack(ARGV))";
-const WHERE_IT_IS_RESP3: &str = "redis.setresp(3) ";
+return redis.pcall(unpack(ARGV))"
+    };
+}
+const WHERE_IT_IS: &str = where_it_is!();
+/// The same for a RESP3 client (both are constants: nothing is built per
+/// request).
+const WHERE_IT_IS_RESP3: &str = concat!("redis.setresp(3) ", where_it_is!());
 
 /// A request held while a migration's first phase ends.
 #[derive(Default)]
@@ -66,7 +73,13 @@ impl<S: ClientStream> Session<S> {
 
     /// Whether the request just routed touches a moving key.
     pub(super) fn touches_moving_key(&self, request: &Request) -> bool {
-        self.view.topology.is_moving() && !self.moving_keys(request).is_empty()
+        let topology = &self.view.topology;
+        topology.is_moving()
+            && (self.keys.iter()).any(|&index| {
+                (request.args.get(index))
+                    .and_then(|range| request.raw.get(range.clone()))
+                    .is_some_and(|key| topology.moving(key).is_some())
+            })
     }
 
     /// Before a routed request (outside a transaction) is sent: a request
@@ -129,9 +142,9 @@ impl<S: ClientStream> Session<S> {
     /// `EVAL <script> numkeys keys... request...`.
     fn where_it_is_frame(&self, keys: &[&[u8]], request: &Request) -> Bytes {
         let script = if self.client.resp3 {
-            format!("{WHERE_IT_IS_RESP3}{WHERE_IT_IS}")
+            WHERE_IT_IS_RESP3
         } else {
-            WHERE_IT_IS.to_string()
+            WHERE_IT_IS
         };
         let numkeys = keys.len().to_string();
         let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
