@@ -362,8 +362,9 @@ async fn connect(shared: &Shared) -> Result<(Stream, SocketAddr), NodeError> {
 
 /// Carries the link until it fails (the reason), is closed, or its shard's
 /// master is another node (it then reconnects there and subscribes again).
-async fn serve(shared: &Shared, stream: Stream, addr: SocketAddr) -> String {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+async fn serve(shared: &Shared, mut stream: Stream, addr: SocketAddr) -> String {
+    // Writes happen between reads, never during one: no split (and no
+    // lock per poll) is needed.
     let mut scanner = ReplyScanner::new(Limits::replies());
     let mut buf = read_buffer::new();
     let mut follow = tokio::time::interval(FOLLOW_MASTER);
@@ -374,19 +375,19 @@ async fn serve(shared: &Shared, stream: Stream, addr: SocketAddr) -> String {
         }
         let frames: Vec<Bytes> = shared.outbox.borrow_mut().drain(..).collect();
         for frame in &frames {
-            if let Err(e) = writer.write_all(frame).await {
+            if let Err(e) = stream.write_all(frame).await {
                 return e.to_string();
             }
         }
         if !frames.is_empty() {
-            if let Err(e) = writer.flush().await {
+            if let Err(e) = stream.flush().await {
                 return e.to_string();
             }
         }
         read_buffer::make_room(&mut buf);
         let reading = !shared.overflow.get();
         tokio::select! {
-            read = reader.read_buf(&mut buf), if reading => match read {
+            read = stream.read_buf(&mut buf), if reading => match read {
                 Ok(0) => return "closed by the server".into(),
                 Ok(_) => loop {
                     match scanner.scan(&buf) {
