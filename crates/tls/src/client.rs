@@ -133,11 +133,6 @@ impl Dialer {
 pub struct Connector(Option<Arc<Dialer>>);
 
 impl Connector {
-    /// Plaintext, always.
-    pub fn plain() -> Connector {
-        Connector(None)
-    }
-
     pub fn new(dialer: Arc<Dialer>) -> Connector {
         Connector(Some(dialer))
     }

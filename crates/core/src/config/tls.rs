@@ -16,15 +16,6 @@ pub enum TlsVersion {
     V1_3,
 }
 
-impl TlsVersion {
-    pub fn name(self) -> &'static str {
-        match self {
-            TlsVersion::V1_2 => "1.2",
-            TlsVersion::V1_3 => "1.3",
-        }
-    }
-}
-
 /// Whether clients of a TLS listener must present a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {

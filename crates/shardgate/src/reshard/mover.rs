@@ -21,7 +21,7 @@ use crate::topology::Topology;
 
 /// Keys per SCAN step and per MIGRATE.
 const SCAN_COUNT: &str = "1000";
-const BATCH: usize = 100;
+pub(super) const BATCH: usize = 100;
 /// A big key's MIGRATE may take this long.
 const BIG_KEY_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -164,7 +164,7 @@ pub async fn survey(
                     })
                     .collect();
                 let addr = mover::master(&topology, shard)?;
-                for chunk in leaving.chunks(100) {
+                for chunk in leaving.chunks(mover::BATCH) {
                     let keys: Vec<bytes::Bytes> = chunk.iter().map(|(k, _)| k.clone()).collect();
                     let sizes = mover::sizes(&mut conns, &config, addr, db, &keys).await?;
                     for ((key, to), size) in chunk.iter().zip(sizes) {
