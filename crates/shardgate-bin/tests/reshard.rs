@@ -359,17 +359,25 @@ fn under_load(ports: &[u16], during: impl FnOnce(&Checker)) -> Arc<Checker> {
             transfers(port, k * 1000, checker2)
         }));
     }
-    // The load runs before the change and after it.
-    let ran = |checker: &Checker, more: u64| {
-        let from = checker.writes.load(Relaxed);
+    // The load runs before the change and after it: each phase waits until
+    // writers, readers and transfers have all gone on (checked reads and sums,
+    // not just refusals), so a fast change on a slow machine still checks
+    // something on both sides of it.
+    let ran = |checker: &Checker| {
+        let counters = [&checker.writes, &checker.reads, &checker.transfers];
+        let from = counters.map(|counter| counter.load(Relaxed));
         assert_eventually!(
-            checker.writes.load(Relaxed) >= from + more,
+            counters
+                .iter()
+                .zip(from)
+                .zip([200, 50, 5])
+                .all(|((counter, from), more)| counter.load(Relaxed) >= from + more),
             "the load made no progress"
         );
     };
-    ran(&checker, 200);
+    ran(&checker);
     during(&checker);
-    ran(&checker, 200);
+    ran(&checker);
     checker.stop.store(true, Relaxed);
     for thread in threads {
         thread.join().unwrap();
@@ -387,10 +395,6 @@ fn assert_clean(checker: &Checker) {
         checker.retries.load(Relaxed)
     );
     assert!(problems.is_empty(), "{problems:#?}");
-    assert!(checker.writes.load(Relaxed) > 1000, "the load ran");
-    // The stale-read and sum checks ran too (not every one refused).
-    assert!(checker.reads.load(Relaxed) > 100, "the readers ran");
-    assert!(checker.transfers.load(Relaxed) > 10, "the transfers ran");
 }
 
 /// After a migration: every key on exactly one server, and where a proxy
