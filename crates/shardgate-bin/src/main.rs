@@ -15,6 +15,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -388,16 +389,18 @@ fn main() -> ExitCode {
     );
     let grace = Duration::from_secs(cli.shutdown_grace);
     let mut retired = proxy.retired();
+    let (reloads, upgrades) = (proxy.reloads(), proxy.reloads());
+    let conf_file = cli.conf_file.clone();
     let stop = signals.wait(
-        || {
-            tracing::info!("SIGHUP received: reloading {}", cli.conf_file.display());
+        move || {
+            tracing::info!("SIGHUP received: reloading {}", conf_file.display());
             // The reload logs its outcome.
-            let _ = proxy.reload();
+            let _ = reloads.reload();
         },
-        || {
+        move || {
             tracing::info!("SIGUSR2 received: upgrading to the binary at its path");
             // A failure is logged; this process carries on.
-            let _ = proxy.upgrade();
+            let _ = upgrades.upgrade();
         },
         // An upgrade asked for through the admin server.
         async move {
@@ -472,21 +475,22 @@ impl Signals {
     /// Blocks until SIGTERM or SIGINT ("SIGTERM", "SIGINT"), or until
     /// `retired` resolves ("upgrade": a new process serves in this one's
     /// place); runs `on_hangup` at each SIGHUP, `on_upgrade` at each SIGUSR2
-    /// (each on a thread of its own: see [`outside_the_runtime`]).
+    /// (each on a thread of its own: see [`beside_the_runtime`]).
     fn wait(
         mut self,
-        mut on_hangup: impl FnMut() + Send,
-        mut on_upgrade: impl FnMut() + Send,
+        on_hangup: impl Fn() + Send + Sync + 'static,
+        on_upgrade: impl Fn() + Send + Sync + 'static,
         retired: impl std::future::Future<Output = ()>,
     ) -> &'static str {
+        let (on_hangup, on_upgrade) = (Arc::new(on_hangup), Arc::new(on_upgrade));
         self.runtime.block_on(async {
             tokio::pin!(retired);
             loop {
                 tokio::select! {
                     _ = self.terminate.recv() => return "SIGTERM",
                     _ = self.interrupt.recv() => return "SIGINT",
-                    _ = self.hangup.recv() => outside_the_runtime(&mut on_hangup),
-                    _ = self.user2.recv() => outside_the_runtime(&mut on_upgrade),
+                    _ = self.hangup.recv() => beside_the_runtime("reload", &on_hangup),
+                    _ = self.user2.recv() => beside_the_runtime("upgrade", &on_upgrade),
                     () = &mut retired => return "upgrade",
                 }
             }
@@ -494,17 +498,20 @@ impl Signals {
     }
 }
 
-/// Runs `action` on a thread of its own and waits for it. A reload and an
-/// upgrade block until their outcome (`blocking_recv`), which panics on a
-/// thread driving a runtime ("Cannot block the current thread from within
-/// a runtime"): run from the signal loop itself, SIGHUP and SIGUSR2 took
-/// the process down.
-fn outside_the_runtime(action: &mut (impl FnMut() + Send)) {
-    std::thread::scope(|scope| {
-        if let Err(panic) = scope.spawn(action).join() {
-            std::panic::resume_unwind(panic);
-        }
-    });
+/// Runs `action` on a thread of its own and does not wait for it. A reload
+/// and an upgrade block until their outcome (`blocking_recv`), which panics
+/// on a thread driving a runtime ("Cannot block the current thread from
+/// within a runtime"), and the signal loop must stay free for SIGTERM: an
+/// upgrade waits up to 30 s for its successor. The reload thread takes
+/// requests in order, so a second SIGHUP reloads after the first.
+fn beside_the_runtime(name: &str, action: &Arc<impl Fn() + Send + Sync + 'static>) {
+    let action = Arc::clone(action);
+    if let Err(error) = std::thread::Builder::new()
+        .name(format!("shardgate-{name}-signal"))
+        .spawn(move || action())
+    {
+        tracing::error!("cannot start the {name}: {error}");
+    }
 }
 
 #[cfg(test)]

@@ -185,3 +185,59 @@ fn an_upgrade_that_fails_changes_nothing() {
     assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     assert!(RespClient::connect(port).is_ok(), "still listening");
 }
+
+/// SIGTERM while an upgrade waits for a successor that never answers (an
+/// upgrade waits up to 30 s for it): the proxy stops at once, as it does
+/// when idle, and its clients get their replies first.
+#[test]
+fn sigterm_during_an_upgrade_that_hangs_stops_the_proxy_at_once() {
+    let server = RedisServer::start();
+    let port = free_port();
+    // The proxy runs from a copy, so the test can put another program at
+    // its path: the upgrade starts whatever is there.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("shardgate");
+    std::fs::copy(BIN, &binary).unwrap();
+    let mut proxy = Shardgate::builder(&binary, &pool(port, &server))
+        .wait_port(port)
+        .start();
+    let pid_file = dir.path().join("successor.pid");
+    let hang = dir.path().join("hang");
+    std::fs::write(
+        &hang,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&hang, &binary).unwrap();
+
+    let mut client = RespClient::connect(port).unwrap();
+    proxy.signal("USR2");
+    assert_eventually!(pid_file.exists(), "the upgrade never started the successor");
+    let successor: u32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("the successor's pid");
+    let _successor = Successor(Some(successor));
+    assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    proxy.signal("TERM");
+    let status = proxy
+        .child()
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{}", proxy.log()));
+    assert!(status.success(), "{status:?}");
+    assert!(proxy.log().contains("SIGTERM received: shutting down"));
+    assert!(
+        RespClient::connect(port).is_err(),
+        "still accepting after exit"
+    );
+    // The successor it was waiting for was stopped, not left behind.
+    assert!(proxy.log().contains("this process is shutting down"));
+    assert_eventually!(
+        !std::path::Path::new(&format!("/proc/{successor}")).exists(),
+        "the successor outlived the proxy"
+    );
+}

@@ -16,7 +16,7 @@ use crate::admin::Admin;
 use crate::config::Config;
 use crate::pool::PoolState;
 use crate::proxy_info::ProxyInfo;
-use crate::reload::{ReloadHandle, ReloadOutcome, Reloader};
+use crate::reload::{ReloadHandle, Reloader};
 use crate::runtime::{BindError, Runtime};
 use crate::topology::Events;
 use crate::upgrade::{notify_systemd, Adoption, Inheritance};
@@ -104,11 +104,13 @@ impl Proxy {
         let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (shutdown, receiver) = watch::channel(false);
         let mut runtime = Runtime::new(
             proxy.clone(),
             worker_txs.clone(),
             control_tx.clone(),
             options.shutdown_grace,
+            receiver.clone(),
         );
         if let Some(path) = &options.inherit {
             let inheritance = Inheritance::take(path).map_err(StartError::Inherit)?;
@@ -126,7 +128,6 @@ impl Proxy {
             ),
             None => None,
         };
-        let (shutdown, receiver) = watch::channel(false);
         let events = Arc::new(Events::default());
         let (config_path, text) = options.config_file.clone().unzip();
         // The runtime goes to the reload thread once the pools are up.
@@ -240,17 +241,14 @@ impl Proxy {
         &self.events
     }
 
-    /// Reloads the configuration file (SIGHUP); waits for the outcome.
-    pub fn reload(&self) -> Option<ReloadOutcome> {
-        self.reloads.reload()
-    }
-
-    /// A binary upgrade (SIGUSR2): starts the new binary, hands it the
-    /// listening sockets, and once it serves, every client between two
-    /// requests. Returns the new process's pid; this process should then
-    /// [`Proxy::drain`] and exit. On error nothing changed.
-    pub fn upgrade(&self) -> Result<u32, String> {
-        self.reloads.upgrade()
+    /// Asks for reloads of the configuration file (SIGHUP) and binary
+    /// upgrades (SIGUSR2: [`ReloadHandle::upgrade`] starts the new binary,
+    /// hands it the listening sockets, and once it serves, every client
+    /// between two requests; this process should then [`Proxy::drain`] and
+    /// exit). A handle may wait for its outcome on any thread: a shutdown
+    /// does not wait for it, and answers it once the proxy stopped.
+    pub fn reloads(&self) -> ReloadHandle {
+        self.reloads.clone()
     }
 
     /// Turns true once a new process serves in this one's place (an

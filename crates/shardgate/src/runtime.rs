@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{ListenAddr, PoolConfig};
 use crate::control::{ControlCommand, KeyPlacement};
@@ -129,6 +129,9 @@ pub struct Runtime {
     handed_over: bool,
     /// How long a removed pool's clients get to finish.
     grace: Duration,
+    /// Turns true when the proxy shuts down: an upgrade still waiting for
+    /// its successor gives up (and stops it) rather than hold the exit.
+    stopping: watch::Receiver<bool>,
 }
 
 /// An endpoint's address and sockets.
@@ -148,6 +151,7 @@ impl Runtime {
         workers: Vec<mpsc::UnboundedSender<WorkerCommand>>,
         control: mpsc::UnboundedSender<ControlCommand>,
         grace: Duration,
+        stopping: watch::Receiver<bool>,
     ) -> Runtime {
         Runtime {
             proxy,
@@ -158,6 +162,7 @@ impl Runtime {
             inheritance: None,
             handed_over: false,
             grace,
+            stopping,
         }
     }
 
@@ -483,7 +488,8 @@ impl Runtime {
             }
         }
         let admin = self.admin.as_ref().map(|(addr, fd)| (addr.clone(), fd));
-        let (pid, handoff) = start_successor(exe, args, &inherited, admin)?;
+        let stopping = &self.stopping;
+        let (pid, handoff) = start_successor(exe, args, &inherited, admin, || *stopping.borrow())?;
         self.tell_workers(|| WorkerCommand::StopAccepting);
         self.barrier();
         self.handed_over = true;

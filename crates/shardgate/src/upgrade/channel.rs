@@ -149,12 +149,13 @@ impl Rendezvous {
     }
 
     /// Waits up to `within` for process `pid` to connect (anyone else is
-    /// turned away); gives up early when `alive` says the child is gone.
+    /// turned away); gives up early when `keep_waiting` says no (the child
+    /// is gone, or this process shuts down).
     pub fn accept(
         &self,
         pid: u32,
         within: Duration,
-        mut alive: impl FnMut() -> bool,
+        mut keep_waiting: impl FnMut() -> bool,
     ) -> std::io::Result<Channel> {
         rustix::io::ioctl_fionbio(&self.listener, true)?;
         let deadline = Instant::now() + within;
@@ -180,8 +181,8 @@ impl Rendezvous {
                     "the new process did not connect in time",
                 ));
             }
-            if !alive() {
-                return Err(std::io::Error::other("the new process exited"));
+            if !keep_waiting() {
+                return Err(std::io::Error::other("gave up waiting for the new process"));
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -98,14 +98,16 @@ impl Handoff {
 }
 
 /// Starts `exe args` as the new process, gives it `listeners` (and the
-/// admin server's), and waits until it serves. Returns its pid and the
-/// handle sessions hand themselves over with. On error the new process
-/// is stopped and nothing changed here.
+/// admin server's), and waits until it serves, unless `stopping` turns
+/// true first (this process shuts down). Returns its pid and the handle
+/// sessions hand themselves over with. On error the new process is stopped
+/// and nothing changed here.
 pub fn start_successor(
     exe: &PathBuf,
     args: &[OsString],
     listeners: &[Inherited<'_>],
     admin: Option<(String, &OwnedFd)>,
+    stopping: impl Fn() -> bool,
 ) -> Result<(u32, Arc<Handoff>), UpgradeError> {
     let rendezvous = Rendezvous::open()?;
     let mut child = std::process::Command::new(exe)
@@ -123,11 +125,32 @@ pub fn start_successor(
         let _ = child.wait();
         UpgradeError::Successor { pid, reason }
     };
-    let channel =
-        match rendezvous.accept(pid, CONNECT_WITHIN, || matches!(child.try_wait(), Ok(None))) {
-            Ok(channel) => channel,
-            Err(e) => return Err(failed(&mut child, e.to_string())),
-        };
+    let waiting = |child: &mut std::process::Child| {
+        if stopping() {
+            Err("this process is shutting down".to_string())
+        } else {
+            match child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(status)) => Err(format!("it exited ({status}); see its log")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    let mut why = None;
+    let connected = rendezvous.accept(pid, CONNECT_WITHIN, || match waiting(&mut child) {
+        Ok(()) => true,
+        Err(reason) => {
+            why = Some(reason);
+            false
+        }
+    });
+    let channel = match connected {
+        Ok(channel) => channel,
+        Err(e) => {
+            let reason = why.unwrap_or_else(|| e.to_string());
+            return Err(failed(&mut child, reason));
+        }
+    };
     drop(rendezvous);
     let sent = send_listeners(&channel, listeners, admin);
     if let Err(e) = sent {
@@ -139,7 +162,7 @@ pub fn start_successor(
         Ok(reader) => reader,
         Err(e) => return Err(failed(&mut child, format!("the handoff channel: {e}"))),
     };
-    match wait_ready(&channel, &mut child) {
+    match wait_ready(&channel, &mut child, waiting) {
         Ok(()) => {}
         Err(reason) => return Err(failed(&mut child, reason)),
     }
@@ -178,8 +201,13 @@ fn send_listeners(
 }
 
 /// Waits for `Ready` (the new process reads its config, starts its pools
-/// and serves), or the child's exit, or [`SERVE_WITHIN`].
-fn wait_ready(channel: &Channel, child: &mut std::process::Child) -> Result<(), String> {
+/// and serves), or until `waiting` says why not (the child exited, this
+/// process shuts down), or [`SERVE_WITHIN`].
+fn wait_ready(
+    channel: &Channel,
+    child: &mut std::process::Child,
+    waiting: impl Fn(&mut std::process::Child) -> Result<(), String>,
+) -> Result<(), String> {
     let reader = channel.try_clone().map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -197,9 +225,7 @@ fn wait_ready(channel: &Channel, child: &mut std::process::Child) -> Result<(), 
                 return Err("the channel failed".into())
             }
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("it exited ({status}); see its log"));
-        }
+        waiting(child)?;
         if std::time::Instant::now() >= deadline {
             return Err(format!("not serving after {SERVE_WITHIN:?}"));
         }
