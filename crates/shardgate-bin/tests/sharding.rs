@@ -227,16 +227,11 @@ fn whole_keyspace_commands_cover_every_shard() {
     assert_eq!(c.cmd(&["RANDOMKEY"]).unwrap(), Reply::Nil);
 
     // No sound meaning across shards: refused, naming the command.
-    for (command, name) in [
-        (vec!["SWAPDB", "0", "1"], "swapdb"),
-        (vec!["CLUSTER", "INFO"], "cluster|info"),
-    ] {
-        let reply = c.cmd(&command).unwrap();
-        assert!(
-            matches!(&reply, Reply::Error(e) if e.contains(&format!("'{name}'")) && e.contains("several shards")),
-            "{reply:?}"
-        );
-    }
+    let reply = c.cmd(&["SWAPDB", "0", "1"]).unwrap();
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.contains("'swapdb'") && e.contains("several shards")),
+        "{reply:?}"
+    );
     // Whatever the pool: these would change the server under every client.
     for (command, name) in [
         (vec!["DEBUG", "SLEEP", "0"], "debug"),

@@ -9,12 +9,16 @@
 //!   jittered timer) and [`refresh::judge`] (a change needs two nodes).
 //! - `redirect`: [`Redirect`], read from an error reply.
 //! - `status`: a map as the admin API shows it (`SlotMap::status`).
+//! - `face`: [`FaceView`], the proxies presented as a cluster to
+//!   cluster-aware clients (`cluster_proxies`; any pool).
 
+pub mod face;
 mod map;
 pub mod redirect;
 pub mod refresh;
 mod status;
 
+pub use face::FaceView;
 pub use map::{ClusterNode, ClusterShard, NodeHealth, SlotMap};
 pub use redirect::{redirect, Redirect};
 

@@ -160,6 +160,18 @@ impl NodeConfig {
     }
 }
 
+/// The pool presented to cluster-aware clients as a Redis Cluster whose
+/// nodes are the proxies themselves (`docs/cluster.md`): CLUSTER SLOTS
+/// divides the slots among the live ones, and any proxy takes any key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterFace {
+    /// Every proxy's address for this pool, sorted: each proxy that lists
+    /// the same ones divides the slots the same way.
+    pub proxies: Vec<SocketAddr>,
+    /// This proxy's own entry among them.
+    pub me: SocketAddr,
+}
+
 /// A client user of the proxy (not of the backends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserConfig {
@@ -238,6 +250,9 @@ pub struct PoolConfig {
     pub backend_tls: Option<UpstreamTls>,
     /// TLS to the pool's Sentinels (None: plaintext).
     pub sentinel_tls: Option<UpstreamTls>,
+    /// Cluster-aware clients see the proxies as a Redis Cluster
+    /// (`cluster_proxies`; None: the proxy is one plain Redis to them).
+    pub cluster_face: Option<ClusterFace>,
     /// Requests slower than this through the proxy go to its slow log
     /// (None: no slow log).
     pub slowlog_threshold: Option<Duration>,

@@ -53,6 +53,8 @@ pub struct RawPool {
     pub keys_may_move: Option<bool>,
     // Redis Cluster (docs/cluster.md).
     pub cluster: Option<bool>,
+    pub cluster_proxies: Option<Vec<String>>,
+    pub cluster_announce: Option<String>,
     // Resharding.
     pub coordination: Option<String>,
     #[serde(default, deserialize_with = "present")]

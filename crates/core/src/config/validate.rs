@@ -229,6 +229,7 @@ impl Checker<'_> {
             self.cluster_conflicts(&raw);
         }
         let tls = self.tls(&mut raw);
+        let cluster_face = self.cluster_face(&raw, listen.as_ref().or(tls.listen.as_ref()));
         let distribution = match raw.distribution.as_deref() {
             None if cluster => DistributionKind::Slots,
             None => DistributionKind::Ketama,
@@ -586,6 +587,7 @@ impl Checker<'_> {
             tls: tls.server,
             backend_tls: tls.backend,
             sentinel_tls: tls.sentinel,
+            cluster_face,
             slowlog_threshold,
             slowlog_max_len,
             server_connections,
@@ -886,6 +888,69 @@ impl Checker<'_> {
         self.problems.iter().any(|p| p.starts_with(&start))
     }
 
+    /// `cluster_proxies` and `cluster_announce`: the proxies clients are
+    /// told about, as addresses they can dial, this one among them.
+    fn cluster_face(&mut self, raw: &RawPool, listen: Option<&ListenAddr>) -> Option<ClusterFace> {
+        let Some(listed) = &raw.cluster_proxies else {
+            if raw.cluster_announce.is_some() {
+                self.problem(
+                    "cluster_announce",
+                    "is set but the pool has no `cluster_proxies`",
+                );
+            }
+            return None;
+        };
+        let mut proxies = Vec::with_capacity(listed.len());
+        for entry in listed {
+            match entry.parse::<SocketAddr>() {
+                Ok(addr) if !addr.ip().is_unspecified() && addr.port() != 0 => proxies.push(addr),
+                _ => self.problem(
+                    "cluster_proxies",
+                    format!(
+                        "'{entry}' is not an ip:port clients can connect to \
+                         (cluster clients are given addresses, not names)"
+                    ),
+                ),
+            }
+        }
+        if listed.is_empty() {
+            self.problem(
+                "cluster_proxies",
+                "is empty: list every proxy's address for this pool",
+            );
+        }
+        proxies.sort();
+        proxies.dedup();
+        let me = match (&raw.cluster_announce, listen) {
+            (Some(announce), _) => match announce.parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    self.problem(
+                        "cluster_announce",
+                        format!("'{announce}' is not an ip:port"),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(ListenAddr::Tcp(addr))) if !addr.ip().is_unspecified() => *addr,
+            (None, _) => {
+                self.problem(
+                    "cluster_announce",
+                    "missing: the pool does not listen on an address clients can connect to \
+                     (a unix socket or 0.0.0.0); name this proxy's entry in `cluster_proxies`",
+                );
+                return None;
+            }
+        };
+        if !proxies.contains(&me) {
+            self.problem(
+                "cluster_proxies",
+                format!("does not list this proxy ({me}; set `cluster_announce` if it is known by another address)"),
+            );
+        }
+        Some(ClusterFace { proxies, me })
+    }
+
     fn listen(&mut self, key: &str, listen: &str) -> Option<ListenAddr> {
         let mut parts = listen.split_whitespace();
         let address = parts.next().unwrap_or_default();
@@ -1172,6 +1237,33 @@ c:
 
     fn problems_of(text: &str) -> String {
         parse(text).expect_err("invalid").join("\n")
+    }
+
+    #[test]
+    fn cluster_proxies_are_dialable_addresses_and_name_this_proxy() {
+        let servers = "  servers: [\"127.0.0.1:7001:1\"]\n";
+        let config = parse(&format!(
+            "ok:\n  listen: 127.0.0.1:7502\n  \
+             cluster_proxies: [127.0.0.1:7503, 127.0.0.1:7502, 127.0.0.1:7503]\n{servers}"
+        ))
+        .expect("valid");
+        let face = config.pools[0].cluster_face.clone().expect("a face");
+        assert_eq!(face.me, "127.0.0.1:7502".parse().unwrap());
+        assert_eq!(face.proxies.len(), 2, "sorted and deduplicated");
+        let all = problems_of(&format!(
+            "a:\n  listen: 127.0.0.1:7500\n  cluster_proxies: [proxy1:7500]\n{servers}\
+             b:\n  listen: 127.0.0.1:7501\n  cluster_proxies: [127.0.0.1:7600]\n{servers}\
+             c:\n  listen: /tmp/c.sock\n  cluster_proxies: [127.0.0.1:7601]\n{servers}\
+             d:\n  listen: 127.0.0.1:7504\n  cluster_announce: 127.0.0.1:7504\n{servers}"
+        ));
+        for expected in [
+            "pool 'a': cluster_proxies: 'proxy1:7500' is not an ip:port",
+            "pool 'b': cluster_proxies: does not list this proxy (127.0.0.1:7501",
+            "pool 'c': cluster_announce: missing",
+            "pool 'd': cluster_announce: is set but the pool has no `cluster_proxies`",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum SessionCommand {
     Slowlog,
     /// ACL: about the proxy's own users (read-only subcommands).
     Acl,
+    /// CLUSTER, READONLY, READWRITE, ASKING with `cluster_proxies`: the
+    /// proxies answer as a cluster of their own.
+    Cluster,
 }
 
 /// The three subscription families of Redis 7.
@@ -208,7 +211,6 @@ const TABLE: &[(&str, Class)] = &[
     ("lastsave", Class::Broadcast(Merge::Min)),
     ("module|list", Class::Broadcast(Merge::Union)),
     ("swapdb", Class::SingleShard),
-    ("cluster", Class::SingleShard),
     ("save", Class::SingleShard),
     ("module", Class::SingleShard),
     ("sync", Class::ReplicaLink),
@@ -298,7 +300,6 @@ mod tests {
             class(&["SCRIPT", "LOAD", "return 1"]),
             Class::Broadcast(Merge::Same)
         );
-        assert_eq!(class(&["CLUSTER", "INFO"]), Class::SingleShard);
         assert_eq!(class(&["CONFIG", "GET", "x"]), Class::ConfigGet);
         assert_eq!(class(&["GET", "k"]), Class::Keyed);
         assert_eq!(class(&["MGET", "a", "b"]), Class::Split(SplitKind::Mget));

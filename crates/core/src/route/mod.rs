@@ -62,10 +62,11 @@ pub enum Refusal {
     /// The proxy lost the coordination store of a pool whose keys may be
     /// moving: it cannot know where they are.
     OutOfStep,
-    /// CLUSTER, ASKING, READONLY, READWRITE on a cluster pool: the proxy
-    /// is one plain Redis to its clients (the cluster's own answers would
-    /// turn smart clients to the nodes; ASKING or READWRITE would change a
-    /// shared connection under every client).
+    /// CLUSTER, ASKING, READONLY, READWRITE on a pool without
+    /// `cluster_proxies`: the proxy is one plain Redis to its clients (a
+    /// cluster pool's own answers would turn smart clients to the nodes;
+    /// ASKING or READWRITE would change a shared connection under every
+    /// client).
     NotCluster,
 }
 
@@ -158,8 +159,11 @@ pub fn route(
 ) -> Route {
     keys.clear();
     if let Resolution::Known(_, spec) | Resolution::UnknownSubcommand(_, spec) = *resolution {
-        if topology.is_cluster() && spec.group() == Group::Cluster {
-            return Route::Refuse(Refusal::NotCluster);
+        if spec.group() == Group::Cluster {
+            return match topology.config.cluster_face {
+                Some(_) => Route::Session(SessionCommand::Cluster),
+                None => Route::Refuse(Refusal::NotCluster),
+            };
         }
     }
     let (id, spec) = match *resolution {

@@ -7,6 +7,7 @@
 //! - `controller`: [`Controller`], one pool's control loop.
 //! - `sentinel`: watchers that follow Redis Sentinel.
 //! - `cluster`: [`ClusterController`], a Redis Cluster pool's slot map.
+//! - `peers`: which of the other proxies answer (`cluster_proxies`).
 //!
 //! What to do is decided by `shardgate_core::control` (pure); this module
 //! carries it out. Everything runs on one thread, off the workers' hot
@@ -14,6 +15,7 @@
 
 mod cluster;
 mod controller;
+mod peers;
 mod sentinel;
 
 use std::collections::HashMap;
@@ -91,6 +93,12 @@ pub fn spawn(
                 } => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     pools.insert(state.name.clone(), tx);
+                    // Idle unless the pool has `cluster_proxies` (a reload
+                    // may add them); ends with the pool.
+                    tokio::task::spawn_local(peers::watch(
+                        Arc::downgrade(&state),
+                        shutdown.clone(),
+                    ));
                     if state.config().cluster {
                         // The cluster moves its own slots: no coordinator.
                         let controller = ClusterController::new(state, events.clone(), &instance);

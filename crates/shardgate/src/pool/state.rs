@@ -4,15 +4,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::clients::{ClientPause, Clients};
 use crate::auth::{CommandRules, User, Users};
 use crate::backend::{Episode, NodeStats};
-use crate::config::PoolConfig;
+use crate::config::{ClusterFace, PoolConfig};
 use crate::metrics::{PoolStats, SlowLog};
 use crate::scripts::Scripts;
 use crate::topology::{KeyPlacement, PoolStatus, Topology};
+use shardgate_core::cluster::FaceView;
 
 /// A pool's published topology (which carries its configuration), its
 /// users and clients, and its counters. Lives as long as the pool: a
@@ -61,6 +62,9 @@ pub struct PoolState {
     /// Certificates and TLS configurations (listeners, servers,
     /// Sentinels), swapped by reloads.
     pub tls: super::tls::PoolTls,
+    /// `cluster_proxies`: the cluster clients are shown, as the peer
+    /// watcher last divided it (with the proxies it was divided for).
+    face: ArcSwapOption<(ClusterFace, FaceView)>,
 }
 
 /// What the controller counts, for metrics.
@@ -116,7 +120,24 @@ impl PoolState {
             node_stats: Mutex::new(Vec::new()),
             episodes: Mutex::new(std::collections::HashMap::new()),
             tls,
+            face: ArcSwapOption::empty(),
         }
+    }
+
+    /// The cluster clients are shown now (None without `cluster_proxies`).
+    /// Until the peer watcher has divided the slots for the configured
+    /// proxies (at start, after a reload), every proxy counts as live.
+    pub fn face(&self) -> Option<FaceView> {
+        let face = self.config().cluster_face.clone()?;
+        match &*self.face.load() {
+            Some(current) if current.0 == face => Some(current.1.clone()),
+            _ => Some(FaceView::new(&face, |_| true, 0)),
+        }
+    }
+
+    /// The peer watcher's division for `face`.
+    pub fn set_face(&self, face: ClusterFace, view: FaceView) {
+        self.face.store(Some(Arc::new((face, view))));
     }
 
     /// The configuration of the current snapshot.

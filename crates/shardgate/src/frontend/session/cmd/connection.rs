@@ -145,7 +145,14 @@ impl<S: ClientStream> Session<S> {
                 HelloValue::Int(if self.client.resp3 { 3 } else { 2 }),
             ),
             ("id", HelloValue::Int(self.client.id() as i64)),
-            ("mode", HelloValue::Str("standalone")),
+            (
+                "mode",
+                HelloValue::Str(if self.pool.state.config().cluster_face.is_some() {
+                    "cluster"
+                } else {
+                    "standalone"
+                }),
+            ),
             ("role", HelloValue::Str("master")),
             ("modules", HelloValue::EmptyArray),
         ];

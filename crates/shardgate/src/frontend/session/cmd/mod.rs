@@ -8,12 +8,15 @@
 //! - `acl`: ACL, from the proxy's own users.
 //! - `slowlog`: SLOWLOG, the proxy's slow log.
 //! - `info`: INFO's plan and the proxy's own section.
+//! - `cluster`: CLUSTER and its connection flags, as the proxies'
+//!   own cluster (`cluster_proxies`).
 //!
 //! Transactions, Pub/Sub and MONITOR drive backend connections and live
 //! beside the session loop (`transaction`, `pubsub`).
 
 mod acl;
 mod client;
+mod cluster;
 mod connection;
 pub(super) mod info;
 mod slowlog;
@@ -51,6 +54,7 @@ impl<S: ClientStream> Session<S> {
             SessionCommand::Monitor => self.monitor(),
             SessionCommand::Slowlog => self.slowlog(&request, resolution),
             SessionCommand::Acl => self.acl(&request, resolution),
+            SessionCommand::Cluster => self.cluster(&request, resolution),
         }
     }
 
