@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::cluster::FaceView;
+use crate::config::ListenAddr;
 use crate::pool::PoolState;
 
 /// How often the peers are asked.
@@ -38,7 +39,13 @@ pub async fn watch(state: Weak<PoolState>, mut shutdown: watch::Receiver<bool>) 
         };
         let config = pool.config();
         if let Some(face) = &config.cluster_face {
-            let plain = config.listen.is_some();
+            // The listed addresses are TLS ones when this proxy's entry is
+            // its TLS listener's (same port); those peers need only accept.
+            let tls = matches!(
+                config.tls_listen,
+                Some(ListenAddr::Tcp(addr)) if addr.port() == face.me.port()
+            );
+            let plain = !tls;
             let peers: Vec<SocketAddr> = face
                 .proxies
                 .iter()
