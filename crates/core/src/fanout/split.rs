@@ -2,6 +2,8 @@
 //! TOUCH): which keys go where, and how the shards' replies become the one
 //! reply a single Redis would give.
 
+use std::collections::HashMap;
+
 use bytes::{Bytes, BytesMut};
 use resp::Request;
 
@@ -55,13 +57,31 @@ pub fn plan_grouped(
     let stride = stride(kind);
     let name = request.arg(0).unwrap_or_default();
     let keys = request.argc().saturating_sub(1) / stride;
+    // Parts in the order their first key comes. A static pool has a few
+    // groups (its shards), found by a scan; past `SCAN_UP_TO` (a cluster
+    // pool's MGET of 10,000 keys may touch 10,000 slots) by a map.
+    const SCAN_UP_TO: usize = 8;
     let mut groups: Vec<((usize, u16), Vec<usize>)> = Vec::new();
+    let mut index: HashMap<(usize, u16), usize> = HashMap::new();
     for position in 0..keys {
         let key = request.arg(1 + position * stride).unwrap_or_default();
         let group = group_of(key).ok_or(Refusal::NoShard)?;
-        match groups.iter_mut().find(|(g, _)| *g == group) {
+        let found = if groups.len() <= SCAN_UP_TO {
+            groups.iter().position(|(g, _)| *g == group)
+        } else {
+            if index.is_empty() {
+                index.extend(groups.iter().enumerate().map(|(i, (g, _))| (*g, i)));
+            }
+            index.get(&group).copied()
+        };
+        match found.and_then(|i| groups.get_mut(i)) {
             Some((_, positions)) => positions.push(position),
-            None => groups.push((group, vec![position])),
+            None => {
+                if !index.is_empty() {
+                    index.insert(group, groups.len());
+                }
+                groups.push((group, vec![position]));
+            }
         }
     }
     let parts = groups
@@ -177,6 +197,26 @@ mod tests {
             &Request::from_args(&["MSET", "a", "1", "c", "3"]).raw[..]
         );
         assert_eq!(plan.parts[1].positions, vec![1]);
+    }
+
+    #[test]
+    fn many_groups_keep_first_key_order_past_the_scan() {
+        // 40 keys in 20 groups (key i in group i % 20), interleaved: the
+        // first 9 groups are found by a scan, the rest by the map.
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let mut args = vec!["MGET"];
+        args.extend(keys.iter().map(String::as_str));
+        let request = Request::from_args(&args);
+        let plan = plan_grouped(SplitKind::Mget, &request, |k| {
+            let i: u16 = std::str::from_utf8(&k[1..]).ok()?.parse().ok()?;
+            Some((usize::from(i % 20 % 3), i % 20))
+        })
+        .expect("plan");
+        assert_eq!(plan.parts.len(), 20);
+        for (g, part) in plan.parts.iter().enumerate() {
+            assert_eq!(part.positions, vec![g, g + 20], "group {g}");
+            assert_eq!(part.shard, g % 3);
+        }
     }
 
     #[test]
