@@ -14,7 +14,7 @@ use shardgate_core::config::UpstreamTls;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::pem;
+use crate::pem::PemFile;
 use crate::x509::CertSummary;
 use crate::{describe, provider, versions, Side};
 
@@ -37,8 +37,15 @@ impl ClientSide {
             .map_err(|e| e.to_string())?;
         // Verification is skipped only when asked for by name, never for a
         // missing CA (the configuration refuses both, or neither).
+        // Each file is read once: parsed, and kept to compare at a reload.
+        let mut files = Vec::new();
         let builder = match (&settings.ca, settings.insecure_skip_verify) {
-            (Some(ca), false) => builder.with_root_certificates(pem::roots(ca)?),
+            (Some(ca), false) => {
+                let ca = PemFile::read(ca)?;
+                let roots = ca.roots()?;
+                files.push(ca.into_bytes());
+                builder.with_root_certificates(roots)
+            }
             (None, true) => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
@@ -49,8 +56,10 @@ impl ClientSide {
         };
         let (config, cert) = match &settings.client_cert {
             Some((cert, key)) => {
-                let chain = pem::chain(cert)?;
-                let key_der = pem::private_key(key)?;
+                let (cert_file, key_file) = (PemFile::read(cert)?, PemFile::read(key)?);
+                let chain = cert_file.chain()?;
+                let key_der = key_file.private_key()?;
+                files.extend([cert_file.into_bytes(), key_file.into_bytes()]);
                 let config = builder
                     .with_client_auth_cert(chain.certs, key_der)
                     .map_err(|e| match e {
@@ -65,11 +74,6 @@ impl ClientSide {
             }
             None => (builder.with_no_client_auth(), None),
         };
-        let files = pem::file_bytes([
-            settings.ca.as_ref(),
-            settings.client_cert.as_ref().map(|(c, _)| c),
-            settings.client_cert.as_ref().map(|(_, k)| k),
-        ]);
         Ok(ClientSide {
             settings: settings.clone(),
             config: Arc::new(config),

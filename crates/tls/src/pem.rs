@@ -1,7 +1,7 @@
 //! PEM files read into DER (through rustls-pki-types), with errors that
 //! name the file and say what was wrong with it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,63 +15,95 @@ pub struct Chain {
     pub leaf: CertSummary,
 }
 
-/// Every certificate in a PEM file (a chain, leaf first; or CAs).
-pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_error(path, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, &e))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{}: no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
+/// A PEM file's bytes, read once: what is parsed is what a later reload
+/// compares with (reading it again to compare could see a renewal the
+/// parsed configuration never had, and keep the old certificate as
+/// "unchanged" for good).
+pub struct PemFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl PemFile {
+    pub fn read(path: &Path) -> Result<PemFile, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(PemFile {
+                path: path.to_path_buf(),
+                bytes,
+            }),
+            Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        }
     }
-    Ok(certs)
+
+    /// Every certificate in it (a chain, leaf first; or CAs).
+    pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs = CertificateDer::pem_slice_iter(&self.bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(&e))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{}: no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)",
+                self.path.display()
+            ));
+        }
+        Ok(certs)
+    }
+
+    /// A certificate chain whose leaf the proxy can read.
+    pub fn chain(&self) -> Result<Chain, String> {
+        let certs = self.certificates()?;
+        let leaf = certs
+            .first()
+            .and_then(|leaf| summarize(leaf))
+            .ok_or_else(|| {
+                format!(
+                    "{}: the first certificate cannot be read",
+                    self.path.display()
+                )
+            })?;
+        Ok(Chain { certs, leaf })
+    }
+
+    /// The private key in it (PKCS#8, PKCS#1 or SEC1).
+    pub fn private_key(&self) -> Result<PrivateKeyDer<'static>, String> {
+        PrivateKeyDer::from_pem_slice(&self.bytes).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => format!(
+                "{}: no private key in it (expected PEM: -----BEGIN PRIVATE KEY-----, \
+                 RSA PRIVATE KEY or EC PRIVATE KEY)",
+                self.path.display()
+            ),
+            other => self.error(&other),
+        })
+    }
+
+    /// CAs for a verifier: every certificate in it, each accepted.
+    pub fn roots(&self) -> Result<rustls::RootCertStore, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in self.certificates()? {
+            roots.add(cert).map_err(|e| {
+                format!("{}: not a usable CA certificate: {e}", self.path.display())
+            })?;
+        }
+        Ok(roots)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bytes, for comparing with a later read.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    fn error(&self, error: &rustls::pki_types::pem::Error) -> String {
+        pem_error(&self.path, error)
+    }
 }
 
-/// A certificate chain whose leaf the proxy can read.
-pub fn chain(path: &Path) -> Result<Chain, String> {
-    let certs = certificates(path)?;
-    let leaf = certs
-        .first()
-        .and_then(|leaf| summarize(leaf))
-        .ok_or_else(|| format!("{}: the first certificate cannot be read", path.display()))?;
-    Ok(Chain { certs, leaf })
-}
-
-/// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => format!(
-            "{}: no private key in it (expected PEM: -----BEGIN PRIVATE KEY-----, \
-             RSA PRIVATE KEY or EC PRIVATE KEY)",
-            path.display()
-        ),
-        other => pem_error(path, &other),
-    })
-}
-
-/// CAs for a verifier: every certificate of the file, each accepted.
+/// CAs for a verifier, from a file: every certificate in it, each accepted.
 pub fn roots(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(path)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
-    }
-    Ok(roots)
-}
-
-/// What the files held when read (an unreadable one as empty).
-pub fn file_bytes<'a>(
-    paths: impl IntoIterator<Item = Option<&'a std::path::PathBuf>>,
-) -> Vec<Vec<u8>> {
-    paths
-        .into_iter()
-        .flatten()
-        .map(|p| std::fs::read(p).unwrap_or_default())
-        .collect()
+    PemFile::read(path)?.roots()
 }
 
 fn pem_error(path: &Path, error: &rustls::pki_types::pem::Error) -> String {
@@ -89,13 +121,14 @@ mod tests {
     fn errors_name_the_file_and_the_problem() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("missing.pem");
-        let e = certificates(&missing).unwrap_err();
+        let e = PemFile::read(&missing).err().expect("missing");
         assert!(e.contains("missing.pem: cannot read"), "{e}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not pem at all\n").expect("write");
-        let e = certificates(&empty).unwrap_err();
+        let empty = PemFile::read(&empty).expect("read");
+        let e = empty.certificates().unwrap_err();
         assert!(e.contains("empty.pem: no certificate in it"), "{e}");
-        let e = private_key(&empty).unwrap_err();
+        let e = empty.private_key().unwrap_err();
         assert!(e.contains("empty.pem: no private key in it"), "{e}");
     }
 }

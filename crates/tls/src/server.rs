@@ -8,7 +8,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use shardgate_core::config::{ClientAuth, ListenTls};
 
-use crate::pem;
+use crate::pem::PemFile;
 use crate::x509::CertSummary;
 use crate::{provider, versions};
 
@@ -27,14 +27,22 @@ impl ServerSide {
     /// Reads the certificate, key and client CAs the settings name.
     pub fn load(settings: &ListenTls) -> Result<ServerSide, String> {
         let provider = provider();
-        let chain = pem::chain(&settings.cert)?;
-        let key = pem::private_key(&settings.key)?;
+        // Each file is read once: parsed, and kept to compare at a reload.
+        let cert_file = PemFile::read(&settings.cert)?;
+        let key_file = PemFile::read(&settings.key)?;
+        let ca_file = settings
+            .client_ca
+            .as_deref()
+            .map(PemFile::read)
+            .transpose()?;
+        let chain = cert_file.chain()?;
+        let key = key_file.private_key()?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions(settings.min_version))
             .map_err(|e| e.to_string())?;
-        let builder = match (&settings.client_ca, settings.client_auth) {
-            (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
-                let roots = pem::roots(ca)?;
+        let builder = match (&ca_file, settings.client_auth) {
+            (Some(ca_file), ClientAuth::Optional | ClientAuth::Required) => {
+                let roots = ca_file.roots()?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if settings.client_auth == ClientAuth::Optional {
@@ -44,7 +52,7 @@ impl ServerSide {
                 };
                 let verifier = verifier
                     .build()
-                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+                    .map_err(|e| format!("{}: {e}", ca_file.path().display()))?;
                 builder.with_client_cert_verifier(verifier)
             }
             _ => builder.with_no_client_auth(),
@@ -59,11 +67,11 @@ impl ServerSide {
                 ),
                 other => format!("{}: {other}", settings.cert.display()),
             })?;
-        let files = pem::file_bytes([
-            Some(&settings.cert),
-            Some(&settings.key),
-            settings.client_ca.as_ref(),
-        ]);
+        let files = [Some(cert_file), Some(key_file), ca_file]
+            .into_iter()
+            .flatten()
+            .map(PemFile::into_bytes)
+            .collect();
         Ok(ServerSide {
             settings: settings.clone(),
             config: Arc::new(config),
