@@ -642,6 +642,87 @@ fn an_aborted_migration_moves_every_key_back() {
     assert_placed(&all, |port| pool(port, &three, ""), &checker);
 }
 
+/// An abort while a big key's MIGRATE is out: the servers finish a MIGRATE
+/// whoever waits for it, so the proxy holds its acknowledgement of the
+/// abort until it is answered; the migration back then finds the key on
+/// the new server and brings it home (moved back too early, it would scan
+/// that server before the key landed there and leave it behind).
+#[test]
+fn an_abort_during_a_big_keys_migrate_waits_for_it_and_brings_the_key_back() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let settings = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 0\n  reshard_big_key_bytes: 1000000\n",
+        store.addr()
+    );
+    let three = named(&servers, 3);
+    // The new server first: a mover scans shards in order, and the blocked
+    // source, scanned first, would hold a migration back until its MIGRATE
+    // ended whatever this proxy acknowledged.
+    let mut four = vec![("s4", &servers[3])];
+    four.extend(three.iter().copied());
+    let port = free_port();
+    let proxy = Shardgate::builder(BIN, &pool(port, &three, &settings))
+        .wait_port(port)
+        .start();
+    // A key that moves to s4 (by index, `moving_name` would take the new
+    // order for a move).
+    let big = (0..1000)
+        .map(|i| format!("big:{i}"))
+        .find(|key| owner(&pool(port, &four, ""), key) == Some(0))
+        .expect("a key for s4");
+    let home = &servers[owner(&pool(port, &three, ""), &big).unwrap()];
+    // About 110 MB: its MIGRATE takes a second or more here.
+    let fill =
+        "for i=1,1000000 do redis.call('HSET', KEYS[1], 'f'..i, string.rep('x', 90)) end return 1";
+    assert_eq!(home.cmd(&["EVAL", fill, "1", &big]), Reply::Integer(1));
+    assert_eventually!(
+        proxy
+            .admin_get("/ready")
+            .is_ok_and(|(status, _)| status == 200),
+        "a shard stayed down after the big key was written"
+    );
+    proxy.write_config(&pool(port, &four, &settings));
+    let (ok, said) = reshard(&proxy, "start");
+    assert!(ok, "{said}");
+    // The mover flags the key, waits 300 ms for every proxy to see it, then
+    // sends the MIGRATE. The new server holds writes for 3 s (its RESTORE
+    // among them), so the MIGRATE is surely out when the abort comes.
+    assert_eventually!(
+        within = Duration::from_secs(20),
+        store.cmd(&["EXISTS", "shardgate:{data}:big-key-moving"]) == Reply::Integer(1),
+        "the big key never started moving: {}\n{}",
+        proxy.admin_get("/reshard").unwrap().1,
+        proxy.log()
+    );
+    assert_eq!(
+        servers[3].cmd(&["CLIENT", "PAUSE", "3000", "WRITE"]),
+        Reply::Simple("OK".into())
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, said) = reshard(&proxy, "abort");
+    assert!(ok, "{said}");
+    assert_eventually!(
+        within = Duration::from_secs(60),
+        phase(&proxy) == "aborted",
+        "not aborted: {}",
+        proxy.admin_get("/reshard").unwrap().1
+    );
+    let log = proxy.log();
+    assert!(
+        log.contains("the mover stops once the MIGRATE it has out is answered")
+            && log.contains("the stopped mover's MIGRATE was answered"),
+        "the abort did not meet the MIGRATE out:\n{log}"
+    );
+    assert_eq!(servers[3].dbsize(), 0, "a key was left on the new server");
+    assert_eq!(home.cmd(&["HLEN", &big]), Reply::Integer(1_000_000));
+    let mut client = RespClient::connect(port).unwrap();
+    assert_eq!(
+        client.cmd(&["HGET", &big, "f777777"]).unwrap(),
+        Reply::Bulk(vec![b'x'; 90])
+    );
+}
+
 #[test]
 fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_killed() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();

@@ -12,6 +12,7 @@ pub mod mover;
 pub mod store;
 pub mod survey;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,15 @@ pub struct ReshardStatus {
     pub out_of_step: bool,
 }
 
+/// This proxy's running mover.
+struct MoverTask {
+    abort: AbortHandle,
+    /// Its number among this coordinator's movers (on its events).
+    number: u64,
+    generation: u64,
+    flags: Arc<mover::MoverFlags>,
+}
+
 /// One pool's coordinator (on the control thread).
 pub struct Coordinator {
     state: Arc<PoolState>,
@@ -88,10 +98,18 @@ pub struct Coordinator {
     applied: Option<MigrationRecord>,
     last_contact: Instant,
     last_heartbeat: store::Heartbeat,
-    mover: Option<(AbortHandle, u64)>,
+    mover: Option<MoverTask>,
+    /// A mover stopped while its MIGRATE was out, and the acknowledgement
+    /// this proxy gives until that MIGRATE is answered: the servers finish
+    /// it regardless, so until then something sent under the previous
+    /// generation is still in flight (a migration back could scan the
+    /// destination before the key lands there, and leave it behind).
+    retiring: Option<(MoverTask, u64)>,
+    /// Movers started so far (tags their events).
+    movers: u64,
     mover_events: (
-        mpsc::UnboundedSender<MoverEvent>,
-        mpsc::UnboundedReceiver<MoverEvent>,
+        mpsc::UnboundedSender<mover::Tagged>,
+        mpsc::UnboundedReceiver<mover::Tagged>,
     ),
     retry_at: Option<Instant>,
     status: ReshardStatus,
@@ -131,6 +149,8 @@ impl Coordinator {
             last_contact: Instant::now(),
             last_heartbeat: store::Heartbeat::default(),
             mover: None,
+            retiring: None,
+            movers: 0,
             mover_events: mpsc::unbounded_channel(),
             retry_at: None,
             status,
@@ -154,18 +174,30 @@ impl Coordinator {
                     Some(command) => self.command(command).await,
                     None => break,
                 },
-                Some(event) = self.mover_events.1.recv() => self.mover_event(event).await,
+                Some((mover, event)) = self.mover_events.1.recv() => {
+                    if self.mover.as_ref().is_some_and(|m| m.number == mover) {
+                        self.mover_event(event).await;
+                    } else if self.retiring.as_ref().is_some_and(|(m, _)| m.number == mover) {
+                        self.retiring_event(event).await;
+                    }
+                }
                 () = crate::shutdown::until_shutdown(&mut shutdown) => break,
             }
         }
         self.stop_mover();
+        if let Some((retiring, _)) = self.retiring.take() {
+            retiring.abort.abort();
+        }
         let instance = self.instance.clone();
         self.store.leave(&instance).await;
     }
 
     /// What this proxy acknowledges: the generation and phase it routes with.
     fn acked(&self) -> u64 {
-        self.applied.as_ref().map_or(0, MigrationRecord::ack)
+        match &self.retiring {
+            Some((_, held)) => *held,
+            None => self.applied.as_ref().map_or(0, MigrationRecord::ack),
+        }
     }
 
     /// One heartbeat: stay in step, and run the mover when it is this
@@ -225,7 +257,7 @@ impl Coordinator {
                 if self
                     .mover
                     .as_ref()
-                    .is_some_and(|(_, g)| *g != record.generation)
+                    .is_some_and(|m| m.generation != record.generation)
                     || record.done
                     || record.paused
                 {
@@ -266,6 +298,10 @@ impl Coordinator {
             return;
         }
         self.status.mover = Some(instance.to_string());
+        if self.retiring.is_some() {
+            // Nothing moves until the stopped mover's MIGRATE is answered.
+            return;
+        }
         if !record.moving {
             // Keys may move once every proxy refuses them (none routes
             // them to their source any more): then the pull rule begins.
@@ -298,20 +334,62 @@ impl Coordinator {
             }
         };
         self.sources = progress.cursors.clone();
+        self.movers += 1;
+        let flags = Arc::new(mover::MoverFlags::default());
+        let reports = mover::Reports {
+            mover: self.movers,
+            to: self.mover_events.0.clone(),
+        };
         let task = tokio::task::spawn_local(mover::run(
             self.state.clone(),
             progress,
-            self.mover_events.0.clone(),
+            reports,
+            flags.clone(),
         ));
-        self.mover = Some((task.abort_handle(), record.generation));
+        self.mover = Some(MoverTask {
+            abort: task.abort_handle(),
+            number: self.movers,
+            generation: record.generation,
+            flags,
+        });
     }
 
+    /// Stops the mover: at once between MIGRATEs; with one out, once it
+    /// is answered, holding this proxy's acknowledgement until then (see
+    /// `retiring`). Call before `applied` changes.
     fn stop_mover(&mut self) {
-        if let Some((task, _)) = self.mover.take() {
-            task.abort();
+        let Some(task) = self.mover.take() else {
+            return;
+        };
+        if task.flags.migrating.load(Ordering::Relaxed) && self.retiring.is_none() {
+            task.flags.stop.store(true, Ordering::Relaxed);
+            tracing::info!(pool = %self.state.name, "the mover stops once the MIGRATE it has out is answered");
+            let held = self.acked();
+            self.retiring = Some((task, held));
+        } else {
+            task.abort.abort();
             self.state.keep_busy(false);
-            // What it said before it stopped belongs to its generation.
-            while self.mover_events.1.try_recv().is_ok() {}
+        }
+    }
+
+    /// An event of a mover stopped mid-MIGRATE: its end releases the
+    /// acknowledgement; the rest is what it did meanwhile.
+    async fn retiring_event(&mut self, event: MoverEvent) {
+        match event {
+            MoverEvent::Finished | MoverEvent::Failed(_) => {
+                self.retiring = None;
+                self.state.keep_busy(false);
+                tracing::info!(pool = %self.state.name, "the stopped mover's MIGRATE was answered");
+            }
+            MoverEvent::BigKeyMoving(false) => {
+                self.state.keep_busy(false);
+                self.big_key_flagged = self.store.big_key_moving(false).await.is_err();
+            }
+            MoverEvent::BigKey { key, bytes, took } => self.event(format!(
+                "big key '{key}' ({bytes} bytes) moved alone by a stopped mover; both servers were busy for {} ms",
+                took.as_millis()
+            )),
+            MoverEvent::Checkpoint { .. } | MoverEvent::BigKeyMoving(true) => {}
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,14 +53,42 @@ pub enum MoverEvent {
     Failed(String),
 }
 
+/// An event and the number of the mover it comes from (a stopped mover
+/// may still report while the next one runs).
+pub type Tagged = (u64, MoverEvent);
+
+/// Where a mover's events go.
+#[derive(Clone)]
+pub struct Reports {
+    pub mover: u64,
+    pub to: mpsc::UnboundedSender<Tagged>,
+}
+
+impl Reports {
+    fn send(&self, event: MoverEvent) {
+        let _ = self.to.send((self.mover, event));
+    }
+}
+
+/// What a mover and its coordinator share.
+#[derive(Debug, Default)]
+pub struct MoverFlags {
+    /// A MIGRATE is out. The servers finish it whether or not anyone
+    /// waits for its reply: a mover is not dropped meanwhile.
+    pub migrating: AtomicBool,
+    /// Stop once the MIGRATE that is out is answered.
+    pub stop: AtomicBool,
+}
+
 /// Moves the keys of `state`'s current migration, from `progress` on.
 pub async fn run(
     state: Arc<PoolState>,
     progress: Progress,
-    events: mpsc::UnboundedSender<MoverEvent>,
+    reports: Reports,
+    flags: Arc<MoverFlags>,
 ) {
-    let outcome = move_all(&state, progress, &events).await;
-    let _ = events.send(match outcome {
+    let outcome = move_all(&state, progress, &reports, &flags).await;
+    reports.send(match outcome {
         Ok(()) => MoverEvent::Finished,
         Err(why) => MoverEvent::Failed(why),
     });
@@ -68,7 +97,8 @@ pub async fn run(
 async fn move_all(
     state: &Arc<PoolState>,
     progress: Progress,
-    events: &mpsc::UnboundedSender<MoverEvent>,
+    events: &Reports,
+    flags: &MoverFlags,
 ) -> Result<(), String> {
     let mut conns = Conns::default();
     let mut limit = Limit::new(&state.config());
@@ -116,12 +146,17 @@ async fn move_all(
                         break;
                     }
                     let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
-                    let (moved, bytes) =
-                        migrate(&mut conns, &topology, shard, db, keys, &mut limit, events).await?;
+                    let mut run = Run {
+                        conns: &mut conns,
+                        limit: &mut limit,
+                        events,
+                        flags,
+                    };
+                    let (moved, bytes) = run.migrate(&topology, shard, db, keys).await?;
                     cursor = if next == "0" { "done".into() } else { next };
                     let checkpoint = Cursor::format(on, &cursor);
                     cursors.insert(source.clone(), checkpoint.clone());
-                    let _ = events.send(MoverEvent::Checkpoint {
+                    events.send(MoverEvent::Checkpoint {
                         source: source.clone(),
                         cursor: checkpoint,
                         keys: moved,
@@ -297,72 +332,102 @@ pub(super) async fn scan(
     }
 }
 
-/// Migrates the keys of `keys` that leave `shard`, grouped by
-/// destination, in batches; big keys alone. Returns (keys, bytes) moved.
-async fn migrate(
-    conns: &mut Conns,
-    topology: &Topology,
-    shard: usize,
-    db: u32,
-    keys: Vec<Bytes>,
-    limit: &mut Limit,
-    events: &mpsc::UnboundedSender<MoverEvent>,
-) -> Result<(u64, u64), String> {
-    let mut by_destination: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
-    for key in keys {
-        if let Some((source, destination)) = topology.moving(&key) {
-            if source == shard {
-                by_destination.entry(destination).or_default().push(key);
+/// What one SCAN step's migration works with.
+struct Run<'a> {
+    conns: &'a mut Conns,
+    limit: &'a mut Limit,
+    events: &'a Reports,
+    flags: &'a MoverFlags,
+}
+
+impl Run<'_> {
+    /// Migrates the keys of `keys` that leave `shard`, grouped by
+    /// destination, in batches; big keys alone. Returns (keys, bytes) moved.
+    async fn migrate(
+        &mut self,
+        topology: &Topology,
+        shard: usize,
+        db: u32,
+        keys: Vec<Bytes>,
+    ) -> Result<(u64, u64), String> {
+        let mut by_destination: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+        for key in keys {
+            if let Some((source, destination)) = topology.moving(&key) {
+                if source == shard {
+                    by_destination.entry(destination).or_default().push(key);
+                }
             }
         }
-    }
-    let (mut moved, mut bytes) = (0u64, 0u64);
-    let config = topology.config.clone();
-    let big = config.reshard.big_key_bytes;
-    for (destination, keys) in by_destination {
-        for batch in keys.chunks(BATCH) {
-            let addr = master(topology, shard)?;
-            let hop = Hop {
-                from: addr,
-                to: master(topology, destination)?,
-                replicas: topology.shards.get(shard).map_or(0, |s| s.replicas.len()),
-            };
-            let sizes = sizes(conns, &config, addr, db, batch).await?;
-            let (small, large): (Vec<_>, Vec<_>) =
-                batch.iter().zip(sizes).partition(|(_, size)| *size < big);
-            if !small.is_empty() {
-                let keys: Vec<&Bytes> = small.iter().map(|(k, _)| *k).collect();
-                let size: u64 = small.iter().map(|(_, s)| *s).sum();
-                limit.wait(keys.len() as u64, size).await;
-                migrate_batch(conns, &config, &hop, db, &keys, config.timeout).await?;
-                moved += keys.len() as u64;
-                bytes += size;
-            }
-            for (key, size) in large {
-                limit.wait(1, size).await;
-                // The servers stop answering while it moves: every proxy's
-                // health checks must know, or take that for a failure.
-                let _ = events.send(MoverEvent::BigKeyMoving(true));
-                tokio::time::sleep(super::TICK * 3).await;
-                let started = Instant::now();
-                let moved_big =
-                    migrate_batch(conns, &config, &hop, db, &[key], BIG_KEY_TIMEOUT).await;
-                let took = started.elapsed();
-                let _ = events.send(MoverEvent::BigKeyMoving(false));
-                moved_big?;
-                let _ = events.send(MoverEvent::BigKey {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    bytes: size,
-                    took,
-                });
-                // Let both servers breathe after a long block.
-                tokio::time::sleep(took.min(Duration::from_secs(1))).await;
-                moved += 1;
-                bytes += size;
+        let (mut moved, mut bytes) = (0u64, 0u64);
+        let config = topology.config.clone();
+        let big = config.reshard.big_key_bytes;
+        for (destination, keys) in by_destination {
+            for batch in keys.chunks(BATCH) {
+                let addr = master(topology, shard)?;
+                let hop = Hop {
+                    from: addr,
+                    to: master(topology, destination)?,
+                    replicas: topology.shards.get(shard).map_or(0, |s| s.replicas.len()),
+                };
+                let sizes = sizes(self.conns, &config, addr, db, batch).await?;
+                let (small, large): (Vec<_>, Vec<_>) =
+                    batch.iter().zip(sizes).partition(|(_, size)| *size < big);
+                if !small.is_empty() {
+                    let keys: Vec<&Bytes> = small.iter().map(|(k, _)| *k).collect();
+                    let size: u64 = small.iter().map(|(_, s)| *s).sum();
+                    self.limit.wait(keys.len() as u64, size).await;
+                    self.migrate_batch(&config, &hop, db, &keys, config.timeout)
+                        .await?;
+                    moved += keys.len() as u64;
+                    bytes += size;
+                }
+                for (key, size) in large {
+                    self.limit.wait(1, size).await;
+                    // The servers stop answering while it moves: every proxy's
+                    // health checks must know, or take that for a failure.
+                    self.events.send(MoverEvent::BigKeyMoving(true));
+                    tokio::time::sleep(super::TICK * 3).await;
+                    let started = Instant::now();
+                    let moved_big = self
+                        .migrate_batch(&config, &hop, db, &[key], BIG_KEY_TIMEOUT)
+                        .await;
+                    let took = started.elapsed();
+                    self.events.send(MoverEvent::BigKeyMoving(false));
+                    moved_big?;
+                    self.events.send(MoverEvent::BigKey {
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        bytes: size,
+                        took,
+                    });
+                    // Let both servers breathe after a long block.
+                    tokio::time::sleep(took.min(Duration::from_secs(1))).await;
+                    moved += 1;
+                    bytes += size;
+                }
             }
         }
+        Ok((moved, bytes))
     }
-    Ok((moved, bytes))
+
+    /// [`migrate_batch`], flagged as out while it is (see
+    /// [`MoverFlags`]); stops the mover once it is answered if asked to.
+    async fn migrate_batch(
+        &mut self,
+        config: &PoolConfig,
+        hop: &Hop,
+        db: u32,
+        keys: &[&Bytes],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.flags.migrating.store(true, Ordering::Relaxed);
+        let outcome = migrate_batch(self.conns, config, hop, db, keys, timeout).await;
+        self.flags.migrating.store(false, Ordering::Relaxed);
+        outcome?;
+        if self.flags.stop.load(Ordering::Relaxed) {
+            return Err("stopped once its MIGRATE was answered".into());
+        }
+        Ok(())
+    }
 }
 
 /// `MEMORY USAGE` of each key (0 when gone).
