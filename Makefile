@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-tls bench-quick bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-tls bench-quick bench-conns bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -13,7 +13,7 @@ build:
 	$(CARGO) build --workspace
 
 release:
-	$(CARGO) build --release -p shardgate-bin
+	$(CARGO) build --release -p shardgate-bin -p shardgate-conns
 
 # The binary into ~/.cargo/bin.
 install:
@@ -90,6 +90,11 @@ bench-placement: deps release
 profile: deps release
 	@command -v valgrind >/dev/null && command -v strace >/dev/null || bash scripts/install-deps.sh valgrind strace
 	python3 bench/profile.py $(ARGS)
+
+# The idle (100,000) and active (10,000) connection tests alone; writes
+# target/bench/CONNECTIONS.md.
+bench-conns: deps release
+	python3 bench/active.py $(ARGS)
 
 # The failover benchmark alone; writes target/bench/FAILOVER.md.
 bench-failover: deps release

@@ -79,6 +79,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import active
 import failover
 import live
 from deploy import deploy
@@ -159,6 +160,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--no-idle", action="store_true", help="skip the idle-connections test")
     ap.add_argument(
+        "--no-active", action="store_true", help="skip the active-connections test (bench/active.py)"
+    )
+    ap.add_argument(
         "--no-failover", action="store_true", help="skip the failover benchmark (bench/failover.py)"
     )
     ap.add_argument(
@@ -171,6 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
 
     args.live = None
+    args.active = None
     args.rounds_given = args.rounds is not None or args.quick
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.requests = args.requests or (QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS)
@@ -273,6 +278,9 @@ def measure(procs: Processes, args, workdir: Path) -> tuple:
         warm_up(args, dep)
     results = run_rounds(args, deployments, failures)
     idle = {} if args.no_idle else run_idle_test(procs, args, workdir, failures)
+    procs.kill_all()  # each connection test starts its own fresh processes
+    if not args.no_active:
+        args.active = active.run_active_test(procs, args, workdir, failures)
     for dep in deployments:
         dep.commands = {k: v.replace(str(workdir), "$WORKDIR") for k, v in dep.commands.items()}
     # Every server and proxy of the throughput part stops first: the failover
@@ -328,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print_summary(deployments, results, args)
     print_idle(idle)
+    if args.active:
+        active.print_summary(args.active)
     if fo:
         failover.print_summary(fo)
     if args.live:

@@ -100,7 +100,8 @@ class Deployment:
 def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deployment:
     """Starts the scenario's redis-servers and targets; checks each target."""
     masters = [
-        start_redis(procs, args, workdir, f"shard{i}", i) for i in range(scenario.shards)
+        start_redis(procs, args, workdir, f"shard{i}", i, extra=scenario.redis_args)
+        for i in range(scenario.shards)
     ]
     replicas = [
         start_redis(procs, args, workdir, f"shard{m.shard}-replica{r + 1}", m.shard, master=m)
@@ -157,13 +158,19 @@ def redis_argv(args, port: int, data: Path, extra: list[str] = ()) -> list[str]:
 
 
 def start_redis(
-    procs: Processes, args, workdir: Path, label: str, shard: int, master: Node | None = None
+    procs: Processes,
+    args,
+    workdir: Path,
+    label: str,
+    shard: int,
+    master: Node | None = None,
+    extra: tuple = (),
 ) -> Node:
     port = free_port()
     data = workdir / f"redis-{port}"
     data.mkdir()
-    extra = ["--replicaof", "127.0.0.1", str(master.port)] if master else []
-    argv = redis_argv(args, port, data, extra)
+    replica_of = ["--replicaof", "127.0.0.1", str(master.port)] if master else []
+    argv = redis_argv(args, port, data, [*replica_of, *extra])
     log = data / "redis.log"
     proc = procs.spawn(argv, log)
     wait_for_port("redis-server", proc, port, log)

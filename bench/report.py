@@ -79,6 +79,10 @@ def render(args, deployments, results, failures, idle_results, elapsed, failover
     for dep in deployments:
         lines += scenario_section(dep, Medians(results, dep.scenario), args)
     lines += idle_section(idle_results)
+    if getattr(args, "active", None):
+        import active
+
+        lines += active.section(args.active)
     if failover:
         import failover as failover_bench  # here: failover.py imports this module
 
@@ -376,20 +380,26 @@ def idle_section(results: dict) -> list[str]:
             f"{cost / r['connections']:.2f}", f"{r['after_close_kib'] / 1024:.1f}",
         ])  # fmt: skip
     out += table(
-        ["proxy", "connections", "RSS before, MB", "RSS with them, MB", "cost, MB",
+        ["target", "connections", "RSS before, MB", "RSS with them, MB", "cost, MB",
          "KiB per connection", "RSS after closing, MB"],
         rows,
     )  # fmt: skip
     sg = results.get("shardgate")
     if sg:
-        total_mb = sg["during_kib"] / 1024
-        ok = total_mb <= idle.BUDGET_MB and sg["connections"] >= idle.CONNECTIONS
+        each = (sg["during_kib"] - sg["before_kib"]) / sg["connections"]
+        ok = each <= idle.TARGET_KIB
         out += [
             "",
-            f'Claim "{idle.CONNECTIONS:,} idle client connections cost <= {idle.BUDGET_MB} '
-            f'MB RSS": shardgate\'s whole RSS with {sg["connections"]:,} connections open '
-            f"is {total_mb:.1f} MB: **{'PASS' if ok else 'FAIL'}**.",
+            f'Claim "an idle client connection costs at most {idle.TARGET_KIB:g} KiB of RSS" '
+            f"(issue 18's target): shardgate with {sg['connections']:,} open: {each:.2f} KiB "
+            f"each: **{'PASS' if ok else 'FAIL'}**.",
         ]
+        if sg["connections"] < idle.CONNECTIONS:
+            out.append(
+                f"Only {sg['connections']:,} of {idle.CONNECTIONS:,} connections: the "
+                "descriptor limit allowed no more (raising the hard limit needs "
+                "CAP_SYS_RESOURCE)."
+            )
     return out + [""]
 
 

@@ -94,6 +94,9 @@ class Scenario:
     # Per shard, its weight in `servers:` (default 1 each). predixy has no
     # weights: a shard of weight w is listed as w groups (see deploy.py).
     weights: tuple = ()
+    # Extra redis-server arguments (the connection tests need room for
+    # 100,000 clients, from 127.0.0.x sources that protected mode refuses).
+    redis_args: tuple = ()
 
     def weight(self, shard: int) -> int:
         return self.weights[shard] if self.weights else 1
@@ -208,12 +211,24 @@ SCENARIOS = [
     ),
 ]
 
-# The idle-connections test: fresh proxies over one redis-server.
+# The connection tests (idle, active): fresh proxies over one
+# redis-server, and that server directly.
+MANY_CLIENTS = ("--maxclients", "120000", "--protected-mode", "no")
 IDLE = Scenario(
     key="idle",
     title="idle connections",
     shards=1,
     pool=BASE_POOL,
-    direct_comparable=False,
-    targets=(TWEMPROXY, SHARDGATE),
+    direct_comparable=True,
+    targets=(DIRECT, TWEMPROXY, SHARDGATE),
+    redis_args=MANY_CLIENTS,
+)
+ACTIVE = Scenario(
+    key="active",
+    title="active connections",
+    shards=1,
+    pool=BASE_POOL,
+    direct_comparable=True,
+    targets=(DIRECT, TWEMPROXY, SHARDGATE),
+    redis_args=MANY_CLIENTS,
 )
