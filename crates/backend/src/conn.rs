@@ -42,7 +42,6 @@ use super::stream::Stream;
 use super::wake::TaskWake;
 
 const MAX_IOVECS: usize = 64;
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// A shared connection whose oldest request has waited this long is
 /// *stuck* (behind a long script, a frozen server...): clients then send
 /// new requests over another connection to the node (see
@@ -367,7 +366,7 @@ enum Stop {
 const RECONNECT_AT_ONCE_AFTER: Duration = Duration::from_secs(1);
 
 async fn run(shared: Rc<Shared>) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = crate::backoff::Backoff::new();
     loop {
         if finished(&shared) {
             break;
@@ -383,7 +382,7 @@ async fn run(shared: Rc<Shared>) {
                 shared.status.set(Status::Up);
                 shared.scripts.borrow_mut().clear();
                 shared.stats.connections.add(1);
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 let up_since = Instant::now();
                 let stop = serve(&shared, stream).await;
                 lived = up_since.elapsed();
@@ -420,12 +419,11 @@ async fn run(shared: Rc<Shared>) {
             // Requests sent meanwhile wait for the new connection.
             continue;
         }
-        let until = Instant::now() + backoff;
+        let until = Instant::now() + backoff.next(shared.settings.max_backoff);
         shared.status.set(Status::Down { until });
         if !wait_while_down(&shared, until).await {
             break;
         }
-        backoff = (backoff * 2).min(shared.settings.max_backoff.max(MIN_BACKOFF));
     }
     let closed = BackendErrorKind::ConnectionLost("connection closed by the proxy".into());
     shared.fail_all(&closed, &closed);

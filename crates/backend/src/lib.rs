@@ -14,6 +14,7 @@
 //! - `handshake`: TLS, then AUTH / HELLO / SELECT on connect.
 //! - `stream`: [`Stream`], a connection over TCP or TLS.
 //! - `read_buffer`: the buffer replies are read into, let go after a big one.
+//! - `backoff`: how long a lost connection waits before it tries again.
 //! - `stats`: [`NodeStats`], per-node counters.
 //! - `episode`: [`Episode`], backend trouble logged once per episode.
 //! - `wake`: how handles wake a connection task.
@@ -24,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod conn;
 mod episode;
 mod error;

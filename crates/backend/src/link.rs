@@ -33,7 +33,6 @@ use super::handshake::{self, Handshake};
 use super::wake::TaskWake;
 use shardgate_core::frames::{aggregate, string};
 
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
 /// How often an open link checks that its shard's master is still the
 /// node it is connected to: after a failover the old master may stay
 /// reachable for a while, and what is published on the new one would
@@ -295,12 +294,12 @@ impl Link {
 }
 
 async fn run(shared: Rc<Shared>) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = crate::backoff::Backoff::new();
     let mut first = true;
     while !shared.closed.get() {
         match connect(&shared).await {
             Ok((stream, addr)) => {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 if !first {
                     restore(&shared);
                 }
@@ -326,10 +325,9 @@ async fn run(shared: Rc<Shared>) {
             }
         }
         tokio::select! {
-            () = sleep(backoff) => {}
+            () = sleep(backoff.next(shared.settings.max_backoff)) => {}
             () = shared.task.next() => {}
         }
-        backoff = (backoff * 2).min(shared.settings.max_backoff.max(MIN_BACKOFF));
     }
 }
 

@@ -1,5 +1,8 @@
-//! Whether one call may block the connection it runs on, for the router:
-//! a blocking call must not share a pipelined backend connection.
+//! Whether one call may block the connection it runs on, for the router
+//! (a blocking call must not share a pipelined backend connection), and
+//! for how long it asked to.
+
+use std::time::Duration;
 
 use super::args::Args;
 use super::cstr::strcasecmp_eq;
@@ -18,6 +21,38 @@ impl CommandSpec {
             "xread" | "xreadgroup" => xread_keys(args).is_some() && has_block_option(args),
             _ => self.is_blocking(),
         }
+    }
+}
+
+impl CommandSpec {
+    /// A blocking call's own timeout, from its arguments: `Some(None)`
+    /// waits forever (timeout 0), `None` when the argument does not parse
+    /// (the server answers with an error at once) or the command has none.
+    pub fn block_timeout<A: Args + ?Sized>(&self, args: &A) -> Option<Option<Duration>> {
+        let argc = args.argc();
+        let (at, millis) = match self.name {
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "brpoplpush" | "blmove" => {
+                (argc.checked_sub(1)?, false)
+            }
+            "blmpop" | "bzmpop" => (1, false),
+            "wait" => (2, true),
+            "xread" | "xreadgroup" => {
+                let block =
+                    (1..argc).find(|&i| args.arg(i).is_some_and(|a| strcasecmp_eq(a, b"block")))?;
+                (block + 1, true)
+            }
+            _ => return None,
+        };
+        let text = std::str::from_utf8(args.arg(at)?).ok()?;
+        let seconds = if millis {
+            text.parse::<u64>().ok()? as f64 / 1000.0
+        } else {
+            text.parse::<f64>().ok()?
+        };
+        if !seconds.is_finite() || seconds < 0.0 {
+            return None;
+        }
+        Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds.min(1e9))))
     }
 }
 
@@ -45,6 +80,32 @@ mod tests {
 
     fn blocks(args: &[&str]) -> bool {
         lookup(args).is_some_and(|spec| spec.is_blocking_call(args))
+    }
+
+    #[test]
+    fn a_blocking_calls_own_timeout_is_read_where_redis_reads_it() {
+        use std::time::Duration;
+        let timeout = |args: &[&str]| lookup(args).and_then(|spec| spec.block_timeout(args));
+        assert_eq!(
+            timeout(&["BLPOP", "a", "b", "1.5"]),
+            Some(Some(Duration::from_millis(1500)))
+        );
+        assert_eq!(timeout(&["BLPOP", "a", "0"]), Some(None));
+        assert_eq!(
+            timeout(&["BLMPOP", "2", "1", "a", "LEFT"]),
+            Some(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            timeout(&["WAIT", "1", "250"]),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            timeout(&["XREAD", "COUNT", "1", "BLOCK", "100", "STREAMS", "s", "$"]),
+            Some(Some(Duration::from_millis(100)))
+        );
+        assert_eq!(timeout(&["BLPOP", "a", "soon"]), None);
+        assert_eq!(timeout(&["BLPOP", "a", "-1"]), None);
+        assert_eq!(timeout(&["GET", "a"]), None);
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl<S: ClientStream> Session<S> {
                 }
                 self.session_command(command, request, &resolution)
             }
-            Route::Split(kind) => self.split(kind, request),
+            Route::Split(kind) => {
+                let read = resolution.spec().is_some_and(CommandSpec::is_readonly);
+                self.split(kind, read, request)
+            }
             Route::Broadcast(merge) => self.broadcast(merge, request),
             Route::Scan => self.scan(request),
             Route::ConfigGet { shard } => {
@@ -369,7 +372,7 @@ impl<S: ClientStream> Session<S> {
         if !blocking {
             return Some(timeout);
         }
-        match spec.map(|spec| own_timeout(spec, request)) {
+        match spec.map(|spec| spec.block_timeout(request)) {
             Some(Some(Some(own))) => Some(own + timeout),
             Some(Some(None)) => None,
             // Unparseable: the server answers with an error at once.
@@ -495,8 +498,10 @@ impl<S: ClientStream> Session<S> {
             .map_or_else(|| "?".into(), |s| s.name.clone())
     }
 
-    /// MGET, MSET, DEL... with keys on several shards: one request per shard.
-    fn split(&mut self, kind: SplitKind, request: Request) -> Flow {
+    /// MGET, MSET, DEL... with keys on several shards: one request per
+    /// shard (`read`: the command is read-only, so the parts go where the
+    /// read policy says).
+    fn split(&mut self, kind: SplitKind, read: bool, request: Request) -> Flow {
         let topology = self.view.topology.clone();
         let cluster = topology.is_cluster();
         let planned = if cluster {
@@ -514,10 +519,6 @@ impl<S: ClientStream> Session<S> {
                 return Flow::Next;
             }
         };
-        let read = kind == SplitKind::Mget
-            || request
-                .arg(0)
-                .is_some_and(|n| n.eq_ignore_ascii_case(b"EXISTS"));
         let parts = plan
             .parts
             .iter()
@@ -762,36 +763,6 @@ fn is_http(request: &Request) -> bool {
 
 /// What WAIT publishes first: `PUBLISH __shardgate:wait ""`.
 const WAIT_MARKER: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n$16\r\n__shardgate:wait\r\n$0\r\n\r\n";
-
-/// A blocking call's own timeout: `Some(None)` waits forever (timeout 0),
-/// `None` when the argument does not parse.
-fn own_timeout(spec: &CommandSpec, request: &Request) -> Option<Option<Duration>> {
-    let argc = request.argc();
-    let (arg, millis) = match spec.name() {
-        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "brpoplpush" | "blmove" => {
-            (argc.checked_sub(1)?, false)
-        }
-        "blmpop" | "bzmpop" => (1, false),
-        "wait" => (2, true),
-        "xread" | "xreadgroup" => {
-            let block = request
-                .args()
-                .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
-            (block + 1, true)
-        }
-        _ => return None,
-    };
-    let text = std::str::from_utf8(request.arg(arg)?).ok()?;
-    let seconds = if millis {
-        text.parse::<u64>().ok()? as f64 / 1000.0
-    } else {
-        text.parse::<f64>().ok()?
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Some((seconds > 0.0).then(|| Duration::from_secs_f64(seconds.min(1e9))))
-}
 
 /// Where a batch's reads of one shard go (see `batch_reader`).
 #[derive(Clone)]
