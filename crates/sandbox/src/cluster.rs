@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::redis::RedisServer;
+use crate::redis::{RedisServer, Tls};
 use crate::require_program;
 use crate::resp::Reply;
 
@@ -38,19 +38,63 @@ impl RedisCluster {
     /// # Panics
     /// When a program is missing or the cluster does not form in time.
     pub fn start(primaries: usize, replicas: usize, node_timeout_ms: u64) -> RedisCluster {
+        Self::start_with(primaries, replicas, node_timeout_ms, None)
+    }
+
+    /// The same, every node also with a TLS port (`tls`, whose `only` is
+    /// ignored: the plaintext ports stay for the harness's own checks)
+    /// and `tls-cluster yes`: the cluster bus and replication run over
+    /// TLS, and the nodes publish their TLS ports to TLS clients.
+    pub fn start_tls(
+        primaries: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        tls: Tls,
+    ) -> RedisCluster {
+        Self::start_with(primaries, replicas, node_timeout_ms, Some(tls))
+    }
+
+    fn start_with(
+        primaries: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        tls: Option<Tls>,
+    ) -> RedisCluster {
         let cli = require_program("redis-cli", "redis-tools");
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| {
-                RedisServer::builder()
+                let mut builder = RedisServer::builder()
                     .arg("cluster-enabled", "yes")
                     .arg("cluster-config-file", "nodes.conf")
-                    .arg("cluster-node-timeout", &node_timeout_ms.to_string())
-                    .start()
+                    .arg("cluster-node-timeout", &node_timeout_ms.to_string());
+                if let Some(tls) = &tls {
+                    builder = builder
+                        .tls(Tls {
+                            only: false,
+                            ..tls.clone()
+                        })
+                        .arg("tls-cluster", "yes");
+                }
+                builder.start()
             })
             .collect();
         let mut create = Command::new(cli);
-        create.arg("--cluster").arg("create");
-        create.args(nodes.iter().map(RedisServer::addr));
+        match &tls {
+            // The nodes meet on their TLS ports (the bus port follows them).
+            Some(tls) => {
+                create.args(tls.cli_args());
+                create.arg("--cluster").arg("create");
+                create.args(
+                    nodes
+                        .iter()
+                        .map(|n| format!("127.0.0.1:{}", n.tls_port().unwrap_or_default())),
+                );
+            }
+            None => {
+                create.arg("--cluster").arg("create");
+                create.args(nodes.iter().map(RedisServer::addr));
+            }
+        }
         create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         let output = create.output().expect("run redis-cli --cluster create");
         assert!(
@@ -106,6 +150,15 @@ impl RedisCluster {
 
     pub fn node_timeout(&self) -> Duration {
         Duration::from_millis(self.node_timeout_ms)
+    }
+
+    /// `host:tls-port:1` lines for a proxy's `servers:` (TLS seeds, of a
+    /// cluster from [`RedisCluster::start_tls`]).
+    pub fn tls_seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some(format!("127.0.0.1:{}:1", n.tls_port()?)))
+            .collect()
     }
 
     /// `host:port:1` lines for a proxy's `servers:` (the seeds).

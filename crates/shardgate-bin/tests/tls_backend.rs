@@ -349,3 +349,73 @@ fn sentinels_over_tls_report_masters_that_are_dialled_with_tls_and_a_failover_mo
         proxy.log()
     );
 }
+
+/// A Redis Cluster whose nodes speak TLS (`tls-cluster yes`): the proxy
+/// reads their TLS ports from `CLUSTER SHARDS` and dials every node with
+/// TLS, seeds and map alike.
+#[test]
+fn a_cluster_pool_dials_every_node_of_a_tls_cluster_with_tls() {
+    let pki = Pki::new();
+    let ca = pki.ca("cluster-ca");
+    let cert = pki.server(&ca, "node");
+    let cluster = test_support::RedisCluster::start_tls(
+        3,
+        0,
+        2000,
+        Tls {
+            cert: cert.cert,
+            key: cert.key,
+            ca: ca.cert.clone(),
+            auth_clients: false,
+            only: false,
+        },
+    );
+    let port = free_port();
+    let mut servers = String::new();
+    for seed in cluster.tls_seeds() {
+        servers.push_str(&format!("    - {seed}\n"));
+    }
+    let yaml = format!(
+        "c:\n  listen: 127.0.0.1:{port}\n  cluster: true\n  timeout: 2000\n{}  servers:\n{servers}",
+        upstream("backend_tls", Some(&ca), None, &[])
+    );
+    let proxy = Shardgate::builder(BIN, &yaml).wait_port(port).start();
+    let mut client = RespClient::connect(port).unwrap();
+    for i in 0..300 {
+        let (key, value) = (format!("k{i}"), i.to_string());
+        assert_eq!(
+            client.cmd(&["SET", &key, &value]).unwrap(),
+            ok(),
+            "{}",
+            proxy.log()
+        );
+    }
+    for i in 0..300 {
+        assert_eq!(
+            client.cmd(&["GET", &format!("k{i}")]).unwrap(),
+            bulk(&i.to_string())
+        );
+    }
+    let stored: u64 = (0..cluster.len())
+        .map(|i| cluster.node(i).dbsize() as u64)
+        .sum();
+    assert_eq!(stored, 300);
+    // Every connection the proxy holds to a node came in on its TLS port.
+    for i in 0..cluster.len() {
+        let node = cluster.node(i);
+        let list = node.cmd(&["CLIENT", "LIST"]).bulk_str().unwrap();
+        let proxies: Vec<&str> = list
+            .lines()
+            .filter(|l| !l.contains("cmd=client|list"))
+            .collect();
+        assert!(
+            !proxies.is_empty(),
+            "the proxy has no connection to node {i}"
+        );
+        let tls = format!("laddr=127.0.0.1:{} ", node.tls_port().unwrap());
+        assert!(
+            proxies.iter().all(|l| l.contains(&tls)),
+            "node {i}: a connection not on its TLS port: {proxies:#?}"
+        );
+    }
+}

@@ -35,6 +35,15 @@ pub struct ClusterShard {
     pub replicas: Vec<ClusterNode>,
 }
 
+/// Which of a node's ports the proxy dials: `port`, or `tls-port` when the
+/// pool has `backend_tls` (`CLUSTER SHARDS` lists both; a TLS-only node
+/// has no `port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodePort {
+    Plain,
+    Tls,
+}
+
 /// The cluster's shards, and which one serves each slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
@@ -145,9 +154,13 @@ impl SlotMap {
     }
 
     /// Parses `CLUSTER SHARDS` as asked of `asked` (RESP2 flat arrays or
-    /// RESP3 maps). A node that does not know its own address reports an
-    /// empty one: it is `asked`'s.
-    pub fn from_shards(reply: &Value, asked: SocketAddr) -> Result<SlotMap, String> {
+    /// RESP3 maps), each node at the port `dial` names. A node that does
+    /// not know its own address reports an empty one: it is `asked`'s.
+    pub fn from_shards(
+        reply: &Value,
+        asked: SocketAddr,
+        dial: NodePort,
+    ) -> Result<SlotMap, String> {
         let shards = reply.as_array().ok_or("CLUSTER SHARDS: not an array")?;
         let mut map = SlotMap::empty();
         for shard in shards {
@@ -164,10 +177,18 @@ impl SlotMap {
                 let fields = pairs(node).ok_or("CLUSTER SHARDS: a node is not a map")?;
                 let text = |name| field(&fields, name).and_then(as_text);
                 let ip = text("ip").unwrap_or_default();
-                let port = field(&fields, "port").and_then(as_number).unwrap_or(0);
+                let number = |name| field(&fields, name).and_then(as_number).filter(|&p| p != 0);
+                // A TLS pool dials `tls-port`; a cluster that lists only
+                // one port (no `tls-cluster`) is dialled there.
+                let port = match dial {
+                    NodePort::Plain => number("port"),
+                    NodePort::Tls => number("tls-port").or_else(|| number("port")),
+                }
+                .unwrap_or(0);
                 let Some(addr) = node_addr(&ip, port, asked) else {
-                    // `port` 0 or absent: a node serving TLS only, or an
-                    // address this proxy cannot reach. Not routable.
+                    // No such port (a node without plaintext, or without
+                    // TLS, as the pool dials), or an address this proxy
+                    // cannot reach. Not routable.
                     continue;
                 };
                 let health = match text("health").as_deref() {

@@ -19,7 +19,7 @@ pub mod refresh;
 mod status;
 
 pub use face::FaceView;
-pub use map::{ClusterNode, ClusterShard, NodeHealth, SlotMap};
+pub use map::{ClusterNode, ClusterShard, NodeHealth, NodePort, SlotMap};
 pub use redirect::{redirect, Redirect};
 
 /// Redirections one request may follow before it is answered with an

@@ -147,6 +147,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::NodePort;
 
     #[test]
     fn one_refresh_at_a_time_and_one_a_second() {
@@ -203,7 +204,12 @@ mod tests {
             bulk("nodes"),
             Value::Array(vec![node(reply_port, "master"), node(7999, "replica")]),
         ])]);
-        SlotMap::from_shards(&reply, "127.0.0.1:7000".parse().expect("a")).expect("map")
+        SlotMap::from_shards(
+            &reply,
+            "127.0.0.1:7000".parse().expect("a"),
+            NodePort::Plain,
+        )
+        .expect("map")
     }
 
     #[test]

@@ -71,7 +71,8 @@ fn three_shards(third_primary: i64, third_health: &str) -> Value {
 
 #[test]
 fn cluster_shards_gives_slots_roles_and_health() {
-    let map = SlotMap::from_shards(&three_shards(7002, "online"), asked()).expect("map");
+    let map =
+        SlotMap::from_shards(&three_shards(7002, "online"), asked(), NodePort::Plain).expect("map");
     assert_eq!(map.shards.len(), 3);
     assert_eq!(map.served_slots(), 16384);
     assert_eq!(map.owner(0), Some(0));
@@ -107,7 +108,8 @@ fn cluster_shards_gives_slots_roles_and_health() {
 
 #[test]
 fn a_failed_primary_keeps_its_slots_until_the_cluster_promotes() {
-    let map = SlotMap::from_shards(&three_shards(7002, "fail"), asked()).expect("map");
+    let map =
+        SlotMap::from_shards(&three_shards(7002, "fail"), asked(), NodePort::Plain).expect("map");
     let config = Arc::new(
         crate::config::parse(
             "p:\n  listen: 127.0.0.1:1\n  cluster: true\n  servers: [\"127.0.0.1:7000:1\"]\n",
@@ -127,9 +129,11 @@ fn a_failed_primary_keeps_its_slots_until_the_cluster_promotes() {
 
 #[test]
 fn placement_compares_primaries_per_slot_only() {
-    let a = SlotMap::from_shards(&three_shards(7002, "online"), asked()).expect("a");
-    let b = SlotMap::from_shards(&three_shards(7002, "fail"), asked()).expect("b");
-    let c = SlotMap::from_shards(&three_shards(7005, "online"), asked()).expect("c");
+    let a =
+        SlotMap::from_shards(&three_shards(7002, "online"), asked(), NodePort::Plain).expect("a");
+    let b = SlotMap::from_shards(&three_shards(7002, "fail"), asked(), NodePort::Plain).expect("b");
+    let c =
+        SlotMap::from_shards(&three_shards(7005, "online"), asked(), NodePort::Plain).expect("c");
     assert!(a.same_placement(&b));
     assert_ne!(a, b);
     assert!(!a.same_placement(&c));
@@ -137,7 +141,8 @@ fn placement_compares_primaries_per_slot_only() {
 
 #[test]
 fn moved_patches_one_slot_to_a_known_primary_only() {
-    let map = SlotMap::from_shards(&three_shards(7002, "online"), asked()).expect("map");
+    let map =
+        SlotMap::from_shards(&three_shards(7002, "online"), asked(), NodePort::Plain).expect("map");
     let moved = map
         .with_moved(0, "127.0.0.1:7001".parse().expect("a"))
         .expect("known primary");
@@ -180,8 +185,8 @@ fn bad_ranges_are_errors_not_panics() {
         &[(10, 20_000)],
         vec![node("a", "127.0.0.1", 7000, "master", "online")],
     )]);
-    assert!(SlotMap::from_shards(&reply, asked()).is_err());
-    assert!(SlotMap::from_shards(&bulk("x"), asked()).is_err());
+    assert!(SlotMap::from_shards(&reply, asked(), NodePort::Plain).is_err());
+    assert!(SlotMap::from_shards(&bulk("x"), asked(), NodePort::Plain).is_err());
     assert!(SlotMap::from_slots(&Value::Array(vec![Value::Array(vec![])]), asked()).is_err());
 }
 
@@ -196,7 +201,7 @@ fn a_shard_without_slots_is_left_out() {
         &[],
         vec![node("dead", "127.0.0.1", 7009, "master", "fail")],
     ));
-    let map = SlotMap::from_shards(&Value::Array(shards), asked()).expect("map");
+    let map = SlotMap::from_shards(&Value::Array(shards), asked(), NodePort::Plain).expect("map");
     assert_eq!(map.shards.len(), 3);
     assert!(map.nodes().all(|n| n.addr.addr.port() != 7009));
 }
@@ -208,8 +213,8 @@ fn a_map_compares_equal_whichever_node_listed_it() {
         unreachable!()
     };
     shards.reverse();
-    let a = SlotMap::from_shards(&reply, asked()).expect("a");
-    let b = SlotMap::from_shards(&Value::Array(shards), asked()).expect("b");
+    let a = SlotMap::from_shards(&reply, asked(), NodePort::Plain).expect("a");
+    let b = SlotMap::from_shards(&Value::Array(shards), asked(), NodePort::Plain).expect("b");
     assert_eq!(a, b);
     assert_eq!(b.owner(0), Some(0));
     assert_eq!(b.primary_of(0), Some("127.0.0.1:7000".parse().expect("a")));
@@ -217,4 +222,49 @@ fn a_map_compares_equal_whichever_node_listed_it() {
         b.primary_of(16383),
         Some("127.0.0.1:7002".parse().expect("a"))
     );
+}
+
+#[test]
+fn a_tls_pool_dials_each_nodes_tls_port_and_a_plain_one_skips_tls_only_nodes() {
+    // Node a has both ports; node b serves TLS only (Redis lists no `port`).
+    let with_tls = |node: Value, tls_port: i64| match node {
+        Value::Array(mut fields) => {
+            fields.extend([bulk("tls-port"), Value::Integer(tls_port)]);
+            Value::Array(fields)
+        }
+        other => other,
+    };
+    let reply = Value::Array(vec![
+        shard(
+            &[(0, 8191)],
+            vec![with_tls(
+                node("a", "127.0.0.1", 7000, "master", "online"),
+                8000,
+            )],
+        ),
+        shard(
+            &[(8192, 16383)],
+            vec![with_tls(
+                node("b", "127.0.0.1", 0, "master", "online"),
+                8001,
+            )],
+        ),
+    ]);
+    let tls = SlotMap::from_shards(&reply, asked(), NodePort::Tls).expect("map");
+    // Shards come in the map's own (normalized) order.
+    let mut ports: Vec<u16> = tls
+        .shards
+        .iter()
+        .filter_map(|s| s.primary.as_ref().map(|p| p.addr.addr.port()))
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [8000, 8001]);
+    let plain = SlotMap::from_shards(&reply, asked(), NodePort::Plain).expect("map");
+    let mut primaries: Vec<Option<u16>> = plain
+        .shards
+        .iter()
+        .map(|s| s.primary.as_ref().map(|p| p.addr.addr.port()))
+        .collect();
+    primaries.sort_unstable();
+    assert_eq!(primaries, [None, Some(7000)]);
 }

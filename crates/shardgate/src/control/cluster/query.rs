@@ -10,7 +10,7 @@ use resp::Value;
 use crate::backend::wire::WireConn;
 use crate::backend::Handshake;
 use crate::cluster::refresh::needs_witness;
-use crate::cluster::SlotMap;
+use crate::cluster::{NodePort, SlotMap};
 use crate::error::NodeError;
 
 /// Nodes tried for one answer before the refresh gives up (a dead node
@@ -108,7 +108,13 @@ impl Asking {
             return Err(NodeError::Replied(String::from_utf8_lossy(e).into_owned()));
         }
         let map = if shards {
-            SlotMap::from_shards(&reply, addr)
+            // Over TLS, the nodes' TLS ports (`CLUSTER SLOTS` gives the
+            // port of the kind it was asked over).
+            let dial = match self.handshake.tls.current() {
+                Some(_) => NodePort::Tls,
+                None => NodePort::Plain,
+            };
+            SlotMap::from_shards(&reply, addr, dial)
         } else {
             SlotMap::from_slots(&reply, addr)
         };
