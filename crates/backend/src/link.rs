@@ -33,12 +33,6 @@ use super::handshake::{self, Handshake};
 use super::wake::TaskWake;
 use shardgate_core::frames::{aggregate, string};
 
-/// How often an open link checks that its shard's master is still the
-/// node it is connected to: after a failover the old master may stay
-/// reachable for a while, and what is published on the new one would
-/// never reach the link.
-const FOLLOW_MASTER: Duration = Duration::from_millis(250);
-
 /// What the link carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkMode {
@@ -139,6 +133,11 @@ pub struct LinkSettings {
     pub max_queued: usize,
     /// The node to connect to now (the shard's master can change).
     pub resolve: Box<dyn Fn() -> Option<SocketAddr>>,
+    /// Changes when the pool's topology does: an open link then checks
+    /// that `resolve` still names the node it is connected to (after a
+    /// failover the old master may stay reachable for a while, and what
+    /// is published on the new one would never reach the link).
+    pub topology_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Who waits for an acknowledgement.
@@ -361,12 +360,13 @@ async fn connect(shared: &Shared) -> Result<(Stream, SocketAddr), NodeError> {
 /// Carries the link until it fails (the reason), is closed, or its shard's
 /// master is another node (it then reconnects there and subscribes again).
 async fn serve(shared: &Shared, mut stream: Stream, addr: SocketAddr) -> String {
+    let mut changes = shared.settings.topology_changes.clone();
+    // A master that changed while the link connected counts too.
+    changes.mark_changed();
     // Writes happen between reads, never during one: no split (and no
     // lock per poll) is needed.
     let mut scanner = ReplyScanner::new(Limits::replies());
     let mut buf = read_buffer::new();
-    let mut follow = tokio::time::interval(FOLLOW_MASTER);
-    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if shared.closed.get() {
             return "closed".into();
@@ -400,7 +400,9 @@ async fn serve(shared: &Shared, mut stream: Stream, addr: SocketAddr) -> String 
                 Err(e) => return e.to_string(),
             },
             () = shared.task.next() => {}
-            _ = follow.tick() => match (shared.settings.resolve)() {
+            // Err: the pool is gone (the branch stays off; the session
+            // closes the link).
+            Ok(()) = changes.changed() => match (shared.settings.resolve)() {
                 Some(master) if master != addr => {
                     return format!("the shard's master is {master} now");
                 }

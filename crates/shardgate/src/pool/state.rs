@@ -65,6 +65,8 @@ pub struct PoolState {
     /// `cluster_proxies`: the cluster clients are shown, as the peer
     /// watcher last divided it (with the proxies it was divided for).
     face: ArcSwapOption<(ClusterFace, FaceView)>,
+    /// The version of each topology published, for those who wait.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the controller counts, for metrics.
@@ -121,6 +123,7 @@ impl PoolState {
             episodes: Mutex::new(std::collections::HashMap::new()),
             tls,
             face: ArcSwapOption::empty(),
+            published: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -205,9 +208,18 @@ impl PoolState {
         self.topology.load().version
     }
 
-    /// Publishes a new snapshot; workers pick it up at their next batch.
+    /// Publishes a new snapshot; workers pick it up at their next batch,
+    /// and whatever waits for [`PoolState::topology_changes`] is woken.
     pub fn publish(&self, topology: Topology) {
+        let version = topology.version;
         self.topology.store(Arc::new(topology));
+        self.published.send_replace(version);
+    }
+
+    /// Changes whenever a new topology is published (push links wait on
+    /// it to follow their shard's master, instead of polling).
+    pub fn topology_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// The controller's latest view of the pool's nodes.

@@ -130,6 +130,7 @@ impl<S: ClientStream> Session<S> {
                     .as_ref()
                     .map(|node| node.addr)
             }),
+            topology_changes: self.pool.state.topology_changes(),
         };
         Link::spawn(settings, mode, self.waker.clone())
     }
