@@ -416,12 +416,11 @@ impl<S: ClientStream> Session<S> {
         let entry = self.client.entry.clone();
         entry.end_batch();
         let version = self.view.topology.version;
+        let mut changes = self.pool.state.topology_changes();
         let waited = async {
-            let started = Instant::now();
-            while self.pool.state.topology_version() == version && started.elapsed() < moving::HOLD
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
+            // Woken by each publication (not polled); Err: the pool is gone.
+            let changed = changes.wait_for(|&published| published != version);
+            let _ = tokio::time::timeout(moving::HOLD, changed).await;
         };
         tokio::select! {
             () = waited => Ok(()),
