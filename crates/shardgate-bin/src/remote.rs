@@ -270,14 +270,25 @@ fn describe_status(pool: &serde_json::Value) -> String {
     let name = field("pool");
     let phase = field("phase");
     let mut text = format!(
-        "pool {}: {} (migration {}), {} keys / {} bytes moved by this proxy, {:.0} keys/s",
+        "pool {}: {} (migration {})",
         name.as_str().unwrap_or("?"),
         phase.as_str().unwrap_or("?"),
         field("generation"),
+    );
+    if let (Some(keys), Some(bytes)) = (
+        field("generation_keys_moved").as_u64(),
+        field("generation_bytes_moved").as_u64(),
+    ) {
+        text.push_str(&format!(
+            ", {keys} keys / {bytes} bytes moved by every proxy"
+        ));
+    }
+    text.push_str(&format!(
+        ", {} keys / {} bytes by this proxy's mover, {:.0} keys/s",
         field("keys_moved"),
         field("bytes_moved"),
         field("keys_per_second").as_f64().unwrap_or(0.0),
-    );
+    ));
     if let Some(mover) = field("mover").as_str() {
         text.push_str(&format!(", mover: {mover}"));
     }

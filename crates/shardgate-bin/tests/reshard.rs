@@ -453,6 +453,20 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
         metrics.contains("shardgate_reshard_phase{pool=\"data\",phase=\"done\"} 1"),
         "{metrics}"
     );
+    // Both proxies report the generation's count from the store: what
+    // every mover moved (these two fresh proxies' movers, whichever ran).
+    let status = |proxy: &Shardgate| {
+        let (_, body) = proxy.admin_get("/reshard").unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (
+            status[0]["generation_keys_moved"].as_u64(),
+            status[0]["keys_moved"].as_u64().unwrap_or(0),
+        )
+    };
+    let ((total_one, mine_one), (total_two, mine_two)) = (status(&one), status(&two));
+    assert_eq!(total_one, total_two);
+    assert_eq!(total_one, Some(mine_one + mine_two));
+    assert!(mine_one + mine_two > 0, "no mover moved a key");
 }
 
 #[test]

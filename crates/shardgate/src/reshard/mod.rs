@@ -59,8 +59,13 @@ pub struct ReshardStatus {
     pub phase: String,
     pub generation: u64,
     pub shared: bool,
+    /// What this proxy's mover moved (every generation since it started).
     pub keys_moved: u64,
     pub bytes_moved: u64,
+    /// What this generation moved so far, by every proxy's mover (the
+    /// coordination store's count; None when it could not be read).
+    pub generation_keys_moved: Option<u64>,
+    pub generation_bytes_moved: Option<u64>,
     /// Sources (`shard/db`) scanned through, and those the mover reached
     /// (on the proxy running it).
     pub sources_done: usize,
@@ -522,6 +527,12 @@ impl Coordinator {
             }
             ReshardCommand::Status(reply) => {
                 self.refresh_status();
+                let progress = match &self.applied {
+                    Some(record) => self.store.progress(record.generation).await.ok(),
+                    None => None,
+                };
+                self.status.generation_keys_moved = progress.as_ref().map(|p| p.keys);
+                self.status.generation_bytes_moved = progress.as_ref().map(|p| p.bytes);
                 let _ = reply.send(self.status.clone());
             }
         }
