@@ -28,7 +28,7 @@ Two report layouts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -223,12 +223,4 @@ IDLE = Scenario(
     targets=(DIRECT, TWEMPROXY, SHARDGATE),
     redis_args=MANY_CLIENTS,
 )
-ACTIVE = Scenario(
-    key="active",
-    title="active connections",
-    shards=1,
-    pool=BASE_POOL,
-    direct_comparable=True,
-    targets=(DIRECT, TWEMPROXY, SHARDGATE),
-    redis_args=MANY_CLIENTS,
-)
+ACTIVE = replace(IDLE, key="active", title="active connections")

@@ -376,8 +376,16 @@ impl Run<'_> {
                     let keys: Vec<&Bytes> = small.iter().map(|(k, _)| *k).collect();
                     let size: u64 = small.iter().map(|(_, s)| *s).sum();
                     self.limit.wait(keys.len() as u64, size).await;
-                    self.migrate_batch(&config, &hop, db, &keys, config.timeout)
-                        .await?;
+                    migrate_batch(
+                        self.conns,
+                        self.flags,
+                        &config,
+                        &hop,
+                        db,
+                        &keys,
+                        config.timeout,
+                    )
+                    .await?;
                     moved += keys.len() as u64;
                     bytes += size;
                 }
@@ -388,9 +396,16 @@ impl Run<'_> {
                     self.events.send(MoverEvent::BigKeyMoving(true));
                     tokio::time::sleep(super::TICK * 3).await;
                     let started = Instant::now();
-                    let moved_big = self
-                        .migrate_batch(&config, &hop, db, &[key], BIG_KEY_TIMEOUT)
-                        .await;
+                    let moved_big = migrate_batch(
+                        self.conns,
+                        self.flags,
+                        &config,
+                        &hop,
+                        db,
+                        &[key],
+                        BIG_KEY_TIMEOUT,
+                    )
+                    .await;
                     let took = started.elapsed();
                     self.events.send(MoverEvent::BigKeyMoving(false));
                     moved_big?;
@@ -407,26 +422,6 @@ impl Run<'_> {
             }
         }
         Ok((moved, bytes))
-    }
-
-    /// [`migrate_batch`], flagged as out while it is (see
-    /// [`MoverFlags`]); stops the mover once it is answered if asked to.
-    async fn migrate_batch(
-        &mut self,
-        config: &PoolConfig,
-        hop: &Hop,
-        db: u32,
-        keys: &[&Bytes],
-        timeout: Duration,
-    ) -> Result<(), String> {
-        self.flags.migrating.store(true, Ordering::Relaxed);
-        let outcome = migrate_batch(self.conns, config, hop, db, keys, timeout).await;
-        self.flags.migrating.store(false, Ordering::Relaxed);
-        outcome?;
-        if self.flags.stop.load(Ordering::Relaxed) {
-            return Err("stopped once its MIGRATE was answered".into());
-        }
-        Ok(())
     }
 }
 
@@ -462,8 +457,12 @@ pub(super) async fn sizes(
 /// while the source has a key, its copy is the one clients were served
 /// (a destination copy can only be left by a MIGRATE that failed midway,
 /// and nothing reads a destination before a MIGRATE succeeded).
+///
+/// `flags` says a MIGRATE is out while it is (see [`MoverFlags`]); once it
+/// is answered, a mover asked to stop does.
 async fn migrate_batch(
     conns: &mut Conns,
+    flags: &MoverFlags,
     config: &PoolConfig,
     hop: &Hop,
     db: u32,
@@ -504,6 +503,7 @@ async fn migrate_batch(
     } else {
         &[&[b"SELECT", db.as_bytes()], &migrate]
     };
+    flags.migrating.store(true, Ordering::Relaxed);
     let replies = conns
         .query(
             from,
@@ -511,7 +511,12 @@ async fn migrate_batch(
             commands,
             timeout * 2 + config.timeout,
         )
-        .await?;
+        .await;
+    flags.migrating.store(false, Ordering::Relaxed);
+    let replies = replies?;
+    if flags.stop.load(Ordering::Relaxed) {
+        return Err("stopped once its MIGRATE was answered".into());
+    }
     let migrated = match replies.get(1) {
         Some(Value::Simple(s)) if &s[..] == b"OK" || &s[..] == b"NOKEY" => Ok(()),
         Some(Value::Error(e)) => Err(format!(
