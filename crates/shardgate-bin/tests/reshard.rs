@@ -778,6 +778,73 @@ fn a_proxy_started_mid_move_serves_at_once_and_takes_over_when_the_mover_is_kill
     assert_placed(&all, |port| pool(port, &four, ""), &checker);
 }
 
+/// A proxy restarted halfway (SIGTERM, then started again with its old
+/// file): it loads the migration from the store before it serves, routes
+/// every key where it is while the other proxy's mover goes on, and ends
+/// in step.
+#[test]
+fn a_proxy_restarted_mid_move_loads_the_migration_and_serves_in_step() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let store = RedisServer::start();
+    let (three, four) = (named(&servers, 3), named(&servers, 4));
+    let settings = format!(
+        "  coordination: {}\n  reshard_keys_per_second: 100\n",
+        store.addr()
+    );
+    let (p1, p2) = (free_port(), free_port());
+    let one = Shardgate::builder(BIN, &pool(p1, &three, &settings))
+        .wait_port(p1)
+        .start();
+    let mut two = Shardgate::builder(BIN, &pool(p2, &three, &settings))
+        .wait_port(p2)
+        .start();
+    preload(p1);
+    let all: Vec<&RedisServer> = servers.iter().collect();
+    let checker = under_load(&[p1], |checker| {
+        one.write_config(&pool(p1, &four, &settings));
+        let (ok, said) = reshard(&one, "start");
+        assert!(ok, "{said}");
+        assert_eventually!(
+            within = Duration::from_secs(20),
+            servers[3].dbsize() > 0,
+            "keys never started moving"
+        );
+        two.signal("TERM");
+        let status = two.child().wait_exit(Duration::from_secs(10));
+        assert!(status.is_some_and(|s| s.success()), "{}", two.log());
+        two = Shardgate::builder(BIN, &pool(p2, &three, &settings))
+            .wait_port(p2)
+            .start();
+        // It routed with the store's migration from its first request (read
+        // before it listened); its status shows it from its first heartbeat.
+        assert_eventually!(
+            phase(&two) == "moving",
+            "the restarted proxy's status: {}",
+            two.admin_get("/reshard").unwrap().1
+        );
+        // Through the restarted proxy, while keys move: never older than
+        // what was acknowledged through the other one.
+        let mut client = RespClient::connect(p2).unwrap();
+        for i in 0..COUNTERS {
+            let floor = checker.acked[i].load(Relaxed);
+            match client.cmd(&["GET", &counter(i)]).unwrap() {
+                Reply::Nil => assert_eq!(floor, 0, "{} missing", counter(i)),
+                reply => {
+                    if let Some(value) = int(&reply) {
+                        assert!(value as u64 >= floor, "{}: {value} < {floor}", counter(i));
+                    } else {
+                        assert!(Checker::retryable(&reply), "{}: {reply:?}", counter(i));
+                    }
+                }
+            }
+        }
+        wait_done(&one, Duration::from_secs(90), &all);
+        wait_done(&two, Duration::from_secs(10), &all);
+    });
+    assert_clean(&checker);
+    assert_placed(&all, |port| pool(port, &four, ""), &checker);
+}
+
 /// `shardgate reshard plan`: (exit status, what it printed).
 fn plan(proxy: &Shardgate, args: &[&str]) -> (bool, String) {
     let admin = format!("127.0.0.1:{}", proxy.admin_port().unwrap());
