@@ -289,6 +289,9 @@ fn describe_status(pool: &serde_json::Value) -> String {
         field("bytes_moved"),
         field("keys_per_second").as_f64().unwrap_or(0.0),
     ));
+    if let Some(left) = field("eta_seconds").as_u64() {
+        text.push_str(&format!(", about {left} s left"));
+    }
     if let Some(mover) = field("mover").as_str() {
         text.push_str(&format!(", mover: {mover}"));
     }

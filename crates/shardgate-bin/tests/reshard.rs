@@ -1100,7 +1100,9 @@ fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let three = named(&servers, 3);
     let four = named(&servers, 4);
-    let extra = "  reshard_keys_per_second: 200\n";
+    // Slow enough that the time left shows for seconds: the first SCAN
+    // step (1,000 keys, a quarter of them moving) takes about 5 s.
+    let extra = "  reshard_keys_per_second: 50\n";
     let port = free_port();
     let proxy = Shardgate::builder(BIN, &pool(port, &three, extra))
         .wait_port(port)
@@ -1140,8 +1142,21 @@ fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
         text.contains("migration 1") && text.contains("mover: "),
         "{text}"
     );
+    // The time left, once the mover's rate is known.
     assert_eventually!(
-        within = Duration::from_secs(30),
+        within = Duration::from_secs(20),
+        band()["text"].as_str().is_some_and(|t| t.contains(" left")),
+        "the page never showed the time left: {}",
+        band()
+    );
+    let (_, status) = proxy.admin_get("/reshard").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        status[0]["eta_seconds"].as_u64().is_some() || status[0]["phase"] == "done",
+        "{status}"
+    );
+    assert_eventually!(
+        within = Duration::from_secs(60),
         band()["phase"] == "done",
         "the page never showed the migration done: {}",
         band()

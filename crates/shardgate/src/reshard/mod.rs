@@ -6,8 +6,10 @@
 //! # Layout
 //! - `store`: [`Store`], the coordination store (a Redis, or memory).
 //! - `mover`: the background mover.
+//! - `eta`: the time a migration has left, from its mover's scan rate.
 //! - `survey`: what a migration would move (`shardgate reshard plan`).
 
+mod eta;
 pub mod mover;
 pub mod store;
 pub mod survey;
@@ -66,6 +68,10 @@ pub struct ReshardStatus {
     /// coordination store's count; None when it could not be read).
     pub generation_keys_moved: Option<u64>,
     pub generation_bytes_moved: Option<u64>,
+    /// The time left, as the mover estimated it at its last checkpoint
+    /// (keys left to scan at its recent rate; an upper bound after a
+    /// takeover). None until it knows.
+    pub eta_seconds: Option<u64>,
     /// Sources (`shard/db`) scanned through, and those the mover reached
     /// (on the proxy running it).
     pub sources_done: usize,
@@ -112,6 +118,8 @@ pub struct Coordinator {
     retiring: Option<(MoverTask, u64)>,
     /// Movers started so far (tags their events).
     movers: u64,
+    /// How fast this proxy's mover scans, for the time left.
+    scan_clock: Option<eta::ScanClock>,
     mover_events: (
         mpsc::UnboundedSender<mover::Tagged>,
         mpsc::UnboundedReceiver<mover::Tagged>,
@@ -156,6 +164,7 @@ impl Coordinator {
             mover: None,
             retiring: None,
             movers: 0,
+            scan_clock: None,
             mover_events: mpsc::unbounded_channel(),
             retry_at: None,
             status,
@@ -394,7 +403,9 @@ impl Coordinator {
                 "big key '{key}' ({bytes} bytes) moved alone by a stopped mover; both servers were busy for {} ms",
                 took.as_millis()
             )),
-            MoverEvent::Checkpoint { .. } | MoverEvent::BigKeyMoving(true) => {}
+            MoverEvent::Checkpoint { .. }
+            | MoverEvent::ToScan(_)
+            | MoverEvent::BigKeyMoving(true) => {}
         }
     }
 
@@ -403,12 +414,18 @@ impl Coordinator {
             return;
         };
         match event {
+            MoverEvent::ToScan(keys) => {
+                self.scan_clock = Some(eta::ScanClock::new(keys, Instant::now()));
+            }
             MoverEvent::Checkpoint {
                 source,
                 cursor,
                 keys,
                 bytes,
+                scanned,
             } => {
+                let eta_seconds = (self.scan_clock.as_mut())
+                    .and_then(|clock| clock.scanned(scanned, Instant::now()));
                 self.sources.insert(source.clone(), cursor.clone());
                 self.state
                     .stats
@@ -418,9 +435,14 @@ impl Coordinator {
                     .stats
                     .bytes_moved
                     .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                let _ = (self.store)
-                    .checkpoint(record.generation, &source, &cursor, keys, bytes)
-                    .await;
+                let checkpoint = store::Checkpoint {
+                    source: &source,
+                    cursor: &cursor,
+                    keys,
+                    bytes,
+                    eta_seconds,
+                };
+                let _ = self.store.checkpoint(record.generation, &checkpoint).await;
             }
             MoverEvent::BigKeyMoving(moving) => {
                 self.state.keep_busy(moving);
@@ -533,6 +555,8 @@ impl Coordinator {
                 };
                 self.status.generation_keys_moved = progress.as_ref().map(|p| p.keys);
                 self.status.generation_bytes_moved = progress.as_ref().map(|p| p.bytes);
+                let moving = self.applied.as_ref().is_some_and(|r| !r.done);
+                self.status.eta_seconds = progress.and_then(|p| p.eta_seconds).filter(|_| moving);
                 let _ = reply.send(self.status.clone());
             }
         }

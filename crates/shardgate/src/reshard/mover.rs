@@ -37,7 +37,13 @@ pub enum MoverEvent {
         cursor: String,
         keys: u64,
         bytes: u64,
+        /// Keys the SCAN step returned (moving or not).
+        scanned: u64,
     },
+    /// Keys this mover has to scan, in the sources it has not scanned
+    /// through (`INFO keyspace` at its start): with `scanned`, the time
+    /// left.
+    ToScan(u64),
     /// A big key is about to move: every proxy must know the servers
     /// will be silent for a while (true), or it moved (false).
     BigKeyMoving(bool),
@@ -113,6 +119,9 @@ async fn move_all(
     // now: a failover may bring back keys moved away from the old master
     // (its DELs not replicated, or done after the replica was promoted),
     // so a source whose master changed is scanned again from the start.
+    events.send(MoverEvent::ToScan(
+        to_scan(&mut conns, state, &shard_names, &cursors).await,
+    ));
     loop {
         let mut rescanned = false;
         for (shard, name) in shard_names.iter().enumerate() {
@@ -146,6 +155,7 @@ async fn move_all(
                         break;
                     }
                     let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
+                    let scanned = keys.len() as u64;
                     let mut run = Run {
                         conns: &mut conns,
                         limit: &mut limit,
@@ -161,6 +171,7 @@ async fn move_all(
                         cursor: checkpoint,
                         keys: moved,
                         bytes,
+                        scanned,
                     });
                     if cursor == "done" {
                         break;
@@ -172,6 +183,33 @@ async fn move_all(
             return Ok(());
         }
     }
+}
+
+/// Keys in the sources not scanned through yet (all of each: a source
+/// resumed halfway counts whole, so the time left is an upper bound). A
+/// shard that cannot be asked counts nothing.
+async fn to_scan(
+    conns: &mut Conns,
+    state: &PoolState,
+    shard_names: &[Arc<str>],
+    cursors: &BTreeMap<String, String>,
+) -> u64 {
+    let topology = state.topology();
+    let mut total = 0;
+    for (shard, name) in shard_names.iter().enumerate() {
+        let Ok(keyspace) = keyspace(conns, &topology, shard).await else {
+            continue;
+        };
+        for (db, keys) in keyspace {
+            let done = cursors
+                .get(&format!("{name}/{db}"))
+                .is_some_and(|c| Cursor::is_done(c));
+            if !done {
+                total += keys;
+            }
+        }
+    }
+    total
 }
 
 /// A checkpoint: the master a source was scanned on, and how far (a SCAN

@@ -37,6 +37,19 @@ pub struct Progress {
     pub cursors: BTreeMap<String, String>,
     pub keys: u64,
     pub bytes: u64,
+    /// The mover's estimate of the time left, at its last checkpoint.
+    pub eta_seconds: Option<u64>,
+}
+
+/// What a mover reports after a SCAN step of one source.
+pub struct Checkpoint<'a> {
+    pub source: &'a str,
+    /// Where the source's scan stands (see `mover::Cursor`).
+    pub cursor: &'a str,
+    /// Keys and bytes moved since the last checkpoint.
+    pub keys: u64,
+    pub bytes: u64,
+    pub eta_seconds: Option<u64>,
 }
 
 pub enum Store {
@@ -162,27 +175,22 @@ impl Store {
         }
     }
 
-    /// Records a source's cursor and what moved since the last call.
+    /// Records a source's cursor, what moved since the last call, and the
+    /// time left.
     pub async fn checkpoint(
         &mut self,
         generation: u64,
-        source: &str,
-        cursor: &str,
-        keys: u64,
-        bytes: u64,
+        checkpoint: &Checkpoint<'_>,
     ) -> Result<(), NodeError> {
         match self {
             Store::Local { progress, .. } => {
-                progress.cursors.insert(source.into(), cursor.into());
-                progress.keys += keys;
-                progress.bytes += bytes;
+                (progress.cursors).insert(checkpoint.source.into(), checkpoint.cursor.into());
+                progress.keys += checkpoint.keys;
+                progress.bytes += checkpoint.bytes;
+                progress.eta_seconds = checkpoint.eta_seconds;
                 Ok(())
             }
-            Store::Redis(store) => {
-                store
-                    .checkpoint(generation, source, cursor, keys, bytes)
-                    .await
-            }
+            Store::Redis(store) => store.checkpoint(generation, checkpoint).await,
         }
     }
 
@@ -378,9 +386,11 @@ impl RedisStore {
                 else {
                     continue;
                 };
+                // Sources are `shard/db`: no clash with these names.
                 match field.as_str() {
                     "keys" => progress.keys = value.parse().unwrap_or(0),
                     "bytes" => progress.bytes = value.parse().unwrap_or(0),
+                    "eta" => progress.eta_seconds = value.parse().ok(),
                     source => {
                         progress.cursors.insert(source.to_string(), value);
                     }
@@ -393,19 +403,22 @@ impl RedisStore {
     async fn checkpoint(
         &mut self,
         generation: u64,
-        source: &str,
-        cursor: &str,
-        keys: u64,
-        bytes: u64,
+        checkpoint: &Checkpoint<'_>,
     ) -> Result<(), NodeError> {
         let key = self.key(&format!("progress:{generation}"));
-        let (keys, bytes) = (keys.to_string(), bytes.to_string());
+        let (keys, bytes) = (checkpoint.keys.to_string(), checkpoint.bytes.to_string());
+        // An unknown time left is "?", which reads back as None.
+        let eta = checkpoint
+            .eta_seconds
+            .map_or_else(|| "?".to_string(), |s| s.to_string());
         self.query(&[
             &[
                 b"HSET",
                 key.as_bytes(),
-                source.as_bytes(),
-                cursor.as_bytes(),
+                checkpoint.source.as_bytes(),
+                checkpoint.cursor.as_bytes(),
+                b"eta",
+                eta.as_bytes(),
             ],
             &[b"HINCRBY", key.as_bytes(), b"keys", keys.as_bytes()],
             &[b"HINCRBY", key.as_bytes(), b"bytes", bytes.as_bytes()],
