@@ -453,6 +453,11 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
         metrics.contains("shardgate_reshard_phase{pool=\"data\",phase=\"done\"} 1"),
         "{metrics}"
     );
+    for kind in ["server", "migrate", "replicas", "no_master", "stopped"] {
+        let family =
+            format!("shardgate_reshard_mover_errors_total{{pool=\"data\",kind=\"{kind}\"}} ");
+        assert!(metrics.contains(&family), "no {family}in {metrics}");
+    }
     // Both proxies report the generation's count from the store: what
     // every mover moved (these two fresh proxies' movers, whichever ran).
     let status = |proxy: &Shardgate| {

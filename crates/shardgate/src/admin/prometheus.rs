@@ -206,7 +206,7 @@ fn pools(out: &mut String, admin: &Admin) {
             },
         ),
     ];
-    let counters: [(&str, &str, Get); 11] = [
+    let counters: [(&str, &str, Get); 10] = [
         (
             "shardgate_client_connections_rejected_total",
             "Clients turned away at client_connections.",
@@ -231,11 +231,6 @@ fn pools(out: &mut String, admin: &Admin) {
             "shardgate_reshard_bytes_moved_total",
             "Bytes (MEMORY USAGE) this proxy's resharding mover moved.",
             |p| p.stats.bytes_moved.load(Relaxed),
-        ),
-        (
-            "shardgate_reshard_mover_errors_total",
-            "Times the resharding mover stopped on an error (MIGRATE, SCAN; it retries).",
-            |p| p.stats.migrate_errors.load(Relaxed),
         ),
         (
             "shardgate_failovers_total",
@@ -354,6 +349,24 @@ fn pools(out: &mut String, admin: &Admin) {
                 "shardgate_reshard_phase{{pool=\"{}\",phase=\"{phase}\"}} {}",
                 escape(&pool.name),
                 u8::from(index == now)
+            );
+        }
+    }
+    metric(
+        out,
+        "shardgate_reshard_mover_errors_total",
+        "counter",
+        "Times the resharding mover stopped on an error, by kind (server, migrate, replicas, no_master, stopped); it retries.",
+    );
+    for pool in admin.pools().iter() {
+        let kinds = crate::reshard::mover::MoverErrorKind::ALL.iter();
+        for (kind, count) in kinds.zip(&pool.stats.mover_errors) {
+            let _ = writeln!(
+                out,
+                "shardgate_reshard_mover_errors_total{{pool=\"{}\",kind=\"{}\"}} {}",
+                escape(&pool.name),
+                kind.label(),
+                count.load(Relaxed)
             );
         }
     }

@@ -83,8 +83,9 @@ pub struct ControlStats {
     /// Keys and bytes the resharding mover moved (this proxy's mover).
     pub keys_moved: AtomicU64,
     pub bytes_moved: AtomicU64,
-    /// Times the mover stopped on an error (it retries).
-    pub migrate_errors: AtomicU64,
+    /// Times the mover stopped on an error (it retries), by kind (in the
+    /// order of `reshard::mover::MoverErrorKind::ALL`).
+    pub mover_errors: [AtomicU64; 5],
     /// The migration's phase (an index into `reshard::PHASES`).
     pub reshard_phase: AtomicU64,
     /// Proxies that have not acknowledged the migration yet.

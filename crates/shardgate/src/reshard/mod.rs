@@ -479,12 +479,14 @@ impl Coordinator {
             }
             MoverEvent::Failed(why) => {
                 self.mover = None;
-                self.state
-                    .stats
-                    .migrate_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(pool = %self.state.name, "the mover stopped ({why}); retrying");
-                self.status.last_error = Some(why);
+                let kind = mover::MoverErrorKind::ALL
+                    .iter()
+                    .position(|k| *k == why.kind);
+                if let Some(count) = kind.and_then(|i| self.state.stats.mover_errors.get(i)) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(pool = %self.state.name, kind = why.kind.label(), "the mover stopped ({why}); retrying");
+                self.status.last_error = Some(why.message);
                 self.retry_at = Some(Instant::now() + RETRY);
             }
         }

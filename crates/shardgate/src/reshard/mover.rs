@@ -19,6 +19,7 @@ use crate::backend::Handshake;
 use crate::config::PoolConfig;
 use crate::pool::PoolState;
 use crate::topology::Topology;
+use MoverErrorKind::{Migrate, NoMaster, Replicas, Server, Stopped};
 
 /// Keys per SCAN step and per MIGRATE.
 const SCAN_COUNT: &str = "1000";
@@ -56,7 +57,64 @@ pub enum MoverEvent {
     /// Every key moved.
     Finished,
     /// Stopped; the coordinator retries later.
-    Failed(String),
+    Failed(MoverError),
+}
+
+/// Why a mover stopped: its kind (a metric label) and what happened.
+#[derive(Debug)]
+pub struct MoverError {
+    pub kind: MoverErrorKind,
+    pub message: String,
+}
+
+/// What kind of trouble stopped a mover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoverErrorKind {
+    /// A server could not be reached, or answered SCAN, INFO or MEMORY
+    /// USAGE oddly.
+    Server,
+    /// `MIGRATE` answered an error (IOERR: the destination could not be
+    /// reached or timed out; BUSYKEY, OOM, ...).
+    Migrate,
+    /// `WAIT` found fewer replicas with a batch's deletions than the
+    /// source has.
+    Replicas,
+    /// A shard had no master (a failover under way).
+    NoMaster,
+    /// Asked to stop (an abort, a pause, a new generation).
+    Stopped,
+}
+
+impl MoverErrorKind {
+    pub const ALL: [MoverErrorKind; 5] = [
+        MoverErrorKind::Server,
+        MoverErrorKind::Migrate,
+        MoverErrorKind::Replicas,
+        MoverErrorKind::NoMaster,
+        MoverErrorKind::Stopped,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MoverErrorKind::Server => "server",
+            MoverErrorKind::Migrate => "migrate",
+            MoverErrorKind::Replicas => "replicas",
+            MoverErrorKind::NoMaster => "no_master",
+            MoverErrorKind::Stopped => "stopped",
+        }
+    }
+}
+
+impl MoverError {
+    fn new(kind: MoverErrorKind) -> impl FnOnce(String) -> MoverError {
+        move |message| MoverError { kind, message }
+    }
+}
+
+impl std::fmt::Display for MoverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// An event and the number of the mover it comes from (a stopped mover
@@ -105,7 +163,7 @@ async fn move_all(
     progress: Progress,
     events: &Reports,
     flags: &MoverFlags,
-) -> Result<(), String> {
+) -> Result<(), MoverError> {
     let mut conns = Conns::default();
     let mut limit = Limit::new(&state.config());
     let mut cursors = progress.cursors;
@@ -125,10 +183,12 @@ async fn move_all(
     loop {
         let mut rescanned = false;
         for (shard, name) in shard_names.iter().enumerate() {
-            let dbs = databases(&mut conns, state, shard).await?;
+            let dbs = databases(&mut conns, state, shard)
+                .await
+                .map_err(MoverError::new(Server))?;
             for db in dbs {
                 let source = format!("{name}/{db}");
-                let on = master(&state.topology(), shard)?;
+                let on = master(&state.topology(), shard).map_err(MoverError::new(NoMaster))?;
                 let mut cursor = match cursors.get(&source).map(|c| Cursor::parse(c)) {
                     Some(Cursor { on: Some(was), at }) if was == on => at,
                     Some(Cursor { on: was, .. }) => {
@@ -148,13 +208,17 @@ async fn move_all(
                 loop {
                     let topology = state.topology();
                     if !topology.is_moving() {
-                        return Err("the migration ended under the mover".into());
+                        return Err(MoverError::new(Stopped)(
+                            "the migration ended under the mover".into(),
+                        ));
                     }
-                    if master(&topology, shard)? != on {
+                    if master(&topology, shard).map_err(MoverError::new(NoMaster))? != on {
                         // Scanned again on the new master by the next pass.
                         break;
                     }
-                    let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor).await?;
+                    let (next, keys) = scan(&mut conns, &topology, shard, db, &cursor)
+                        .await
+                        .map_err(MoverError::new(Server))?;
                     let scanned = keys.len() as u64;
                     let mut run = Run {
                         conns: &mut conns,
@@ -387,7 +451,7 @@ impl Run<'_> {
         shard: usize,
         db: u32,
         keys: Vec<Bytes>,
-    ) -> Result<(u64, u64), String> {
+    ) -> Result<(u64, u64), MoverError> {
         let mut by_destination: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
         for key in keys {
             if let Some((source, destination)) = topology.moving(&key) {
@@ -401,13 +465,15 @@ impl Run<'_> {
         let big = config.reshard.big_key_bytes;
         for (destination, keys) in by_destination {
             for batch in keys.chunks(BATCH) {
-                let addr = master(topology, shard)?;
+                let addr = master(topology, shard).map_err(MoverError::new(NoMaster))?;
                 let hop = Hop {
                     from: addr,
-                    to: master(topology, destination)?,
+                    to: master(topology, destination).map_err(MoverError::new(NoMaster))?,
                     replicas: topology.shards.get(shard).map_or(0, |s| s.replicas.len()),
                 };
-                let sizes = sizes(self.conns, &config, addr, db, batch).await?;
+                let sizes = sizes(self.conns, &config, addr, db, batch)
+                    .await
+                    .map_err(MoverError::new(Server))?;
                 let (small, large): (Vec<_>, Vec<_>) =
                     batch.iter().zip(sizes).partition(|(_, size)| *size < big);
                 if !small.is_empty() {
@@ -506,7 +572,7 @@ async fn migrate_batch(
     db: u32,
     keys: &[&Bytes],
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), MoverError> {
     let Hop { from, to, replicas } = *hop;
     let host = to.ip().to_string();
     let port = to.port().to_string();
@@ -551,9 +617,11 @@ async fn migrate_batch(
         )
         .await;
     flags.migrating.store(false, Ordering::Relaxed);
-    let replies = replies?;
+    let replies = replies.map_err(MoverError::new(Server))?;
     if flags.stop.load(Ordering::Relaxed) {
-        return Err("stopped once its MIGRATE was answered".into());
+        return Err(MoverError::new(Stopped)(
+            "stopped once its MIGRATE was answered".into(),
+        ));
     }
     let migrated = match replies.get(1) {
         Some(Value::Simple(s)) if &s[..] == b"OK" || &s[..] == b"NOKEY" => Ok(()),
@@ -565,7 +633,7 @@ async fn migrate_batch(
             "MIGRATE from {from} to {to}: unexpected reply {other:?}"
         )),
     };
-    migrated?;
+    migrated.map_err(MoverError::new(Migrate))?;
     // The deletions must have reached the replicas before the next batch
     // (else the mover stops here and retries: a replica promoted meanwhile
     // would bring back keys that moved).
@@ -574,9 +642,9 @@ async fn migrate_batch(
         Some(Value::Integer(acked)) if usize::try_from(*acked).is_ok_and(|n| n >= hop.replicas) => {
             Ok(())
         }
-        Some(other) => Err(format!(
+        Some(other) => Err(MoverError::new(Replicas)(format!(
             "WAIT on {from}: {other:?} of {replicas} replicas have the batch's deletions"
-        )),
+        ))),
     }
 }
 
