@@ -463,13 +463,24 @@ impl Run<'_> {
         let (mut moved, mut bytes) = (0u64, 0u64);
         let config = topology.config.clone();
         let big = config.reshard.big_key_bytes;
+        if by_destination.is_empty() {
+            return Ok((0, 0));
+        }
+        // Every replica linked to the source must have a batch's deletions
+        // before the next one (WAIT), not only those fit for reads: a
+        // lagging one may still be promoted.
+        let source = master(topology, shard).map_err(MoverError::new(NoMaster))?;
+        let fit = topology.shards.get(shard).map_or(0, |s| s.replicas.len());
+        let linked = linked_replicas(self.conns, &config, source)
+            .await
+            .unwrap_or(fit);
         for (destination, keys) in by_destination {
             for batch in keys.chunks(BATCH) {
                 let addr = master(topology, shard).map_err(MoverError::new(NoMaster))?;
                 let hop = Hop {
                     from: addr,
                     to: master(topology, destination).map_err(MoverError::new(NoMaster))?,
-                    replicas: topology.shards.get(shard).map_or(0, |s| s.replicas.len()),
+                    replicas: linked.max(fit),
                 };
                 let sizes = sizes(self.conns, &config, addr, db, batch)
                     .await
@@ -527,6 +538,28 @@ impl Run<'_> {
         }
         Ok((moved, bytes))
     }
+}
+
+/// How many replicas are linked to `addr` now (`connected_slaves` of
+/// `INFO replication`).
+async fn linked_replicas(
+    conns: &mut Conns,
+    config: &PoolConfig,
+    addr: SocketAddr,
+) -> Result<usize, String> {
+    let replies = conns
+        .query(
+            addr,
+            &handshake(config),
+            &[&[b"INFO", b"replication"]],
+            config.timeout,
+        )
+        .await?;
+    let info = replies.first().and_then(text).unwrap_or_default();
+    info.lines()
+        .find_map(|line| line.strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("{addr}: no connected_slaves in INFO replication"))
 }
 
 /// `MEMORY USAGE` of each key (0 when gone).
@@ -649,7 +682,8 @@ async fn migrate_batch(
 }
 
 /// One batch's way: from the source's master to the destination's, and
-/// how many replicas the source has (fit to serve reads).
+/// how many replicas are linked to the source (each must have the batch's
+/// deletions before the next batch).
 struct Hop {
     from: SocketAddr,
     to: SocketAddr,
