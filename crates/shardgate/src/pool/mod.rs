@@ -19,4 +19,4 @@ pub mod tls;
 
 pub use clients::{ClientEntry, ClientPause, Clients};
 pub use cluster::ClusterHints;
-pub use state::{ControlStats, PoolState};
+pub use state::{ControlStats, PoolState, MOVER_ERROR_KINDS};

@@ -69,6 +69,10 @@ pub struct PoolState {
     published: tokio::sync::watch::Sender<u64>,
 }
 
+/// Kinds of resharding mover errors counted apart
+/// (`reshard::mover::MoverErrorKind::ALL` has this many).
+pub const MOVER_ERROR_KINDS: usize = 5;
+
 /// What the controller counts, for metrics.
 #[derive(Debug, Default)]
 pub struct ControlStats {
@@ -85,7 +89,7 @@ pub struct ControlStats {
     pub bytes_moved: AtomicU64,
     /// Times the mover stopped on an error (it retries), by kind (in the
     /// order of `reshard::mover::MoverErrorKind::ALL`).
-    pub mover_errors: [AtomicU64; 5],
+    pub mover_errors: [AtomicU64; MOVER_ERROR_KINDS],
     /// The migration's phase (an index into `reshard::PHASES`).
     pub reshard_phase: AtomicU64,
     /// Proxies that have not acknowledged the migration yet.

@@ -86,7 +86,7 @@ pub enum MoverErrorKind {
 }
 
 impl MoverErrorKind {
-    pub const ALL: [MoverErrorKind; 5] = [
+    pub const ALL: [MoverErrorKind; crate::pool::MOVER_ERROR_KINDS] = [
         MoverErrorKind::Server,
         MoverErrorKind::Migrate,
         MoverErrorKind::Replicas,
