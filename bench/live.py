@@ -108,6 +108,79 @@ class Sampler:
         return float("inf")
 
 
+class Probe:
+    """One client beside the load: GETs of random keys one at a time, paced,
+    each one's latency recorded with its key and send time, so the
+    requests on keys that moved can be told apart afterwards (they are
+    the keys the new server holds once the migration is done)."""
+
+    def __init__(self, port: int, keys: int) -> None:
+        self.port, self.keys = port, keys
+        self.samples: list[tuple[float, bytes, float]] = []  # (sent, key, seconds)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import random
+        import socket
+
+        rng = random.Random(7)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = s.makefile("rb")
+            while not self.stop.is_set():
+                # redis-benchmark's names for -r: key: and 12 digits.
+                key = b"key:%012d" % rng.randrange(self.keys)
+                sent = time.monotonic()
+                s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+                header = reader.readline()
+                if header.startswith(b"$") and not header.startswith(b"$-1"):
+                    reader.read(int(header[1:]) + 2)
+                self.samples.append((sent, key, time.monotonic() - sent))
+                # About 500 a second: a sample, not a second load (a
+                # Python loop flat out would take a core from the rest).
+                time.sleep(0.002)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def p99_ms(self, start: float, end: float, keys: set[bytes] | None = None) -> float | None:
+        """The 99th percentile of the probe's requests sent in [start, end)
+        (only those on `keys`, if given), in milliseconds; None if fewer
+        than 100."""
+        picked = sorted(
+            t for sent, key, t in self.samples
+            if start <= sent < end and (keys is None or key in keys)
+        )  # fmt: skip
+        if len(picked) < 100:
+            return None
+        return picked[int(len(picked) * 0.99) - 1] * 1000
+
+
+def keys_on(port: int) -> set[bytes]:
+    """Every key of the server at `port` (SCAN)."""
+    import socket
+
+    found: set[bytes] = set()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        reader = s.makefile("rb")
+        cursor = b"0"
+        while True:
+            s.sendall(b"*4\r\n$4\r\nSCAN\r\n$%d\r\n%s\r\n$5\r\nCOUNT\r\n$4\r\n1000\r\n"
+                      % (len(cursor), cursor))  # fmt: skip
+            reader.readline()  # *2
+            reader.readline()  # $n
+            cursor = reader.readline().strip()
+            count = int(reader.readline()[1:])
+            for _ in range(count):
+                size = int(reader.readline()[1:])
+                found.add(reader.read(size + 2)[:-2])
+            if cursor == b"0":
+                return found
+
+
 def start_redis(procs: Processes, tools: dict, workdir: Path) -> int:
     port = free_port()
     data = workdir / f"redis-{port}"
@@ -201,6 +274,7 @@ def reshard_run(tools: dict, shardgate: str, workdir: Path, keys: int, pace: str
         subprocess.run(fill, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sampler = Sampler(admin)
         load = benchmark(tools, port, 60, keys, "get")
+        probe = Probe(port, keys)
         time.sleep(3)
         conf.write_text(pool_yaml(port, servers, extra))
         started = time.monotonic()
@@ -219,9 +293,11 @@ def reshard_run(tools: dict, shardgate: str, workdir: Path, keys: int, pace: str
         time.sleep(2)
         end = time.monotonic()
         sampler.finish()
+        probe.finish()
         load.kill()
         load.wait()
         moved = sampler.delta("shardgate_reshard_keys_moved_total", started, done)
+        moving = keys_on(servers[3])
         return {
             "pace": pace or "default",
             "keys_moved": moved,
@@ -232,6 +308,13 @@ def reshard_run(tools: dict, shardgate: str, workdir: Path, keys: int, pace: str
             "after": sampler.rate("shardgate_requests_total", done, end),
             "p99_before_ms": sampler.p99_ms(started - 2, started),
             "p99_during_ms": sampler.p99_ms(started, done),
+            # The probe's own requests: all before the move, and those on
+            # keys that moved while they moved.
+            "probe_p99_before_ms": probe.p99_ms(started - 3, started),
+            "probe_p99_moving_ms": probe.p99_ms(started, done, moving),
+            "probe_moving_requests": sum(
+                1 for sent, key, _ in probe.samples if started <= sent < done and key in moving
+            ),
             "errors": sampler.delta("shardgate_request_errors_total", sampler.samples[0][0], end),
         }
     finally:
@@ -280,6 +363,24 @@ def section(results: dict) -> list[str]:
             f"| {r['keys_per_second']:,.0f} | {r['before']:,.0f} | {r['during']:,.0f} | {r['after']:,.0f} "
             f"| {r['during'] / r['before']:.2f}x | {r['p99_before_ms']:.2f} ms | {r['p99_during_ms']:.2f} ms "
             f"| {r['errors']:.0f} |"
+        )
+    ms = lambda v: "-" if v is None else f"{v:.2f} ms"  # noqa: E731
+    lines += [
+        "",
+        "The moving keys alone: a probe client beside the load sends one GET at a time on random "
+        "keys and records each latency; the keys that moved are the new server's once the move is "
+        "done. Extra p99 = p99 of the probe's requests on moving keys during the move, less the "
+        "p99 of all its requests in the 3 s before (target: under 5 ms):",
+        "",
+        "| pace | probe requests on moving keys | p99 before (all keys) | p99 on moving keys, during | extra p99 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results["reshard"]:
+        before, moving = r["probe_p99_before_ms"], r["probe_p99_moving_ms"]
+        extra = ms(moving - before) if before is not None and moving is not None else "-"
+        lines.append(
+            f"| {'no limit' if r['pace'] == '0' else r['pace']} | {r['probe_moving_requests']:,} "
+            f"| {ms(before)} | {ms(moving)} | {extra} |"
         )
     return lines + [""]
 
