@@ -163,6 +163,9 @@ struct Shared {
     monitoring: Cell<bool>,
     task: TaskWake,
     closed: Cell<bool>,
+    /// Shard channels the server unsubscribed by itself (their slot moved
+    /// to another node), not yet told to the session.
+    dropped: RefCell<Vec<Bytes>>,
 }
 
 impl Shared {
@@ -219,6 +222,7 @@ impl Link {
             monitoring: Cell::new(false),
             task: TaskWake::default(),
             closed: Cell::new(false),
+            dropped: RefCell::new(Vec::new()),
         });
         tokio::task::spawn_local(run(shared.clone()));
         Link { shared }
@@ -284,6 +288,12 @@ impl Link {
                 Some(LinkEvent::Ack) | None => return,
             }
         }
+    }
+
+    /// Shard channels the server unsubscribed by itself since the last
+    /// call (a Redis Cluster node does when the channel's slot leaves it).
+    pub fn take_dropped(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *self.shared.dropped.borrow_mut())
     }
 
     /// The client is not keeping up with this link's messages.
@@ -412,6 +422,16 @@ async fn serve(shared: &Shared, mut stream: Stream, addr: SocketAddr) -> String 
     }
 }
 
+/// The channel of a `sunsubscribe` push.
+fn unsolicited_sunsubscribe(frame: &Bytes) -> Option<Bytes> {
+    let agg = aggregate(frame)?;
+    let kind = agg.elements.first().and_then(string)?;
+    if &kind[..] != b"sunsubscribe" {
+        return None;
+    }
+    agg.elements.get(1).and_then(string)
+}
+
 /// An acknowledgement goes to whoever waits for it; anything else is a
 /// message for the client.
 fn classify(shared: &Shared, frame: Bytes) {
@@ -439,6 +459,20 @@ fn classify(shared: &Shared, frame: Bytes) {
     if !is_ack {
         shared.push_event(LinkEvent::Message(frame));
         return;
+    }
+    if shared.owners.borrow().is_empty() {
+        if let Some(channel) = unsolicited_sunsubscribe(&frame) {
+            // Not an answer to anything sent: the node ended it (the
+            // channel's slot moved). It is not restored on reconnect here.
+            shared
+                .subscribed
+                .borrow_mut()
+                .shard_channels
+                .remove(&channel);
+            shared.dropped.borrow_mut().push(channel);
+            shared.session.wake();
+            return;
+        }
     }
     let owner = shared.owners.borrow_mut().pop_front();
     if owner == Some(Owner::Session) {

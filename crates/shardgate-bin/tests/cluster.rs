@@ -929,3 +929,71 @@ fn a_scripts_fake_redirection_is_not_followed_and_dials_nothing() {
         "no GET in the slow log: {entries:?}"
     );
 }
+
+/// A shard channel whose slot moves: the node unsubscribes the proxy's
+/// link by itself; the client is told as Redis Cluster tells it
+/// (`sunsubscribe` with its own count, after the channel's last message),
+/// and its next SSUBSCRIBE goes to the new owner and hears SPUBLISH there.
+#[test]
+fn a_shard_channel_whose_slot_moves_tells_the_subscriber_and_its_next_ssubscribe_follows_it() {
+    let cluster = RedisCluster::start(3, 0, 2000);
+    let (proxy, port) = proxy(&cluster, &[]);
+    let channel = "{moving}news";
+    let mut subscriber = client(port);
+    assert_eq!(
+        subscriber
+            .cmd(&["SSUBSCRIBE", channel])
+            .expect("SSUBSCRIBE"),
+        Reply::Array(vec![bulk("ssubscribe"), bulk(channel), Reply::Integer(1)])
+    );
+    let mut publisher = client(port);
+    assert_eq!(
+        publisher
+            .cmd(&["SPUBLISH", channel, "before"])
+            .expect("SPUBLISH"),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        subscriber.read_reply().expect("message"),
+        Reply::Array(vec![bulk("smessage"), bulk(channel), bulk("before")])
+    );
+    // The slot moves to another primary (it holds no keys).
+    let slot = cluster.slot_of(channel);
+    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
+    let target = *cluster
+        .primaries()
+        .iter()
+        .find(|&&p| p != source)
+        .expect("another primary");
+    let believed = stat(&proxy, "maps_believed");
+    assign_slot(&cluster, slot, source, target);
+    assert_eq!(
+        subscriber.read_reply().expect("the node's sunsubscribe"),
+        Reply::Array(vec![bulk("sunsubscribe"), bulk(channel), Reply::Integer(0)])
+    );
+    // The drop asked for a refresh: the proxy believes the new map well
+    // before its 10 s timer would have come.
+    assert_eventually!(
+        within = std::time::Duration::from_secs(3),
+        stat(&proxy, "maps_believed") > believed,
+        "no new map after the drop: {}",
+        cluster_stats(&proxy)
+    );
+    // Subscribing again reaches the new owner; SPUBLISH goes there too.
+    assert_eq!(
+        subscriber
+            .cmd(&["SSUBSCRIBE", channel])
+            .expect("SSUBSCRIBE"),
+        Reply::Array(vec![bulk("ssubscribe"), bulk(channel), Reply::Integer(1)])
+    );
+    assert_eq!(
+        publisher
+            .cmd(&["SPUBLISH", channel, "after"])
+            .expect("SPUBLISH"),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        subscriber.read_reply().expect("message"),
+        Reply::Array(vec![bulk("smessage"), bulk(channel), bulk("after")])
+    );
+}

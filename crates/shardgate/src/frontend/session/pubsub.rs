@@ -359,6 +359,7 @@ impl<S: ClientStream> Session<S> {
         };
         let mut out = std::mem::take(&mut self.out);
         let mut added = 0;
+        let mut dropped = Vec::new();
         for link in pubsub.all_links() {
             if link.overflowed() {
                 return Err(End::SlowReader(self.out_len));
@@ -367,10 +368,38 @@ impl<S: ClientStream> Session<S> {
                 added += bytes.len();
                 out.push_back(bytes);
             });
+            dropped.extend(link.take_dropped());
         }
         self.out = out;
         self.out_len += added;
+        self.shard_channels_dropped(dropped);
         Ok(())
+    }
+
+    /// Shard channels a cluster node unsubscribed by itself (their slot
+    /// moved): the client is told as Redis Cluster tells it, `sunsubscribe`
+    /// with its own count, after the channel's last message, and the map
+    /// is refreshed so its next SSUBSCRIBE goes to the new owner.
+    fn shard_channels_dropped(&mut self, dropped: Vec<Bytes>) {
+        if dropped.is_empty() {
+            return;
+        }
+        self.pool
+            .state
+            .cluster
+            .want(crate::cluster::refresh::Reason::Moved);
+        for channel in dropped {
+            let Some(pubsub) = self.pubsub.as_mut() else {
+                return;
+            };
+            if pubsub.shard_channels.remove(&channel).is_none() {
+                continue;
+            }
+            let count = pubsub.shard_channels.len();
+            let notice = self.confirmation("sunsubscribe", Some(&channel), count);
+            self.out_len += notice.len();
+            self.out.push_back(notice);
+        }
     }
 
     /// Waits until every link in `links` has acknowledged (passing on the
