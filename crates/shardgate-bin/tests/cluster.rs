@@ -939,24 +939,28 @@ fn a_shard_channel_whose_slot_moves_tells_the_subscriber_and_its_next_ssubscribe
     let cluster = RedisCluster::start(3, 0, 2000);
     let (proxy, port) = proxy(&cluster, &[]);
     let channel = "{moving}news";
-    let mut subscriber = client(port);
-    assert_eq!(
-        subscriber
-            .cmd(&["SSUBSCRIBE", channel])
-            .expect("SSUBSCRIBE"),
-        Reply::Array(vec![bulk("ssubscribe"), bulk(channel), Reply::Integer(1)])
-    );
-    let mut publisher = client(port);
-    assert_eq!(
-        publisher
-            .cmd(&["SPUBLISH", channel, "before"])
-            .expect("SPUBLISH"),
-        Reply::Integer(1)
-    );
-    assert_eq!(
-        subscriber.read_reply().expect("message"),
-        Reply::Array(vec![bulk("smessage"), bulk(channel), bulk("before")])
-    );
+    let (mut subscriber, mut publisher) = (client(port), client(port));
+    // Subscribes, publishes `word`, and checks it is heard.
+    let subscribe_and_hear =
+        |subscriber: &mut RespClient, publisher: &mut RespClient, word: &str| {
+            assert_eq!(
+                subscriber
+                    .cmd(&["SSUBSCRIBE", channel])
+                    .expect("SSUBSCRIBE"),
+                Reply::Array(vec![bulk("ssubscribe"), bulk(channel), Reply::Integer(1)])
+            );
+            assert_eq!(
+                publisher
+                    .cmd(&["SPUBLISH", channel, word])
+                    .expect("SPUBLISH"),
+                Reply::Integer(1)
+            );
+            assert_eq!(
+                subscriber.read_reply().expect("message"),
+                Reply::Array(vec![bulk("smessage"), bulk(channel), bulk(word)])
+            );
+        };
+    subscribe_and_hear(&mut subscriber, &mut publisher, "before");
     // The slot moves to another primary (it holds no keys).
     let slot = cluster.slot_of(channel);
     let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
@@ -980,20 +984,5 @@ fn a_shard_channel_whose_slot_moves_tells_the_subscriber_and_its_next_ssubscribe
         cluster_stats(&proxy)
     );
     // Subscribing again reaches the new owner; SPUBLISH goes there too.
-    assert_eq!(
-        subscriber
-            .cmd(&["SSUBSCRIBE", channel])
-            .expect("SSUBSCRIBE"),
-        Reply::Array(vec![bulk("ssubscribe"), bulk(channel), Reply::Integer(1)])
-    );
-    assert_eq!(
-        publisher
-            .cmd(&["SPUBLISH", channel, "after"])
-            .expect("SPUBLISH"),
-        Reply::Integer(1)
-    );
-    assert_eq!(
-        subscriber.read_reply().expect("message"),
-        Reply::Array(vec![bulk("smessage"), bulk(channel), bulk("after")])
-    );
+    subscribe_and_hear(&mut subscriber, &mut publisher, "after");
 }
