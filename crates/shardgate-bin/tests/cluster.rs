@@ -246,6 +246,19 @@ fn ten_thousand_keys_land_on_their_slot_owner_and_commands_keep_cluster_semantic
     }
 }
 
+/// `name`'s slot, the node serving it now, and another primary to move
+/// it to.
+fn slot_and_another_primary(cluster: &RedisCluster, name: &str) -> (u16, usize, usize) {
+    let slot = cluster.slot_of(name);
+    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
+    let target = *cluster
+        .primaries()
+        .iter()
+        .find(|&&p| p != source)
+        .expect("another primary");
+    (slot, source, target)
+}
+
 /// Moves `slot` from node `source` to node `target` for good: `CLUSTER
 /// SETSLOT <slot> NODE <target-id>` on the target, the source, then the
 /// other primaries (the order Redis's documentation gives).
@@ -275,13 +288,7 @@ fn a_migrating_slot_is_followed_with_ask_and_tryagain_then_moved_once_it_moved()
     let (a, b) = ("{mig}a", "{mig}b");
     assert_eq!(c.cmd(&["SET", a, "A"]).expect("SET"), ok());
     assert_eq!(c.cmd(&["SET", b, "B"]).expect("SET"), ok());
-    let slot = cluster.slot_of(a);
-    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
-    let target = *cluster
-        .primaries()
-        .iter()
-        .find(|&&p| p != source)
-        .expect("another primary");
+    let (slot, source, target) = slot_and_another_primary(&cluster, a);
     let (source_id, target_id) = (cluster.id(source), cluster.id(target));
     let slot_arg = slot.to_string();
     let target_port = cluster.node(target).port().to_string();
@@ -962,13 +969,7 @@ fn a_shard_channel_whose_slot_moves_tells_the_subscriber_and_its_next_ssubscribe
         };
     subscribe_and_hear(&mut subscriber, &mut publisher, "before");
     // The slot moves to another primary (it holds no keys).
-    let slot = cluster.slot_of(channel);
-    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
-    let target = *cluster
-        .primaries()
-        .iter()
-        .find(|&&p| p != source)
-        .expect("another primary");
+    let (slot, source, target) = slot_and_another_primary(&cluster, channel);
     let believed = stat(&proxy, "maps_believed");
     assign_slot(&cluster, slot, source, target);
     assert_eq!(
