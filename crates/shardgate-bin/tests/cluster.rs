@@ -737,13 +737,7 @@ fn a_slot_moving_under_an_open_transaction_aborts_it_cleanly() {
     let (_proxy, port) = proxy(&cluster, &[]);
     let mut c = client(port);
     let (x, y) = ("{tx}x", "{tx}y");
-    let slot = cluster.slot_of(x);
-    let source = cluster.index_of_port(cluster.slot_ports(0)[usize::from(slot)]);
-    let target = *cluster
-        .primaries()
-        .iter()
-        .find(|&&p| p != source)
-        .expect("another primary");
+    let (slot, source, target) = slot_and_another_primary(&cluster, x);
     assert_eq!(c.cmd(&["MULTI"]).expect("MULTI"), ok());
     let queued = Reply::Simple("QUEUED".into());
     assert_eq!(c.cmd(&["SET", x, "1"]).expect("SET"), queued);
