@@ -139,7 +139,7 @@ impl PoolState {
         let face = self.config().cluster_face.clone()?;
         match &*self.face.load() {
             Some(current) if current.0 == face => Some(current.1.clone()),
-            _ => Some(FaceView::new(&face, |_| true, 0)),
+            _ => Some(FaceView::new(&face, |_| true, 1)),
         }
     }
 
