@@ -296,10 +296,15 @@ fn reshard(proxy: &Shardgate, action: &str) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn phase(proxy: &Shardgate) -> String {
+/// The pool's migration status (`GET /reshard`, the first pool's).
+fn status(proxy: &Shardgate) -> serde_json::Value {
     let (_, body) = proxy.admin_get("/reshard").unwrap();
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    status[0]["phase"].as_str().unwrap_or("?").to_string()
+    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+    all[0].clone()
+}
+
+fn phase(proxy: &Shardgate) -> String {
+    status(proxy)["phase"].as_str().unwrap_or("?").to_string()
 }
 
 fn wait_done(proxy: &Shardgate, within: Duration, servers: &[&RedisServer]) {
@@ -460,15 +465,14 @@ fn a_pool_grows_from_three_to_four_servers_under_load_through_two_proxies() {
     }
     // Both proxies report the generation's count from the store: what
     // every mover moved (these two fresh proxies' movers, whichever ran).
-    let status = |proxy: &Shardgate| {
-        let (_, body) = proxy.admin_get("/reshard").unwrap();
-        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let moved = |proxy: &Shardgate| {
+        let status = status(proxy);
         (
-            status[0]["generation_keys_moved"].as_u64(),
-            status[0]["keys_moved"].as_u64().unwrap_or(0),
+            status["generation_keys_moved"].as_u64(),
+            status["keys_moved"].as_u64().unwrap_or(0),
         )
     };
-    let ((total_one, mine_one), (total_two, mine_two)) = (status(&one), status(&two));
+    let ((total_one, mine_one), (total_two, mine_two)) = (moved(&one), moved(&two));
     assert_eq!(total_one, total_two);
     assert_eq!(total_one, Some(mine_one + mine_two));
     assert!(mine_one + mine_two > 0, "no mover moved a key");
@@ -1154,11 +1158,10 @@ fn the_status_page_shows_a_migration_as_it_moves_and_ends() {
         "the page never showed the time left: {}",
         band()
     );
-    let (_, status) = proxy.admin_get("/reshard").unwrap();
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let now = status(&proxy);
     assert!(
-        status[0]["eta_seconds"].as_u64().is_some() || status[0]["phase"] == "done",
-        "{status}"
+        now["eta_seconds"].as_u64().is_some() || now["phase"] == "done",
+        "{now}"
     );
     assert_eventually!(
         within = Duration::from_secs(60),

@@ -217,14 +217,9 @@ async fn serve<A: Acceptor>(
     let mut limit = FdLimit::new();
     loop {
         tokio::select! {
-            accepted = listener.next() => match accepted {
-                Ok((stream, peer)) => {
-                    limit.accepted();
-                    prepare(&stream);
-                    start_session(stream, peer, local.clone(), endpoint, pool, &shutdown, tracker);
-                }
-                Err(e) if FdLimit::is_fd_limit(&e) => limit.refuse_one(listener).await,
-                Err(e) => accept_failed(e).await,
+            accepted = limit.next_client(listener) => if let Some((stream, peer)) = accepted {
+                prepare(&stream);
+                start_session(stream, peer, local.clone(), endpoint, pool, &shutdown, tracker);
             },
             _ = shutdown.changed() => return Ok(()),
         }
@@ -256,22 +251,17 @@ async fn serve_tls(
             _ = shutdown.changed() => return Ok(()),
         };
         tokio::select! {
-            accepted = listener.next() => match accepted {
-                Ok((stream, peer)) => {
-                    limit.accepted();
-                    prepare(&stream);
-                    let (pool, local, shutdown, tracker, places) =
-                        (pool.clone(), local.clone(), shutdown.clone(), tracker.clone(), places.clone());
-                    tokio::task::spawn_local(async move {
-                        let handshake = super::tls::handshake(&pool, stream, &peer, &places).await;
-                        drop(slot);
-                        if let Ok(stream) = handshake {
-                            start_session(stream, peer, local, endpoint, &pool, &shutdown, &tracker);
-                        }
-                    });
-                }
-                Err(e) if FdLimit::is_fd_limit(&e) => limit.refuse_one(listener).await,
-                Err(e) => accept_failed(e).await,
+            accepted = limit.next_client(listener) => if let Some((stream, peer)) = accepted {
+                prepare(&stream);
+                let (pool, local, shutdown, tracker, places) =
+                    (pool.clone(), local.clone(), shutdown.clone(), tracker.clone(), places.clone());
+                tokio::task::spawn_local(async move {
+                    let handshake = super::tls::handshake(&pool, stream, &peer, &places).await;
+                    drop(slot);
+                    if let Ok(stream) = handshake {
+                        start_session(stream, peer, local, endpoint, &pool, &shutdown, &tracker);
+                    }
+                });
             },
             _ = shutdown.changed() => return Ok(()),
         }
@@ -295,6 +285,26 @@ impl FdLimit {
         FdLimit {
             reserve: std::fs::File::open("/dev/null").ok(),
             refused: 0,
+        }
+    }
+
+    /// The next client; None after an accept error, handled here (the
+    /// descriptor limit: one waiting client refused in words; anything
+    /// else logged and a short pause).
+    async fn next_client<A: Acceptor>(&mut self, listener: &A) -> Option<(A::Stream, String)> {
+        match listener.next().await {
+            Ok(client) => {
+                self.accepted();
+                Some(client)
+            }
+            Err(e) if FdLimit::is_fd_limit(&e) => {
+                self.refuse_one(listener).await;
+                None
+            }
+            Err(e) => {
+                accept_failed(e).await;
+                None
+            }
         }
     }
 
