@@ -216,12 +216,32 @@ pub fn refuse(from: &PoolConfig, to: &PoolConfig) -> Option<String> {
     if to.servers.is_empty() {
         return Some(format!("pool '{}': no server to move the keys to", to.name));
     }
+    if from.backend_tls.is_some() || to.backend_tls.is_some() {
+        // The mover and the plan's scan connect in plaintext.
+        return Some(format!(
+            "pool '{}': resharding is not supported with `backend_tls` yet",
+            to.name
+        ));
+    }
     union(from, to).err()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_with_backend_tls_are_not_resharded() {
+        let tls = "  backend_tls: {insecure_skip_verify_for_tests: true}\n";
+        let (from, to) = (
+            pool(&["127.0.0.1:7001:1 a"], tls),
+            pool(&["127.0.0.1:7001:1 a", "127.0.0.1:7002:1 b"], tls),
+        );
+        let why = refuse(&from, &to).expect("refused");
+        assert!(why.contains("not supported with `backend_tls`"), "{why}");
+        let plain = pool(&["127.0.0.1:7001:1 a", "127.0.0.1:7002:1 b"], "");
+        assert_eq!(refuse(&pool(&["127.0.0.1:7001:1 a"], ""), &plain), None);
+    }
 
     fn pool(servers: &[&str], extra: &str) -> PoolConfig {
         let mut yaml = format!("p:\n  listen: 127.0.0.1:1\n{extra}  servers:\n");

@@ -31,7 +31,6 @@ const FALL: u32 = 2;
 /// Watches the pool's peers until the pool is gone or the proxy stops.
 pub async fn watch(state: Weak<PoolState>, mut shutdown: watch::Receiver<bool>) {
     let mut misses: HashMap<SocketAddr, u32> = HashMap::new();
-    let mut epoch = 0;
     let mut shown: Option<FaceView> = None;
     loop {
         let Some(pool) = state.upgrade() else {
@@ -59,16 +58,16 @@ pub async fn watch(state: Weak<PoolState>, mut shutdown: watch::Receiver<bool>) 
             }
             misses.retain(|peer, _| peers.contains(peer));
             let live = |addr: SocketAddr| misses.get(&addr).is_none_or(|&m| m < FALL);
-            let view = FaceView::new(face, live, epoch + 1);
+            // The epoch is the pool's to give (`PoolState::set_face`).
+            let view = FaceView::new(face, live, 0);
             if shown.as_ref().is_none_or(|old| old.nodes != view.nodes) {
-                epoch += 1;
                 if let Some(old) = &shown {
                     log_change(&config.name, old, &view);
                 }
-                if let Some(pool) = state.upgrade() {
-                    pool.set_face(face.clone(), view.clone());
-                }
-                shown = Some(view);
+                let Some(pool) = state.upgrade() else {
+                    return;
+                };
+                shown = Some(pool.set_face(face.clone(), view));
             }
         } else {
             shown = None;

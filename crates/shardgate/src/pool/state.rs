@@ -134,18 +134,25 @@ impl PoolState {
 
     /// The cluster clients are shown now (None without `cluster_proxies`).
     /// Until the peer watcher has divided the slots for the configured
-    /// proxies (at start, after a reload), every proxy counts as live.
+    /// proxies (at start, after a reload), every proxy counts as live, at
+    /// the epoch the watcher's division will carry.
     pub fn face(&self) -> Option<FaceView> {
         let face = self.config().cluster_face.clone()?;
         match &*self.face.load() {
             Some(current) if current.0 == face => Some(current.1.clone()),
-            _ => Some(FaceView::new(&face, |_| true, 1)),
+            shown => {
+                let epoch = shown.as_ref().map_or(0, |c| c.1.epoch) + 1;
+                Some(FaceView::new(&face, |_| true, epoch))
+            }
         }
     }
 
-    /// The peer watcher's division for `face`.
-    pub fn set_face(&self, face: ClusterFace, view: FaceView) {
-        self.face.store(Some(Arc::new((face, view))));
+    /// The peer watcher's new division for `face`: it carries the next
+    /// epoch, so epochs only grow for the pool's life (reloads included).
+    pub fn set_face(&self, face: ClusterFace, mut view: FaceView) -> FaceView {
+        view.epoch = self.face.load().as_ref().map_or(0, |c| c.1.epoch) + 1;
+        self.face.store(Some(Arc::new((face, view.clone()))));
+        view
     }
 
     /// The configuration of the current snapshot.

@@ -34,6 +34,8 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// pool: a migration it does not know of may start once the others stop
 /// waiting for it (`store::FORGET` after its lease ran out).
 const FENCE_AFTER: Duration = Duration::from_secs(20);
+/// How often the store's count of a migration's progress is read.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// A failed mover tries again after this long.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -120,6 +122,9 @@ pub struct Coordinator {
     movers: u64,
     /// How fast this proxy's mover scans, for the time left.
     scan_clock: Option<eta::ScanClock>,
+    /// When the store's progress was last read, for which generation and
+    /// phase (see `read_progress`).
+    progress_read: Option<(Instant, (u64, bool))>,
     mover_events: (
         mpsc::UnboundedSender<mover::Tagged>,
         mpsc::UnboundedReceiver<mover::Tagged>,
@@ -165,6 +170,7 @@ impl Coordinator {
             retiring: None,
             movers: 0,
             scan_clock: None,
+            progress_read: None,
             mover_events: mpsc::unbounded_channel(),
             retry_at: None,
             status,
@@ -251,7 +257,29 @@ impl Coordinator {
         }
         self.last_heartbeat = heartbeat;
         self.manage_mover().await;
+        self.read_progress().await;
         self.refresh_status();
+    }
+
+    /// The migration's pool-wide progress (every proxy's mover, from the
+    /// store) into the status, at most once a second, and once more when
+    /// it is done.
+    async fn read_progress(&mut self) {
+        let Some(record) = &self.applied else {
+            return;
+        };
+        let seen = (record.generation, record.done);
+        let fresh = self
+            .progress_read
+            .is_some_and(|(at, was)| was == seen && at.elapsed() < PROGRESS_EVERY);
+        if fresh {
+            return;
+        }
+        self.progress_read = Some((Instant::now(), seen));
+        let progress = self.store.progress(record.generation).await.ok();
+        self.status.generation_keys_moved = progress.as_ref().map(|p| p.keys);
+        self.status.generation_bytes_moved = progress.as_ref().map(|p| p.bytes);
+        self.status.eta_seconds = progress.and_then(|p| p.eta_seconds).filter(|_| !seen.1);
     }
 
     /// Routes with `record` from now on (through the reload thread).
@@ -375,7 +403,9 @@ impl Coordinator {
         let Some(task) = self.mover.take() else {
             return;
         };
-        if task.flags.migrating.load(Ordering::Relaxed) && self.retiring.is_none() {
+        // No mover starts while one retires (`manage_mover`).
+        debug_assert!(self.retiring.is_none());
+        if task.flags.migrating.load(Ordering::Relaxed) {
             task.flags.stop.store(true, Ordering::Relaxed);
             tracing::info!(pool = %self.state.name, "the mover stops once the MIGRATE it has out is answered");
             let held = self.acked();
@@ -550,15 +580,9 @@ impl Coordinator {
                 let _ = reply.send(self.write_some(current, next).await);
             }
             ReshardCommand::Status(reply) => {
+                // From memory: a status page polling must never wait on
+                // the store (the heartbeat reads the progress).
                 self.refresh_status();
-                let progress = match &self.applied {
-                    Some(record) => self.store.progress(record.generation).await.ok(),
-                    None => None,
-                };
-                self.status.generation_keys_moved = progress.as_ref().map(|p| p.keys);
-                self.status.generation_bytes_moved = progress.as_ref().map(|p| p.bytes);
-                let moving = self.applied.as_ref().is_some_and(|r| !r.done);
-                self.status.eta_seconds = progress.and_then(|p| p.eta_seconds).filter(|_| moving);
                 let _ = reply.send(self.status.clone());
             }
         }

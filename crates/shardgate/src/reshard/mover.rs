@@ -468,7 +468,10 @@ impl Run<'_> {
         }
         // Every replica linked to the source must have a batch's deletions
         // before the next one (WAIT), not only those fit for reads: a
-        // lagging one may still be promoted.
+        // lagging one may still be promoted. The source's own count; the
+        // topology's (which may be stale) only when it cannot say, since a
+        // replica the topology still lists but that unlinked would make
+        // every WAIT come back short.
         let source = master(topology, shard).map_err(MoverError::new(NoMaster))?;
         let fit = topology.shards.get(shard).map_or(0, |s| s.replicas.len());
         let linked = linked_replicas(self.conns, &config, source)
@@ -480,7 +483,7 @@ impl Run<'_> {
                 let hop = Hop {
                     from: addr,
                     to: master(topology, destination).map_err(MoverError::new(NoMaster))?,
-                    replicas: linked.max(fit),
+                    replicas: linked,
                 };
                 let sizes = sizes(self.conns, &config, addr, db, batch)
                     .await
