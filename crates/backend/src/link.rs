@@ -423,7 +423,7 @@ async fn serve(shared: &Shared, mut stream: Stream, addr: SocketAddr) -> String 
 }
 
 /// The channel of a `sunsubscribe` push.
-fn unsolicited_sunsubscribe(frame: &Bytes) -> Option<Bytes> {
+fn sunsubscribe_channel(frame: &Bytes) -> Option<Bytes> {
     let agg = aggregate(frame)?;
     let kind = agg.elements.first().and_then(string)?;
     if &kind[..] != b"sunsubscribe" {
@@ -460,15 +460,17 @@ fn classify(shared: &Shared, frame: Bytes) {
         shared.push_event(LinkEvent::Message(frame));
         return;
     }
-    if shared.owners.borrow().is_empty() {
-        if let Some(channel) = unsolicited_sunsubscribe(&frame) {
-            // Not an answer to anything sent: the node ended it (the
-            // channel's slot moved). It is not restored on reconnect here.
-            shared
-                .subscribed
-                .borrow_mut()
-                .shard_channels
-                .remove(&channel);
+    if let Some(channel) = sunsubscribe_channel(&frame) {
+        // A channel still subscribed was not asked to go (`unsubscribe`
+        // forgets a name before it sends SUNSUBSCRIBE): the node ended it
+        // (its slot moved), whatever else is awaiting an answer. It is not
+        // restored on reconnect here.
+        if shared
+            .subscribed
+            .borrow_mut()
+            .shard_channels
+            .remove(&channel)
+        {
             shared.dropped.borrow_mut().push(channel);
             shared.session.wake();
             return;

@@ -18,7 +18,7 @@ impl CommandSpec {
     pub fn is_blocking_call<A: Args + ?Sized>(&self, args: &A) -> bool {
         match self.name {
             "wait" => true,
-            "xread" | "xreadgroup" => xread_keys(args).is_some() && has_block_option(args),
+            "xread" | "xreadgroup" => xread_keys(args).is_some() && block_option(args).is_some(),
             _ => self.is_blocking(),
         }
     }
@@ -36,11 +36,7 @@ impl CommandSpec {
             }
             "blmpop" | "bzmpop" => (1, false),
             "wait" => (2, true),
-            "xread" | "xreadgroup" => {
-                let block =
-                    (1..argc).find(|&i| args.arg(i).is_some_and(|a| strcasecmp_eq(a, b"block")))?;
-                (block + 1, true)
-            }
+            "xread" | "xreadgroup" => (block_option(args)? + 1, true),
             _ => return None,
         };
         let text = std::str::from_utf8(args.arg(at)?).ok()?;
@@ -56,22 +52,24 @@ impl CommandSpec {
     }
 }
 
-/// Scans XREAD/XREADGROUP options the way Redis does (up to STREAMS).
-fn has_block_option<A: Args + ?Sized>(args: &A) -> bool {
+/// Where the BLOCK option of an XREAD/XREADGROUP is, scanning options the
+/// way Redis does (up to STREAMS; a GROUP's names or a COUNT's value named
+/// "block" are not it).
+fn block_option<A: Args + ?Sized>(args: &A) -> Option<usize> {
     let mut i = 1;
     while let Some(arg) = args.arg(i) {
         if strcasecmp_eq(arg, b"block") {
-            return true;
+            return Some(i);
         } else if strcasecmp_eq(arg, b"count") {
             i += 1;
         } else if strcasecmp_eq(arg, b"group") {
             i += 2;
         } else if !strcasecmp_eq(arg, b"noack") {
-            return false;
+            return None;
         }
         i += 1;
     }
-    false
+    None
 }
 
 #[cfg(test)]
@@ -102,6 +100,21 @@ mod tests {
         assert_eq!(
             timeout(&["XREAD", "COUNT", "1", "BLOCK", "100", "STREAMS", "s", "$"]),
             Some(Some(Duration::from_millis(100)))
+        );
+        // A consumer named "block" is not the option.
+        assert_eq!(
+            timeout(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "block",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">"
+            ]),
+            Some(None)
         );
         assert_eq!(timeout(&["BLPOP", "a", "soon"]), None);
         assert_eq!(timeout(&["BLPOP", "a", "-1"]), None);
