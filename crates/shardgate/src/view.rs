@@ -212,7 +212,7 @@ impl PoolWorker {
         view.topology.shards.iter().any(|shard| {
             shard.master.as_ref().is_some_and(|m| m.addr == addr)
                 || shard.replicas.iter().any(|r| r.addr == addr)
-        })
+        }) || self.state.cluster.is_spare(addr)
     }
 
     /// Cluster pools: the primary serving `slot` in the newest snapshot

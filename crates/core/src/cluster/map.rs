@@ -48,6 +48,10 @@ pub enum NodePort {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
     pub shards: Vec<ClusterShard>,
+    /// Nodes the cluster lists in shards that serve no slot yet (a primary
+    /// just added, about to receive its first slots), in address order: a
+    /// redirection to one is followed, though no request is routed there.
+    pub spares: Vec<SocketAddr>,
     /// `owners[slot]`: index into `shards`, or [`NO_OWNER`].
     owners: Box<[u16]>,
 }
@@ -59,6 +63,7 @@ impl SlotMap {
     fn empty() -> SlotMap {
         SlotMap {
             shards: Vec::new(),
+            spares: Vec::new(),
             owners: vec![NO_OWNER; usize::from(SLOT_COUNT)].into_boxed_slice(),
         }
     }
@@ -211,6 +216,8 @@ impl SlotMap {
             // replica took its slots over is listed as one, and commands
             // sent to every shard (DBSIZE, FLUSHALL) must not go there.
             if slots.is_empty() {
+                map.spares
+                    .extend((primary.iter().chain(&replicas)).map(|node| node.addr.addr));
                 continue;
             }
             let index = map.shards.len();
@@ -272,6 +279,8 @@ impl SlotMap {
     /// compare equal whichever node gave it (else every refresh would
     /// look like a change, asking a witness and publishing for nothing).
     fn normalized(mut self) -> SlotMap {
+        self.spares.sort_unstable();
+        self.spares.dedup();
         for shard in &mut self.shards {
             shard.replicas.sort_by_key(|r| r.addr.addr);
         }

@@ -21,6 +21,9 @@ pub struct ClusterHints {
     /// (0: none; else `reason_code`).
     wanted: AtomicU8,
     wake: tokio::sync::Notify,
+    /// The believed map's nodes that serve no slot yet (see
+    /// `SlotMap::spares`): redirections to them are followed.
+    spares: Mutex<Vec<SocketAddr>>,
     pub stats: RedirectStats,
 }
 
@@ -58,6 +61,16 @@ fn reason_code(reason: Reason) -> u8 {
 }
 
 impl ClusterHints {
+    /// The believed map's slotless nodes (the controller, at each map).
+    pub fn set_spares(&self, spares: Vec<SocketAddr>) {
+        *self.spares.lock().unwrap_or_else(|e| e.into_inner()) = spares;
+    }
+
+    /// Whether the believed map lists `addr` among its slotless nodes.
+    pub fn is_spare(&self, addr: SocketAddr) -> bool {
+        (self.spares.lock().unwrap_or_else(|e| e.into_inner())).contains(&addr)
+    }
+
     /// A node answered `MOVED slot to`: the slot is patched and a refresh asked.
     pub fn moved(&self, slot: u16, to: SocketAddr) {
         self.stats.moved.fetch_add(1, Relaxed);

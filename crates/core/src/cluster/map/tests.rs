@@ -268,3 +268,25 @@ fn a_tls_pool_dials_each_nodes_tls_port_and_a_plain_one_skips_tls_only_nodes() {
     primaries.sort_unstable();
     assert_eq!(primaries, [None, Some(7000)]);
 }
+
+#[test]
+fn a_shard_without_slots_lists_its_nodes_as_spares() {
+    // A primary just added (and its replica) before its first slot.
+    let reply = Value::Array(vec![
+        shard(
+            &[(0, 16383)],
+            vec![node("a", "127.0.0.1", 7000, "master", "online")],
+        ),
+        shard(
+            &[],
+            vec![
+                node("n", "127.0.0.1", 7009, "master", "online"),
+                node("r", "127.0.0.1", 7008, "replica", "online"),
+            ],
+        ),
+    ]);
+    let map = SlotMap::from_shards(&reply, asked(), NodePort::Plain).expect("map");
+    assert_eq!(map.shards.len(), 1, "a slotless shard serves nothing");
+    let spares: Vec<u16> = map.spares.iter().map(|a| a.port()).collect();
+    assert_eq!(spares, [7008, 7009]);
+}

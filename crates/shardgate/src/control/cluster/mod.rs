@@ -276,6 +276,7 @@ impl ClusterController {
         let topology = match &self.map {
             Some(map) => {
                 self.state.set_status(map.status(&self.pool, version));
+                self.state.cluster.set_spares(map.spares.clone());
                 map.topology(&self.config, version)
                     .with_placement_epoch(self.epoch)
             }
