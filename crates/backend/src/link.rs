@@ -144,8 +144,22 @@ pub struct LinkSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Session,
-    /// The link's own re-subscription after a reconnect.
+    /// The link's own re-subscription (after a reconnect, or the session
+    /// moving a shard channel to this link): the client is not told.
     Restore,
+}
+
+/// A command sent and not fully answered yet.
+#[derive(Debug)]
+struct Awaited {
+    owner: Owner,
+    /// Confirmations still to come: one per name, MONITOR's one `+OK`.
+    acks: usize,
+    /// The shard channel of an SSUBSCRIBE (sent one channel per command,
+    /// since a cluster node refuses channels of several slots together).
+    /// A node that refuses it (`-MOVED`: the slot is another node's now)
+    /// makes it a dropped channel, which the session routes again.
+    shard_channel: Option<Bytes>,
 }
 
 struct Shared {
@@ -156,15 +170,15 @@ struct Shared {
     overflow: Cell<bool>,
     session: Rc<SessionWaker>,
     outbox: RefCell<VecDeque<Bytes>>,
-    /// Acknowledgements expected, in order, and who waits for each.
-    owners: RefCell<VecDeque<Owner>>,
+    /// Commands awaiting their acknowledgements, in order.
+    owners: RefCell<VecDeque<Awaited>>,
     /// What the link is subscribed to, restored on reconnect.
     subscribed: RefCell<Subscribed>,
     monitoring: Cell<bool>,
     task: TaskWake,
     closed: Cell<bool>,
     /// Shard channels the server unsubscribed by itself (their slot moved
-    /// to another node), not yet told to the session.
+    /// to another node) or refused, not yet told to the session.
     dropped: RefCell<Vec<Bytes>>,
 }
 
@@ -184,14 +198,53 @@ impl Shared {
         self.session.wake();
     }
 
-    fn send(&self, args: &[&[u8]], acks: usize, owner: Owner) {
+    fn send(&self, args: &[&[u8]], awaited: Awaited) {
         self.outbox
             .borrow_mut()
             .push_back(Request::from_args(args).raw);
-        self.owners
-            .borrow_mut()
-            .extend(std::iter::repeat_n(owner, acks));
+        self.owners.borrow_mut().push_back(awaited);
         self.wake_task();
+    }
+
+    /// Sends `family`'s (un)subscribe command for `names`, shard channels
+    /// one per command.
+    fn subscription(&self, family: Family, subscribe: bool, names: &[Bytes], owner: Owner) {
+        let command = match subscribe {
+            true => family.subscribe(),
+            false => family.unsubscribe(),
+        };
+        if family == Family::Shard {
+            for name in names {
+                let shard_channel = subscribe.then(|| name.clone());
+                let awaited = Awaited {
+                    owner,
+                    acks: 1,
+                    shard_channel,
+                };
+                self.send(&[command.as_bytes(), name], awaited);
+            }
+            return;
+        }
+        let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
+        args.push(command.as_bytes());
+        args.extend(names.iter().map(|n| n.as_ref()));
+        let awaited = Awaited {
+            owner,
+            acks: names.len(),
+            shard_channel: None,
+        };
+        self.send(&args, awaited);
+    }
+
+    /// Takes `channel` off the link's shard channels and tells the
+    /// session; false if it was not there (the session asked it to go).
+    fn drop_shard_channel(&self, channel: &Bytes) -> bool {
+        let removed = self.subscribed.borrow_mut().shard_channels.remove(channel);
+        if removed {
+            self.dropped.borrow_mut().push(channel.clone());
+            self.session.wake();
+        }
+        removed
     }
 }
 
@@ -235,7 +288,20 @@ impl Link {
             .borrow_mut()
             .of(family)
             .extend(names.iter().cloned());
-        self.command(family.subscribe(), names);
+        self.shared
+            .subscription(family, true, names, Owner::Session);
+    }
+
+    /// Subscribes to shard channels the client already has (moved here
+    /// from another link): no acknowledgement reaches the session.
+    pub fn resubscribe_shard_channels(&self, names: &[Bytes]) {
+        self.shared
+            .subscribed
+            .borrow_mut()
+            .shard_channels
+            .extend(names.iter().cloned());
+        self.shared
+            .subscription(Family::Shard, true, names, Owner::Restore);
     }
 
     /// Unsubscribes from `names`; one acknowledgement per name follows.
@@ -245,20 +311,15 @@ impl Link {
             subscribed.of(family).remove(name);
         }
         drop(subscribed);
-        self.command(family.unsubscribe(), names);
-    }
-
-    fn command(&self, name: &str, names: &[Bytes]) {
-        let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
-        args.push(name.as_bytes());
-        args.extend(names.iter().map(|n| n.as_ref()));
-        self.shared.send(&args, names.len(), Owner::Session);
+        self.shared
+            .subscription(family, false, names, Owner::Session);
     }
 
     /// Starts MONITOR; one acknowledgement (`+OK`) follows.
     pub fn monitor(&self) {
         self.shared.monitoring.set(true);
-        self.shared.send(&[b"MONITOR"], 1, Owner::Session);
+        self.shared
+            .send(&[b"MONITOR"], monitor_awaited(Owner::Session));
     }
 
     /// True when the next event is an acknowledgement.
@@ -291,7 +352,8 @@ impl Link {
     }
 
     /// Shard channels the server unsubscribed by itself since the last
-    /// call (a Redis Cluster node does when the channel's slot leaves it).
+    /// call (a Redis Cluster node does when the channel's slot leaves it),
+    /// or refused to subscribe (`-MOVED`): no longer on this link.
     pub fn take_dropped(&self) -> Vec<Bytes> {
         std::mem::take(&mut *self.shared.dropped.borrow_mut())
     }
@@ -328,9 +390,11 @@ async fn run(shared: Rc<Shared>) {
         // acknowledged anyway, and restored once connected again.
         shared.outbox.borrow_mut().clear();
         let owners = std::mem::take(&mut *shared.owners.borrow_mut());
-        for owner in owners {
-            if owner == Owner::Session {
-                shared.push_event(LinkEvent::Ack);
+        for awaited in owners {
+            if awaited.owner == Owner::Session {
+                for _ in 0..awaited.acks {
+                    shared.push_event(LinkEvent::Ack);
+                }
             }
         }
         tokio::select! {
@@ -345,16 +409,21 @@ async fn run(shared: Rc<Shared>) {
 fn restore(shared: &Shared) {
     let subscribed = shared.subscribed.borrow().clone();
     for family in [Family::Channel, Family::Pattern, Family::Shard] {
-        let names = subscribed.get(family);
-        if names.is_empty() {
-            continue;
+        let names: Vec<Bytes> = subscribed.get(family).iter().cloned().collect();
+        if !names.is_empty() {
+            shared.subscription(family, true, &names, Owner::Restore);
         }
-        let mut args: Vec<&[u8]> = vec![family.subscribe().as_bytes()];
-        args.extend(names.iter().map(|n| n.as_ref()));
-        shared.send(&args, names.len(), Owner::Restore);
     }
     if shared.monitoring.get() {
-        shared.send(&[b"MONITOR"], 1, Owner::Restore);
+        shared.send(&[b"MONITOR"], monitor_awaited(Owner::Restore));
+    }
+}
+
+fn monitor_awaited(owner: Owner) -> Awaited {
+    Awaited {
+        owner,
+        acks: 1,
+        shard_channel: None,
     }
 }
 
@@ -435,49 +504,72 @@ fn sunsubscribe_channel(frame: &Bytes) -> Option<Bytes> {
 /// An acknowledgement goes to whoever waits for it; anything else is a
 /// message for the client.
 fn classify(shared: &Shared, frame: Bytes) {
+    let refused = frame.first() == Some(&b'-');
     let is_ack = match shared.mode {
-        LinkMode::PubSub => aggregate(&frame)
-            .and_then(|agg| agg.elements.first().and_then(string))
-            .is_some_and(|kind| {
-                matches!(
-                    &kind[..],
-                    b"subscribe"
-                        | b"unsubscribe"
-                        | b"psubscribe"
-                        | b"punsubscribe"
-                        | b"ssubscribe"
-                        | b"sunsubscribe"
-                )
-            }),
+        // An error is the answer to the command in front (a cluster
+        // node's `-MOVED` to an SSUBSCRIBE): never a message.
+        LinkMode::PubSub => {
+            refused
+                || aggregate(&frame)
+                    .and_then(|agg| agg.elements.first().and_then(string))
+                    .is_some_and(|kind| {
+                        matches!(
+                            &kind[..],
+                            b"subscribe"
+                                | b"unsubscribe"
+                                | b"psubscribe"
+                                | b"punsubscribe"
+                                | b"ssubscribe"
+                                | b"sunsubscribe"
+                        )
+                    })
+        }
         // MONITOR's `+OK`; the stream itself is simple strings too, but
         // never before the first `+OK` is acknowledged.
         LinkMode::Monitor => {
-            !shared.owners.borrow().is_empty()
-                && (&frame[..] == b"+OK\r\n" || frame.first() == Some(&b'-'))
+            !shared.owners.borrow().is_empty() && (&frame[..] == b"+OK\r\n" || refused)
         }
     };
     if !is_ack {
         shared.push_event(LinkEvent::Message(frame));
         return;
     }
+    // A channel still subscribed was not asked to go (`unsubscribe`
+    // forgets a name before it sends SUNSUBSCRIBE): the node ended it (its
+    // slot moved), whatever else is awaiting an answer.
     if let Some(channel) = sunsubscribe_channel(&frame) {
-        // A channel still subscribed was not asked to go (`unsubscribe`
-        // forgets a name before it sends SUNSUBSCRIBE): the node ended it
-        // (its slot moved), whatever else is awaiting an answer. It is not
-        // restored on reconnect here.
-        if shared
-            .subscribed
-            .borrow_mut()
-            .shard_channels
-            .remove(&channel)
-        {
-            shared.dropped.borrow_mut().push(channel);
-            shared.session.wake();
+        if shared.drop_shard_channel(&channel) {
             return;
         }
     }
-    let owner = shared.owners.borrow_mut().pop_front();
-    if owner == Some(Owner::Session) {
-        shared.push_event(LinkEvent::Ack);
+    let mut owners = shared.owners.borrow_mut();
+    let Some(front) = owners.front_mut() else {
+        return; // answers nothing sent: ignored
+    };
+    // A refusal answers the whole command at once.
+    let answered = if refused { front.acks } else { 1 };
+    front.acks = front.acks.saturating_sub(answered);
+    let owner = front.owner;
+    let finished = match front.acks {
+        0 => owners.pop_front(),
+        _ => None,
+    };
+    drop(owners);
+    if refused {
+        let channel = finished.and_then(|awaited| awaited.shard_channel);
+        match channel {
+            Some(channel) => {
+                tracing::debug!(link = %shared.settings.name, "SSUBSCRIBE refused ({}); routed again", String::from_utf8_lossy(&frame).trim_end());
+                shared.drop_shard_channel(&channel);
+            }
+            None => {
+                tracing::warn!(link = %shared.settings.name, "a subscription command was refused: {}", String::from_utf8_lossy(&frame).trim_end());
+            }
+        }
+    }
+    if owner == Owner::Session {
+        for _ in 0..answered {
+            shared.push_event(LinkEvent::Ack);
+        }
     }
 }

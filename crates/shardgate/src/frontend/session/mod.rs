@@ -391,11 +391,13 @@ impl<S: ClientStream> Session<S> {
             // A handoff that waits for the request being read waits for
             // a stronger signal only.
             let level = if signal == 0 { HANDOFF } else { SHUTDOWN };
+            let rehome = pubsub::rehome_time(self.pool.clone(), self.rehome_due());
             let woken = tokio::select! {
                 biased;
                 _ = entry.raised(level) => Woken::Signal,
                 readable = self.stream.ready_to_read() => Woken::Readable(readable),
                 () = LinkActivity::new(&waker), if has_links => Woken::Link,
+                () = rehome, if has_links => Woken::Link,
             };
             match woken {
                 Woken::Readable(readable) => {

@@ -14,9 +14,10 @@
 //!
 //! MONITOR opens a link to every shard and merges their streams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use resp::Request;
@@ -36,7 +37,24 @@ pub struct PubSub {
     shard_channels: BTreeMap<Bytes, usize>,
     links: BTreeMap<usize, Link>,
     monitors: BTreeMap<usize, Link>,
+    /// Shard channels the client is subscribed to that no link carries
+    /// (their slot moved to another node), and when to route them again.
+    homeless: BTreeSet<Bytes>,
+    rehome: Option<Rehome>,
 }
+
+/// When homeless shard channels are routed again: once the pool's map
+/// has changed since they were dropped, or [`REHOME_AFTER`] has passed
+/// (the map may not have changed yet: a node refused the channel because
+/// the proxy's map was older than the node's).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rehome {
+    version: u64,
+    at: Instant,
+}
+
+/// A cluster pool refreshes its map at most once a second.
+const REHOME_AFTER: Duration = Duration::from_secs(1);
 
 impl PubSub {
     /// What Redis counts in (P)SUBSCRIBE confirmations.
@@ -299,6 +317,7 @@ impl<S: ClientStream> Session<S> {
                 }
                 SubKind::Shard => {
                     pubsub.shard_channels.remove(&name);
+                    pubsub.homeless.remove(&name);
                     pubsub.shard_channels.len()
                 }
             };
@@ -373,13 +392,15 @@ impl<S: ClientStream> Session<S> {
         self.out = out;
         self.out_len += added;
         self.shard_channels_dropped(dropped);
+        self.rehome();
         Ok(())
     }
 
     /// Shard channels a cluster node unsubscribed by itself (their slot
-    /// moved): the client is told as Redis Cluster tells it, `sunsubscribe`
-    /// with its own count, after the channel's last message, and the map
-    /// is refreshed so its next SSUBSCRIBE goes to the new owner.
+    /// moved) or refused (`-MOVED`): the client stays subscribed, as it
+    /// would to one Redis; the map is refreshed at once and the channels
+    /// are subscribed again where it says (see [`Rehome`]). Messages
+    /// published in between are not heard, as after a failover.
     fn shard_channels_dropped(&mut self, dropped: Vec<Bytes>) {
         if dropped.is_empty() {
             return;
@@ -388,17 +409,66 @@ impl<S: ClientStream> Session<S> {
             .state
             .cluster
             .want(crate::cluster::refresh::Reason::Moved);
+        let version = self.pool.view().topology.version;
+        let Some(pubsub) = self.pubsub.as_mut() else {
+            return;
+        };
         for channel in dropped {
-            let Some(pubsub) = self.pubsub.as_mut() else {
-                return;
-            };
-            if pubsub.shard_channels.remove(&channel).is_none() {
-                continue;
+            if pubsub.shard_channels.contains_key(&channel) {
+                pubsub.homeless.insert(channel);
             }
-            let count = pubsub.shard_channels.len();
-            let notice = self.confirmation("sunsubscribe", Some(&channel), count);
-            self.out_len += notice.len();
-            self.out.push_back(notice);
+        }
+        if !pubsub.homeless.is_empty() && pubsub.rehome.is_none() {
+            pubsub.rehome = Some(Rehome {
+                version,
+                at: Instant::now() + REHOME_AFTER,
+            });
+        }
+    }
+
+    /// When homeless shard channels are due to be routed again, if any.
+    pub(super) fn rehome_due(&self) -> Option<Rehome> {
+        self.pubsub.as_ref().and_then(|p| p.rehome)
+    }
+
+    /// Subscribes homeless shard channels again where the newest map
+    /// says, if it is time.
+    fn rehome(&mut self) {
+        let Some(due) = self.rehome_due() else {
+            return;
+        };
+        let view = self.pool.view();
+        if view.topology.version == due.version && Instant::now() < due.at {
+            return;
+        }
+        let Some(pubsub) = self.pubsub.as_mut() else {
+            return;
+        };
+        pubsub.rehome = None;
+        let mut per_shard: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+        for channel in std::mem::take(&mut pubsub.homeless) {
+            match view.topology.shard_of(&channel) {
+                Some(shard) => {
+                    pubsub.shard_channels.insert(channel.clone(), shard);
+                    per_shard.entry(shard).or_default().push(channel);
+                }
+                // No node serves its slot now: tried again later.
+                None => {
+                    pubsub.homeless.insert(channel);
+                }
+            }
+        }
+        if !pubsub.homeless.is_empty() {
+            pubsub.rehome = Some(Rehome {
+                version: view.topology.version,
+                at: Instant::now() + REHOME_AFTER,
+            });
+        }
+        for (shard, channels) in per_shard {
+            self.ensure_link(shard);
+            if let Some(link) = self.pubsub.as_ref().and_then(|p| p.links.get(&shard)) {
+                link.resubscribe_shard_channels(&channels);
+            }
         }
     }
 
@@ -434,6 +504,18 @@ impl<S: ClientStream> Session<S> {
             LinkActivity::new(&self.waker).await;
         }
     }
+}
+
+/// Resolves when homeless shard channels are due to be routed again:
+/// the pool publishes a map other than `due`'s, or its time comes. Never,
+/// without any.
+pub(super) async fn rehome_time(pool: Rc<PoolWorker>, due: Option<Rehome>) {
+    let Some(due) = due else {
+        return std::future::pending().await;
+    };
+    let mut changes = pool.state.topology_changes();
+    let changed = changes.wait_for(|&published| published != due.version);
+    let _ = tokio::time::timeout_at(due.at.into(), changed).await;
 }
 
 /// Resolves once after a link wakes the session.
