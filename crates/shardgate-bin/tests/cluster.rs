@@ -1069,3 +1069,38 @@ fn ssubscribe_follows_a_slot_the_proxy_has_not_seen_move_and_takes_channels_of_s
     publish_until_heard(&mut publisher, &mut other, &a, "first");
     publish_until_heard(&mut publisher, &mut other, &b, "second");
 }
+
+/// A blocking call whose slot moves while it waits: the node unblocks it
+/// with `MOVED`; the proxy sends it again to the new owner, on a
+/// connection leased there, and the client gets what is pushed there.
+#[test]
+fn a_blocking_call_follows_its_slot_to_the_new_owner() {
+    let cluster = RedisCluster::start(3, 0, 2000);
+    let (_proxy, port) = proxy(&cluster, &[]);
+    let list = "{blocked}jobs";
+    let (slot, source, target) = slot_and_another_primary(&cluster, list);
+    let blocked_on = |node: usize| {
+        cluster
+            .node(node)
+            .info_field("clients", "blocked_clients")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut waiter = client(port);
+    waiter.send(&["BLPOP", list, "0"]).expect("send BLPOP");
+    assert_eventually!(blocked_on(source) == 1, "BLPOP never blocked on its owner");
+    assign_slot(&cluster, slot, source, target);
+    assert_eventually!(
+        blocked_on(target) == 1,
+        "the BLPOP was not sent again to the new owner (source blocked: {})",
+        blocked_on(source)
+    );
+    assert_eq!(
+        cluster.node(target).cmd(&["LPUSH", list, "job-1"]),
+        Reply::Integer(1)
+    );
+    assert_eq!(
+        waiter.read_reply().expect("BLPOP reply"),
+        Reply::Array(vec![bulk(list), bulk("job-1")])
+    );
+}

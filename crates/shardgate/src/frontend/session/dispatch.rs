@@ -11,6 +11,7 @@ use resp::Request;
 
 use super::cmd::info::InfoPlan;
 use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
+use super::redirect::Carrier;
 use super::{ClientStream, End, Flow, Session};
 use crate::auth;
 use crate::backend::{BackendError, BackendErrorKind, Conn, Node, ReplySlot};
@@ -247,7 +248,18 @@ impl<S: ClientStream> Session<S> {
             }
             let timeout = self.blocking_timeout(true, spec, &request);
             let lease = self.lease(&node);
-            let slot = lease.conn().send_with_timeout(request.raw, timeout);
+            let slot = lease.conn().send_with_timeout(request.raw.clone(), timeout);
+            if self.config().cluster {
+                let key = self.first_key_at(&request);
+                let mut follow = self.follow(&node, request.raw, key, read);
+                follow.carrier = Carrier::Leased(timeout);
+                self.push(Pending::ClusterBlocking {
+                    slot,
+                    lease,
+                    follow,
+                });
+                return Flow::Barrier;
+            }
             self.push(Pending::Leased {
                 slot,
                 lease,
@@ -272,11 +284,7 @@ impl<S: ClientStream> Session<S> {
         // redirection in it is not followed (it would run the code again,
         // elsewhere); it reaches the client as TRYAGAIN (`unredirected`).
         if self.config().cluster && !scripts::runs_client_code(command::CommandId(self.command)) {
-            let key = self
-                .keys
-                .first()
-                .and_then(|&i| request.args.get(i))
-                .cloned();
+            let key = self.first_key_at(&request);
             let follow = self.follow(&node, request.raw.clone(), key, read);
             let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
                 conn.send(request.raw)
@@ -297,7 +305,16 @@ impl<S: ClientStream> Session<S> {
         Flow::Next
     }
 
-    /// Cluster pools: how to follow a redirection of `frame`, sent to `node`.
+    /// Where the request's first key is in its frame.
+    fn first_key_at(&self, request: &Request) -> Option<std::ops::Range<usize>> {
+        self.keys
+            .first()
+            .and_then(|&i| request.args.get(i))
+            .cloned()
+    }
+
+    /// Cluster pools: how to follow a redirection of `frame`, sent to `node`
+    /// on the client's shared connection.
     fn follow(
         &self,
         node: &Node,
@@ -316,6 +333,7 @@ impl<S: ClientStream> Session<S> {
             timeout: self.config().timeout,
             failed: None,
             retries: 0,
+            carrier: Carrier::Shared,
         })
     }
 

@@ -658,7 +658,7 @@ impl<S: ClientStream> Session<S> {
                 }
             };
             // What cannot follow a redirection (a transaction's pinned
-            // connection, a blocking call, EVALSHA) must not pass it on.
+            // connection, EVALSHA) must not pass it on.
             let reply = match self.view.topology.is_cluster() {
                 true => redirect::unredirected(&self.pool, reply),
                 false => reply,
@@ -726,7 +726,11 @@ impl<S: ClientStream> Session<S> {
     ) -> Vec<(Rc<crate::backend::Node>, crate::backend::Conn)> {
         let of = |lease: &crate::backend::Lease| (lease.node().clone(), lease.conn().clone());
         match pending {
-            Pending::Leased { lease, .. } => vec![of(lease)],
+            // (After a redirection, the call waits on another connection,
+            // which CLIENT UNBLOCK does not reach.)
+            Pending::Leased { lease, .. } | Pending::ClusterBlocking { lease, .. } => {
+                vec![of(lease)]
+            }
             Pending::PinnedBlocking(_) => self.tx.pinned_lease().map(of).into_iter().collect(),
             Pending::Fanout { parts, .. } => parts
                 .iter()

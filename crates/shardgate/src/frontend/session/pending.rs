@@ -98,6 +98,13 @@ pub enum Pending {
         /// client that leaves cancels it.
         blocking: bool,
     },
+    /// Cluster pools: a blocking call on a leased connection, redirections
+    /// followed (on a connection leased at the new node).
+    ClusterBlocking {
+        slot: ReplySlot,
+        lease: Lease,
+        follow: Box<Follow>,
+    },
     /// Replies from several shards, merged.
     Fanout {
         parts: Vec<FanoutPart>,
@@ -144,7 +151,7 @@ impl Pending {
     pub fn is_blocking(&self) -> bool {
         match self {
             Pending::Leased { blocking, .. } => *blocking,
-            Pending::PinnedBlocking(_) => true,
+            Pending::PinnedBlocking(_) | Pending::ClusterBlocking { .. } => true,
             Pending::Fanout { parts, .. } => parts.iter().any(|part| part.lease.is_some()),
             _ => false,
         }
@@ -177,6 +184,11 @@ impl Pending {
             }
             Pending::Reply(slot) | Pending::PinnedBlocking(slot) => reply_bytes(slot.await),
             Pending::Cluster(slot, follow) => reply_bytes(follow.resolve(slot).await),
+            Pending::ClusterBlocking {
+                slot,
+                lease,
+                follow,
+            } => reply_bytes(follow.resolve_leased(slot, lease).await),
             Pending::Leased {
                 slot,
                 lease,

@@ -16,10 +16,13 @@
 //! promoted replica as soon as the cluster promotes it, instead of after
 //! the next refresh of the map (at most one a second).
 //!
+//! A blocking call follows redirections too, on a connection leased for
+//! it at each node (it may wait there as long as the client asked).
+//!
 //! Requests that cannot follow a redirection (on a transaction's pinned
-//! connection, a blocking call, EVALSHA) get [`unredirected`]'s error
-//! instead of the `MOVED` or `ASK`: nothing ran, so `TRYAGAIN` says what
-//! to do; a `MOVED` inside MULTI also makes the server abort the EXEC.
+//! connection, EVALSHA) get [`unredirected`]'s error instead of the
+//! `MOVED` or `ASK`: nothing ran, so `TRYAGAIN` says what to do; a
+//! `MOVED` inside MULTI also makes the server abort the EXEC.
 //!
 //! Replies still resolve in request order: a redirected request is
 //! resent and awaited before the next reply is collected, so a client's
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::backend::{BackendError, BackendErrorKind, ConnKey, ReplyResult, ReplySlot};
+use crate::backend::{BackendError, BackendErrorKind, ConnKey, Lease, ReplyResult, ReplySlot};
 use crate::cluster::refresh::Reason;
 use crate::cluster::{redirect, Redirect, MAX_REDIRECTS};
 use crate::fanout::encode_error;
@@ -61,6 +64,17 @@ pub struct Follow {
     pub failed: Option<SocketAddr>,
     /// Retries so far (which replica a retry tries).
     pub retries: usize,
+    pub carrier: Carrier,
+}
+
+/// What carries the request to a node.
+#[derive(Debug, Clone, Copy)]
+pub enum Carrier {
+    /// The client's shared connection to the node.
+    Shared,
+    /// A blocking call: a connection leased for it at each node, with the
+    /// call's own bound (None: it may wait forever, as asked).
+    Leased(Option<Duration>),
 }
 
 /// A reply that is the command's answer: nothing to follow.
@@ -86,6 +100,18 @@ impl Follow {
         }
         // Boxed: the retry loop's state is large, and only redirected
         // requests need it (every other reply's future stays small).
+        Box::pin(self.follow(reply)).await
+    }
+
+    /// As [`Follow::resolve`], for a blocking call sent on `lease`.
+    pub async fn resolve_leased(self: Box<Self>, first: ReplySlot, lease: Lease) -> ReplyResult {
+        let reply = first.await;
+        if reply.is_ok() {
+            lease.release();
+        }
+        if settled(&reply) {
+            return reply;
+        }
         Box::pin(self.follow(reply)).await
     }
 
@@ -230,14 +256,31 @@ impl Follow {
         };
         self.node = to;
         let request = self.request.clone();
-        let slot = node.with_shared(self.conn_key, self.client, |conn| {
+        // Its `+OK` is not needed; it only has to come first.
+        let asking = |conn: &crate::backend::Conn| {
             if asking {
-                // Its `+OK` is not needed; it only has to come first.
                 drop(conn.send(Bytes::from_static(ASKING)));
             }
-            conn.send(request)
-        });
-        slot.await
+        };
+        match self.carrier {
+            Carrier::Shared => {
+                let slot = node.with_shared(self.conn_key, self.client, |conn| {
+                    asking(conn);
+                    conn.send(request)
+                });
+                slot.await
+            }
+            Carrier::Leased(timeout) => {
+                self.pool.stats.leases.inc();
+                let lease = node.lease(self.conn_key);
+                asking(lease.conn());
+                let reply = lease.conn().send_with_timeout(request, timeout).await;
+                if reply.is_ok() {
+                    lease.release();
+                }
+                reply
+            }
+        }
     }
 
     fn too_many(&self) -> Bytes {
@@ -277,7 +320,7 @@ pub fn unredirected(pool: &PoolWorker, reply: Bytes) -> Bytes {
         _ => return reply,
     };
     encode_error(&format!(
-        "TRYAGAIN shardgate: pool '{}': slot {slot} {what}; a transaction, blocking call or EVALSHA on it cannot follow it (nothing ran; a transaction is aborted): retry",
+        "TRYAGAIN shardgate: pool '{}': slot {slot} {what}; a transaction or EVALSHA on it cannot follow it (nothing ran; a transaction is aborted): retry",
         pool.state.name
     ))
 }
