@@ -11,7 +11,7 @@ use resp::Request;
 
 use super::cmd::info::InfoPlan;
 use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
-use super::redirect::Carrier;
+use super::redirect::{Carrier, Follow, Origin, Sent};
 use super::{ClientStream, End, Flow, Session};
 use crate::auth;
 use crate::backend::{BackendError, BackendErrorKind, Conn, Node, ReplySlot};
@@ -284,15 +284,20 @@ impl<S: ClientStream> Session<S> {
         // redirection in it is not followed (it would run the code again,
         // elsewhere); it reaches the client as TRYAGAIN (`unredirected`).
         if self.config().cluster && !scripts::runs_client_code(command::CommandId(self.command)) {
-            let key = self.first_key_at(&request);
-            let follow = self.follow(&node, request.raw.clone(), key, read);
+            let key_at = self.first_key_at(&request);
             let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
-                conn.send(request.raw)
+                conn.send(request.raw.clone())
             });
             if self.slowlog {
-                self.slow_node = Some(node);
+                self.slow_node = Some(node.clone());
             }
-            self.push(Pending::Cluster(reply, follow));
+            let sent = Sent {
+                request: request.raw,
+                key_at,
+                node,
+                read,
+            };
+            self.push(Pending::Cluster(reply, sent));
             return Flow::Next;
         }
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
@@ -317,24 +322,27 @@ impl<S: ClientStream> Session<S> {
     /// on the client's shared connection.
     fn follow(
         &self,
-        node: &Node,
+        node: &Rc<Node>,
         frame: Bytes,
         key_at: Option<std::ops::Range<usize>>,
         read: bool,
-    ) -> Box<super::redirect::Follow> {
-        Box::new(super::redirect::Follow {
-            pool: self.pool.clone(),
-            conn_key: self.client.conn_key(),
-            client: self.client.id(),
+    ) -> Box<Follow> {
+        let sent = Sent {
             request: frame,
             key_at,
+            node: node.clone(),
             read,
-            node: node.addr,
-            timeout: self.config().timeout,
-            failed: None,
-            retries: 0,
-            carrier: Carrier::Shared,
-        })
+        };
+        Box::new(Follow::new(self.origin(), sent, self.config().timeout))
+    }
+
+    /// Whose requests these are, for following redirections.
+    pub(super) fn origin(&self) -> Origin<'_> {
+        Origin {
+            pool: &self.pool,
+            conn_key: self.client.conn_key(),
+            client: self.client.id(),
+        }
     }
 
     /// EVALSHA on a connection that has not used the script yet: sends

@@ -631,7 +631,12 @@ impl<S: ClientStream> Session<S> {
                         Vec::new()
                     };
                     let entry = self.client.entry.clone();
-                    let resolving = other.resolve();
+                    let origin = redirect::Origin {
+                        pool: &self.pool,
+                        conn_key: self.client.conn_key(),
+                        client: self.client.id(),
+                    };
+                    let resolving = other.resolve(origin);
                     let mut resolving = std::pin::pin!(resolving);
                     let watch =
                         watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);

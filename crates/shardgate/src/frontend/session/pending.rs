@@ -8,7 +8,7 @@ use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
 use crate::route::Merge;
 
-use super::redirect::Follow;
+use super::redirect::{Follow, Origin, Sent};
 
 /// Which link an acknowledgement comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub enum Pending {
     /// One backend reply, passed through untouched.
     Reply(ReplySlot),
     /// Cluster pools: one backend reply, redirections followed.
-    Cluster(ReplySlot, Box<Follow>),
+    Cluster(ReplySlot, Sent),
     /// A blocking call's reply on the client's pinned connection (WATCH,
     /// then BLPOP): as `Reply`, but a client that leaves cancels it (the
     /// session ends, closing the pinned connection).
@@ -160,16 +160,17 @@ impl Pending {
     /// Waits for the reply and returns the bytes the client gets, with the
     /// request as a server received it when a connection handed it back
     /// (for the slow log).
-    pub async fn resolve(self) -> (Bytes, Option<Bytes>) {
+    /// `origin`: whose request it is, should a redirection be followed.
+    pub async fn resolve(self, origin: Origin<'_>) -> (Bytes, Option<Bytes>) {
         match self {
             Pending::Reply(mut slot) | Pending::PinnedBlocking(mut slot) => {
                 let reply = (&mut slot).await;
                 (reply_bytes(reply), slot.take_request())
             }
-            Pending::Cluster(slot, follow) => {
+            Pending::Cluster(slot, sent) => {
                 // The request, for the slow log (a cluster pool's too).
-                let request = follow.request.clone();
-                (reply_bytes(follow.resolve(slot).await), Some(request))
+                let (reply, request) = sent.resolve(slot, origin).await;
+                (reply_bytes(reply), Some(request))
             }
             other => (other.resolve_reply().await, None),
         }
@@ -183,7 +184,8 @@ impl Pending {
                 reply
             }
             Pending::Reply(slot) | Pending::PinnedBlocking(slot) => reply_bytes(slot.await),
-            Pending::Cluster(slot, follow) => reply_bytes(follow.resolve(slot).await),
+            // (`resolve` answers it.)
+            Pending::Cluster(slot, _) => reply_bytes(slot.await),
             Pending::ClusterBlocking {
                 slot,
                 lease,

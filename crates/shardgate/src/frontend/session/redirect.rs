@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::backend::{BackendError, BackendErrorKind, ConnKey, Lease, ReplyResult, ReplySlot};
+use crate::backend::{
+    BackendError, BackendErrorKind, ConnKey, Lease, Node, ReplyResult, ReplySlot,
+};
 use crate::cluster::refresh::Reason;
 use crate::cluster::{redirect, Redirect, MAX_REDIRECTS};
 use crate::fanout::encode_error;
@@ -43,6 +45,43 @@ use crate::view::PoolWorker;
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A request sent to a cluster node on the client's shared connection,
+/// kept in the reply queue with what following a redirection of its
+/// reply needs besides the session. Inline: almost no reply is a
+/// redirection, so the rest ([`Follow`]) is built only for one that is.
+pub struct Sent {
+    pub request: Bytes,
+    /// Where its first key is in `request` (None for a command without
+    /// keys).
+    pub key_at: Option<std::ops::Range<usize>>,
+    pub node: Rc<Node>,
+    /// Only reads: safe to resend after a connection was lost.
+    pub read: bool,
+}
+
+/// Whose request it is: the session's side of a redirection.
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    pub pool: &'a Rc<PoolWorker>,
+    pub conn_key: ConnKey,
+    pub client: u64,
+}
+
+impl Sent {
+    /// The reply the client gets: the first, or after redirections the
+    /// final node's.
+    pub async fn resolve(self, first: ReplySlot, origin: Origin<'_>) -> (ReplyResult, Bytes) {
+        let reply = first.await;
+        if settled(&reply) {
+            return (reply, self.request);
+        }
+        let request = self.request.clone();
+        let timeout = origin.pool.view().topology.config.timeout;
+        let follow = Box::new(Follow::new(origin, self, timeout));
+        (Box::pin(follow.follow(reply)).await, request)
+    }
+}
 
 /// A request sent to a cluster node, and what is needed to send it again.
 pub struct Follow {
@@ -75,6 +114,25 @@ pub enum Carrier {
     /// A blocking call: a connection leased for it at each node, with the
     /// call's own bound (None: it may wait forever, as asked).
     Leased(Option<Duration>),
+}
+
+impl Follow {
+    /// Following `sent`, for `origin`, retrying for up to `timeout`.
+    pub fn new(origin: Origin<'_>, sent: Sent, timeout: Duration) -> Follow {
+        Follow {
+            pool: origin.pool.clone(),
+            conn_key: origin.conn_key,
+            client: origin.client,
+            request: sent.request,
+            key_at: sent.key_at,
+            read: sent.read,
+            node: sent.node.addr,
+            timeout,
+            failed: None,
+            retries: 0,
+            carrier: Carrier::Shared,
+        }
+    }
 }
 
 /// A reply that is the command's answer: nothing to follow.
@@ -303,7 +361,16 @@ impl Follow {
 /// A reply about to reach the client, with a `MOVED` or `ASK` (from a
 /// path that does not follow them) turned into a `TRYAGAIN` error; a
 /// `MOVED` is also reported to the controller.
+#[inline]
 pub fn unredirected(pool: &PoolWorker, reply: Bytes) -> Bytes {
+    match reply.first() {
+        Some(b'-') => unredirected_error(pool, reply),
+        _ => reply,
+    }
+}
+
+#[cold]
+fn unredirected_error(pool: &PoolWorker, reply: Bytes) -> Bytes {
     let (slot, what) = match redirect(&reply) {
         // Not patched into the map at once (as a followed MOVED is): on
         // these paths the reply may be a script's own words, so only a
