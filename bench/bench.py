@@ -18,7 +18,9 @@ children also get SIGKILL from the kernel if this script itself is killed):
 * in some scenarios, several shardgate *variants* side by side over the same
   backends (extra pool keys such as `read_policy: any`, or extra arguments
   such as `--no-metrics`), and replicas (`--replicaof`, linked before any
-  load, listed under `replicas:` for shardgate);
+  load, listed under `replicas:` for shardgate); the cluster scenario's
+  servers form a Redis Cluster (deploy.form_cluster), loaded through a
+  `cluster: true` pool and a static `slots` pool side by side;
 * redis-benchmark as the load generator.
 
 Every shardgate gets `--admin 127.0.0.1:<free port>` (the default admin
@@ -27,7 +29,7 @@ address is shared; a second instance could not start).
 Method
 ------
 * Medians of rounds: every measurement is repeated `--rounds` times
-  (default 3; 7 for the reads and metrics scenarios, whose claims are about
+  (default 3; 7 for the reads, metrics and cluster scenarios, whose claims are about
   differences of a few percent) and the report shows the median, because
   requests/s moves ~10% from run to run on a shared 2-core machine. A
   claim (e.g. "read_policy any costs <= 5% more CPU per GET than master")
@@ -107,8 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--rounds",
         type=int,
-        help="rounds; medians are reported (default 3, 7 for the reads and metrics "
-        "scenarios; --quick: 1; given: that many for every scenario)",
+        help="rounds; medians are reported (default 3, 7 for the reads, metrics and "
+        "cluster scenarios; --quick: 1; given: that many for every scenario)",
     )
     ap.add_argument(
         "--requests",
@@ -263,7 +265,8 @@ def measure(procs: Processes, args, workdir: Path) -> tuple:
     failures: list[str] = []
     for dep in deployments:
         proxies = [e for e in dep.endpoints.values() if e.proc is not None]
-        if dep.scenario.shards > 1 and len(proxies) > 1:
+        # (A cluster scenario's placement is the cluster's: checked in deploy.)
+        if dep.scenario.shards > 1 and len(proxies) > 1 and not dep.scenario.cluster:
             print(f"  {dep.scenario.key}: checking where each proxy puts sample keys ...", flush=True)
             dep.placement = check_placement(dep)
             for problem in dep.placement["problems"]:

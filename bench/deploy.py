@@ -99,10 +99,16 @@ class Deployment:
 
 def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deployment:
     """Starts the scenario's redis-servers and targets; checks each target."""
+    cluster_args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
     masters = [
-        start_redis(procs, args, workdir, f"shard{i}", i, extra=scenario.redis_args)
+        start_redis(
+            procs, args, workdir, f"shard{i}", i,
+            extra=scenario.redis_args + (cluster_args if scenario.cluster else ()),
+        )
         for i in range(scenario.shards)
-    ]
+    ]  # fmt: skip
+    if scenario.cluster:
+        form_cluster(masters)
     replicas = [
         start_redis(procs, args, workdir, f"shard{m.shard}-replica{r + 1}", m.shard, master=m)
         for m in masters
@@ -141,6 +147,8 @@ def deploy(procs: Processes, args, workdir: Path, scenario: Scenario) -> Deploym
         if endpoint.admin_port is not None and replicas:
             wait_replicas_serving(endpoint, len(replicas))
         check_endpoint(endpoint)
+        if scenario.cluster:
+            check_no_redirection(endpoint)
     if "predixy" in dep.endpoints:
         twin = next((t.name for t in scenario.targets if t.kind == "shardgate"
                      and t.workers == PEER_THREADS and t.name in dep.endpoints), None)
@@ -166,7 +174,8 @@ def start_redis(
     master: Node | None = None,
     extra: tuple = (),
 ) -> Node:
-    port = free_port()
+    # A cluster node's bus listens on its port + 10000.
+    port = free_port(highest=55535 if "--cluster-enabled" in extra else 65535)
     data = workdir / f"redis-{port}"
     data.mkdir()
     replica_of = ["--replicaof", "127.0.0.1", str(master.port)] if master else []
@@ -176,6 +185,53 @@ def start_redis(
     wait_for_port("redis-server", proc, port, log)
     role = "replica" if master else "master"
     return Node(label, shard, role, port, proc, shlex.join(argv))
+
+
+def form_cluster(masters: list[Node], timeout: float = READY_TIMEOUT) -> None:
+    """Makes the masters one Redis Cluster: master i of n owns slots
+    [i * 16384 / n, (i + 1) * 16384 / n), as shardgate's `distribution:
+    slots` places them (`redis-cli --cluster create` rounds the other way
+    at one boundary); then waits until every node says `cluster_state:ok`."""
+    n = len(masters)
+    for i, node in enumerate(masters):
+        lo, hi = i * 16384 // n, (i + 1) * 16384 // n - 1
+        reply = resp_call(node.port, "CLUSTER", "ADDSLOTSRANGE", str(lo), str(hi))
+        if reply != b"+OK\r\n":
+            raise BenchError(f"CLUSTER ADDSLOTSRANGE {lo} {hi} on {node.label}: {reply!r}")
+    for node in masters[1:]:
+        resp_call(masters[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port))
+    deadline = time.monotonic() + timeout
+    states: list[bool] = []
+    while time.monotonic() < deadline:
+        replies = [resp_call(m.port, "CLUSTER", "INFO") for m in masters]
+        states = [b"cluster_state:ok" in r for r in replies]
+        if all(states) and all(f"cluster_known_nodes:{n}\r\n".encode() in r for r in replies):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"the cluster did not form within {timeout:.0f} s: state ok {states}")
+
+
+def check_no_redirection(endpoint: Endpoint) -> None:
+    """Writes sample keys through the target: a key sent to a node that does
+    not own its slot would be answered MOVED (a static pool passes it on),
+    so every reply must be +OK."""
+    commands = [("SET", f"key:{n:012d}", "x") for n in range(0, 100_000, 37)]
+    payload = b"".join(resp_command(*c) for c in commands)
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as s:
+        s.sendall(payload)
+        buf = b""
+        while buf.count(b"\r\n") < len(commands):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    replies = buf.split(b"\r\n")[: len(commands)]
+    bad = [r for r in replies if r != b"+OK"]
+    if bad or len(replies) < len(commands):
+        raise BenchError(
+            f"{endpoint.name}: {len(bad)} of {len(commands)} SETs not +OK "
+            f"(e.g. {bad[:1]!r}): keys would not go where the cluster has them"
+        )
 
 
 def info(port: int, section: str) -> dict[str, str]:
@@ -358,7 +414,8 @@ def proxy_argv(target: Target, args, conf: Path, log: Path, admin: int | None) -
 
 
 def check_endpoint(endpoint: Endpoint) -> None:
-    key = f"bench:check:{endpoint.name}"
+    # One hash tag: the MSET stays in one slot (a cluster node refuses more).
+    key = f"{{bench:check:{endpoint.name}}}"
     checks = [
         (("SET", key, "v1"), b"+OK\r\n"),
         (("GET", key), b"$2\r\nv1\r\n"),

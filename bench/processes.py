@@ -64,13 +64,14 @@ class Processes:
 _handed_out: set[int] = set()
 
 
-def free_port() -> int:
-    """A loopback port free right now and not handed out before in this run."""
+def free_port(highest: int = 65535) -> int:
+    """A loopback port free right now, not handed out before in this run,
+    and at most `highest` (a cluster node's bus is its port + 10000)."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _handed_out:
+        if port not in _handed_out and port <= highest:
             _handed_out.add(port)
             return port
 

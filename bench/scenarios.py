@@ -97,6 +97,9 @@ class Scenario:
     # Extra redis-server arguments (the connection tests need room for
     # 100,000 clients, from 127.0.0.x sources that protected mode refuses).
     redis_args: tuple = ()
+    # The masters form a Redis Cluster (no replicas), each owning the slot
+    # range shardgate's `distribution: slots` gives it (see deploy.py).
+    cluster: bool = False
 
     def weight(self, shard: int) -> int:
         return self.weights[shard] if self.weights else 1
@@ -210,6 +213,50 @@ SCENARIOS = [
         ),
     ),
 ]
+
+# A Redis Cluster of 3 primaries, as a `cluster: true` pool and as a static
+# `slots` pool over the same primaries (their slot ranges are the static
+# pool's, so both send every key to the same node).
+CLUSTER_POOL = {"redis": "true", "timeout": 2000, "server_connections": 1}
+
+SCENARIOS.append(
+    Scenario(
+        key="cluster",
+        title="Redis Cluster pool vs a static `slots` pool",
+        shards=3,
+        cluster=True,
+        pool=CLUSTER_POOL,
+        direct_comparable=False,
+        note="Three redis-servers with `cluster-enabled yes` forming one Redis "
+        "Cluster (no replicas; each owns the contiguous third of the slots that "
+        "shardgate's `distribution: slots` gives it). **sg-cluster** reads the slot map "
+        "from the cluster (`cluster: true`, and follows redirections); **sg-static** "
+        "places the same keys on the same nodes by configuration. What the cluster pool "
+        "costs per request in steady state (no redirection happens: checked before the "
+        "load by writing sample keys through both, every reply `+OK`). SET and GET only "
+        "(MSET's 10 keys span slots: a static pool splits per node, which a cluster node "
+        "refuses).",
+        tests=("set", "get"),
+        targets=(
+            Target("sg-static", "shardgate", pool={"distribution": "slots"}),
+            Target("sg-cluster", "shardgate", pool={"cluster": "true"}),
+        ),
+        report="variants",
+        baseline="sg-static",
+        min_rounds=7,
+        claims=(
+            Claim(
+                "a `cluster: true` pool costs at most 5% more CPU per request than a "
+                "static `slots` pool over the same primaries",
+                target="sg-cluster",
+                baseline="sg-static",
+                tests=("set", "get"),
+                pipelines=(1, 16),
+                max_ratio=1.05,
+            ),
+        ),
+    )
+)
 
 # The connection tests (idle, active): fresh proxies over one
 # redis-server, and that server directly.
