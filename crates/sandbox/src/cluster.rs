@@ -64,6 +64,7 @@ impl RedisCluster {
         let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
             .map(|_| {
                 let mut builder = RedisServer::builder()
+                    .port(crate::ports::free_port_up_to(55535))
                     .arg("cluster-enabled", "yes")
                     .arg("cluster-config-file", "nodes.conf")
                     .arg("cluster-node-timeout", &node_timeout_ms.to_string());

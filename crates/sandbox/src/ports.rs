@@ -22,3 +22,14 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// As [`free_port`], at most `highest` (a Redis Cluster node's bus listens
+/// on its port + 10000, so a node's port must be at most 55535).
+pub fn free_port_up_to(highest: u16) -> u16 {
+    loop {
+        let port = free_port();
+        if port <= highest {
+            return port;
+        }
+    }
+}
