@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::backend::{ConnSettings, EpisodeLog, Handshake, Node, NodeStats};
 use crate::config::{PoolConfig, ReadBalance, ReadPolicy, ReplicaFallback};
 use crate::metrics::PoolStats;
@@ -127,6 +129,51 @@ pub struct PoolWorker {
     /// Fast hashes of script bodies this worker has already recorded, so
     /// a repeated EVAL costs a hash, not a SHA1 and a lock.
     seen_scripts: RefCell<std::collections::HashSet<u64>>,
+    /// Moving keys this worker found gone from their source.
+    pub gone: RefCell<GoneFromSource>,
+}
+
+/// Moving keys found gone from their source during one migration (one
+/// placement epoch): its source answered that they are not there. Only
+/// the mover moves keys, from source to destination, and no key is
+/// created on its source while it moves, so such a key stays gone from
+/// its source until the migration ends: its next requests go straight to
+/// the destination instead of asking the source first. Bounded; a new
+/// epoch (the migration finished, was aborted, or another began) forgets
+/// them all.
+#[derive(Default)]
+pub struct GoneFromSource {
+    epoch: u64,
+    keys: std::collections::HashSet<Bytes, foldhash::fast::RandomState>,
+}
+
+impl GoneFromSource {
+    /// Keys remembered per worker and pool, at most (about 7 MB).
+    const MAX: usize = 100_000;
+
+    /// Forgets the keys of any other epoch (a published topology's).
+    fn keep_only(&mut self, epoch: u64) {
+        if self.epoch != epoch {
+            *self = GoneFromSource {
+                epoch,
+                keys: Default::default(),
+            };
+        }
+    }
+
+    /// Whether `key` was found gone from its source in `epoch`.
+    pub fn knows(&self, epoch: u64, key: &[u8]) -> bool {
+        self.epoch == epoch && self.keys.contains(key)
+    }
+
+    /// Remembers `key` as gone from its source in `epoch`.
+    pub fn learn(&mut self, epoch: u64, key: &[u8]) {
+        self.keep_only(epoch);
+        if self.keys.len() < Self::MAX {
+            // A copy: a slice would hold the client's whole read buffer.
+            self.keys.insert(Bytes::copy_from_slice(key));
+        }
+    }
 }
 
 impl PoolWorker {
@@ -146,6 +193,7 @@ impl PoolWorker {
             nodes: RefCell::new(nodes),
             kept: RefCell::new(kept),
             seen_scripts: RefCell::new(std::collections::HashSet::new()),
+            gone: RefCell::default(),
         }
     }
 
@@ -245,6 +293,7 @@ impl PoolWorker {
             &mut self.kept.borrow_mut(),
         );
         *self.nodes.borrow_mut() = nodes;
+        self.gone.borrow_mut().keep_only(topology.placement_epoch());
         let view = Rc::new(PoolView { topology, shards });
         *self.view.borrow_mut() = view.clone();
         view

@@ -8,6 +8,11 @@
 //! is never created on its source: a key that is nowhere is created on
 //! its destination.
 //!
+//! Two shortcuts, both safe for that reason: a GET goes to the source as
+//! it is (a null there means the key is not there), and a key the source
+//! said is gone goes straight to the destination for the rest of the
+//! migration (`view::GoneFromSource`).
+//!
 //! Replies come back in request order, and a client's requests on one key
 //! run in order (the source's answers come in order, and the requests
 //! that follow them go out in that order); a request on a moving key may
@@ -22,7 +27,7 @@
 use bytes::Bytes;
 use resp::Request;
 
-use super::pending::{AtSource as AtSourceReply, Pending};
+use super::pending::{Absent, AtSource as AtSourceReply, Pending};
 use super::{ClientStream, Flow, Session};
 use crate::command::{AclCategories, Resolution};
 use crate::route::{Refusal, Route};
@@ -121,8 +126,36 @@ impl<S: ClientStream> Session<S> {
             return Err(Flow::AwaitPlacement);
         }
         self.at_source.held_since = None;
-        let keys: Vec<&[u8]> = moving.iter().map(|(_, _, k)| &k[..]).collect();
-        let frame = self.where_it_is_frame(&keys, &request);
+        let epoch = self.view.topology.placement_epoch();
+        let one_key = match moving.as_slice() {
+            [(_, _, key)] => Some(key),
+            _ => None,
+        };
+        // A key found gone from its source goes straight to the
+        // destination, unless one of this client's earlier requests still
+        // waits on the source (it would then run after this one).
+        if one_key.is_some_and(|key| self.pool.gone.borrow().knows(epoch, key))
+            && !self.waits_on_a_source()
+        {
+            let slot = self.send_to_master(destination, request.raw);
+            self.pool.stats.moving_key_requests.inc();
+            self.push(Pending::Reply(slot));
+            return Err(Flow::Next);
+        }
+        let learn = one_key
+            .and_then(|_| self.keys.first())
+            .and_then(|&index| request.args.get(index))
+            .map(|range| (range.clone(), epoch, self.pool.clone()));
+        // A GET needs no script: on its source, a key that is there is the
+        // live copy, and a null says it is not (GET answers an existing key
+        // with a value or WRONGTYPE), so the destination has it, or nobody.
+        let plain_get = resolution.spec().is_some_and(|s| s.name() == "get");
+        let (frame, absent) = if plain_get {
+            (request.raw.clone(), Absent::Null)
+        } else {
+            let keys: Vec<&[u8]> = moving.iter().map(|(_, _, k)| &k[..]).collect();
+            (self.where_it_is_frame(&keys, &request), Absent::Script)
+        };
         // The destination's master (a key just moved may not be on its
         // replicas yet), on the client's own shared connection to it.
         let (key, id) = (self.client.conn_key(), self.client.id());
@@ -135,8 +168,17 @@ impl<S: ClientStream> Session<S> {
             slot,
             destination,
             request: request.raw,
+            learn,
+            absent,
         })));
         Err(Flow::Next)
+    }
+
+    /// Whether a request of this client waits for a source's answer.
+    fn waits_on_a_source(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|queued| matches!(queued.pending, Pending::AtSource(_)))
     }
 
     /// `EVAL <script> numkeys keys... request...`.

@@ -64,10 +64,33 @@ pub struct AtSource {
     pub destination: Result<crate::backend::Conn, crate::backend::BackendError>,
     /// The request, for the destination.
     pub request: Bytes,
+    /// A request on one key: where that key is in `request`, and where to
+    /// remember it should the source not have it.
+    pub learn: Option<(
+        std::ops::Range<usize>,
+        u64,
+        std::rc::Rc<crate::view::PoolWorker>,
+    )>,
+    pub absent: Absent,
 }
 
-/// The source's answer when the keys are not there.
-const ABSENT: &[u8] = b"-SGABSENT ";
+/// How the source says that the keys are not there.
+#[derive(Debug, Clone, Copy)]
+pub enum Absent {
+    /// The script's `-SGABSENT` error.
+    Script,
+    /// A GET sent as it is: its null.
+    Null,
+}
+
+impl Absent {
+    fn says(self, reply: &[u8]) -> bool {
+        match self {
+            Absent::Script => reply.starts_with(b"-SGABSENT "),
+            Absent::Null => reply == b"$-1\r\n" || reply == b"_\r\n",
+        }
+    }
+}
 
 /// A reply in the making.
 pub enum Pending {
@@ -244,12 +267,21 @@ impl Pending {
                     slot,
                     destination,
                     request,
+                    learn,
+                    absent,
                 } = *at;
                 match slot.await {
-                    Ok(reply) if reply.starts_with(ABSENT) => match destination {
-                        Ok(conn) => reply_bytes(conn.send(request).await),
-                        Err(error) => encode_error(&error.client_message()),
-                    },
+                    Ok(reply) if absent.says(&reply) => {
+                        if let Some((key_at, epoch, pool)) = learn {
+                            if let Some(key) = request.get(key_at) {
+                                pool.gone.borrow_mut().learn(epoch, key);
+                            }
+                        }
+                        match destination {
+                            Ok(conn) => reply_bytes(conn.send(request).await),
+                            Err(error) => encode_error(&error.client_message()),
+                        }
+                    }
                     other => reply_bytes(other),
                 }
             }
