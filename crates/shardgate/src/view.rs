@@ -388,3 +388,34 @@ fn settings_of(state: &PoolState, config: &PoolConfig, addr: &NodeAddr) -> ConnS
         tcp_keepalive: config.tcpkeepalive,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GoneFromSource;
+
+    #[test]
+    fn keys_gone_from_their_source_are_known_only_in_their_migration() {
+        let mut gone = GoneFromSource::default();
+        gone.learn(7, b"k1");
+        assert!(gone.knows(7, b"k1"));
+        assert!(!gone.knows(7, b"k2"));
+        assert!(!gone.knows(8, b"k1"), "another migration");
+        // A published topology of another epoch forgets them.
+        gone.keep_only(8);
+        assert!(!gone.knows(7, b"k1"));
+        gone.learn(8, b"k2");
+        gone.keep_only(8);
+        assert!(gone.knows(8, b"k2"), "the same epoch keeps them");
+    }
+
+    #[test]
+    fn at_most_max_keys_are_remembered() {
+        let mut gone = GoneFromSource::default();
+        for i in 0..GoneFromSource::MAX + 10 {
+            gone.learn(1, format!("key:{i}").as_bytes());
+        }
+        assert_eq!(gone.keys.len(), GoneFromSource::MAX);
+        let last = format!("key:{}", GoneFromSource::MAX + 5);
+        assert!(!gone.knows(1, last.as_bytes()));
+    }
+}
