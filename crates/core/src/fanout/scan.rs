@@ -19,18 +19,6 @@ pub struct Position {
     pub cursor: u64,
 }
 
-/// Decodes a client cursor; None for one that is not a number or names a
-/// shard the pool does not have (Redis: "invalid cursor").
-pub fn decode(cursor: &[u8], shards: usize) -> Option<Position> {
-    Codec::default().decode(cursor, shards).ok()
-}
-
-/// The client cursor for `position`; None when the shard's cursor is too
-/// big to carry (a shard cursor needs under 54 bits; Redis's are far smaller).
-pub fn encode(position: Position) -> Option<u64> {
-    Codec::default().encode(position)
-}
-
 /// Bits of a cluster pool's cursor that hold the slot map's epoch.
 const EPOCH_BITS: u32 = 8;
 const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
@@ -58,6 +46,8 @@ impl Codec {
         SHARD_BITS + if self.epoch.is_some() { EPOCH_BITS } else { 0 }
     }
 
+    /// Decodes a client cursor: `Invalid` for one that is not a number or
+    /// names a shard the pool does not have (Redis: "invalid cursor").
     pub fn decode(&self, cursor: &[u8], shards: usize) -> Result<Position, CursorError> {
         let value: u64 = std::str::from_utf8(cursor)
             .ok()
@@ -79,6 +69,9 @@ impl Codec {
         })
     }
 
+    /// The client cursor for `position`; None when the shard's cursor is
+    /// too big to carry (a shard cursor needs under 54 bits; Redis's are
+    /// far smaller).
     pub fn encode(&self, position: Position) -> Option<u64> {
         let low = self.low_bits();
         if position.cursor >> (64 - low) != 0 {
@@ -140,11 +133,13 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_foreign_shards() {
+        let plain = Codec::default();
+        let decode = |cursor: &[u8], shards| plain.decode(cursor, shards).ok();
         let p = Position {
             shard: 2,
             cursor: 12345,
         };
-        let c = encode(p).expect("fits");
+        let c = plain.encode(p).expect("fits");
         assert_eq!(decode(c.to_string().as_bytes(), 3), Some(p));
         assert_eq!(decode(c.to_string().as_bytes(), 2), None);
         assert_eq!(
@@ -155,8 +150,9 @@ mod tests {
             })
         );
         assert_eq!(decode(b"x", 3), None);
+        // A shard cursor needs under 54 bits (Redis's are far smaller).
         assert_eq!(
-            encode(Position {
+            plain.encode(Position {
                 shard: 0,
                 cursor: u64::MAX
             }),

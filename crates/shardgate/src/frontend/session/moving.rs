@@ -63,28 +63,30 @@ pub(super) struct AtSource {
 
 impl<S: ClientStream> Session<S> {
     /// The moving keys of the request just routed (`self.keys` holds its
-    /// key positions), as `(source, destination, key)`.
-    fn moving_keys(&self, request: &Request) -> Vec<(usize, usize, Bytes)> {
+    /// key positions), as `(source, destination, where in the request)`.
+    fn moving<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> impl Iterator<Item = (usize, usize, std::ops::Range<usize>)> + 'a {
         let topology = &self.view.topology;
-        (self.keys.iter())
-            .filter_map(|&index| {
-                let range = request.args.get(index)?;
-                let key = request.raw.slice(range.clone());
-                let (source, destination) = topology.moving(&key)?;
-                Some((source, destination, key))
-            })
+        (self.keys.iter()).filter_map(move |&index| {
+            let range = request.args.get(index)?;
+            let (source, destination) = topology.moving(request.raw.get(range.clone())?)?;
+            Some((source, destination, range.clone()))
+        })
+    }
+
+    /// The moving keys of the request just routed, as `(source,
+    /// destination, key)`.
+    fn moving_keys(&self, request: &Request) -> Vec<(usize, usize, Bytes)> {
+        (self.moving(request))
+            .map(|(source, destination, range)| (source, destination, request.raw.slice(range)))
             .collect()
     }
 
     /// Whether the request just routed touches a moving key.
     pub(super) fn touches_moving_key(&self, request: &Request) -> bool {
-        let topology = &self.view.topology;
-        topology.is_moving()
-            && (self.keys.iter()).any(|&index| {
-                (request.args.get(index))
-                    .and_then(|range| request.raw.get(range.clone()))
-                    .is_some_and(|key| topology.moving(key).is_some())
-            })
+        self.view.topology.is_moving() && self.moving(request).next().is_some()
     }
 
     /// Before a routed request (outside a transaction) is sent: a request
