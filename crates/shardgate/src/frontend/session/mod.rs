@@ -462,7 +462,7 @@ impl<S: ClientStream> Session<S> {
             // A handoff that waits for the request being read waits for
             // a stronger signal only.
             let level = if signal == 0 { HANDOFF } else { SHUTDOWN };
-            let rehome = pubsub::rehome_time(self.pool.clone(), self.rehome_due());
+            let rehome = pubsub::rehome_time(&self.pool, self.rehome_due());
             let woken = tokio::select! {
                 biased;
                 _ = entry.raised(level) => Woken::Signal,

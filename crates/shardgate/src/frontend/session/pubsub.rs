@@ -509,7 +509,7 @@ impl<S: ClientStream> Session<S> {
 /// Resolves when homeless shard channels are due to be routed again:
 /// the pool publishes a map other than `due`'s, or its time comes. Never,
 /// without any.
-pub(super) async fn rehome_time(pool: Rc<PoolWorker>, due: Option<Rehome>) {
+pub(super) async fn rehome_time(pool: &PoolWorker, due: Option<Rehome>) {
     let Some(due) = due else {
         return std::future::pending().await;
     };
