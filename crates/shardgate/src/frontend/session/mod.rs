@@ -392,6 +392,16 @@ impl<S: ClientStream> Session<S> {
     /// Waits, outside the serving future, until the client sends more
     /// (Ok: bytes were read) or a signal ends the session.
     async fn park(&mut self) -> Result<(), End> {
+        // What the serving future used is released too (it is empty); a
+        // parked client is not busy, so re-making it is rare enough.
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        if self.out.is_empty() {
+            self.out = VecDeque::new();
+        }
+        self.keys = Vec::new();
+        *self.batch_readers.get_mut() = Vec::new();
         let entry = self.client.entry.clone();
         loop {
             let signal = entry.signal();
