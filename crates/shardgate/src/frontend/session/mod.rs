@@ -404,14 +404,7 @@ impl<S: ClientStream> Session<S> {
         *self.batch_readers.get_mut() = Vec::new();
         let entry = self.client.entry.clone();
         loop {
-            let signal = entry.signal();
-            match signal {
-                KILLED => return Err(End::Killed),
-                SHUTDOWN => return Err(End::Shutdown),
-                HANDOFF if S::CAN_HAND_OVER && self.between_requests() => return Err(End::HandOff),
-                _ => {}
-            }
-            let level = if signal == 0 { HANDOFF } else { SHUTDOWN };
+            let level = self.signal_before_waiting(&entry)?;
             tokio::select! {
                 biased;
                 _ = entry.raised(level) => {}
@@ -423,6 +416,21 @@ impl<S: ClientStream> Session<S> {
                     self.release_empty_read_buffer();
                 }
             }
+        }
+    }
+
+    /// What the signals raised mean for a session about to wait for its
+    /// client: Err ends it; Ok is the signal level the wait wakes for (a
+    /// handoff that waits for the request being read waits for a stronger
+    /// signal only).
+    fn signal_before_waiting(&self, entry: &ClientEntry) -> Result<u8, End> {
+        match entry.signal() {
+            KILLED => Err(End::Killed),
+            // Everything read is answered; nothing more is read.
+            SHUTDOWN => Err(End::Shutdown),
+            HANDOFF if S::CAN_HAND_OVER && self.between_requests() => Err(End::HandOff),
+            0 => Ok(HANDOFF),
+            _ => Ok(SHUTDOWN),
         }
     }
 
@@ -443,14 +451,7 @@ impl<S: ClientStream> Session<S> {
         self.client.entry.end_batch();
         let entry = self.client.entry.clone();
         loop {
-            let signal = entry.signal();
-            match signal {
-                KILLED => return Err(End::Killed),
-                // Everything read is answered; nothing more is read.
-                SHUTDOWN => return Err(End::Shutdown),
-                HANDOFF if S::CAN_HAND_OVER && self.between_requests() => return Err(End::HandOff),
-                _ => {}
-            }
+            let level = self.signal_before_waiting(&entry)?;
             // Messages that arrived meanwhile go out before waiting.
             if self.pubsub.is_some() {
                 self.drain_links()?;
@@ -469,9 +470,6 @@ impl<S: ClientStream> Session<S> {
             let has_links = self.pubsub.is_some();
             // A signal first: a killed client's next request, arriving as
             // the kill does, is not served.
-            // A handoff that waits for the request being read waits for
-            // a stronger signal only.
-            let level = if signal == 0 { HANDOFF } else { SHUTDOWN };
             let rehome = pubsub::rehome_time(&self.pool, self.rehome_due());
             let woken = tokio::select! {
                 biased;
