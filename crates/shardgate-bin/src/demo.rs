@@ -79,19 +79,14 @@ pub fn run(args: DemoArgs, wait: impl FnOnce()) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The demo's configuration is generated, not read from a file: no
+    // reloads, no upgrades.
     let options = Options {
         workers: args.workers,
         shutdown_grace: Duration::from_secs(2),
-        metrics: true,
         admin: Some(args.admin),
-        admin_hosts: Vec::new(),
-        admin_token: None,
-        admin_tls: None,
-        // The demo's configuration is generated, not read from a file.
-        config_file: None,
-        executable: None,
-        inherit: None,
         maxmemory_clients: crate::parse_size(crate::DEFAULT_MAXMEMORY_CLIENTS).unwrap_or(0),
+        ..Options::default()
     };
     let proxy = match Proxy::start(config, options) {
         Ok(proxy) => proxy,

@@ -52,6 +52,28 @@ pub struct Options {
     pub maxmemory_clients: u64,
 }
 
+/// What a program that embeds the proxy starts from (the demo, tests that
+/// run it in process): one worker, metrics on, a 1 s shutdown grace, no
+/// admin server, no configuration file to reload, no binary upgrade, no
+/// limit on client memory.
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            workers: 1,
+            shutdown_grace: Duration::from_secs(1),
+            metrics: true,
+            admin: None,
+            admin_hosts: Vec::new(),
+            admin_token: None,
+            admin_tls: None,
+            config_file: None,
+            executable: None,
+            inherit: None,
+            maxmemory_clients: 0,
+        }
+    }
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

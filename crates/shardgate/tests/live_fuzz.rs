@@ -60,20 +60,7 @@ impl InProcess {
             yaml.push_str(&format!("    - 127.0.0.1:{server}:1\n"));
         }
         let config = shardgate::config::parse(&yaml).expect("config");
-        let options = Options {
-            workers: 1,
-            shutdown_grace: Duration::from_secs(1),
-            metrics: true,
-            admin: None,
-            admin_hosts: Vec::new(),
-            admin_token: None,
-            admin_tls: None,
-            config_file: None,
-            executable: None,
-            inherit: None,
-            maxmemory_clients: 0,
-        };
-        let proxy = Proxy::start(config, options).expect("start the proxy");
+        let proxy = Proxy::start(config, Options::default()).expect("start the proxy");
         assert_eventually!(
             TcpStream::connect(("127.0.0.1", port)).is_ok(),
             "the proxy never listened on {port}"
