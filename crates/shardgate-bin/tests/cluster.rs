@@ -817,6 +817,20 @@ fn a_dead_primary_whose_replica_never_takes_over_gives_errors_but_never_a_redire
     let key = key_on(&cluster, victim, "stuck:");
     let other = key_on(&cluster, cluster.primaries()[1], "stuck:");
     assert_eq!(c.cmd(&["SET", &key, "1"]).expect("SET"), ok());
+    // The replica has the write before its primary dies (replication is
+    // asynchronous: the read below checks what the replica serves).
+    let offset = |node: usize| -> u64 {
+        cluster
+            .node(node)
+            .info_field("replication", "master_repl_offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let written = offset(victim);
+    assert_eventually!(
+        offset(replica) >= written,
+        "the replica never caught up with offset {written}"
+    );
     cluster.node_mut(victim).kill();
     // Retried on the replica, which keeps answering MOVED to its dead
     // primary until the timeout: the client gets an error, not the MOVED.
