@@ -695,6 +695,9 @@ impl<S: ClientStream> Session<S> {
             node,
         }) = self.queue.pop_front()
         {
+            if matches!(pending, Pending::AtSource(_)) {
+                self.at_source.waiting = self.at_source.waiting.saturating_sub(1);
+            }
             let (reply, request, waited) = match pending {
                 Pending::Confirm { links, reply } => {
                     self.await_acks(links).await?;

@@ -59,6 +59,9 @@ const WHERE_IT_IS_RESP3: &str = concat!("redis.setresp(3) ", where_it_is!());
 pub(super) struct AtSource {
     /// Since when the held request waits for that phase to end.
     held_since: Option<std::time::Instant>,
+    /// This client's requests queued for a source's answer (a count, not
+    /// a walk of the queue per request: pipelines are long).
+    pub waiting: usize,
 }
 
 impl<S: ClientStream> Session<S> {
@@ -137,7 +140,7 @@ impl<S: ClientStream> Session<S> {
         // destination, unless one of this client's earlier requests still
         // waits on the source (it would then run after this one).
         if one_key.is_some_and(|key| self.pool.gone.borrow().knows(epoch, key))
-            && !self.waits_on_a_source()
+            && self.at_source.waiting == 0
         {
             let slot = self.send_to_master(destination, request.raw);
             self.pool.stats.moving_key_requests.inc();
@@ -166,6 +169,7 @@ impl<S: ClientStream> Session<S> {
             .map(|node| node.with_shared(key, id, |conn| conn.clone()));
         let slot = self.send_to_master(source, frame);
         self.pool.stats.moving_key_requests.inc();
+        self.at_source.waiting += 1;
         self.push(Pending::AtSource(Box::new(AtSourceReply {
             slot,
             destination,
@@ -174,13 +178,6 @@ impl<S: ClientStream> Session<S> {
             absent,
         })));
         Err(Flow::Next)
-    }
-
-    /// Whether a request of this client waits for a source's answer.
-    fn waits_on_a_source(&self) -> bool {
-        self.queue
-            .iter()
-            .any(|queued| matches!(queued.pending, Pending::AtSource(_)))
     }
 
     /// `EVAL <script> numkeys keys... request...`.
