@@ -563,7 +563,13 @@ fn classify(shared: &Shared, frame: Bytes) {
                 shared.drop_shard_channel(&channel);
             }
             None => {
-                tracing::warn!(link = %shared.settings.name, "a subscription command was refused: {}", String::from_utf8_lossy(&frame).trim_end());
+                // A client can repeat the command that is refused (a
+                // channel the backend user may not use): limited.
+                static REFUSED: shardgate_core::log_limit::LogLimit =
+                    shardgate_core::log_limit::LogLimit::new(10);
+                if REFUSED.allow() {
+                    tracing::warn!(link = %shared.settings.name, "a subscription command was refused: {} (at most one such line every 10 s)", String::from_utf8_lossy(&frame).trim_end());
+                }
             }
         }
     }
