@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle as Task;
 
 use crate::frontend::listener::{accept_loop, adopt_session, BoundListener, SessionTracker};
 use crate::frontend::Endpoint;
@@ -69,11 +69,14 @@ struct Worker {
     shutdown: watch::Receiver<bool>,
     tracker: Rc<SessionTracker>,
     pools: HashMap<Arc<str>, Rc<PoolWorker>>,
-    accepting: HashMap<(Arc<str>, Endpoint), AbortHandle>,
+    accepting: HashMap<(Arc<str>, Endpoint), Task<()>>,
+    /// Accept loops aborted: their listeners close once the tasks are
+    /// dropped, which a barrier waits for.
+    closing: Vec<Task<()>>,
 }
 
 impl Worker {
-    fn apply(&mut self, command: WorkerCommand) {
+    async fn apply(&mut self, command: WorkerCommand) {
         match command {
             WorkerCommand::AddPool(state) => {
                 let pool = Rc::new(PoolWorker::new(state, self.proxy.clone(), self.metrics));
@@ -85,7 +88,7 @@ impl Worker {
                 listener,
             } => {
                 if let Some(old) = self.accepting.remove(&(pool.clone(), endpoint)) {
-                    old.abort();
+                    self.stop(old);
                 }
                 let (Some(listener), Some(worker)) = (listener, self.pools.get(&pool)) else {
                     return;
@@ -103,21 +106,24 @@ impl Worker {
                         tracing::error!(pool = %name, "listener failed: {e}");
                     }
                 });
-                self.accepting.insert((pool, endpoint), task.abort_handle());
+                self.accepting.insert((pool, endpoint), task);
             }
             WorkerCommand::RemovePool(name) => {
-                self.accepting.retain(|(pool, _), task| {
-                    let keep = *pool != name;
-                    if !keep {
-                        task.abort();
+                let removed: Vec<_> = (self.accepting.keys())
+                    .filter(|(pool, _)| *pool == name)
+                    .cloned()
+                    .collect();
+                for key in removed {
+                    if let Some(task) = self.accepting.remove(&key) {
+                        self.stop(task);
                     }
-                    keep
-                });
+                }
                 self.pools.remove(&name);
             }
             WorkerCommand::StopAccepting => {
-                for (_, task) in self.accepting.drain() {
-                    task.abort();
+                let tasks: Vec<_> = self.accepting.drain().map(|(_, task)| task).collect();
+                for task in tasks {
+                    self.stop(task);
                 }
             }
             WorkerCommand::Adopt(adoption) => {
@@ -134,9 +140,20 @@ impl Worker {
                 }
             }
             WorkerCommand::Barrier(done) => {
+                // Answered once the listeners of aborted accept loops are
+                // closed: a reload that removed a pool reports it applied
+                // only when its port refuses connections.
+                for task in self.closing.drain(..) {
+                    let _ = task.await;
+                }
                 let _ = done.send(());
             }
         }
+    }
+
+    fn stop(&mut self, task: Task<()>) {
+        task.abort();
+        self.closing.push(task);
     }
 }
 
@@ -156,11 +173,12 @@ async fn run(setup: WorkerSetup) {
         tracker: Rc::new(SessionTracker::default()),
         pools: HashMap::new(),
         accepting: HashMap::new(),
+        closing: Vec::new(),
     };
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(command) => worker.apply(command),
+                Some(command) => worker.apply(command).await,
                 None => break,
             },
             () = crate::shutdown::until_shutdown(&mut shutdown) => break,
