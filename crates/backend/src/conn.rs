@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ReplyScanner};
+use shardgate_core::error::NodeError;
 use tokio::time::{sleep_until, Instant};
 
 use super::episode::EpisodeLog;
@@ -400,8 +401,10 @@ async fn run(shared: Rc<Shared>) {
                     }
                 }
             }
-            Err(reason) => {
+            Err(error) => {
                 shared.stats.connection_failures.inc();
+                // Rendered once: every request queued meanwhile shares it.
+                let reason: Arc<str> = error.to_string().into();
                 let kind = BackendErrorKind::Unavailable(reason.clone());
                 let failed = shared.fail_all(&kind, &kind);
                 shared
@@ -433,7 +436,7 @@ fn finished(shared: &Shared) -> bool {
     shared.close_now.get() || (shared.handles.get() == 0 && shared.queue.borrow().fifo.is_empty())
 }
 
-async fn connect(settings: &ConnSettings) -> Result<(Stream, handshake::Greeting), Arc<str>> {
+async fn connect(settings: &ConnSettings) -> Result<(Stream, handshake::Greeting), NodeError> {
     handshake::connect_greeted(
         settings.addr,
         &settings.handshake,
@@ -441,7 +444,6 @@ async fn connect(settings: &ConnSettings) -> Result<(Stream, handshake::Greeting
         settings.tcp_keepalive,
     )
     .await
-    .map_err(|e| Arc::from(e.to_string()))
 }
 
 /// While down, fails whatever is queued until `until`. Returns false when

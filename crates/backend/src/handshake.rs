@@ -126,7 +126,9 @@ pub async fn connect_greeted(
         }
         let mut stream = match handshake.tls.current() {
             Some(tls) => Stream::Tls(Box::new(
-                tls.handshake(addr, tcp).await.map_err(NodeError::Connect)?,
+                tls.handshake(addr, tcp)
+                    .await
+                    .map_err(|e| NodeError::Connect(e.to_string()))?,
             )),
             None => Stream::Tcp(tcp),
         };

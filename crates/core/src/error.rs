@@ -1,9 +1,68 @@
-//! Why a server did not answer as asked: the control plane's and the
-//! connections' typed failure, rendered to words only where they are
-//! shown (a log line, an event, a client's error after the server's name).
+//! Typed failures, rendered to words only where they are shown (a reply,
+//! a log line, an event).
+//!
+//! The error model, by the side a failure is on:
+//! - the client's: [`CommandError`] (a command the proxy answers itself,
+//!   refused for its arguments; the same request fails again),
+//!   [`crate::auth::AuthError`], and resp's protocol errors;
+//! - the proxy's: [`crate::route::Refusal`] (a request the proxy will not
+//!   run, with whether a retry can succeed) and [`CommandError`]'s
+//!   `NotThroughProxy`;
+//! - a server's: [`NodeError`] here (the control plane's connections) and
+//!   the backend crate's `BackendError` (the data path's: which server,
+//!   and whether the request may have run).
 
 use std::fmt;
 use std::time::Duration;
+
+/// Why a command the proxy answers itself (CLIENT, ACL, SLOWLOG, CLUSTER,
+/// AUTH's neighbours) failed; `Display` is the reply Redis would give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    Arity(&'static str),
+    /// A subcommand its container command does not have.
+    #[error("ERR unknown subcommand '{subcommand}'. Try {} HELP.", .command.to_ascii_uppercase())]
+    UnknownSubcommand {
+        command: &'static str,
+        subcommand: String,
+    },
+    /// An argument outside what the command takes, in Redis's own words.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// A name the command looks up does not exist: `ERR {what} '{name}' not
+    /// found` (ACL DRYRUN's user and command).
+    #[error("ERR {what} '{name}' not found")]
+    NotFound { what: &'static str, name: String },
+    /// ACL CAT of a category the table does not have.
+    #[error("ERR Unknown category '{0}'")]
+    UnknownCategory(String),
+    /// The proxy's side: a subcommand Redis has that the proxy does not
+    /// answer; `why` says where to run it instead.
+    #[error("ERR shardgate: {} {} {why}", .command.to_ascii_uppercase(), .subcommand.to_ascii_uppercase())]
+    NotThroughProxy {
+        command: &'static str,
+        subcommand: String,
+        why: &'static str,
+    },
+    /// The proxy's side: it has no secure random source (ACL GENPASS).
+    #[error("ERR shardgate: no secure random source: {0}")]
+    NoRandom(String),
+}
+
+impl CommandError {
+    /// `ERR unknown subcommand`, with the client's word as sent.
+    pub fn unknown_subcommand(command: &'static str, subcommand: &[u8]) -> CommandError {
+        CommandError::UnknownSubcommand {
+            command,
+            subcommand: String::from_utf8_lossy(subcommand).into_owned(),
+        }
+    }
+}
 
 /// A failure talking to one server (a Redis node or a Sentinel).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +122,35 @@ impl std::error::Error for NodeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_errors_read_as_redis_replies() {
+        assert_eq!(
+            CommandError::unknown_subcommand("client", b"frob").to_string(),
+            "ERR unknown subcommand 'frob'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            CommandError::Arity("get").to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            CommandError::NotThroughProxy {
+                command: "client",
+                subcommand: "tracking".into(),
+                why: "is not supported through the proxy",
+            }
+            .to_string(),
+            "ERR shardgate: CLIENT TRACKING is not supported through the proxy"
+        );
+        assert_eq!(
+            CommandError::NotFound {
+                what: "User",
+                name: "ghost".into()
+            }
+            .to_string(),
+            "ERR User 'ghost' not found"
+        );
+    }
 
     #[test]
     fn busy_is_recognised_wherever_the_server_said_it() {

@@ -14,7 +14,7 @@
 //! - [`control`]: the pool controller's decisions: (state, input) -> actions.
 //! - [`change`]: what a reload changes, and whether it may (keys must not move).
 //! - [`reshard`]: a migration of keys as the proxies share it; the configs it implies.
-//! - [`error`]: [`error::NodeError`], why a server did not answer as asked.
+//! - [`error`]: the typed error model (`CommandError`, `NodeError`) and which side each failure is on.
 //! - [`auth`]: client users, passwords and permissions.
 //! - [`secrets`]: [`secrets::Secret`], which arguments and settings are secrets, redaction.
 //! - [`metrics`]: single-writer counters, histograms, the slow log.

@@ -74,10 +74,15 @@ impl PlacementRecord {
 
     /// `base` with this placement's servers, replicas, hash, distribution
     /// and tag (addresses are resolved).
-    pub fn apply(&self, base: &PoolConfig) -> Result<PoolConfig, String> {
+    pub fn apply(&self, base: &PoolConfig) -> Result<PoolConfig, PlacementError> {
         let mut config = base.clone();
         config.servers = (self.servers.iter())
-            .map(|line| parse_server(line).map_err(|e| format!("server '{line}': {e}")))
+            .map(|line| {
+                parse_server(line).map_err(|e| PlacementError::Server {
+                    line: line.clone(),
+                    reason: e.to_string(),
+                })
+            })
             .collect::<Result<_, _>>()?;
         config.replicas = (config.servers.iter())
             .map(|server| {
@@ -86,19 +91,45 @@ impl PlacementRecord {
                     .into_iter()
                     .flatten()
                     .map(|line| {
-                        parse_node(line, false).map_err(|e| format!("replica '{line}': {e}"))
+                        parse_node(line, false).map_err(|e| PlacementError::Replica {
+                            line: line.clone(),
+                            reason: e.to_string(),
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<_, _>>()?;
         config.hash = HashFunction::from_name(&self.hash)
-            .ok_or_else(|| format!("unknown hash '{}'", self.hash))?;
+            .ok_or_else(|| PlacementError::Hash(self.hash.clone()))?;
         config.distribution = DistributionKind::from_name(&self.distribution)
-            .ok_or_else(|| format!("unknown distribution '{}'", self.distribution))?;
+            .ok_or_else(|| PlacementError::Distribution(self.distribution.clone()))?;
         config.hash_tag = HashTag::from_config(&self.hash_tag)
-            .ok_or_else(|| format!("bad hash_tag '{}'", self.hash_tag))?;
+            .ok_or_else(|| PlacementError::HashTag(self.hash_tag.clone()))?;
         Ok(config)
     }
+}
+
+/// Why a placement record (read from the coordination store) cannot be
+/// run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error("server '{line}': {reason}")]
+    Server { line: String, reason: String },
+    #[error("replica '{line}': {reason}")]
+    Replica { line: String, reason: String },
+    #[error("unknown hash '{0}'")]
+    Hash(String),
+    #[error("unknown distribution '{0}'")]
+    Distribution(String),
+    #[error("bad hash_tag '{0}'")]
+    HashTag(String),
+    /// A server named alike in both placements at two addresses.
+    #[error("server '{name}' is {before} before and {after} after: move it by a reload first, then reshard")]
+    ServerMoved {
+        name: String,
+        before: String,
+        after: String,
+    },
 }
 
 /// What a proxy runs a pool with, given its file's configuration and the
@@ -129,7 +160,7 @@ impl MigrationRecord {
 
     /// The pool as a proxy runs it under this record; `base` is the pool
     /// from the proxy's file (settings other than the placement).
-    pub fn effective(&self, base: &PoolConfig) -> Result<Effective, String> {
+    pub fn effective(&self, base: &PoolConfig) -> Result<Effective, PlacementError> {
         let from = self.from.apply(base)?;
         let to = self.to.apply(base)?;
         if self.done {
@@ -182,17 +213,17 @@ impl MigrationRecord {
 /// `to` with `from`'s servers that `to` lacks added (a shard being
 /// drained keeps serving its keys until they are gone). A server named
 /// alike in both must be the same server.
-pub fn union(from: &PoolConfig, to: &PoolConfig) -> Result<PoolConfig, String> {
+pub fn union(from: &PoolConfig, to: &PoolConfig) -> Result<PoolConfig, PlacementError> {
     let mut config = to.clone();
     for (server, replicas) in from.servers.iter().zip(&from.replicas) {
         let name = server.ring_name();
         match to.servers.iter().find(|s| s.ring_name() == name) {
             Some(same) if same.addr != server.addr => {
-                return Err(format!(
-                    "server '{name}' is {} before and {} after: move it by a reload first, then reshard",
-                    server.line(),
-                    same.line()
-                ))
+                return Err(PlacementError::ServerMoved {
+                    name: name.to_string(),
+                    before: server.line(),
+                    after: same.line(),
+                })
             }
             Some(_) => {}
             None => {
@@ -223,7 +254,7 @@ pub fn refuse(from: &PoolConfig, to: &PoolConfig) -> Option<String> {
             to.name
         ));
     }
-    union(from, to).err()
+    union(from, to).err().map(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -178,13 +178,12 @@ enum LogFormat {
     Json,
 }
 
-/// The token in `--admin-token-file` (its first line), if given.
 /// `--maxmemory-clients`'s default (the demo's too).
 const DEFAULT_MAXMEMORY_CLIENTS: &str = "1gb";
 
 /// A size as Redis's configuration writes it: `512`, `64kb`, `100mb`,
 /// `1gb` (1024-based; upper case too).
-fn parse_size(text: &str) -> Result<u64, String> {
+fn parse_size(text: &str) -> Result<u64, SizeError> {
     let lower = text.trim().to_ascii_lowercase();
     let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => lower.split_at(at),
@@ -195,27 +194,48 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "kb" | "k" => 1 << 10,
         "mb" | "m" => 1 << 20,
         "gb" | "g" => 1 << 30,
-        other => return Err(format!("unknown unit '{other}' (use kb, mb or gb)")),
+        other => return Err(SizeError::Unit(other.to_string())),
     };
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{text}' is not a size (e.g. 512mb, 1gb, 0)"))?;
+        .map_err(|_| SizeError::NotASize(text.to_string()))?;
     n.checked_mul(scale)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| SizeError::TooLarge(text.to_string()))
 }
 
-fn admin_token(cli: &Cli) -> Result<Option<shardgate::secrets::Secret>, String> {
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum SizeError {
+    #[error("unknown unit '{0}' (use kb, mb or gb)")]
+    Unit(String),
+    #[error("'{0}' is not a size (e.g. 512mb, 1gb, 0)")]
+    NotASize(String),
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    #[error("--admin-token-file {}: cannot read: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--admin-token-file {}: the file is empty", .0.display())]
+    Empty(PathBuf),
+}
+
+/// The token in `--admin-token-file` (its first line), if given.
+fn admin_token(cli: &Cli) -> Result<Option<shardgate::secrets::Secret>, TokenError> {
     let Some(path) = &cli.admin_token_file else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--admin-token-file {}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.clone(),
+        source,
+    })?;
     let token = text.lines().next().unwrap_or_default().trim();
     if token.is_empty() {
-        return Err(format!(
-            "--admin-token-file {}: the file is empty",
-            path.display()
-        ));
+        return Err(TokenError::Empty(path.clone()));
     }
     Ok(Some(shardgate::secrets::Secret::new(token.to_string())))
 }

@@ -114,7 +114,8 @@ impl Proxy {
         }
         let admin_tls = match &options.admin_tls {
             Some(settings) => Some(
-                crate::pool::tls::AdminTls::load(settings).map_err(|e| StartError::Tls(vec![e]))?,
+                crate::pool::tls::AdminTls::load(settings)
+                    .map_err(|e| StartError::Tls(vec![format!("admin server: {e}")]))?,
             ),
             None => None,
         };

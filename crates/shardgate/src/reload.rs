@@ -24,6 +24,7 @@ use crate::config::{self, Config, PoolConfig};
 use crate::control::KeyPlacement;
 use crate::pool::PoolState;
 use crate::proxy_info::{unix_now, ConfigRecord, ReloadAttempt, ReloadResult};
+use crate::reshard::MigrateError;
 use crate::runtime::PoolStart;
 use crate::runtime::Runtime;
 
@@ -37,17 +38,30 @@ pub struct ReloadOutcome {
     pub lines: Vec<String>,
 }
 
+/// Why the reload thread did not start an upgrade.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeRefused {
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("this process cannot upgrade (it did not start from a binary and a config file)")]
+    CannotUpgrade,
+    #[error("already upgraded")]
+    AlreadyUpgraded,
+    #[error(transparent)]
+    Failed(#[from] crate::upgrade::UpgradeError),
+}
+
 /// What the reload thread is asked for: everything that changes the
 /// running shape, one at a time.
 enum Request {
     Reload(oneshot::Sender<ReloadOutcome>),
     /// A binary upgrade: the new process's pid, or why not.
-    Upgrade(oneshot::Sender<Result<u32, String>>),
+    Upgrade(oneshot::Sender<Result<u32, UpgradeRefused>>),
     /// Route the pool with this migration record (its coordinator asks).
     Migrate(
         String,
         Box<MigrationRecord>,
-        oneshot::Sender<Result<(), String>>,
+        oneshot::Sender<Result<(), MigrateError>>,
     ),
     /// The migrations to the placements a configuration gives (the
     /// given text, or the file).
@@ -91,20 +105,17 @@ impl ReloadHandle {
 
     /// Starts a binary upgrade and waits until the new process serves
     /// (a blocking call): its pid, or why there is none.
-    pub fn upgrade(&self) -> Result<u32, String> {
+    pub fn upgrade(&self) -> Result<u32, UpgradeRefused> {
         if self.executable.is_none() {
-            return Err(
-                "this process cannot upgrade (it did not start from a binary and a config file)"
-                    .into(),
-            );
+            return Err(UpgradeRefused::CannotUpgrade);
         }
         let (reply, outcome) = oneshot::channel();
         self.requests
             .send(Request::Upgrade(reply))
-            .map_err(|_| "shutting down".to_string())?;
+            .map_err(|_| UpgradeRefused::ShuttingDown)?;
         outcome
             .blocking_recv()
-            .unwrap_or_else(|_| Err("shutting down".into()))
+            .unwrap_or(Err(UpgradeRefused::ShuttingDown))
     }
 
     /// Reloads and waits for the outcome (a blocking call).
@@ -118,14 +129,14 @@ impl ReloadHandle {
     }
 
     /// Routes `pool` with `record` (a blocking call, for its coordinator).
-    pub fn migrate(&self, pool: &str, record: MigrationRecord) -> Result<(), String> {
+    pub fn migrate(&self, pool: &str, record: MigrationRecord) -> Result<(), MigrateError> {
         let (reply, outcome) = oneshot::channel();
         self.requests
             .send(Request::Migrate(pool.to_string(), Box::new(record), reply))
-            .map_err(|_| "shutting down".to_string())?;
+            .map_err(|_| MigrateError::ShuttingDown)?;
         outcome
             .blocking_recv()
-            .unwrap_or_else(|_| Err("shutting down".into()))
+            .unwrap_or(Err(MigrateError::ShuttingDown))
     }
 
     /// The migrations that would take each pool to the placement its
@@ -196,17 +207,15 @@ impl Reloader {
     /// Routes `pool` with `record`: its servers and placement (both while
     /// keys move). When keys start moving, waits until nothing sent under
     /// the previous placement is still in flight.
-    fn migrate(&mut self, pool: &str, record: MigrationRecord) -> Result<(), String> {
+    fn migrate(&mut self, pool: &str, record: MigrationRecord) -> Result<(), MigrateError> {
         if self.migrations.get(pool) == Some(&record) {
             return Ok(());
         }
+        let no_pool = || MigrateError::NoPool(pool.to_string());
         let base = (self.active.pools.iter())
             .find(|p| p.name == pool)
-            .ok_or_else(|| format!("no pool '{pool}'"))?;
-        let state = self
-            .runtime
-            .pool(pool)
-            .ok_or_else(|| format!("no pool '{pool}'"))?;
+            .ok_or_else(no_pool)?;
+        let state = self.runtime.pool(pool).ok_or_else(no_pool)?;
         let effective = record.effective(base)?;
         // What it routes with now, to go back to if the new record cannot
         // be acknowledged: an error means nothing changed.
@@ -229,9 +238,7 @@ impl Reloader {
         if starts && !self.runtime.drain_older_batches(&state, DRAIN_WITHIN) {
             self.runtime
                 .reconfigure(&state, previous.config, previous.placement);
-            return Err(
-                "requests sent before the migration are still in flight; it was not applied".into(),
-            );
+            return Err(MigrateError::InFlight);
         }
         self.migrations.insert(pool.to_string(), record);
         Ok(())
@@ -331,7 +338,7 @@ impl Reloader {
                             let _ = reply.send(self.reshard_plan(text));
                         }
                         Request::Upgrade(reply) if upgraded => {
-                            let _ = reply.send(Err("already upgraded".into()));
+                            let _ = reply.send(Err(UpgradeRefused::AlreadyUpgraded));
                         }
                         Request::Upgrade(reply) => {
                             let outcome = match &requests.executable {
@@ -344,7 +351,7 @@ impl Reloader {
                             if let Err(e) = &outcome {
                                 tracing::error!("upgrade failed, this process carries on: {e}");
                             }
-                            let _ = reply.send(outcome.map_err(|e| e.to_string()));
+                            let _ = reply.send(outcome.map_err(UpgradeRefused::Failed));
                         }
                     }
                 }
@@ -437,7 +444,7 @@ impl Reloader {
             let (config, placement) = match self.migrations.get(name).map(|r| r.effective(&config))
             {
                 Some(Ok(effective)) => (effective.config, effective.placement),
-                Some(Err(e)) => return Err((ReloadResult::Failed, vec![e])),
+                Some(Err(e)) => return Err((ReloadResult::Failed, vec![e.to_string()])),
                 None => (config, KeyPlacement::default()),
             };
             reconfigured.push((state, config, placement));

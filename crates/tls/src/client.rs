@@ -14,6 +14,7 @@ use shardgate_core::config::UpstreamTls;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::error::{HandshakeError, LoadError};
 use crate::pem::PemFile;
 use crate::x509::CertSummary;
 use crate::{describe, provider, versions, Side};
@@ -30,11 +31,11 @@ pub struct ClientSide {
 
 impl ClientSide {
     /// Reads the CAs and the client certificate the settings name.
-    pub fn load(settings: &UpstreamTls) -> Result<ClientSide, String> {
+    pub fn load(settings: &UpstreamTls) -> Result<ClientSide, LoadError> {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions(settings.min_version))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LoadError::Versions(e.to_string()))?;
         // Verification is skipped only when asked for by name, never for a
         // missing CA (the configuration refuses both, or neither).
         // Each file is read once: parsed, and kept to compare at a reload.
@@ -50,9 +51,15 @@ impl ClientSide {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
             (Some(_), true) => {
-                return Err("`ca` and `insecure_skip_verify_for_tests` exclude each other".into())
+                return Err(LoadError::Settings(
+                    "`ca` and `insecure_skip_verify_for_tests` exclude each other",
+                ))
             }
-            (None, false) => return Err("a `ca` to verify servers with is required".into()),
+            (None, false) => {
+                return Err(LoadError::Settings(
+                    "a `ca` to verify servers with is required",
+                ))
+            }
         };
         let (config, cert) = match &settings.client_cert {
             Some((cert, key)) => {
@@ -63,12 +70,14 @@ impl ClientSide {
                 let config = builder
                     .with_client_auth_cert(chain.certs, key_der)
                     .map_err(|e| match e {
-                        rustls::Error::InconsistentKeys(_) => format!(
-                            "{} is not the private key of {}",
-                            key.display(),
-                            cert.display()
-                        ),
-                        other => format!("{}: {other}", cert.display()),
+                        rustls::Error::InconsistentKeys(_) => LoadError::KeyMismatch {
+                            key: key.clone(),
+                            cert: cert.clone(),
+                        },
+                        other => LoadError::Refused {
+                            path: cert.clone(),
+                            reason: other.to_string(),
+                        },
                     })?;
                 (config, Some(chain.leaf))
             }
@@ -93,16 +102,16 @@ impl ClientSide {
         &self,
         addr: SocketAddr,
         tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
         let name = match &self.settings.server_name {
             Some(name) => ServerName::try_from(name.clone())
-                .map_err(|_| format!("server_name '{name}' is not a valid name"))?,
+                .map_err(|_| HandshakeError::ServerName(name.clone()))?,
             None => ServerName::IpAddress(addr.ip().into()),
         };
         tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake failed: {}", describe(&e, Side::Server)))
+            .map_err(|e| HandshakeError::Failed(describe(&e, Side::Server)))
     }
 }
 

@@ -11,7 +11,9 @@
 //! it named, so nothing depends on a process default.
 //!
 //! # Layout
-//! - `pem`: PEM files read into DER, errors naming the file.
+//! - `error`: [`LoadError`] (settings that cannot be loaded, naming the
+//!   file) and [`HandshakeError`].
+//! - `pem`: PEM files read into DER.
 //! - `x509`: a certificate's expiry, serial and common name (a DER walk).
 //! - `server`: [`ServerSide`] (a `tls:` block read) and [`Acceptor`].
 //! - `client`: [`ClientSide`] (`backend_tls:` / `sentinel_tls:` read),
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod error;
 mod pem;
 mod server;
 pub mod wire;
@@ -30,6 +33,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use client::{ClientSide, Connector, Dialer};
+pub use error::{HandshakeError, LoadError};
 pub use pem::roots;
 pub use rustls;
 pub use server::{Acceptor, ServerSide};

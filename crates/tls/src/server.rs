@@ -8,6 +8,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use shardgate_core::config::{ClientAuth, ListenTls};
 
+use crate::error::LoadError;
 use crate::pem::PemFile;
 use crate::x509::CertSummary;
 use crate::{provider, versions};
@@ -25,7 +26,7 @@ pub struct ServerSide {
 
 impl ServerSide {
     /// Reads the certificate, key and client CAs the settings name.
-    pub fn load(settings: &ListenTls) -> Result<ServerSide, String> {
+    pub fn load(settings: &ListenTls) -> Result<ServerSide, LoadError> {
         let provider = provider();
         // Each file is read once: parsed, and kept to compare at a reload.
         let cert_file = PemFile::read(&settings.cert)?;
@@ -39,7 +40,7 @@ impl ServerSide {
         let key = key_file.private_key()?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions(settings.min_version))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LoadError::Versions(e.to_string()))?;
         let builder = match (&ca_file, settings.client_auth) {
             (Some(ca_file), ClientAuth::Optional | ClientAuth::Required) => {
                 let roots = ca_file.roots()?;
@@ -50,9 +51,10 @@ impl ServerSide {
                 } else {
                     verifier
                 };
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| format!("{}: {e}", ca_file.path().display()))?;
+                let verifier = verifier.build().map_err(|e| LoadError::Refused {
+                    path: ca_file.path().to_path_buf(),
+                    reason: e.to_string(),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
             _ => builder.with_no_client_auth(),
@@ -60,12 +62,14 @@ impl ServerSide {
         let config = builder
             .with_single_cert(chain.certs, key)
             .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => format!(
-                    "{} is not the private key of {}",
-                    settings.key.display(),
-                    settings.cert.display()
-                ),
-                other => format!("{}: {other}", settings.cert.display()),
+                rustls::Error::InconsistentKeys(_) => LoadError::KeyMismatch {
+                    key: settings.key.clone(),
+                    cert: settings.cert.clone(),
+                },
+                other => LoadError::Refused {
+                    path: settings.cert.clone(),
+                    reason: other.to_string(),
+                },
             })?;
         let files = [Some(cert_file), Some(key_file), ca_file]
             .into_iter()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::glob::matches as glob_matches;
-pub use rules::CommandRules;
+pub use rules::{CommandRules, RuleError};
 
 use crate::command::CommandId;
 use crate::secrets::Secret;
@@ -80,6 +80,22 @@ pub const DENIED_KEY: &str =
     "NOPERM this user has no permissions to access one of the keys used as arguments";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Why AUTH (or HELLO's AUTH option) did not authenticate; `Display` is
+/// Redis's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// AUTH with a word count it does not take.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// AUTH <password> while the default user takes any password.
+    #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]
+    NoPasswordConfigured,
+    /// No such user, or not its password: held back longer the more a
+    /// client fails, so passwords cannot be guessed quickly.
+    #[error("{WRONGPASS}")]
+    WrongPass,
+}
 
 /// A pool's client users.
 #[derive(Debug)]
@@ -163,11 +179,15 @@ impl Users {
 
     /// Checks credentials. `user` None is `AUTH <password>` (the default
     /// user). Err: the client's error message (without `-`).
-    pub fn authenticate(&self, user: Option<&[u8]>, password: &[u8]) -> Result<Arc<User>, String> {
+    pub fn authenticate(
+        &self,
+        user: Option<&[u8]>,
+        password: &[u8],
+    ) -> Result<Arc<User>, AuthError> {
         let found = match user {
             None => {
                 if !self.required {
-                    return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
+                    return Err(AuthError::NoPasswordConfigured);
                 }
                 Some(&self.default)
             }
@@ -187,7 +207,7 @@ impl Users {
             }
             _ => {
                 self.failures.fetch_add(1, Relaxed);
-                Err(WRONGPASS.into())
+                Err(AuthError::WrongPass)
             }
         }
     }
@@ -244,6 +264,7 @@ mod tests {
         assert!(users
             .authenticate(None, b"x")
             .expect_err("no password")
+            .to_string()
             .contains("without any password"));
     }
 
@@ -262,7 +283,10 @@ mod tests {
             "default"
         );
         assert_eq!(
-            users.authenticate(None, b"nope").expect_err("wrong"),
+            users
+                .authenticate(None, b"nope")
+                .expect_err("wrong")
+                .to_string(),
             WRONGPASS
         );
         let reader = users.authenticate(Some(b"reader"), b"r").expect("reader");

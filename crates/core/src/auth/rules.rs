@@ -4,6 +4,17 @@
 
 use crate::command::{commands, id_of, AclCategories, CommandId};
 
+/// A rule that does not parse, named as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("'{0}': a rule starts with + or - (e.g. +@read, -flushall)")]
+    NoSign(String),
+    #[error("'{rule}': unknown category '@{category}'")]
+    UnknownCategory { rule: String, category: String },
+    #[error("'{rule}': unknown command '{command}'")]
+    UnknownCommand { rule: String, command: String },
+}
+
 /// A user's compiled command permissions.
 #[derive(Debug, Clone)]
 pub struct CommandRules {
@@ -27,7 +38,7 @@ impl CommandRules {
 
     /// Compiles space-separated rules, applied left to right from "nothing
     /// allowed". Errors name the rule that does not parse.
-    pub fn parse(rules: &str) -> Result<CommandRules, String> {
+    pub fn parse(rules: &str) -> Result<CommandRules, RuleError> {
         let mut compiled = CommandRules {
             text: rules
                 .split_whitespace()
@@ -45,21 +56,21 @@ impl CommandRules {
                 other => match other.split_at_checked(1) {
                     Some(("+", target)) => (true, target),
                     Some(("-", target)) => (false, target),
-                    _ => {
-                        return Err(format!(
-                            "'{rule}': a rule starts with + or - (e.g. +@read, -flushall)"
-                        ))
-                    }
+                    _ => return Err(RuleError::NoSign(rule.to_string())),
                 },
             };
             if let Some(category) = target.strip_prefix('@') {
-                compiled
-                    .apply_category(category, allow)
-                    .map_err(|e| format!("'{rule}': {e}"))?;
-            } else {
-                compiled
-                    .apply_command(target, allow)
-                    .map_err(|e| format!("'{rule}': {e}"))?;
+                if !compiled.apply_category(category, allow) {
+                    return Err(RuleError::UnknownCategory {
+                        rule: rule.to_string(),
+                        category: category.to_string(),
+                    });
+                }
+            } else if !compiled.apply_command(target, allow) {
+                return Err(RuleError::UnknownCommand {
+                    rule: rule.to_string(),
+                    command: target.to_string(),
+                });
             }
         }
         Ok(compiled)
@@ -85,14 +96,17 @@ impl CommandRules {
         }
     }
 
-    fn apply_category(&mut self, category: &str, allow: bool) -> Result<(), String> {
+    /// Allows or denies a category's commands; false if there is no such
+    /// category.
+    fn apply_category(&mut self, category: &str, allow: bool) -> bool {
         if category == "all" {
             self.allowed.iter_mut().for_each(|a| *a = allow);
             self.unknown = allow;
-            return Ok(());
+            return true;
         }
-        let flag = AclCategories::from_name(category)
-            .ok_or_else(|| format!("unknown category '@{category}'"))?;
+        let Some(flag) = AclCategories::from_name(category) else {
+            return false;
+        };
         for command in commands() {
             for spec in std::iter::once(command).chain(command.subcommands()) {
                 if spec.acl_categories().contains(flag) {
@@ -102,11 +116,15 @@ impl CommandRules {
                 }
             }
         }
-        Ok(())
+        true
     }
 
-    fn apply_command(&mut self, name: &str, allow: bool) -> Result<(), String> {
-        let id = id_of(name).ok_or_else(|| format!("unknown command '{name}'"))?;
+    /// Allows or denies a command and its subcommands; false if the table
+    /// has no such command.
+    fn apply_command(&mut self, name: &str, allow: bool) -> bool {
+        let Some(id) = id_of(name) else {
+            return false;
+        };
         self.set(id, allow);
         // A container command covers its subcommands.
         if let Some(spec) = id.spec() {
@@ -116,7 +134,7 @@ impl CommandRules {
                 }
             }
         }
-        Ok(())
+        true
     }
 
     /// Whether the command `id` (None: not in the table) may run.
@@ -160,14 +178,15 @@ mod tests {
 
     #[test]
     fn bad_rules_are_named() {
-        assert!(CommandRules::parse("+@nosuch")
-            .expect_err("bad")
-            .contains("@nosuch"));
-        assert!(CommandRules::parse("get")
-            .expect_err("bad")
-            .contains("'get'"));
-        assert!(CommandRules::parse("+nosuchcommand")
-            .expect_err("bad")
-            .contains("nosuchcommand"));
+        let error = |rules: &str| CommandRules::parse(rules).expect_err("bad").to_string();
+        assert_eq!(error("+@nosuch"), "'+@nosuch': unknown category '@nosuch'");
+        assert_eq!(
+            error("get"),
+            "'get': a rule starts with + or - (e.g. +@read, -flushall)"
+        );
+        assert_eq!(
+            error("+nosuchcommand"),
+            "'+nosuchcommand': unknown command 'nosuchcommand'"
+        );
     }
 }

@@ -44,6 +44,16 @@ pub enum NodePort {
     Tls,
 }
 
+/// A slot map reply that does not read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// Not the shape the command's reply has.
+    #[error("{0}")]
+    Shape(&'static str),
+    #[error("slot range {start}-{end} is out of bounds")]
+    OutOfBounds { start: u16, end: u16 },
+}
+
 /// The cluster's shards, and which one serves each slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
@@ -165,11 +175,12 @@ impl SlotMap {
         reply: &Value,
         asked: SocketAddr,
         dial: NodePort,
-    ) -> Result<SlotMap, String> {
-        let shards = reply.as_array().ok_or("CLUSTER SHARDS: not an array")?;
+    ) -> Result<SlotMap, MapError> {
+        let shards = (reply.as_array()).ok_or(MapError::Shape("CLUSTER SHARDS: not an array"))?;
         let mut map = SlotMap::empty();
         for shard in shards {
-            let fields = pairs(shard).ok_or("CLUSTER SHARDS: a shard is not a map")?;
+            let fields =
+                pairs(shard).ok_or(MapError::Shape("CLUSTER SHARDS: a shard is not a map"))?;
             let slots = field(&fields, "slots")
                 .and_then(Value::as_array)
                 .unwrap_or_default();
@@ -179,7 +190,8 @@ impl SlotMap {
             let mut primary = None;
             let mut replicas = Vec::new();
             for node in nodes {
-                let fields = pairs(node).ok_or("CLUSTER SHARDS: a node is not a map")?;
+                let fields =
+                    pairs(node).ok_or(MapError::Shape("CLUSTER SHARDS: a node is not a map"))?;
                 let text = |name| field(&fields, name).and_then(as_text);
                 let ip = text("ip").unwrap_or_default();
                 let number = |name| field(&fields, name).and_then(as_number).filter(|&p| p != 0);
@@ -230,15 +242,15 @@ impl SlotMap {
     /// Parses `CLUSTER SLOTS` (servers before 7.0): ranges, each with its
     /// primary then its replicas; health is not reported (online assumed).
     /// Ranges served by the same primary form one shard.
-    pub fn from_slots(reply: &Value, asked: SocketAddr) -> Result<SlotMap, String> {
-        let ranges = reply.as_array().ok_or("CLUSTER SLOTS: not an array")?;
+    pub fn from_slots(reply: &Value, asked: SocketAddr) -> Result<SlotMap, MapError> {
+        let ranges = (reply.as_array()).ok_or(MapError::Shape("CLUSTER SLOTS: not an array"))?;
         let mut map = SlotMap::empty();
         for range in ranges {
             let items = range
                 .as_array()
-                .ok_or("CLUSTER SLOTS: a range is not an array")?;
+                .ok_or(MapError::Shape("CLUSTER SLOTS: a range is not an array"))?;
             let [start, end, nodes @ ..] = items else {
-                return Err("CLUSTER SLOTS: a range without its bounds".into());
+                return Err(MapError::Shape("CLUSTER SLOTS: a range without its bounds"));
             };
             let mut nodes = nodes.iter().filter_map(|node| {
                 let fields = node.as_array()?;
@@ -316,17 +328,17 @@ impl SlotMap {
         &mut self,
         ranges: impl Iterator<Item = &'a [Value]>,
         shard: usize,
-    ) -> Result<(), String> {
-        let shard = u16::try_from(shard).map_err(|_| "too many shards".to_string())?;
+    ) -> Result<(), MapError> {
+        let shard = u16::try_from(shard).map_err(|_| MapError::Shape("too many shards"))?;
         for range in ranges {
             let (Some(start), Some(end)) = (
                 range.first().and_then(as_number),
                 range.get(1).and_then(as_number),
             ) else {
-                return Err("a slot range is not two numbers".into());
+                return Err(MapError::Shape("a slot range is not two numbers"));
             };
             if start > end || end >= SLOT_COUNT {
-                return Err(format!("slot range {start}-{end} is out of bounds"));
+                return Err(MapError::OutOfBounds { start, end });
             }
             for slot in start..=end {
                 if let Some(owner) = self.owners.get_mut(usize::from(slot)) {

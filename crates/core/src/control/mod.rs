@@ -942,7 +942,7 @@ impl Kernel {
             let group = &state.group;
             let (master, down) = match group.usable_master() {
                 Ok(addr) => (Some(addr.clone()), None),
-                Err(reason) => (None, Some(Arc::<str>::from(reason))),
+                Err(reason) => (None, Some(Arc::<str>::from(reason.to_string()))),
             };
             let (fit, unfit) = group.replica_fitness(lag, now);
             for (node, reason) in &unfit {
@@ -1003,7 +1003,7 @@ impl Kernel {
                     ShardStatus {
                         name: group.name.clone(),
                         master: group.usable_master().ok().map(|a| a.label.clone()),
-                        down: group.usable_master().err(),
+                        down: group.usable_master().err().map(|e| e.to_string()),
                         ejected: group.ejected,
                         nodes: group
                             .nodes

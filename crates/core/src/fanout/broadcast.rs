@@ -338,7 +338,7 @@ mod tests {
     use super::*;
 
     fn ok(frame: &str) -> PartReply {
-        PartReply::new("s".into(), Ok(Bytes::from(frame.to_string())))
+        PartReply::answered("s".into(), Bytes::from(frame.to_string()))
     }
 
     #[test]
@@ -369,7 +369,7 @@ mod tests {
             &merge(Merge::Min, vec![ok(":7\r\n"), ok(":5\r\n")], None)[..],
             b":5\r\n"
         );
-        let down = PartReply::new("b".into(), Err("ERR shardgate: down".into()));
+        let down = PartReply::failed("b".into(), "ERR shardgate: down");
         assert_eq!(
             &merge(Merge::Sum, vec![ok(":1\r\n"), down], None)[..],
             b"-ERR shardgate: down\r\n"

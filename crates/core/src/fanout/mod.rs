@@ -23,11 +23,20 @@ pub struct PartReply {
 }
 
 impl PartReply {
-    /// `result`'s error is the message without `-` (e.g. `ERR shardgate: ...`).
-    pub fn new(shard: std::sync::Arc<str>, result: Result<Bytes, String>) -> PartReply {
+    /// The shard's reply frame (which may be its error reply).
+    pub fn answered(shard: std::sync::Arc<str>, frame: Bytes) -> PartReply {
         PartReply {
             shard,
-            result: result.map_err(|message| encode_error(&message)),
+            result: Ok(frame),
+        }
+    }
+
+    /// The shard could not answer; `message` is the proxy's error as the
+    /// client reads it, without `-` (e.g. `ERR shardgate: ...`).
+    pub fn failed(shard: std::sync::Arc<str>, message: &str) -> PartReply {
+        PartReply {
+            shard,
+            result: Err(encode_error(message)),
         }
     }
 

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn ok(frame: &'static [u8]) -> PartReply {
-        PartReply::new("s".into(), Ok(Bytes::from_static(frame)))
+        PartReply::answered("s".into(), Bytes::from_static(frame))
     }
 
     #[test]
@@ -231,7 +231,7 @@ mod tests {
             vec![ok(b"*2\r\n$1\r\nA\r\n_\r\n"), ok(b"*1\r\n$1\r\nB\r\n")],
         );
         assert_eq!(&merged[..], b"*3\r\n$1\r\nA\r\n$1\r\nB\r\n_\r\n");
-        let failed = PartReply::new("s1".into(), Err("ERR shardgate: down".into()));
+        let failed = PartReply::failed("s1".into(), "ERR shardgate: down");
         let merged = merge(&plan, vec![ok(b"*2\r\n$1\r\nA\r\n$1\r\nC\r\n"), failed]);
         assert_eq!(
             &merged[..],

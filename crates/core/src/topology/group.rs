@@ -231,6 +231,24 @@ pub enum Masters {
     Conflict(String),
 }
 
+/// Why a shard's writes have nowhere to go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// Two nodes may both hold data as masters (see `ReplicationGroup::conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no master known")]
+    NoMaster,
+    /// Its health checks fail; `error` is the last one, if any.
+    #[error("master {} is down ({})", .master.label, .error.as_ref().map_or_else(|| "health checks failing".to_string(), NodeError::to_string))]
+    Down {
+        master: NodeAddr,
+        error: Option<NodeError>,
+    },
+    #[error("{} reports a replica role", .0.label)]
+    ReportsReplica(NodeAddr),
+}
+
 /// One shard's replication group.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -270,22 +288,21 @@ impl Group {
 
     /// The master if writes may go to it; else why not. A node that
     /// reports a replica role is never written to.
-    pub fn usable_master(&self) -> Result<&NodeAddr, String> {
+    pub fn usable_master(&self) -> Result<&NodeAddr, Unusable> {
         if let Some(conflict) = &self.conflict {
-            return Err(conflict.clone());
+            return Err(Unusable::Conflict(conflict.clone()));
         }
         let Some(node) = self.master_node() else {
-            return Err("no master known".into());
+            return Err(Unusable::NoMaster);
         };
         if node.health == Health::Down {
-            let reason = node
-                .last_error
-                .as_ref()
-                .map_or_else(|| "health checks failing".to_string(), NodeError::to_string);
-            return Err(format!("master {} is down ({reason})", node.addr.label));
+            return Err(Unusable::Down {
+                master: node.addr.clone(),
+                error: node.last_error.clone(),
+            });
         }
         if node.reports_replica() {
-            return Err(format!("{} reports a replica role", node.addr.label));
+            return Err(Unusable::ReportsReplica(node.addr.clone()));
         }
         Ok(&node.addr)
     }
@@ -646,6 +663,7 @@ mod tests {
         assert!(g
             .usable_master()
             .expect_err("replica")
+            .to_string()
             .contains("replica role"));
     }
 

@@ -458,7 +458,7 @@ async fn upgrade(State(admin): State<Arc<Admin>>) -> Response {
         Ok(Ok(pid)) => Json(serde_json::json!({ "pid": pid })).into_response(),
         Ok(Err(error)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(serde_json::json!({ "error": error })),
+            Json(serde_json::json!({ "error": error.to_string() })),
         )
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
@@ -515,7 +515,7 @@ async fn reshard_start(State(admin): State<Arc<Admin>>) -> Response {
             Some(Ok(generation)) => started.push(format!(
                 "pool '{pool}': migration {generation} started: keys move to {to}"
             )),
-            Some(Err(e)) => problems.push(e),
+            Some(Err(e)) => problems.push(e.to_string()),
             None => problems.push(format!("pool '{pool}': no coordinator")),
         }
     }
@@ -614,7 +614,7 @@ async fn reshard_op(
                 "pool '{pool}': {} (migration {generation})",
                 format!("{op:?}").to_lowercase()
             )),
-            Some(Err(e)) => problems.push(e),
+            Some(Err(e)) => problems.push(e.to_string()),
             None => problems.push(format!("pool '{pool}': no such pool")),
         }
     }

@@ -62,7 +62,10 @@ pub enum ControlCommand {
 pub fn spawn(
     events: Arc<Events>,
     instance: Arc<str>,
-    apply: impl Fn(&str, MigrationRecord) -> Result<(), String> + Send + Sync + 'static,
+    apply: impl Fn(&str, MigrationRecord) -> Result<(), crate::reshard::MigrateError>
+        + Send
+        + Sync
+        + 'static,
     mut commands: mpsc::UnboundedReceiver<ControlCommand>,
     mut shutdown: watch::Receiver<bool>,
     extra: impl FnOnce() -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use shardgate_tls::{Acceptor, CertSummary, ClientSide, Connector, Dialer, ServerSide};
+use shardgate_tls::{Acceptor, CertSummary, ClientSide, Connector, Dialer, LoadError, ServerSide};
 
 use crate::config::{Config, ListenTls, PoolConfig, UpstreamTls};
 
@@ -120,8 +120,8 @@ pub struct AdminTls {
 
 impl AdminTls {
     /// Reads the certificate and key; Err names the file and the problem.
-    pub fn load(settings: &ListenTls) -> Result<AdminTls, String> {
-        let side = ServerSide::load(settings).map_err(|e| format!("admin server: {e}"))?;
+    pub fn load(settings: &ListenTls) -> Result<AdminTls, LoadError> {
+        let side = ServerSide::load(settings)?;
         Ok(AdminTls {
             acceptor: Acceptor::new(Some(side)),
         })
@@ -160,7 +160,7 @@ struct Loaded {
 impl Loaded {
     fn read(config: &PoolConfig) -> Loaded {
         let mut problems = Vec::new();
-        let mut note = |key: &str, e: String| {
+        let mut note = |key: &str, e: LoadError| {
             problems.push(format!("pool '{}': {key}: {e}", config.name));
         };
         let listener = config
@@ -334,7 +334,7 @@ impl Outcome<'_> {
         settings: Option<&S>,
         current: Option<Arc<T>>,
         settings_of: impl Fn(&T) -> &S,
-        load: impl Fn(&S) -> Result<T, String>,
+        load: impl Fn(&S) -> Result<T, LoadError>,
         same: impl Fn(&T, &T) -> bool,
         cert: impl Fn(&T) -> Option<&CertSummary>,
     ) -> Side<T> {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use shardgate_core::reshard::MigrationRecord;
+use shardgate_core::reshard::{MigrationRecord, PlacementError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -42,16 +42,48 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Applies a migration record to this proxy's pool (the reload thread
 /// does it): once it returns, the proxy routes with it and nothing it sent
 /// under the previous placement is still in flight.
-pub type Apply = Arc<dyn Fn(MigrationRecord) -> Result<(), String> + Send + Sync>;
+pub type Apply = Arc<dyn Fn(MigrationRecord) -> Result<(), MigrateError> + Send + Sync>;
+
+/// Why a migration record was not applied to this proxy's pool.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("no pool '{0}'")]
+    NoPool(String),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error("requests sent before the migration are still in flight; it was not applied")]
+    InFlight,
+    /// The task waiting for the reload thread failed.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why an operator's word about a migration was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReshardError {
+    #[error("pool '{pool}': a migration is under way (generation {generation}); pause, abort or wait for it")]
+    UnderWay { pool: Arc<str>, generation: u64 },
+    #[error("pool '{0}': no migration under way")]
+    NoneUnderWay(Arc<str>),
+    #[error("the migration changed meanwhile (another proxy?): look again")]
+    Changed,
+    #[error("coordination store: {0}")]
+    Store(#[from] shardgate_core::error::NodeError),
+}
+
+/// The generation an operator's word started, or why not.
+pub type Answer = oneshot::Sender<Result<u64, ReshardError>>;
 
 /// What an operator asks of a pool's migration.
 pub enum ReshardCommand {
     /// Start moving keys to `to` (the record's `from` is where they are).
-    Start(Box<MigrationRecord>, oneshot::Sender<Result<u64, String>>),
-    Pause(oneshot::Sender<Result<u64, String>>),
-    Resume(oneshot::Sender<Result<u64, String>>),
+    Start(Box<MigrationRecord>, Answer),
+    Pause(Answer),
+    Resume(Answer),
     /// Move the keys back where they were.
-    Abort(oneshot::Sender<Result<u64, String>>),
+    Abort(Answer),
     Status(oneshot::Sender<ReshardStatus>),
 }
 
@@ -288,7 +320,7 @@ impl Coordinator {
         let applying = record.clone();
         let outcome = tokio::task::spawn_blocking(move || apply(applying))
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            .unwrap_or_else(|e| Err(MigrateError::Task(e)));
         match outcome {
             Ok(()) => {
                 if self.applied.as_ref().map(|r| (r.generation, r.done))
@@ -310,7 +342,7 @@ impl Coordinator {
             }
             Err(e) => {
                 tracing::error!(pool = %self.state.name, "cannot apply the pool's migration: {e}");
-                self.status.last_error = Some(e);
+                self.status.last_error = Some(e.to_string());
                 false
             }
         }
@@ -527,11 +559,10 @@ impl Coordinator {
             ReshardCommand::Start(record, reply) => {
                 let current = self.last_heartbeat.record.clone();
                 if current.as_ref().is_some_and(|r| !r.done) {
-                    let _ = reply.send(Err(format!(
-                        "pool '{}': a migration is under way (generation {}); pause, abort or wait for it",
-                        self.state.name,
-                        current.as_ref().map_or(0, |r| r.generation)
-                    )));
+                    let _ = reply.send(Err(ReshardError::UnderWay {
+                        pool: self.state.name.clone(),
+                        generation: current.as_ref().map_or(0, |r| r.generation),
+                    }));
                     return;
                 }
                 let record = MigrationRecord {
@@ -548,10 +579,7 @@ impl Coordinator {
             | ReshardCommand::Abort(reply)
                 if self.last_heartbeat.record.as_ref().is_none_or(|r| r.done) =>
             {
-                let _ = reply.send(Err(format!(
-                    "pool '{}': no migration under way",
-                    self.state.name
-                )));
+                let _ = reply.send(Err(ReshardError::NoneUnderWay(self.state.name.clone())));
             }
             ReshardCommand::Pause(reply) => {
                 let current = self.last_heartbeat.record.clone();
@@ -592,10 +620,10 @@ impl Coordinator {
         &mut self,
         current: Option<MigrationRecord>,
         next: Option<MigrationRecord>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, ReshardError> {
         match next {
             Some(next) => self.write(current, next).await,
-            None => Err("no migration under way".into()),
+            None => Err(ReshardError::NoneUnderWay(self.state.name.clone())),
         }
     }
 
@@ -605,15 +633,15 @@ impl Coordinator {
         &mut self,
         current: Option<MigrationRecord>,
         next: MigrationRecord,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, ReshardError> {
         match self.store.update(&current, &next).await {
             Ok(true) => {
                 // Take it now rather than at the next heartbeat.
                 self.step().await;
                 Ok(next.generation)
             }
-            Ok(false) => Err("the migration changed meanwhile (another proxy?): look again".into()),
-            Err(e) => Err(format!("coordination store: {e}")),
+            Ok(false) => Err(ReshardError::Changed),
+            Err(e) => Err(ReshardError::Store(e)),
         }
     }
 

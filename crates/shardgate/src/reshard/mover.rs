@@ -17,6 +17,7 @@ use super::store::Progress;
 use crate::backend::wire::{text, WireConn};
 use crate::backend::Handshake;
 use crate::config::PoolConfig;
+use crate::error::NodeError;
 use crate::pool::PoolState;
 use crate::topology::Topology;
 use MoverErrorKind::{Migrate, NoMaster, Replicas, Server, Stopped};
@@ -106,9 +107,33 @@ impl MoverErrorKind {
 }
 
 impl MoverError {
-    fn new(kind: MoverErrorKind) -> impl FnOnce(String) -> MoverError {
-        move |message| MoverError { kind, message }
+    fn new<E: std::fmt::Display>(kind: MoverErrorKind) -> impl FnOnce(E) -> MoverError {
+        move |error| MoverError {
+            kind,
+            message: error.to_string(),
+        }
     }
+}
+
+/// A question the mover or a survey asked a shard's master that got no
+/// usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The node could not be reached, or its connection broke.
+    #[error("{addr}: {error}")]
+    Node { addr: SocketAddr, error: NodeError },
+    /// An answer that does not fit the question.
+    #[error("{addr}: {command}: unexpected reply {reply}")]
+    Unexpected {
+        addr: SocketAddr,
+        command: &'static str,
+        reply: String,
+    },
+    /// The shard has no master now (a failover under way).
+    #[error("shard '{0}' has no master now; waiting for one")]
+    NoMaster(Arc<str>),
+    #[error("no such shard")]
+    NoShard,
 }
 
 impl std::fmt::Display for MoverError {
@@ -209,7 +234,7 @@ async fn move_all(
                     let topology = state.topology();
                     if !topology.is_moving() {
                         return Err(MoverError::new(Stopped)(
-                            "the migration ended under the mover".into(),
+                            "the migration ended under the mover",
                         ));
                     }
                     if master(&topology, shard).map_err(MoverError::new(NoMaster))? != on {
@@ -322,21 +347,21 @@ impl Conns {
         handshake: &Handshake,
         commands: &[&[&[u8]]],
         timeout: Duration,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, QueryError> {
         let conn = match self.open.entry(addr) {
             std::collections::btree_map::Entry::Occupied(open) => open.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => {
                 let conn = WireConn::connect(addr, handshake, timeout)
                     .await
-                    .map_err(|e| format!("{addr}: {e}"))?;
+                    .map_err(|error| QueryError::Node { addr, error })?;
                 slot.insert(conn)
             }
         };
         match conn.query(commands, timeout).await {
             Ok(replies) => Ok(replies),
-            Err(e) => {
+            Err(error) => {
                 self.open.remove(&addr);
-                Err(format!("{addr}: {e}"))
+                Err(QueryError::Node { addr, error })
             }
         }
     }
@@ -350,17 +375,21 @@ pub(super) fn handshake(config: &PoolConfig) -> Handshake {
     }
 }
 
-pub(super) fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, String> {
-    let shard = topology.shards.get(shard).ok_or("no such shard")?;
+pub(super) fn master(topology: &Topology, shard: usize) -> Result<SocketAddr, QueryError> {
+    let shard = topology.shards.get(shard).ok_or(QueryError::NoShard)?;
     shard
         .master
         .as_ref()
         .map(|m| m.addr)
-        .ok_or_else(|| format!("shard '{}' has no master now; waiting for one", shard.name))
+        .ok_or_else(|| QueryError::NoMaster(shard.name.clone()))
 }
 
 /// The databases of the shard's master that hold keys.
-async fn databases(conns: &mut Conns, state: &PoolState, shard: usize) -> Result<Vec<u32>, String> {
+async fn databases(
+    conns: &mut Conns,
+    state: &PoolState,
+    shard: usize,
+) -> Result<Vec<u32>, QueryError> {
     let keyspace = keyspace(conns, &state.topology(), shard).await?;
     Ok(keyspace.into_iter().map(|(db, _)| db).collect())
 }
@@ -371,7 +400,7 @@ pub(super) async fn keyspace(
     conns: &mut Conns,
     topology: &Topology,
     shard: usize,
-) -> Result<Vec<(u32, u64)>, String> {
+) -> Result<Vec<(u32, u64)>, QueryError> {
     let addr = master(topology, shard)?;
     let config = &topology.config;
     let replies = conns
@@ -400,7 +429,7 @@ pub(super) async fn scan(
     shard: usize,
     db: u32,
     cursor: &str,
-) -> Result<(String, Vec<Bytes>), String> {
+) -> Result<(String, Vec<Bytes>), QueryError> {
     let addr = master(topology, shard)?;
     let config = &topology.config;
     let db = db.to_string();
@@ -430,7 +459,11 @@ pub(super) async fn scan(
             };
             Ok((next, keys))
         }
-        other => Err(format!("SCAN: unexpected reply {other:?}")),
+        other => Err(QueryError::Unexpected {
+            addr,
+            command: "SCAN",
+            reply: format!("{other:?}"),
+        }),
     }
 }
 
@@ -549,7 +582,7 @@ async fn linked_replicas(
     conns: &mut Conns,
     config: &PoolConfig,
     addr: SocketAddr,
-) -> Result<usize, String> {
+) -> Result<usize, QueryError> {
     let replies = conns
         .query(
             addr,
@@ -562,7 +595,11 @@ async fn linked_replicas(
     info.lines()
         .find_map(|line| line.strip_prefix("connected_slaves:"))
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("{addr}: no connected_slaves in INFO replication"))
+        .ok_or_else(|| QueryError::Unexpected {
+            addr,
+            command: "INFO replication",
+            reply: "no connected_slaves".into(),
+        })
 }
 
 /// `MEMORY USAGE` of each key (0 when gone).
@@ -572,7 +609,7 @@ pub(super) async fn sizes(
     addr: SocketAddr,
     db: u32,
     keys: &[Bytes],
-) -> Result<Vec<u64>, String> {
+) -> Result<Vec<u64>, QueryError> {
     let db = db.to_string();
     let mut commands: Vec<Vec<&[u8]>> = vec![vec![b"SELECT", db.as_bytes()]];
     for key in keys {
@@ -656,7 +693,7 @@ async fn migrate_batch(
     let replies = replies.map_err(MoverError::new(Server))?;
     if flags.stop.load(Ordering::Relaxed) {
         return Err(MoverError::new(Stopped)(
-            "stopped once its MIGRATE was answered".into(),
+            "stopped once its MIGRATE was answered",
         ));
     }
     let migrated = match replies.get(1) {

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use shardgate_core::reshard::MigrationRecord;
+use shardgate_core::reshard::{MigrationRecord, PlacementError};
 
-use super::mover::{self, Conns};
+use super::mover::{self, Conns, QueryError};
 use crate::backend::wire::text;
 use crate::pool::PoolState;
 use crate::topology::{NodeAddr, Shard, Topology};
@@ -104,13 +104,22 @@ impl Destination {
     }
 }
 
+/// Why a survey could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
 /// Surveys `record`'s migration of `state`'s pool, scanning at most
 /// `max_keys` keys per source database.
 pub async fn survey(
     state: &Arc<PoolState>,
     record: &MigrationRecord,
     max_keys: u64,
-) -> Result<Survey, String> {
+) -> Result<Survey, SurveyError> {
     let current = state.topology();
     let effective = record.effective(&current.config)?;
     // Each server of both placements, at its live master where the pool
@@ -244,7 +253,7 @@ async fn memory(
     shard: usize,
     name: String,
     incoming_bytes: u64,
-) -> Result<Destination, String> {
+) -> Result<Destination, QueryError> {
     let addr = mover::master(topology, shard)?;
     let config = &topology.config;
     let replies = conns

@@ -35,9 +35,35 @@ pub enum UpgradeError {
     #[error("cannot start {exe}: {source}")]
     Spawn { exe: String, source: std::io::Error },
     #[error("the new process (pid {pid}) did not take over: {reason}")]
-    Successor { pid: u32, reason: String },
+    Successor { pid: u32, reason: NotReady },
     #[error("upgrade channel: {0}")]
     Channel(#[from] std::io::Error),
+}
+
+/// Why a started successor was stopped before it served.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("this process is shutting down")]
+    ShuttingDown,
+    #[error("it exited ({0}); see its log")]
+    Exited(std::process::ExitStatus),
+    /// Waiting for it or its channel failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("sending the listeners: {0}")]
+    Listeners(std::io::Error),
+    #[error("the handoff channel: {0}")]
+    Channel(std::io::Error),
+    #[error("the handoff thread: {0}")]
+    Thread(std::io::Error),
+    #[error("unexpected message {0}")]
+    Unexpected(String),
+    #[error("it closed the channel (see its log)")]
+    Closed,
+    #[error("the channel failed")]
+    ChannelFailed,
+    #[error("not serving after {0:?}")]
+    Late(Duration),
 }
 
 /// Sessions hand themselves over through this.
@@ -120,19 +146,19 @@ pub fn start_successor(
             source,
         })?;
     let pid = child.id();
-    let failed = |child: &mut std::process::Child, reason: String| {
+    let failed = |child: &mut std::process::Child, reason: NotReady| {
         let _ = child.kill();
         let _ = child.wait();
         UpgradeError::Successor { pid, reason }
     };
     let waiting = |child: &mut std::process::Child| {
         if stopping() {
-            Err("this process is shutting down".to_string())
+            Err(NotReady::ShuttingDown)
         } else {
             match child.try_wait() {
                 Ok(None) => Ok(()),
-                Ok(Some(status)) => Err(format!("it exited ({status}); see its log")),
-                Err(e) => Err(e.to_string()),
+                Ok(Some(status)) => Err(NotReady::Exited(status)),
+                Err(e) => Err(NotReady::Io(e)),
             }
         }
     };
@@ -147,20 +173,20 @@ pub fn start_successor(
     let channel = match connected {
         Ok(channel) => channel,
         Err(e) => {
-            let reason = why.unwrap_or_else(|| e.to_string());
+            let reason = why.unwrap_or(NotReady::Io(e));
             return Err(failed(&mut child, reason));
         }
     };
     drop(rendezvous);
     let sent = send_listeners(&channel, listeners, admin);
     if let Err(e) = sent {
-        return Err(failed(&mut child, format!("sending the listeners: {e}")));
+        return Err(failed(&mut child, NotReady::Listeners(e)));
     }
     // Everything that can fail here fails before the new process serves,
     // or stops it: never two processes serving after an error.
     let reader = match channel.try_clone() {
         Ok(reader) => reader,
-        Err(e) => return Err(failed(&mut child, format!("the handoff channel: {e}"))),
+        Err(e) => return Err(failed(&mut child, NotReady::Channel(e))),
     };
     match wait_ready(&channel, &mut child, waiting) {
         Ok(()) => {}
@@ -175,7 +201,7 @@ pub fn start_successor(
         .name("shardgate-handoff".into())
         .spawn(move || acks.read_acks(reader));
     if let Err(e) = reading {
-        return Err(failed(&mut child, format!("the handoff thread: {e}")));
+        return Err(failed(&mut child, NotReady::Thread(e)));
     }
     Ok((pid, handoff))
 }
@@ -206,9 +232,9 @@ fn send_listeners(
 fn wait_ready(
     channel: &Channel,
     child: &mut std::process::Child,
-    waiting: impl Fn(&mut std::process::Child) -> Result<(), String>,
-) -> Result<(), String> {
-    let reader = channel.try_clone().map_err(|e| e.to_string())?;
+    waiting: impl Fn(&mut std::process::Child) -> Result<(), NotReady>,
+) -> Result<(), NotReady> {
+    let reader = channel.try_clone()?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(reader.recv());
@@ -217,17 +243,17 @@ fn wait_ready(
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Ok(Some((Message::Ready { .. }, _)))) => return Ok(()),
-            Ok(Ok(Some((other, _)))) => return Err(format!("unexpected message {other:?}")),
-            Ok(Ok(None)) => return Err("it closed the channel (see its log)".into()),
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(Some((other, _)))) => return Err(NotReady::Unexpected(format!("{other:?}"))),
+            Ok(Ok(None)) => return Err(NotReady::Closed),
+            Ok(Err(e)) => return Err(NotReady::Io(e)),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err("the channel failed".into())
+                return Err(NotReady::ChannelFailed)
             }
         }
         waiting(child)?;
         if std::time::Instant::now() >= deadline {
-            return Err(format!("not serving after {SERVE_WITHIN:?}"));
+            return Err(NotReady::Late(SERVE_WITHIN));
         }
     }
 }

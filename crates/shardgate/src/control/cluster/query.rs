@@ -118,7 +118,7 @@ impl Asking {
         } else {
             SlotMap::from_slots(&reply, addr)
         };
-        map.map_err(NodeError::Unexpected)
+        map.map_err(|e| NodeError::Unexpected(e.to_string()))
     }
 }
 

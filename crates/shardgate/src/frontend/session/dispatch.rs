@@ -111,7 +111,7 @@ impl<S: ClientStream> Session<S> {
             Route::Session(command) => {
                 // Redis checks the table's arity before anything else.
                 if let Some(spec) = resolution.spec().filter(|s| !s.arity_ok(request.argc())) {
-                    self.push_error(&super::reply::arity(spec.name()));
+                    self.push_error(&crate::error::CommandError::Arity(spec.name()).to_string());
                     return Flow::Next;
                 }
                 self.session_command(command, request, &resolution)

@@ -239,10 +239,10 @@ impl Pending {
                     if let (Ok(_), Some(lease)) = (&result, part.lease) {
                         lease.release();
                     }
-                    replies.push(PartReply::new(
-                        part.shard,
-                        result.map_err(|e| e.client_message()),
-                    ));
+                    replies.push(match result {
+                        Ok(frame) => PartReply::answered(part.shard, frame),
+                        Err(error) => PartReply::failed(part.shard, &error.client_message()),
+                    });
                 }
                 match *combine {
                     Combine::Split(plan) => fanout::split::merge(&plan, replies),

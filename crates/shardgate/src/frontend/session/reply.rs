@@ -44,17 +44,3 @@ pub fn help(lines: &[&str]) -> Bytes {
     }
     out.freeze()
 }
-
-/// Redis's wording for a wrong number of arguments.
-pub fn arity(command: &str) -> String {
-    format!("ERR wrong number of arguments for '{command}' command")
-}
-
-/// Redis's wording for a subcommand its container does not have.
-pub fn unknown_subcommand(sub: &[u8], container: &str) -> String {
-    format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(sub),
-        container.to_ascii_uppercase()
-    )
-}

@@ -13,6 +13,7 @@ use super::super::{ClientStream, Flow, Session};
 use super::{subcommand, Subcommand};
 use crate::auth::User;
 use crate::command::{commands, AclCategories, CommandSpec, Resolution};
+use crate::error::CommandError;
 
 impl<S: ClientStream> Session<S> {
     /// ACL and its subcommands (arity checked by the dispatcher).
@@ -32,15 +33,16 @@ impl<S: ClientStream> Session<S> {
                 Some(arg) if arg.eq_ignore_ascii_case(b"RESET") => Ok(reply::OK),
                 Some(arg) => match resp::string2ll(arg) {
                     Some(_) => Ok(Bytes::from_static(b"*0\r\n")),
-                    None => Err("ERR value is not an integer or out of range".into()),
+                    None => Err(CommandError::NotAnInteger),
                 },
             },
             Subcommand::Known("help") => Ok(help()),
-            Subcommand::Known(sub) => Err(format!(
-                "ERR shardgate: ACL {} is not supported through the proxy: its users come from the proxy's configuration (users:); the servers' own users are managed on the servers",
-                sub.to_ascii_uppercase()
-            )),
-            Subcommand::Unknown(sub) => Err(reply::unknown_subcommand(sub, "acl")),
+            Subcommand::Known(sub) => Err(CommandError::NotThroughProxy {
+                command: "acl",
+                subcommand: sub.to_string(),
+                why: "is not supported through the proxy: its users come from the proxy's configuration (users:); the servers' own users are managed on the servers",
+            }),
+            Subcommand::Unknown(sub) => Err(CommandError::unknown_subcommand("acl", sub)),
         };
         self.answer(reply)
     }
@@ -128,32 +130,30 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// ACL DRYRUN user command [arg...]: whether the user may run it.
-    fn acl_dryrun(&self, request: &Request) -> Result<Bytes, String> {
+    fn acl_dryrun(&self, request: &Request) -> Result<Bytes, CommandError> {
         let name = request.arg(2).unwrap_or_default();
         let users = self.pool.state.users();
         let Some(user) = users.get(name) else {
-            return Err(format!(
-                "ERR User '{}' not found",
-                String::from_utf8_lossy(name)
-            ));
+            return Err(CommandError::NotFound {
+                what: "User",
+                name: String::from_utf8_lossy(name).into_owned(),
+            });
         };
         let args: Vec<&[u8]> = request.args().skip(3).collect();
         let resolution = crate::command::resolve(&args);
         let Some(spec) = resolution.spec() else {
-            return Err(format!(
-                "ERR Command '{}' not found",
-                String::from_utf8_lossy(args.first().copied().unwrap_or_default())
-            ));
+            return Err(CommandError::NotFound {
+                what: "Command",
+                name: String::from_utf8_lossy(args.first().copied().unwrap_or_default())
+                    .into_owned(),
+            });
         };
         let id = match resolution {
             crate::command::Resolution::Known(id, _) => Some(id),
             _ => None,
         };
         if !spec.arity_ok(args.len()) {
-            return Err(format!(
-                "ERR wrong number of arguments for '{}' command",
-                spec.name()
-            ));
+            return Err(CommandError::Arity(spec.name()));
         }
         if !user.commands.allows(id) {
             return Ok(reply::bulk(
@@ -231,7 +231,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// ACL CAT: the categories, or the commands (and subcommands) in one.
-fn acl_cat(category: Option<&[u8]>) -> Result<Bytes, String> {
+fn acl_cat(category: Option<&[u8]>) -> Result<Bytes, CommandError> {
     let mut out = BytesMut::new();
     let Some(category) = category else {
         let names: Vec<&str> = AclCategories::all_names().collect();
@@ -243,9 +243,8 @@ fn acl_cat(category: Option<&[u8]>) -> Result<Bytes, String> {
     };
     let name = String::from_utf8_lossy(category).to_ascii_lowercase();
     let Some(flag) = AclCategories::from_name(&name) else {
-        return Err(format!(
-            "ERR Unknown category '{}'",
-            String::from_utf8_lossy(category)
+        return Err(CommandError::UnknownCategory(
+            String::from_utf8_lossy(category).into_owned(),
         ));
     };
     let in_category: Vec<&CommandSpec> = commands()
@@ -261,7 +260,7 @@ fn acl_cat(category: Option<&[u8]>) -> Result<Bytes, String> {
 }
 
 /// ACL GENPASS [bits]: random hex from the system's secure source.
-fn acl_genpass(bits: Option<&[u8]>) -> Result<Bytes, String> {
+fn acl_genpass(bits: Option<&[u8]>) -> Result<Bytes, CommandError> {
     const WRONG: &str = "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096";
     let bits: usize = match bits {
         None => 256,
@@ -270,8 +269,8 @@ fn acl_genpass(bits: Option<&[u8]>) -> Result<Bytes, String> {
             .and_then(|s| s.parse::<i64>().ok())
         {
             Some(n @ 1..=4096) => n as usize,
-            Some(_) => return Err(WRONG.into()),
-            None => return Err("ERR value is not an integer or out of range".into()),
+            Some(_) => return Err(CommandError::Invalid(WRONG)),
+            None => return Err(CommandError::NotAnInteger),
         },
     };
     let chars = bits.div_ceil(4);
@@ -279,7 +278,7 @@ fn acl_genpass(bits: Option<&[u8]>) -> Result<Bytes, String> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
-        .map_err(|e| format!("ERR shardgate: no secure random source: {e}"))?;
+        .map_err(|e| CommandError::NoRandom(e.to_string()))?;
     let mut text = hex(&random);
     text.truncate(chars);
     Ok(reply::bulk(text.as_bytes()))

@@ -9,6 +9,7 @@ use super::super::reply::{self, OK};
 use super::super::{ClientStream, Flow, Session};
 use super::{subcommand, Subcommand};
 use crate::command::Resolution;
+use crate::error::CommandError;
 use crate::pool::clients::{PAUSE_ALL, PAUSE_WRITE, UNBLOCK_ERROR, UNBLOCK_TIMEOUT};
 
 pub(super) const INVALID_NAME: &str =
@@ -62,10 +63,13 @@ impl<S: ClientStream> Session<S> {
             }
             Subcommand::Known("unblock") => self.client_unblock(request),
             Subcommand::Known("help") => Ok(help()),
-            Subcommand::Known(other @ ("tracking" | "caching")) => Err(format!(
-                "ERR shardgate: CLIENT {} is not supported through the proxy",
-                other.to_ascii_uppercase()
-            )),
+            Subcommand::Known(other @ ("tracking" | "caching")) => {
+                Err(CommandError::NotThroughProxy {
+                    command: "client",
+                    subcommand: other.to_string(),
+                    why: "is not supported through the proxy",
+                })
+            }
             // Redis 7.2's connection metadata, sent by newer client
             // libraries on connect: harmless, and the proxy's own to keep.
             Subcommand::Unknown(sub)
@@ -74,15 +78,17 @@ impl<S: ClientStream> Session<S> {
             {
                 Ok(OK)
             }
-            Subcommand::Known(sub) => Err(reply::unknown_subcommand(sub.as_bytes(), "client")),
-            Subcommand::Unknown(sub) => Err(reply::unknown_subcommand(sub, "client")),
+            Subcommand::Known(sub) => {
+                Err(CommandError::unknown_subcommand("client", sub.as_bytes()))
+            }
+            Subcommand::Unknown(sub) => Err(CommandError::unknown_subcommand("client", sub)),
         };
         self.answer(reply)
     }
 
-    fn client_setname(&self, value: &[u8]) -> Result<Bytes, String> {
+    fn client_setname(&self, value: &[u8]) -> Result<Bytes, CommandError> {
         if !valid_client_name(value) {
-            return Err(INVALID_NAME.into());
+            return Err(CommandError::Invalid(INVALID_NAME));
         }
         let name = String::from_utf8_lossy(value).into_owned();
         self.client
@@ -120,7 +126,7 @@ impl<S: ClientStream> Session<S> {
 
     /// CLIENT KILL addr | CLIENT KILL [ID id] [ADDR addr] [LADDR addr]
     /// [USER name] [SKIPME yes/no], among this pool's clients.
-    fn client_kill(&self, request: &Request) -> Result<Bytes, String> {
+    fn client_kill(&self, request: &Request) -> Result<Bytes, CommandError> {
         let clients = self.pool.state.clients.list();
         if request.argc() == 3 {
             let addr = request.arg(2).unwrap_or_default();
@@ -129,17 +135,17 @@ impl<S: ClientStream> Session<S> {
                     entry.kill();
                     Ok(OK)
                 }
-                None => Err("ERR No such client".into()),
+                None => Err(CommandError::Invalid("ERR No such client")),
             };
         }
         if request.argc() < 4 || !request.argc().is_multiple_of(2) {
-            return Err("ERR syntax error".into());
+            return Err(CommandError::Syntax);
         }
         let mut skip_me = true;
         let mut filters: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for pair in request.args().skip(2).collect::<Vec<_>>().chunks(2) {
             let [name, value] = pair else {
-                return Err("ERR syntax error".into());
+                return Err(CommandError::Syntax);
             };
             let name = name.to_ascii_uppercase();
             match name.as_slice() {
@@ -147,11 +153,11 @@ impl<S: ClientStream> Session<S> {
                     skip_me = match value.to_ascii_lowercase().as_slice() {
                         b"yes" => true,
                         b"no" => false,
-                        _ => return Err("ERR syntax error".into()),
+                        _ => return Err(CommandError::Syntax),
                     }
                 }
                 b"ID" | b"ADDR" | b"LADDR" | b"USER" => filters.push((name, value.to_vec())),
-                _ => return Err("ERR syntax error".into()),
+                _ => return Err(CommandError::Syntax),
             }
         }
         let mut killed = 0;
@@ -181,17 +187,25 @@ impl<S: ClientStream> Session<S> {
     /// CLIENT PAUSE timeout [WRITE|ALL]: every client of the pool (this one
     /// included) holds the commands the mode covers until the timeout or
     /// CLIENT UNPAUSE, as Redis holds its clients.
-    fn client_pause(&self, request: &Request) -> Result<Bytes, String> {
+    fn client_pause(&self, request: &Request) -> Result<Bytes, CommandError> {
         let timeout = match resp::string2ll(request.arg(2).unwrap_or_default()) {
-            Some(ms) if ms < 0 => return Err("ERR timeout is negative".into()),
+            Some(ms) if ms < 0 => return Err(CommandError::Invalid("ERR timeout is negative")),
             Some(ms) => ms,
-            None => return Err("ERR timeout is not an integer or out of range".into()),
+            None => {
+                return Err(CommandError::Invalid(
+                    "ERR timeout is not an integer or out of range",
+                ))
+            }
         };
         let mode = match request.arg(3) {
             None => PAUSE_ALL,
             Some(m) if m.eq_ignore_ascii_case(b"ALL") => PAUSE_ALL,
             Some(m) if m.eq_ignore_ascii_case(b"WRITE") => PAUSE_WRITE,
-            Some(_) => return Err("ERR CLIENT PAUSE mode must be WRITE or ALL".into()),
+            Some(_) => {
+                return Err(CommandError::Invalid(
+                    "ERR CLIENT PAUSE mode must be WRITE or ALL",
+                ))
+            }
         };
         let until = std::time::Instant::now()
             + std::time::Duration::from_millis(u64::try_from(timeout).unwrap_or(0));
@@ -201,15 +215,19 @@ impl<S: ClientStream> Session<S> {
 
     /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking
     /// call as Redis would; 1 if it was blocked.
-    fn client_unblock(&self, request: &Request) -> Result<Bytes, String> {
+    fn client_unblock(&self, request: &Request) -> Result<Bytes, CommandError> {
         let Some(id) = resp::string2ll(request.arg(2).unwrap_or_default()) else {
-            return Err("ERR value is not an integer or out of range".into());
+            return Err(CommandError::NotAnInteger);
         };
         let how = match request.arg(3) {
             None => UNBLOCK_TIMEOUT,
             Some(m) if m.eq_ignore_ascii_case(b"TIMEOUT") => UNBLOCK_TIMEOUT,
             Some(m) if m.eq_ignore_ascii_case(b"ERROR") => UNBLOCK_ERROR,
-            Some(_) => return Err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into()),
+            Some(_) => {
+                return Err(CommandError::Invalid(
+                    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                ))
+            }
         };
         let unblocked = u64::try_from(id)
             .ok()

@@ -11,6 +11,7 @@ use super::super::reply::{self, OK};
 use super::super::{ClientStream, Flow, Session};
 use super::{subcommand, Subcommand};
 use crate::command::Resolution;
+use crate::error::CommandError;
 
 impl<S: ClientStream> Session<S> {
     pub(super) fn cluster(&mut self, request: &Request, resolution: &Resolution) -> Flow {
@@ -38,12 +39,13 @@ impl<S: ClientStream> Session<S> {
                 request.arg(2).unwrap_or_default(),
             )))),
             Subcommand::Known("help") => Ok(help()),
-            Subcommand::Known(sub) => Err(format!(
-                "ERR shardgate: CLUSTER {} is not answered by the proxies' cluster view \
-                 (SLOTS, SHARDS, NODES, INFO, MYID, KEYSLOT are); run it on a Redis Cluster node",
-                sub.to_ascii_uppercase()
-            )),
-            Subcommand::Unknown(sub) => Err(reply::unknown_subcommand(sub, "cluster")),
+            Subcommand::Known(sub) => Err(CommandError::NotThroughProxy {
+                command: "cluster",
+                subcommand: sub.to_string(),
+                why: "is not answered by the proxies' cluster view \
+                      (SLOTS, SHARDS, NODES, INFO, MYID, KEYSLOT are); run it on a Redis Cluster node",
+            }),
+            Subcommand::Unknown(sub) => Err(CommandError::unknown_subcommand("cluster", sub)),
         };
         self.answer(reply)
     }

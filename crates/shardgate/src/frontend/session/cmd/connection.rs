@@ -9,13 +9,15 @@ use super::super::pending::Pending;
 use super::super::reply::{self, OK};
 use super::super::{ClientStream, End, Flow, Session};
 use super::client::{valid_client_name, INVALID_NAME};
+use crate::auth::AuthError;
 use crate::command::REDIS_VERSION;
+use crate::error::CommandError;
 
 impl<S: ClientStream> Session<S> {
     pub(super) fn ping(&mut self, request: &Request) -> Flow {
         // The table's arity (-1) admits more; Redis's own check does not.
         if request.argc() > 2 {
-            return self.error_next(&reply::arity("ping"));
+            return self.answer(Err(CommandError::Arity("ping")));
         }
         let reply = if self.in_subscribed_mode() {
             // Subscribed RESP2 clients get PING's reply as a message.
@@ -92,8 +94,8 @@ impl<S: ClientStream> Session<S> {
             if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
                 let user = request.arg(i + 1).unwrap_or_default();
                 let password = request.arg(i + 2).unwrap_or_default();
-                if let Err(message) = self.authenticate(Some(user), password) {
-                    self.push_auth_failure(&message);
+                if let Err(error) = self.authenticate(Some(user), password) {
+                    self.push_auth_failure(error);
                     return Flow::Next;
                 }
                 i += 3;
@@ -176,18 +178,18 @@ impl<S: ClientStream> Session<S> {
         let result = match request.argc() {
             2 => self.authenticate(None, request.arg(1).unwrap_or_default()),
             3 => self.authenticate(request.arg(1), request.arg(2).unwrap_or_default()),
-            _ => Err("ERR syntax error".to_string()),
+            _ => Err(AuthError::Syntax),
         };
         match result {
             Ok(()) => self.push(Pending::Ready(OK)),
-            Err(message) => self.push_auth_failure(&message),
+            Err(error) => self.push_auth_failure(error),
         }
         Flow::Next
     }
 
     /// Checks credentials against the pool's client users (see
     /// [`crate::auth::Users`]); on success the client is that user.
-    fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), String> {
+    fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), AuthError> {
         let user = self.pool.state.users().authenticate(user, password)?;
         self.client.set_user(Some(user));
         Ok(())
@@ -195,7 +197,7 @@ impl<S: ClientStream> Session<S> {
 
     /// A failed AUTH: the error, held back longer the more this connection
     /// (or the pool) fails, so passwords cannot be guessed quickly.
-    fn push_auth_failure(&mut self, message: &str) {
+    fn push_auth_failure(&mut self, error: AuthError) {
         self.client.auth_failures += 1;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -205,11 +207,12 @@ impl<S: ClientStream> Session<S> {
             .state
             .users()
             .failure_delay(self.client.auth_failures, now);
-        if !message.starts_with("WRONGPASS") || delay.is_zero() {
-            self.push_error(message);
+        let message = error.to_string();
+        if error != AuthError::WrongPass || delay.is_zero() {
+            self.push_error(&message);
         } else {
             self.push(Pending::Delayed {
-                reply: crate::fanout::encode_error(message),
+                reply: crate::fanout::encode_error(&message),
                 delay,
             });
         }

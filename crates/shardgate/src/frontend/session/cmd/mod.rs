@@ -25,6 +25,7 @@ use resp::Request;
 
 use super::{ClientStream, Flow, Session};
 use crate::command::Resolution;
+use crate::error::CommandError;
 use crate::route::SessionCommand;
 
 impl<S: ClientStream> Session<S> {
@@ -65,10 +66,10 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// Queues a reply the proxy made (or an error) and goes on.
-    fn answer(&mut self, reply: Result<bytes::Bytes, String>) -> Flow {
+    fn answer(&mut self, reply: Result<bytes::Bytes, CommandError>) -> Flow {
         match reply {
             Ok(bytes) => self.push(super::pending::Pending::Ready(bytes)),
-            Err(message) => self.push_error(&message),
+            Err(error) => self.push_error(&error.to_string()),
         }
         Flow::Next
     }

@@ -8,6 +8,7 @@ use super::super::reply::{self, OK};
 use super::super::{ClientStream, Flow, Session};
 use super::{subcommand, Subcommand};
 use crate::command::Resolution;
+use crate::error::CommandError;
 
 impl<S: ClientStream> Session<S> {
     pub(super) fn slowlog(&mut self, request: &Request, resolution: &Resolution) -> Flow {
@@ -21,11 +22,15 @@ impl<S: ClientStream> Session<S> {
             Subcommand::Known("get") => match request.arg(2).map(resp::string2ll) {
                 None => Ok(entries(&log.get(None))),
                 Some(Some(n)) if n >= -1 => Ok(entries(&log.get(Some(n)))),
-                Some(_) => Err("ERR count should be greater than or equal to -1".into()),
+                Some(_) => Err(CommandError::Invalid(
+                    "ERR count should be greater than or equal to -1",
+                )),
             },
             Subcommand::Known("help") => Ok(help()),
-            Subcommand::Known(sub) => Err(reply::unknown_subcommand(sub.as_bytes(), "slowlog")),
-            Subcommand::Unknown(sub) => Err(reply::unknown_subcommand(sub, "slowlog")),
+            Subcommand::Known(sub) => {
+                Err(CommandError::unknown_subcommand("slowlog", sub.as_bytes()))
+            }
+            Subcommand::Unknown(sub) => Err(CommandError::unknown_subcommand("slowlog", sub)),
         };
         self.answer(reply)
     }
