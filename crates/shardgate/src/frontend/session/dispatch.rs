@@ -10,11 +10,11 @@ use bytes::Bytes;
 use resp::Request;
 
 use super::cmd::info::InfoPlan;
-use super::pending::{Combine, EvalShaRetry, FanoutPart, Pending};
+use super::pending::{Combine, FanoutPart, Pending};
 use super::redirect::{Carrier, Follow, Origin, Sent};
 use super::{ClientStream, End, Flow, Session};
 use crate::auth;
-use crate::backend::{BackendError, BackendErrorKind, Conn, Node, ReplySlot};
+use crate::backend::{BackendError, BackendErrorKind, Node, ReplySlot};
 use crate::command::{self, AclCategories, CommandFlags, CommandSpec, Resolution};
 use crate::config::ReadPolicy;
 use crate::fanout::{scan, split};
@@ -269,16 +269,7 @@ impl<S: ClientStream> Session<S> {
             return Flow::Barrier;
         }
         if self.script_use() == ScriptUse::Sha {
-            let conn = node.with_shared(self.client.conn_key(), self.client.id(), Conn::clone);
-            self.load_script_first(&conn, &request);
-            let slot = conn.send(request.raw.clone());
-            let retry = Box::new(EvalShaRetry {
-                conn,
-                request: request.raw,
-                state: self.pool.state.clone(),
-            });
-            self.push(Pending::EvalSha { slot, retry });
-            return Flow::Next;
+            return self.evalsha(&node, request);
         }
         // A script's or function's error reply is the client's own text: a
         // redirection in it is not followed (it would run the code again,
@@ -345,45 +336,10 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// EVALSHA on a connection that has not used the script yet: sends
-    /// SCRIPT LOAD ahead of it when the proxy knows the body, so the call
-    /// runs in order even on a server that lost its scripts. (The NOSCRIPT
-    /// retry remains for scripts flushed behind the proxy's back.)
-    fn load_script_first(&self, conn: &Conn, request: &Request) {
-        let Some(sha) = request.arg(1) else { return };
-        if !conn.first_use_of_script(sha) {
-            return;
-        }
-        if let Some(body) = self.pool.state.scripts.body(sha) {
-            let load = Request::from_args(&[&b"SCRIPT"[..], b"LOAD", &body]);
-            // Its reply (the SHA) is not needed.
-            drop(conn.send(load.raw));
-        }
-    }
-
     /// A connection to `node` for this client alone (counted).
     pub(super) fn lease(&self, node: &Rc<Node>) -> crate::backend::Lease {
         self.pool.stats.leases.inc();
         node.lease(self.client.conn_key())
-    }
-
-    /// How the command being dispatched uses scripts.
-    fn script_use(&self) -> ScriptUse {
-        if self.command == UNKNOWN_COMMAND {
-            return ScriptUse::None;
-        }
-        scripts::script_use(command::CommandId(self.command))
-    }
-
-    /// Remembers script bodies (EVAL, SCRIPT LOAD) for NOSCRIPT retries.
-    fn note_script(&self, request: &Request) {
-        if let ScriptUse::Body(index) = self.script_use() {
-            if let Some(body) = request.arg(index) {
-                if self.pool.first_sight_of_script(body) {
-                    self.pool.state.scripts.remember(body);
-                }
-            }
-        }
     }
 
     /// How long a call may take: the pool's `timeout`, plus a blocking

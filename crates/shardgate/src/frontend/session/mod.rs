@@ -21,6 +21,8 @@
 //! - `transaction`: MULTI / EXEC / WATCH on a leased connection.
 //! - `moving`: resharding: requests on moving keys run where the keys are.
 //! - `redirect`: cluster pools: MOVED, ASK, TRYAGAIN, CLUSTERDOWN followed.
+//! - `scripts`: EVAL bodies remembered, EVALSHA loaded ahead or retried
+//!   after NOSCRIPT.
 //! - `cmd`: commands the proxy answers itself, one module per family.
 //! - `reply`: replies the proxy encodes itself.
 //! - `pubsub`: Pub/Sub and MONITOR over push links.
@@ -37,6 +39,7 @@ mod pending;
 mod pubsub;
 mod redirect;
 mod reply;
+mod scripts;
 pub mod stream;
 mod transaction;
 

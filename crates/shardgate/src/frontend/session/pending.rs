@@ -50,13 +50,6 @@ impl FanoutPart {
     }
 }
 
-/// How to retry an EVALSHA the node did not know.
-pub struct EvalShaRetry {
-    pub conn: crate::backend::Conn,
-    pub request: Bytes,
-    pub state: std::sync::Arc<crate::pool::PoolState>,
-}
-
 /// A request on moving keys sent to their source (see `moving`).
 pub struct AtSource {
     pub slot: ReplySlot,
@@ -140,7 +133,7 @@ pub enum Pending {
     /// script, it is loaded there and the call retried.
     EvalSha {
         slot: ReplySlot,
-        retry: Box<EvalShaRetry>,
+        retry: Box<super::scripts::EvalShaRetry>,
     },
     /// A request on moving keys (resharding): the source's answer, or
     /// when the keys are not there, the destination's.
@@ -251,17 +244,7 @@ impl Pending {
                     }
                 }
             }
-            Pending::EvalSha { slot, retry } => {
-                let reply = slot.await;
-                if let Ok(frame) = &reply {
-                    if frame.starts_with(b"-NOSCRIPT") {
-                        if let Some(retried) = retry.run().await {
-                            return reply_bytes(retried);
-                        }
-                    }
-                }
-                reply_bytes(reply)
-            }
+            Pending::EvalSha { slot, retry } => reply_bytes(retry.resolve(slot).await),
             Pending::AtSource(at) => {
                 let AtSource {
                     slot,
@@ -311,17 +294,4 @@ fn reply_bytes(result: ReplyResult) -> Bytes {
     }
 }
 
-impl EvalShaRetry {
-    /// Loads the script and runs the EVALSHA again; None if the proxy has
-    /// not seen the script (the NOSCRIPT stands).
-    async fn run(&self) -> Option<ReplyResult> {
-        let mut buf = bytes::BytesMut::from(&self.request[..]);
-        let request = resp::RequestParser::new(resp::Limits::default())
-            .next(&mut buf)
-            .ok()??;
-        let body = self.state.scripts.body(request.arg(1)?)?;
-        let load = resp::Request::from_args(&[&b"SCRIPT"[..], b"LOAD", &body]);
-        drop(self.conn.send(load.raw));
-        Some(self.conn.send(self.request.clone()).await)
-    }
-}
+
