@@ -19,70 +19,17 @@
     clippy::indexing_slicing
 )] // a test fails by panicking
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shardgate::{Options, Proxy};
-use test_support::ports::free_port;
+use common::{InProcess, PANICS};
 use test_support::resp::Reply;
-use test_support::{assert_eventually, RedisServer, RespClient};
-
-/// Panics in any thread of this process (the proxy's included).
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Relaxed);
-            default(info);
-        }));
-    });
-}
-
-/// The proxy, running in this process; shut down on drop.
-struct InProcess {
-    proxy: Option<Proxy>,
-    port: u16,
-}
-
-impl InProcess {
-    /// One pool on a free port over `servers`, with `extra` pool lines.
-    fn start(servers: &[u16], extra: &str) -> InProcess {
-        count_panics();
-        let port = free_port();
-        let mut yaml = format!("fuzz:\n  listen: 127.0.0.1:{port}\n{extra}  servers:\n");
-        for server in servers {
-            yaml.push_str(&format!("    - 127.0.0.1:{server}:1\n"));
-        }
-        let config = shardgate::config::parse(&yaml).expect("config");
-        let proxy = Proxy::start(config, Options::default()).expect("start the proxy");
-        assert_eventually!(
-            TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "the proxy never listened on {port}"
-        );
-        InProcess {
-            proxy: Some(proxy),
-            port,
-        }
-    }
-
-    fn client(&self) -> RespClient {
-        RespClient::connect(self.port).expect("connect to the proxy")
-    }
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(proxy) = self.proxy.take() {
-            proxy.shutdown();
-        }
-    }
-}
+use test_support::{assert_eventually, RedisServer};
 
 fn encode(args: &[Vec<u8>]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

@@ -293,5 +293,3 @@ fn reply_bytes(result: ReplyResult) -> Bytes {
         Err(error) => encode_error(&error.client_message()),
     }
 }
-
-
