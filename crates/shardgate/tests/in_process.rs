@@ -22,7 +22,7 @@ fn entry(pool: &PoolState, client: &RespClient) -> Option<Arc<ClientEntry>> {
         .local_addr()
         .expect("local address")
         .to_string();
-    pool.clients.list().into_iter().find(|e| e.addr == addr)
+    pool.clients.list().into_iter().find(|e| *e.addr == *addr)
 }
 
 fn pong(client: &mut RespClient) -> bool {
@@ -58,7 +58,7 @@ fn the_registry_holds_exactly_the_connected_clients_and_ends_the_one_it_kills() 
     let gone_addr = gone.stream().local_addr().unwrap().to_string();
     drop(gone);
     assert_eventually!(
-        pool.clients.count() == 2 && pool.clients.list().iter().all(|e| e.addr != gone_addr),
+        pool.clients.count() == 2 && pool.clients.list().iter().all(|e| *e.addr != *gone_addr),
         "a closed client is still registered"
     );
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -170,10 +171,12 @@ pub async fn accept_loop(
     match listener {
         BoundListener::Tcp(std_listener) => {
             let listener = TcpListener::from_std(std_listener)?;
-            let local = listener
+            // One string per listener, shared by its clients' entries.
+            let local: Arc<str> = listener
                 .local_addr()
                 .map(|a| a.to_string())
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .into();
             let settings = pool.clone();
             let prepare = move |stream: &tokio::net::TcpStream| {
                 let _ = stream.set_nodelay(true);
@@ -200,7 +203,16 @@ pub async fn accept_loop(
                 .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
                 .unwrap_or_default();
             let unix = Unix(listener, local.clone());
-            serve(&unix, |_| {}, local, endpoint, &pool, shutdown, &tracker).await
+            serve(
+                &unix,
+                |_| {},
+                local.into(),
+                endpoint,
+                &pool,
+                shutdown,
+                &tracker,
+            )
+            .await
         }
     }
 }
@@ -208,7 +220,7 @@ pub async fn accept_loop(
 async fn serve<A: Acceptor>(
     listener: &A,
     prepare: impl Fn(&A::Stream),
-    local: String,
+    local: Arc<str>,
     endpoint: Endpoint,
     pool: &Rc<PoolWorker>,
     mut shutdown: watch::Receiver<bool>,
@@ -232,7 +244,7 @@ async fn serve<A: Acceptor>(
 async fn serve_tls(
     listener: &TcpListener,
     prepare: impl Fn(&tokio::net::TcpStream),
-    local: String,
+    local: Arc<str>,
     endpoint: Endpoint,
     pool: &Rc<PoolWorker>,
     mut shutdown: watch::Receiver<bool>,
@@ -364,7 +376,7 @@ async fn accept_failed(error: io::Error) {
 fn start_session<S: ClientStream>(
     mut stream: S,
     peer: String,
-    local: String,
+    local: Arc<str>,
     endpoint: Endpoint,
     pool: &Rc<PoolWorker>,
     shutdown: &watch::Receiver<bool>,
@@ -413,7 +425,11 @@ pub fn adopt_session(
     } else {
         Endpoint::ReadWrite
     };
-    let (peer, local, unix) = (state.addr.clone(), state.laddr.clone(), state.unix);
+    let (peer, local, unix) = (
+        state.addr.clone(),
+        Arc::from(state.laddr.as_str()),
+        state.unix,
+    );
     let restore = Some(Box::new(Restore {
         state,
         released,
@@ -441,15 +457,18 @@ struct Serving {
 }
 
 impl Serving {
-    /// Registers the client, serves it to the end, unregisters it.
-    async fn run<S: ClientStream>(
+    /// Registers the client and serves it to the end; it is unregistered
+    /// when the returned future ends (or is dropped). Registered here, not
+    /// in the future: what a client's task holds is what it costs, and a
+    /// future keeps every local it ever held.
+    fn run<S: ClientStream>(
         self,
         stream: S,
         peer: String,
-        local: String,
+        local: Arc<str>,
         endpoint: Endpoint,
         restore: Option<Box<Restore>>,
-    ) {
+    ) -> impl std::future::Future<Output = ()> {
         let Serving {
             pool,
             shutdown,
@@ -464,10 +483,27 @@ impl Serving {
         if *shutdown.borrow() {
             entry.request_shutdown();
         }
-        let id = entry.id;
-        session::run(stream, pool.clone(), entry, endpoint, restore).await;
-        pool.state.clients.unregister(id);
-        pool.state.release_client();
-        tracker.leave();
+        let registered = Registered {
+            id: entry.id,
+            pool: pool.clone(),
+            tracker,
+        };
+        session::run(stream, pool, entry, endpoint, restore, registered)
+    }
+}
+
+/// A client in its pool's registry and the worker's count of sessions,
+/// until dropped.
+struct Registered {
+    id: u64,
+    pool: Rc<PoolWorker>,
+    tracker: Rc<SessionTracker>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.pool.state.clients.unregister(self.id);
+        self.pool.state.release_client();
+        self.tracker.leave();
     }
 }

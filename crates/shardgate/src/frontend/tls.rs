@@ -87,6 +87,17 @@ impl ClientStream for TlsClient {
         tcp.readable().await
     }
 
+    fn poll_ready_to_read(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let (tcp, session) = self.0.get_ref();
+        if wire::has_plaintext(session) {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        tcp.poll_read_ready(cx)
+    }
+
     fn fd(&self) -> i32 {
         self.0.get_ref().0.as_raw_fd()
     }

@@ -16,14 +16,20 @@ use futures_util::task::AtomicWaker;
 
 use crate::command::CommandId;
 
-/// What CLIENT LIST shows about one client.
+/// What CLIENT LIST shows about one client. Kept small: one per
+/// connection, idle ones included (boxed strings, not `String`s, and the
+/// user's name shared with the user: 256 bytes with its `Arc`, one
+/// allocator size class below 288).
 pub struct ClientEntry {
     pub id: u64,
-    pub addr: String,
-    pub laddr: String,
-    created: Instant,
-    /// Milliseconds after `created` of the last command.
-    last_active_ms: AtomicU64,
+    pub addr: Box<str>,
+    /// Shared by the clients of one listener.
+    pub laddr: Arc<str>,
+    /// Milliseconds after the process's first client (see [`clock_ms`]):
+    /// 8 bytes, not an `Instant`'s 16.
+    created_ms: u64,
+    /// Seconds after the same start of the last command.
+    last_active_s: AtomicU32,
     pub db: AtomicU32,
     pub resp: AtomicU32,
     /// The last command's id + 1 (0: none yet).
@@ -45,14 +51,27 @@ pub struct ClientEntry {
     batch_version: AtomicU64,
     /// CLIENT UNBLOCK asked for: [`UNBLOCK_TIMEOUT`] or [`UNBLOCK_ERROR`].
     unblock: AtomicU8,
-    pub name: Mutex<Option<String>>,
-    pub user: Mutex<String>,
+    pub name: Mutex<Option<Box<str>>>,
+    pub user: Mutex<Arc<str>>,
     /// 0: nothing; [`HANDOFF`]: go to the new process when idle;
     /// [`SHUTDOWN`]: finish and leave; [`KILLED`]: leave now.
     signal: AtomicU8,
     /// Wakes the session for a signal (lock-free: the session registers
     /// on every wait).
     waker: AtomicWaker,
+}
+
+/// Milliseconds from a fixed start (the first call) to `at`.
+fn clock_ms(at: Instant) -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The name every client starts with, shared.
+fn default_user() -> Arc<str> {
+    static DEFAULT: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::from("default")).clone()
 }
 
 /// A binary upgrade: the session hands its connection to the new process
@@ -73,27 +92,33 @@ pub const UNBLOCK_ERROR: u8 = 2;
 #[derive(Debug, Default)]
 pub struct Buffers {
     /// Bytes read and not yet parsed into requests.
-    pub query: AtomicU64,
-    /// The read buffer's capacity.
-    pub read_capacity: AtomicU64,
+    pub query: AtomicU32,
+    /// The read buffer's capacity (at most a chunk past the largest
+    /// request allowed: 32 bits).
+    pub read_capacity: AtomicU32,
     /// The largest read buffer capacity so far.
-    pub read_peak: AtomicU64,
-    /// The last request's size.
-    pub request: AtomicU64,
+    pub read_peak: AtomicU32,
+    /// Replies waiting to be written.
+    pub replies: AtomicU32,
     /// Requests queued inside MULTI before a shard was known, in bytes.
     pub multi: AtomicU64,
-    /// Replies waiting to be written: count and bytes.
-    pub replies: AtomicU64,
+    /// Replies waiting to be written, in bytes (not bounded by a request
+    /// size: 64 bits).
     pub reply_bytes: AtomicU64,
+}
+
+/// `n` in 32 bits, saturated.
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Buffers {
     /// Records the session's buffers after a batch.
     pub fn record(&self, query: usize, read_capacity: usize, replies: usize, reply_bytes: usize) {
-        self.query.store(query as u64, Relaxed);
-        self.read_capacity.store(read_capacity as u64, Relaxed);
-        self.read_peak.fetch_max(read_capacity as u64, Relaxed);
-        self.replies.store(replies as u64, Relaxed);
+        self.query.store(u32_of(query), Relaxed);
+        self.read_capacity.store(u32_of(read_capacity), Relaxed);
+        self.read_peak.fetch_max(u32_of(read_capacity), Relaxed);
+        self.replies.store(u32_of(replies), Relaxed);
         self.reply_bytes.store(reply_bytes as u64, Relaxed);
     }
 
@@ -104,7 +129,7 @@ impl Buffers {
 
     /// The read buffer's capacity (released while idle).
     pub fn holds_read_buffer(&self, capacity: usize) {
-        self.read_capacity.store(capacity as u64, Relaxed);
+        self.read_capacity.store(u32_of(capacity), Relaxed);
     }
 }
 
@@ -114,9 +139,8 @@ const SESSION_BASE_BYTES: u64 = 2048;
 impl ClientEntry {
     /// Notes activity at `now` (once per batch: no clock read here).
     pub fn touch(&self, now: Instant) {
-        let ms = u64::try_from(now.saturating_duration_since(self.created).as_millis())
-            .unwrap_or(u64::MAX);
-        self.last_active_ms.store(ms, Relaxed);
+        self.last_active_s
+            .store(u32::try_from(clock_ms(now) / 1000).unwrap_or(u32::MAX), Relaxed);
     }
 
     /// Notes the command being run (CLIENT LIST's `cmd=`).
@@ -126,19 +150,19 @@ impl ClientEntry {
     }
 
     pub fn name(&self) -> Option<String> {
-        lock(&self.name).clone()
+        lock(&self.name).as_deref().map(str::to_string)
     }
 
     pub fn set_name(&self, name: Option<String>) {
-        *lock(&self.name) = name;
+        *lock(&self.name) = name.map(String::into_boxed_str);
     }
 
-    pub fn set_user(&self, user: &str) {
-        *lock(&self.user) = user.to_string();
+    pub fn set_user(&self, user: Arc<str>) {
+        *lock(&self.user) = user;
     }
 
     /// The user the client is authenticated as ("" when it is not).
-    pub fn user(&self) -> String {
+    pub fn user(&self) -> Arc<str> {
         lock(&self.user).clone()
     }
 
@@ -239,13 +263,16 @@ impl ClientEntry {
 
     /// Resolves with the signal once one of at least `level` is raised.
     pub fn raised(&self, level: u8) -> impl std::future::Future<Output = u8> + '_ {
-        std::future::poll_fn(move |cx| {
-            self.waker.register(cx.waker());
-            match self.signal() {
-                signal if signal >= level => std::task::Poll::Ready(signal),
-                _ => std::task::Poll::Pending,
-            }
-        })
+        std::future::poll_fn(move |cx| self.poll_raised(level, cx))
+    }
+
+    /// [`ClientEntry::raised`] as a poll.
+    pub fn poll_raised(&self, level: u8, cx: &mut std::task::Context<'_>) -> std::task::Poll<u8> {
+        self.waker.register(cx.waker());
+        match self.signal() {
+            signal if signal >= level => std::task::Poll::Ready(signal),
+            _ => std::task::Poll::Pending,
+        }
     }
 
     /// What the session holds for this client now: its read buffer,
@@ -253,18 +280,16 @@ impl ClientEntry {
     /// `--maxmemory-clients` counts).
     pub fn memory(&self) -> u64 {
         let b = &self.buffers;
-        b.read_capacity.load(Relaxed) + b.multi.load(Relaxed) + b.reply_bytes.load(Relaxed)
+        u64::from(b.read_capacity.load(Relaxed)) + b.multi.load(Relaxed) + b.reply_bytes.load(Relaxed)
     }
 
     /// One CLIENT LIST line (Redis's field names, without the trailing newline).
     pub fn line(&self) -> String {
-        let age = self.created.elapsed().as_secs();
-        let idle = self
-            .created
-            .elapsed()
-            .as_millis()
-            .saturating_sub(u128::from(self.last_active_ms.load(Relaxed)))
-            / 1000;
+        let now_ms = clock_ms(Instant::now());
+        let age = now_ms.saturating_sub(self.created_ms) / 1000;
+        let idle = (now_ms / 1000)
+            .saturating_sub(u64::from(self.last_active_s.load(Relaxed)))
+            .min(age);
         let sub = self.subscriptions.load(Relaxed);
         let psub = self.patterns.load(Relaxed);
         let ssub = self.shard_subscriptions.load(Relaxed);
@@ -285,11 +310,12 @@ impl ClientEntry {
         let b = &self.buffers;
         let qbuf = b.query.load(Relaxed);
         let rbs = b.read_capacity.load(Relaxed);
-        let argv = b.request.load(Relaxed);
+        // The request is parsed in place in the read buffer (`qbuf`).
+        let argv = 0;
         let multi_mem = b.multi.load(Relaxed);
         let oll = b.replies.load(Relaxed);
         let omem = b.reply_bytes.load(Relaxed);
-        let tot = SESSION_BASE_BYTES + argv + self.memory();
+        let tot = SESSION_BASE_BYTES + self.memory();
         let events = if omem > 0 { "rw" } else { "r" };
         // Redis 7.0's fields in Redis's order; `obl` (a fixed reply buffer
         // in Redis) is 0: the proxy queues replies (`oll`, `omem`).
@@ -324,14 +350,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Clients {
     /// Registers a new client (`fd`: its socket's descriptor).
-    pub fn register(&self, addr: String, laddr: String, fd: i32, db: u32) -> Arc<ClientEntry> {
+    pub fn register(&self, addr: String, laddr: Arc<str>, fd: i32, db: u32) -> Arc<ClientEntry> {
         let id = NEXT_ID.fetch_add(1, Relaxed);
         let entry = Arc::new(ClientEntry {
             id,
-            addr,
+            addr: addr.into_boxed_str(),
             laddr,
-            created: Instant::now(),
-            last_active_ms: AtomicU64::new(0),
+            created_ms: clock_ms(Instant::now()),
+            last_active_s: AtomicU32::new(0),
             db: AtomicU32::new(db),
             resp: AtomicU32::new(2),
             last_command: AtomicU16::new(0),
@@ -345,7 +371,7 @@ impl Clients {
             batch_version: AtomicU64::new(0),
             unblock: AtomicU8::new(0),
             name: Mutex::new(None),
-            user: Mutex::new("default".into()),
+            user: Mutex::new(default_user()),
             signal: AtomicU8::new(0),
             waker: AtomicWaker::new(),
         });

@@ -50,7 +50,10 @@ impl Client {
 
     /// Authenticated as `user` from now on.
     pub fn set_user(&mut self, user: Option<Arc<User>>) {
-        self.entry.set_user(user.as_ref().map_or("", |u| &u.name));
+        self.entry.set_user(
+            user.as_ref()
+                .map_or_else(|| Arc::from(""), |u| u.name.clone()),
+        );
         self.user = user;
     }
 

@@ -34,6 +34,7 @@ mod client;
 mod cmd;
 mod dispatch;
 mod handoff;
+mod idle;
 mod moving;
 mod pending;
 mod pubsub;
@@ -59,11 +60,11 @@ use crate::backend::SessionWaker;
 use crate::config::PoolConfig;
 use crate::frontend::Endpoint;
 use crate::io::{write_all_queued, write_queued_now};
-use crate::metrics::UNKNOWN_COMMAND;
 use crate::pool::clients::{ClientEntry, HANDOFF, KILLED, SHUTDOWN};
 use crate::view::{PoolView, PoolWorker};
 use client::Client;
 pub use handoff::Restore;
+use idle::Idle;
 use pending::Pending;
 use pubsub::{LinkActivity, PubSub};
 pub use stream::ClientStream;
@@ -90,90 +91,79 @@ fn make_room(read_buf: &mut BytesMut) {
     }
 }
 
-/// Runs one client session to its end.
-pub async fn run<S: ClientStream>(
+/// Serves one client session to its end, holding `guard` until then.
+///
+/// What an idle client costs is what its task holds, and a future keeps
+/// every local it ever held (moved or not) and, for an `async fn`, its
+/// arguments twice (as passed and as bound): so the session is made here,
+/// outside the future, and the future is an `async` block that captures
+/// each value once.
+pub fn run<S: ClientStream, G: 'static>(
     stream: S,
     pool: Rc<PoolWorker>,
     entry: Arc<ClientEntry>,
     endpoint: Endpoint,
     restore: Option<Box<Restore>>,
-) {
-    let view = pool.view();
-    let config = view.topology.config.clone();
-    let mut client = Client::new(entry, &config, None);
-    client.set_user(pool.state.users().initial());
-    if let Some(user) = certificate_user(&stream, &config, &pool.state.users()) {
-        client.set_user(Some(user));
-    }
-    client.readonly = endpoint.readonly();
-    let metrics = pool.metrics;
-    let slowlog = metrics && pool.state.slowlog.threshold().is_some();
-    let mut session = Session {
-        stream,
-        view,
-        pool,
-        client,
-        parser: RequestParser::new(limits_of(&config)),
-        read_buf: BytesMut::new(),
-        queue: VecDeque::new(),
-        out: VecDeque::new(),
-        out_len: 0,
-        held: None,
-        redispatching_held: false,
-        tx: Transaction::default(),
-        pubsub: None,
-        waker: Rc::new(SessionWaker::default()),
-        keys: Vec::new(),
-        command: UNKNOWN_COMMAND,
-        batch_readers: std::cell::RefCell::new(Vec::new()),
-        slowlog,
-        slow_node: None,
-        batch_started: Instant::now(),
-        metrics,
-        busy: 0,
-        at_source: moving::AtSource::default(),
-    };
-    // What happens once per session (an upgrade's restore and handoff,
-    // the graceful close) is boxed or kept off the stack: a future is as
-    // large as its largest state, and an idle session's memory is its
-    // future's size.
-    let mut ended = Ok(());
-    if let Some(restore) = restore {
-        ended = Box::pin(session.restore(*restore)).await;
-    }
-    // Served in a boxed future, dropped whenever the client is idle (see
-    // `park`): an idle session costs the `Session` and a small wait, not
-    // the serving future's largest state.
-    while ended.is_ok() {
-        ended = Box::pin(session.serve()).await;
-        if ended.is_ok() {
-            ended = session.park().await;
+    guard: G,
+) -> impl std::future::Future<Output = ()> {
+    let mut session = Box::new(Session::new(stream, pool, entry, endpoint));
+    async move {
+        // What happens once per session (an upgrade's restore and handoff,
+        // the graceful close) is boxed or kept off the stack: a future is
+        // as large as its largest state.
+        let mut ended = Ok(());
+        if let Some(restore) = restore {
+            ended = Box::pin(session.restore(*restore)).await;
         }
-    }
-    if let Err(End::HandOff) = &ended {
-        // Never shut the socket down: the new process holds it now.
-        if let Err(end) = Box::pin(session.hand_off()).await {
-            ended = Err(end);
+        // Served in a boxed future, dropped whenever the client is idle:
+        // an idle client between requests keeps only its `Idle` record
+        // (the `Session` is made again when it sends); one idle with state
+        // (inside MULTI, a partial request) keeps its `Session`.
+        while ended.is_ok() {
+            ended = Box::pin(session.serve()).await;
+            if ended.is_err() {
+                break;
+            }
+            if session.is_plain() {
+                (session, ended) = session.into_idle().wake().await;
+            } else {
+                // Boxed: rare (a partial request, an idle MULTI), and
+                // inline it would be the task's largest state.
+                ended = Box::pin(session.park()).await;
+            }
         }
+        Box::pin(session.end(ended)).await;
+        drop(guard);
     }
-    if let Err(End::Shutdown | End::Quit | End::Protocol(_)) = &ended {
-        session.close_gracefully().await;
-    }
-    match ended {
-        Err(End::Protocol(_)) => session.pool.stats.protocol_errors.inc(),
-        Err(End::CrossProtocol) => {
-            session.pool.stats.protocol_errors.inc();
-            warn_cross_protocol(&session.pool.state.name, &session.client.entry.addr);
+}
+
+impl<S: ClientStream> Session<S> {
+    /// The session's last steps, by why it ended.
+    async fn end(&mut self, mut ended: Result<(), End>) {
+        if let Err(End::HandOff) = &ended {
+            // Never shut the socket down: the new process holds it now.
+            if let Err(end) = Box::pin(self.hand_off()).await {
+                ended = Err(end);
+            }
         }
-        Err(reason @ End::SlowReader(_)) => {
-            session.pool.stats.slow_clients.inc();
-            tracing::warn!(pool = %session.pool.state.name, client = session.client.id(), "client {reason}")
+        if let Err(End::Shutdown | End::Quit | End::Protocol(_)) = &ended {
+            self.close_gracefully().await;
         }
-        Err(reason) => tracing::debug!(
-            client = session.client.id(),
-            "client session ended: {reason}"
-        ),
-        Ok(()) => {}
+        match ended {
+            Err(End::Protocol(_)) => self.pool.stats.protocol_errors.inc(),
+            Err(End::CrossProtocol) => {
+                self.pool.stats.protocol_errors.inc();
+                warn_cross_protocol(&self.pool.state.name, &self.client.entry.addr);
+            }
+            Err(reason @ End::SlowReader(_)) => {
+                self.pool.stats.slow_clients.inc();
+                tracing::warn!(pool = %self.pool.state.name, client = self.client.id(), "client {reason}")
+            }
+            Err(reason) => {
+                tracing::debug!(client = self.client.id(), "client session ended: {reason}")
+            }
+            Ok(()) => {}
+        }
     }
 }
 
@@ -193,6 +183,56 @@ fn certificate_user<S: ClientStream>(
         None => {
             tracing::debug!(pool = %config.name, "client certificate names '{name}', which is no user of the pool: the client must AUTH");
             None
+        }
+    }
+}
+
+/// What the signals raised mean for a session about to wait for its
+/// client (`between_requests`: nothing read is unanswered): Err ends it;
+/// Ok is the signal level the wait wakes for (a handoff that waits for
+/// the request being read waits for a stronger signal only).
+fn signal_before_waiting<S: ClientStream>(
+    entry: &ClientEntry,
+    between_requests: bool,
+) -> Result<u8, End> {
+    match entry.signal() {
+        KILLED => Err(End::Killed),
+        // Everything read is answered; nothing more is read.
+        SHUTDOWN => Err(End::Shutdown),
+        HANDOFF if S::CAN_HAND_OVER && between_requests => Err(End::HandOff),
+        0 => Ok(HANDOFF),
+        _ => Ok(SHUTDOWN),
+    }
+}
+
+/// Reads what the client has sent into `read_buf` (see [`make_room`]),
+/// without waiting: false when nothing was there after all (a TLS record
+/// that carried no data, a spurious wake-up), so the caller waits again,
+/// still watching its signals. The client closing ends the session.
+///
+/// A read that fills the buffer is followed by another (the buffer
+/// growing) until the socket has nothing more or a chunk was read: a
+/// pipeline is dispatched as one batch, as Redis reads it, though the
+/// buffer starts small.
+fn read_ready<S: ClientStream>(stream: &mut S, read_buf: &mut BytesMut) -> Result<bool, End> {
+    let mut read = false;
+    loop {
+        make_room(read_buf);
+        let room = read_buf.capacity() - read_buf.len();
+        match crate::io::read_now(stream, read_buf) {
+            // The end (or an error) after some bytes: those are served
+            // first; the next read meets it again.
+            Some(Ok(0)) if !read => return Err(End::ClientClosed),
+            Some(Err(e)) if !read => return Err(End::Io(e)),
+            Some(Ok(n)) if n == room && read_buf.len() < READ_CHUNK => {
+                // More is waiting: room for a whole chunk at once, not
+                // doubling from the small first read (one more read, at
+                // most one copy of it).
+                read_buf.reserve(READ_CHUNK);
+                read = true;
+            }
+            Some(Ok(_)) => return Ok(true),
+            Some(Err(_)) | None => return Ok(read),
         }
     }
 }
@@ -361,6 +401,32 @@ impl std::fmt::Display for End {
 }
 
 impl<S: ClientStream> Session<S> {
+    fn new(stream: S, pool: Rc<PoolWorker>, entry: Arc<ClientEntry>, endpoint: Endpoint) -> Self {
+        let view = pool.view();
+        let config = view.topology.config.clone();
+        let mut client = Client::new(entry, &config, None);
+        client.set_user(pool.state.users().initial());
+        if let Some(user) = certificate_user(&stream, &config, &pool.state.users()) {
+            client.set_user(Some(user));
+        }
+        client.readonly = endpoint.readonly();
+        let metrics = pool.metrics;
+        let slowlog = metrics && pool.state.slowlog.threshold().is_some();
+        Session::resume(
+            Idle {
+                stream,
+                pool,
+                view,
+                client,
+                batch_started: Instant::now(),
+                slowlog,
+                metrics,
+                busy: 0,
+            },
+            BytesMut::new(),
+        )
+    }
+
     /// The configuration this batch runs with (its snapshot's).
     fn config(&self) -> &PoolConfig {
         &self.view.topology.config
@@ -422,19 +488,10 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// What the signals raised mean for a session about to wait for its
-    /// client: Err ends it; Ok is the signal level the wait wakes for (a
-    /// handoff that waits for the request being read waits for a stronger
-    /// signal only).
+    /// What the signals raised mean for this session about to wait for
+    /// its client (see the free [`signal_before_waiting`]).
     fn signal_before_waiting(&self, entry: &ClientEntry) -> Result<u8, End> {
-        match entry.signal() {
-            KILLED => Err(End::Killed),
-            // Everything read is answered; nothing more is read.
-            SHUTDOWN => Err(End::Shutdown),
-            HANDOFF if S::CAN_HAND_OVER && self.between_requests() => Err(End::HandOff),
-            0 => Ok(HANDOFF),
-            _ => Ok(SHUTDOWN),
-        }
+        signal_before_waiting::<S>(entry, self.between_requests())
     }
 
     /// An idle client holds no read buffer (reading allocates one).
@@ -543,37 +600,10 @@ impl<S: ClientStream> Session<S> {
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
-    /// Reads what the client has sent into the read buffer (see
-    /// [`make_room`]), without waiting: false when nothing was
-    /// there after all (a TLS record that carried no data, a spurious
-    /// wake-up), so the caller waits again, still watching its signals.
-    /// The client closing ends the session.
-    ///
-    /// A read that fills the buffer is followed by another (the buffer
-    /// growing) until the socket has nothing more or a chunk was read: a
-    /// pipeline is dispatched as one batch, as Redis reads it, though the
-    /// buffer starts small.
+    /// Reads what the client has sent into the read buffer, without
+    /// waiting (see the free [`read_ready`]).
     fn read_ready(&mut self) -> Result<bool, End> {
-        let mut read = false;
-        loop {
-            make_room(&mut self.read_buf);
-            let room = self.read_buf.capacity() - self.read_buf.len();
-            match crate::io::read_now(&mut self.stream, &mut self.read_buf) {
-                // The end (or an error) after some bytes: those are served
-                // first; the next read meets it again.
-                Some(Ok(0)) if !read => return Err(End::ClientClosed),
-                Some(Err(e)) if !read => return Err(End::Io(e)),
-                Some(Ok(n)) if n == room && self.read_buf.len() < READ_CHUNK => {
-                    // More is waiting: room for a whole chunk at once, not
-                    // doubling from the small first read (one more read, at
-                    // most one copy of it).
-                    self.read_buf.reserve(READ_CHUNK);
-                    read = true;
-                }
-                Some(Ok(_)) => return Ok(true),
-                Some(Err(_)) | None => return Ok(read),
-            }
-        }
+        read_ready(&mut self.stream, &mut self.read_buf)
     }
 
     /// Parses and dispatches requests until the read buffer has no complete
@@ -807,7 +837,7 @@ impl<S: ClientStream> Session<S> {
         self.pool.state.slowlog.record(
             request,
             elapsed,
-            entry.addr.clone(),
+            entry.addr.to_string(),
             entry.name().unwrap_or_default(),
             node,
         );

@@ -64,6 +64,13 @@ pub(super) struct AtSource {
     pub waiting: usize,
 }
 
+impl AtSource {
+    /// Nothing held, nothing waited for.
+    pub fn is_empty(&self) -> bool {
+        self.held_since.is_none() && self.waiting == 0
+    }
+}
+
 impl<S: ClientStream> Session<S> {
     /// The moving keys of the request just routed (`self.keys` holds its
     /// key positions), as `(source, destination, where in the request)`.

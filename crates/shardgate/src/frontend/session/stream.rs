@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
@@ -21,6 +22,10 @@ pub trait ClientStream: AsyncRead + AsyncWrite + AsFd + Unpin + 'static {
 
     /// Resolves when a read would not block (data, end of stream or error).
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// [`ClientStream::ready_to_read`] as a poll, for a wait that keeps no
+    /// future of its own (an idle client's, where every byte counts).
+    fn poll_ready_to_read(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// The socket's file descriptor (CLIENT LIST's `fd`).
     fn fd(&self) -> i32;
@@ -40,6 +45,10 @@ impl ClientStream for TcpStream {
         self.readable()
     }
 
+    fn poll_ready_to_read(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_read_ready(cx)
+    }
+
     fn fd(&self) -> i32 {
         self.as_raw_fd()
     }
@@ -51,6 +60,10 @@ impl ClientStream for UnixStream {
 
     fn ready_to_read(&self) -> impl Future<Output = io::Result<()>> {
         self.readable()
+    }
+
+    fn poll_ready_to_read(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_read_ready(cx)
     }
 
     fn fd(&self) -> i32 {

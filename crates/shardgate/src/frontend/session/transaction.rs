@@ -64,6 +64,11 @@ impl Transaction {
         self.multi.is_some()
     }
 
+    /// Nothing at all: no MULTI, no WATCH, no epoch kept.
+    pub fn is_empty(&self) -> bool {
+        self.is_idle() && self.watch_epoch.is_none()
+    }
+
     /// Neither inside MULTI nor holding a connection for WATCH.
     pub fn is_idle(&self) -> bool {
         self.multi.is_none() && self.pinned.is_none()
