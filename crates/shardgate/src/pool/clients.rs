@@ -139,8 +139,10 @@ const SESSION_BASE_BYTES: u64 = 2048;
 impl ClientEntry {
     /// Notes activity at `now` (once per batch: no clock read here).
     pub fn touch(&self, now: Instant) {
-        self.last_active_s
-            .store(u32::try_from(clock_ms(now) / 1000).unwrap_or(u32::MAX), Relaxed);
+        self.last_active_s.store(
+            u32::try_from(clock_ms(now) / 1000).unwrap_or(u32::MAX),
+            Relaxed,
+        );
     }
 
     /// Notes the command being run (CLIENT LIST's `cmd=`).
@@ -280,7 +282,9 @@ impl ClientEntry {
     /// `--maxmemory-clients` counts).
     pub fn memory(&self) -> u64 {
         let b = &self.buffers;
-        u64::from(b.read_capacity.load(Relaxed)) + b.multi.load(Relaxed) + b.reply_bytes.load(Relaxed)
+        u64::from(b.read_capacity.load(Relaxed))
+            + b.multi.load(Relaxed)
+            + b.reply_bytes.load(Relaxed)
     }
 
     /// One CLIENT LIST line (Redis's field names, without the trailing newline).

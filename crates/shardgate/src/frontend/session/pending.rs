@@ -50,6 +50,13 @@ impl FanoutPart {
     }
 }
 
+/// How to retry an EVALSHA the node did not know (see `scripts`).
+pub struct EvalShaRetry {
+    pub(super) conn: crate::backend::Conn,
+    pub(super) request: Bytes,
+    pub(super) state: std::sync::Arc<crate::pool::PoolState>,
+}
+
 /// A request on moving keys sent to their source (see `moving`).
 pub struct AtSource {
     pub slot: ReplySlot,
@@ -133,7 +140,7 @@ pub enum Pending {
     /// script, it is loaded there and the call retried.
     EvalSha {
         slot: ReplySlot,
-        retry: Box<super::scripts::EvalShaRetry>,
+        retry: Box<EvalShaRetry>,
     },
     /// A request on moving keys (resharding): the source's answer, or
     /// when the keys are not there, the destination's.

@@ -6,25 +6,16 @@
 //! (`scripts`); what a script does on moving keys is in `moving`.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use resp::Request;
 
-use super::pending::Pending;
+use super::pending::{EvalShaRetry, Pending};
 use super::{ClientStream, Flow, Session};
 use crate::backend::{Conn, Node, ReplyResult, ReplySlot};
 use crate::command;
 use crate::metrics::UNKNOWN_COMMAND;
-use crate::pool::PoolState;
 use crate::scripts::{self, ScriptUse};
-
-/// How to retry an EVALSHA the node did not know.
-pub struct EvalShaRetry {
-    conn: Conn,
-    request: Bytes,
-    state: Arc<PoolState>,
-}
 
 impl<S: ClientStream> Session<S> {
     /// How the command being dispatched uses scripts.
