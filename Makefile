@@ -107,6 +107,9 @@ bench-live: deps release
 fuzz:
 	cd fuzz && $(CARGO) +nightly fuzz run request_parser -- -max_total_time=60
 	cd fuzz && $(CARGO) +nightly fuzz run reply_scanner -- -max_total_time=60
+	# Random input to a live session, random reply streams from a server:
+	# the proxy in process, 60 s each from a fresh seed (printed).
+	LIVE_FUZZ_SECONDS=60 $(CARGO) test --release -p shardgate --test live_fuzz -- --nocapture --test-threads 1
 
 clean:
 	$(CARGO) clean

@@ -10,8 +10,10 @@
 //!   request is answered with one complete frame, a value or an error,
 //!   within the pool's timeout, and the proxy keeps answering.
 //!
-//! Both run a fixed number of seeded cases (a failure names its seed and
-//! case); no thread of the proxy may panic.
+//! Both run a fixed number of seeded cases in `make test` (a failure names
+//! its seed and case); `make fuzz` runs them for a time budget from a fresh
+//! seed (`LIVE_FUZZ_SECONDS`, `LIVE_FUZZ_SEED`) and prints what ran. No
+//! thread of the proxy may panic.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,6 +32,53 @@ use std::time::{Duration, Instant};
 use common::{InProcess, PANICS};
 use test_support::resp::Reply;
 use test_support::{assert_eventually, RedisServer};
+
+/// How many cases a test runs, and from which seed: a fixed number from a
+/// fixed seed, or with `LIVE_FUZZ_SECONDS` as many as fit in that time,
+/// from `LIVE_FUZZ_SEED` or a seed of the clock's.
+struct Budget {
+    seed: u64,
+    cases: usize,
+    until: Option<Instant>,
+    started: Instant,
+}
+
+impl Budget {
+    fn from_env(seed: u64, cases: usize) -> Budget {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let started = Instant::now();
+        match var("LIVE_FUZZ_SECONDS") {
+            Some(seconds) => Budget {
+                seed: var("LIVE_FUZZ_SEED").unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(1, |d| d.as_nanos() as u64)
+                }),
+                cases: usize::MAX,
+                until: Some(started + Duration::from_secs(seconds)),
+                started,
+            },
+            None => Budget {
+                seed,
+                cases,
+                until: None,
+                started,
+            },
+        }
+    }
+
+    fn more(&self, case: usize) -> bool {
+        case < self.cases && self.until.is_none_or(|until| Instant::now() < until)
+    }
+
+    fn report(&self, what: &str, cases: usize, found: &str) {
+        eprintln!(
+            "{what}: {cases} cases in {:.0} s from seed {}: {found}",
+            self.started.elapsed().as_secs_f64(),
+            self.seed
+        );
+    }
+}
 
 fn encode(args: &[Vec<u8>]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -142,10 +191,13 @@ fn random_input_on_one_connection_never_reaches_another_client() {
     let redis = RedisServer::start();
     let proxy = InProcess::start(&[redis.port()], "  timeout: 1000\n");
     let mut bystander = proxy.client();
-    let seed = 18;
+    let budget = Budget::from_env(18, 300);
+    let seed = budget.seed;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut answered = 0;
-    for case in 0..300 {
+    let mut case = 0;
+    while budget.more(case) {
+        case += 1;
         let bytes = input(&mut rng);
         let mut fuzz = TcpStream::connect(("127.0.0.1", proxy.port)).expect("connect");
         fuzz.set_read_timeout(Some(Duration::from_millis(20)))
@@ -175,7 +227,11 @@ fn random_input_on_one_connection_never_reaches_another_client() {
             "seed {seed} case {case}: {bytes:?}"
         );
     }
-    eprintln!("300 inputs, {answered} reads with replies");
+    budget.report(
+        "random input to a live session",
+        case,
+        &format!("{answered} reads with replies; every bystander request answered right"),
+    );
     assert_eq!(
         proxy.client().cmd(&["PING"]).unwrap(),
         Reply::Simple("PONG".into())
@@ -266,10 +322,13 @@ fn random_reply_streams_from_a_server_are_answered_with_one_frame_in_time() {
         &[backend.port],
         "  timeout: 300\n  reconnect_backoff_max: 50\n",
     );
-    let seed = 20;
+    let budget = Budget::from_env(20, CASES);
+    let seed = budget.seed;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut errors = 0;
-    for case in 0..CASES {
+    let mut case = 0;
+    while budget.more(case) {
+        case += 1;
         // Served again after the last stream (its connection to the
         // server may have been dropped, and is made again).
         *backend.script.lock().unwrap() = (b"$1\r\nx\r\n".to_vec(), false);
@@ -310,9 +369,13 @@ fn random_reply_streams_from_a_server_are_answered_with_one_frame_in_time() {
             "seed {seed} case {case}"
         );
     }
-    eprintln!("{CASES} reply streams, {errors} answered with an error");
+    budget.report(
+        "random reply streams",
+        case,
+        &format!("{errors} answered with an error, every one within the bound"),
+    );
     assert!(errors > 0, "no stream made the proxy answer an error");
-    assert!(errors < CASES, "no stream reached the client");
+    assert!(errors < case, "no stream reached the client");
     assert_eq!(PANICS.load(Relaxed), 0, "a thread panicked");
 }
 
