@@ -1,7 +1,10 @@
 //! shardgate's pure layer: everything the proxy decides without touching
-//! a socket. No tokio, no I/O: each piece is tested exhaustively on its
-//! own, and the crate boundary keeps the dependency direction (nothing
-//! here can reach the backend connections or the proxy).
+//! a socket. No tokio, no I/O but name lookups (the host names of a
+//! config's addresses, resolved in a step of their own after the config
+//! is validated; a resharding placement's when it is applied): each piece
+//! is tested exhaustively on its own, and the crate boundary keeps the
+//! dependency direction (nothing here can reach the backend connections
+//! or the proxy).
 //!
 //! # Layout
 //! - [`config`]: `nutcracker.yml` (and extensions) -> validated [`config::Config`].

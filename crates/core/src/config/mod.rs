@@ -1,11 +1,23 @@
 //! Configuration: twemproxy's `nutcracker.yml` accepted as it is, plus
 //! shardgate's extensions.
 //!
-//! Two stages: [`raw`] mirrors the file with serde (unknown keys are
-//! errors), then [`validate`] produces a typed [`Config`]. Every error in
-//! the file is reported at once, each with the pool and key it concerns;
-//! nothing falls back to a default silently.
+//! [`parse`] reads a file in steps, each a function of its own:
+//! 1. the YAML text into [`raw`] pools that mirror the file (unknown keys
+//!    are errors);
+//! 2. for each pool, [`validate`] checks every key and types its value,
+//!    purely: addresses are read ([`address`]), their names not looked up;
+//! 3. then resolves the pool's addresses (DNS: the only I/O here);
+//! 4. then checks what needs resolved addresses: an address given twice
+//!    among its servers and replicas, the cluster face's own entry;
+//! 5. last, the pools against each other: listeners on one socket, a
+//!    backend shared when either pool manages failover.
+//!
+//! Every problem in the file is reported at once, each with the pool and
+//! key it concerns; nothing falls back to a default silently. Defaults and
+//! bounds are named in [`defaults`].
 
+mod address;
+mod defaults;
 mod raw;
 pub mod tls;
 mod validate;
@@ -17,8 +29,10 @@ use std::time::Duration;
 
 use keyspace::{DistributionKind, HashFunction, HashTag};
 
+pub use address::{parse_node, parse_server, AddressError};
+pub use defaults::*;
 pub use tls::{CertUser, ClientAuth, ListenTls, TlsVersion, UpstreamTls};
-pub use validate::{parse, parse_node, parse_server};
+pub use validate::parse;
 
 /// A validated configuration: one or more independent pools.
 #[derive(Debug, Clone)]
@@ -307,10 +321,6 @@ pub struct Reshard {
     pub big_key_bytes: u64,
 }
 
-pub const DEFAULT_RESHARD_KEYS_PER_SECOND: u32 = 5_000;
-pub const DEFAULT_RESHARD_BYTES_PER_SECOND: u64 = 64 << 20;
-pub const DEFAULT_RESHARD_BIG_KEY_BYTES: u64 = 16 << 20;
-
 /// One backend server line: `host:port:weight [name]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -335,15 +345,6 @@ impl ServerConfig {
         }
     }
 }
-
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-pub const DEFAULT_CLIENT_OUTPUT_LIMIT: usize = 256 << 20;
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
-/// Largest server weight. twemproxy's modula lists a server `weight` times
-/// in its table, so an unbounded weight is an unbounded allocation.
-pub const MAX_SERVER_WEIGHT: u32 = 10_000;
 
 /// Every problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,8 +71,24 @@ pub struct ListenTls {
     pub user_from_cert: Option<CertUser>,
 }
 
+/// `handshake_timeout`: a TLS handshake takes a few round trips; five
+/// seconds lets a slow client finish and drops one that never will before
+/// it holds a place for long.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most `handshake_timeout`, in milliseconds: ten minutes; a handshake
+/// that may take longer is not one a proxy should wait for.
+pub const MAX_HANDSHAKE_TIMEOUT_MS: i64 = 600_000;
+
+/// `max_handshakes`: a handshake costs a worker a fraction of a
+/// millisecond of CPU (ECDSA; RSA more), so 64 at once keep a reconnect
+/// storm from starving the clients already connected, and still let
+/// thousands of clients connect a second.
 pub const DEFAULT_MAX_HANDSHAKES: u32 = 64;
+
+/// Most `max_handshakes`: a hundred thousand at once would not bound a
+/// worker at all.
+pub const MAX_MAX_HANDSHAKES: u32 = 100_000;
 
 /// `backend_tls:` / `sentinel_tls:`: how the proxy talks TLS to Redis
 /// servers or Sentinels.
@@ -231,20 +247,27 @@ pub fn listen_tls(raw: RawListenTls) -> Result<ListenTls, Vec<Problem>> {
     let min_version = version(raw.min_version, &mut problems);
     let handshake_timeout = match raw.handshake_timeout {
         None => DEFAULT_HANDSHAKE_TIMEOUT,
-        Some(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms as u64),
+        Some(ms) if (1..=MAX_HANDSHAKE_TIMEOUT_MS).contains(&ms) => {
+            Duration::from_millis(ms.unsigned_abs())
+        }
         Some(ms) => {
             problems.push((
                 "handshake_timeout",
-                format!("{ms} is out of range 1..=600000 (milliseconds)"),
+                format!("{ms} is out of range 1..={MAX_HANDSHAKE_TIMEOUT_MS} (milliseconds)"),
             ));
             DEFAULT_HANDSHAKE_TIMEOUT
         }
     };
     let max_handshakes = match raw.max_handshakes {
         None => DEFAULT_MAX_HANDSHAKES,
-        Some(n) if (1..=100_000).contains(&n) => n as u32,
+        Some(n) if (1..=i64::from(MAX_MAX_HANDSHAKES)).contains(&n) => {
+            u32::try_from(n).unwrap_or(DEFAULT_MAX_HANDSHAKES)
+        }
         Some(n) => {
-            problems.push(("max_handshakes", format!("{n} is out of range 1..=100000")));
+            problems.push((
+                "max_handshakes",
+                format!("{n} is out of range 1..={MAX_MAX_HANDSHAKES}"),
+            ));
             DEFAULT_MAX_HANDSHAKES
         }
     };
