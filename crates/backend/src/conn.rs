@@ -515,8 +515,8 @@ async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
         read_buffer::make_room(&mut read_buf);
         let woken = tokio::select! {
             biased;
-            readable = stream.readable() => Woken::Readable(readable),
-            writable = stream.writable(), if want_write => Woken::Writable(writable),
+            readable = std::future::poll_fn(|cx| stream.poll_readable(cx)) => Woken::Readable(readable),
+            writable = std::future::poll_fn(|cx| stream.poll_writable(cx)), if want_write => Woken::Writable(writable),
             () = shared.task.next() => Woken::Task,
             () = &mut timer, if armed_for.is_some() => Woken::Timer,
         };

@@ -4,8 +4,8 @@
 //! Two ways to use it. The control plane and push links read and write
 //! through `AsyncRead` / `AsyncWrite` (and flush: a TLS stream keeps its
 //! last records until flushed). The pipelined connections drive it the
-//! way they drive a socket: wait for readiness ([`Stream::readable`],
-//! [`Stream::writable`]), then move what is there without waiting
+//! way they drive a socket: wait for readiness ([`Stream::poll_readable`],
+//! [`Stream::poll_writable`]), then move what is there without waiting
 //! ([`Stream::try_read_buf`], [`Stream::try_write_vectored`]), so reads and
 //! writes of one connection share one `select!` and a plaintext
 //! connection pays nothing for TLS.
@@ -26,16 +26,19 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Resolves when a read would not wait (data, the end, an error).
-    pub async fn readable(&self) -> io::Result<()> {
+    /// Ready when a read would not wait (data, the end, an error). A
+    /// poll, not a future: waiting on it keeps no waiter of its own (the
+    /// connection's one task is the socket's one reader), which a
+    /// `readable()` future made and dropped on every wake-up would.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(tcp) => tcp.readable().await,
+            Stream::Tcp(tcp) => tcp.poll_read_ready(cx),
             Stream::Tls(tls) => {
                 let (tcp, session) = tls.get_ref();
                 if wire::has_plaintext(session) {
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
-                tcp.readable().await
+                tcp.poll_read_ready(cx)
             }
         }
     }
@@ -52,11 +55,12 @@ impl Stream {
         }
     }
 
-    /// Resolves when the socket takes more bytes.
-    pub async fn writable(&self) -> io::Result<()> {
+    /// Ready when the socket takes more bytes (a poll, as
+    /// [`Stream::poll_readable`]).
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            Stream::Tcp(tcp) => tcp.writable().await,
-            Stream::Tls(tls) => tls.get_ref().0.writable().await,
+            Stream::Tcp(tcp) => tcp.poll_write_ready(cx),
+            Stream::Tls(tls) => tls.get_ref().0.poll_write_ready(cx),
         }
     }
 
