@@ -112,6 +112,31 @@ fn what_a_client_holds_is_counted_while_held_and_nothing_once_answered() {
         "an answered client still counts {} bytes",
         entry.memory()
     );
+
+    // Commands without keys queued in MULTI are held by the proxy until
+    // the transaction's shard is known: counted while held.
+    assert_eq!(client.cmd(&["MULTI"]).unwrap(), Reply::Simple("OK".into()));
+    let padding = "x".repeat(1000);
+    for _ in 0..100 {
+        assert_eq!(
+            client.cmd(&["ECHO", &padding]).unwrap(),
+            Reply::Simple("QUEUED".into())
+        );
+    }
+    assert!(
+        entry.memory() >= 100 * 1000,
+        "100 queued commands of 1 KB count {} bytes",
+        entry.memory()
+    );
+    assert_eq!(
+        client.cmd(&["DISCARD"]).unwrap(),
+        Reply::Simple("OK".into())
+    );
+    assert_eventually!(
+        entry.memory() == 0,
+        "a discarded transaction still counts {} bytes",
+        entry.memory()
+    );
 }
 
 #[test]

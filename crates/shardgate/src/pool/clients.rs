@@ -138,6 +138,14 @@ impl Buffers {
 /// CLIENT LIST's `tot-mem`.
 const SESSION_BASE_BYTES: u64 = 2048;
 impl ClientEntry {
+    /// The client's transaction, for CLIENT LIST and `--maxmemory-clients`:
+    /// commands queued (-1: not in MULTI) and the bytes the proxy holds for
+    /// them (commands queued before the transaction's shard was known).
+    pub fn set_multi(&self, queued: i32, held_bytes: usize) {
+        self.multi.store(queued, Relaxed);
+        self.buffers.multi.store(held_bytes as u64, Relaxed);
+    }
+
     /// Notes activity at `now` (once per batch: no clock read here).
     pub fn touch(&self, now: Instant) {
         self.last_active_s.store(

@@ -11,8 +11,6 @@
 //! queueing error. EXEC and DISCARD give the connection back clean; a
 //! client that leaves mid-transaction has it closed.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use bytes::Bytes;
 use resp::Request;
 
@@ -44,6 +42,8 @@ struct Multi {
     epoch: u64,
     /// Commands without keys queued before the shard was known.
     early: Vec<Request>,
+    /// Their size: counted as the client's memory.
+    early_bytes: usize,
     /// A command failed to queue: EXEC answers EXECABORT.
     dirty: bool,
     /// Commands queued (for CLIENT LIST's `multi=`).
@@ -163,6 +163,8 @@ impl<S: ClientStream> Session<S> {
             for early in multi.early.drain(..) {
                 drop(lease.conn().send(early.raw));
             }
+            multi.early_bytes = 0;
+            self.client.entry.set_multi(multi.queued, 0);
         }
         let slot = lease.conn().send(first.raw);
         self.push(Pending::Reply(slot));
@@ -202,7 +204,7 @@ impl<S: ClientStream> Session<S> {
             epoch: self.view.topology.placement_epoch(),
             ..Multi::default()
         });
-        self.client.entry.multi.store(0, Relaxed);
+        self.client.entry.set_multi(0, 0);
         match &self.tx.pinned {
             Some(pinned) => {
                 let slot = pinned.lease.conn().send(Bytes::from_static(MULTI));
@@ -272,7 +274,7 @@ impl<S: ClientStream> Session<S> {
         };
         if let Some(multi) = &mut self.tx.multi {
             multi.queued += 1;
-            self.client.entry.multi.store(multi.queued, Relaxed);
+            self.client.entry.set_multi(multi.queued, multi.early_bytes);
         }
         flow
     }
@@ -329,6 +331,7 @@ impl<S: ClientStream> Session<S> {
             }
         }
         if let Some(multi) = &mut self.tx.multi {
+            multi.early_bytes += request.raw.len();
             multi.early.push(request);
         }
         self.push(Pending::Ready(Bytes::from_static(b"+QUEUED\r\n")));
@@ -340,7 +343,7 @@ impl<S: ClientStream> Session<S> {
             self.push_error("ERR EXEC without MULTI");
             return Flow::Next;
         };
-        self.client.entry.multi.store(-1, Relaxed);
+        self.client.entry.set_multi(-1, 0);
         let epoch = self.view.topology.placement_epoch();
         let watched = self.tx.watch_epoch.take();
         let moved = multi.epoch != epoch || watched.is_some_and(|w| w != epoch);
@@ -429,7 +432,7 @@ impl<S: ClientStream> Session<S> {
             self.push_error("ERR DISCARD without MULTI");
             return Flow::Next;
         }
-        self.client.entry.multi.store(-1, Relaxed);
+        self.client.entry.set_multi(-1, 0);
         self.end_pinned(DISCARD)
     }
 

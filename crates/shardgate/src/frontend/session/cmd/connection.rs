@@ -230,10 +230,7 @@ impl<S: ClientStream> Session<S> {
         self.client.entry.set_name(None);
         let user = self.pool.state.users().initial();
         self.client.set_user(user);
-        self.client
-            .entry
-            .multi
-            .store(-1, std::sync::atomic::Ordering::Relaxed);
+        self.client.entry.set_multi(-1, 0);
         self.push(Pending::Ready(Bytes::from_static(b"+RESET\r\n")));
         Flow::Barrier
     }
