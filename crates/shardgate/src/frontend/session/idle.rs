@@ -5,8 +5,9 @@
 //! costs is what its task holds while it waits).
 //!
 //! Only a session with nothing but defaults in that rest parks this way;
-//! one inside MULTI or WATCH, subscribed, or holding a partial request
-//! parks whole (`Session::park`).
+//! one inside MULTI or WATCH or holding a partial request parks whole
+//! (`Session::park`), and a subscribed one waits inside its serving
+//! future (its links wake it).
 
 use std::rc::Rc;
 use std::task::Poll;
@@ -54,9 +55,8 @@ impl<S: ClientStream> Session<S> {
     /// would live on until the box is assigned again: the whole wait).
     #[allow(clippy::boxed_local)] // the point: free the box here
     pub(super) fn into_idle(self: Box<Self>) -> Idle<S> {
+        // Its read buffer, empty, was released as it went idle (`read_more`).
         let session = *self;
-        // An idle client holds no read buffer.
-        session.client.entry.buffers.holds_read_buffer(0);
         Idle {
             stream: session.stream,
             pool: session.pool,
@@ -109,9 +109,9 @@ impl<S: ClientStream> Idle<S> {
     #[allow(clippy::manual_async_fn)] // see above: the size is the point
     pub fn wake(mut self) -> impl std::future::Future<Output = (Box<Session<S>>, Result<(), End>)> {
         async move {
-            let entry = self.client.entry.clone();
             let (read_buf, woken) = loop {
-                let level = match signal_before_waiting::<S>(&entry, true) {
+                let entry = &self.client.entry;
+                let level = match signal_before_waiting::<S>(entry, true) {
                     Ok(level) => level,
                     Err(end) => break (BytesMut::new(), Err(end)),
                 };
