@@ -17,83 +17,50 @@ use super::{ListenAddr, NodeConfig, ServerConfig, MAX_SERVER_WEIGHT};
 
 /// Why an address line is not one, or its name does not resolve. The
 /// words are what `shardgate -t` prints after the line.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AddressError {
     /// A `servers:` line with nothing on it.
+    #[error("empty server line")]
     EmptyServerLine,
     /// A `servers:` line with more than an address and a name.
+    #[error("expected host:port:weight [name]")]
     ServerWords,
     /// A `servers:` line naming a unix socket.
+    #[error("unix-socket servers are not supported; use host:port:weight")]
     UnixServer,
     /// A server address that is not `host:port:weight`.
+    #[error("expected host:port:weight")]
     ServerFields,
     /// A node address that is not `host:port` (or, where a weight may
     /// follow, `host:port:weight`).
+    #[error("{}", if *weight_allowed { "expected host:port[:weight]" } else { "expected host:port" })]
     NodeFields { weight_allowed: bool },
     /// A weight that is not a number in 1..=[`MAX_SERVER_WEIGHT`].
+    #[error("weight '{0}' must be 1..={MAX_SERVER_WEIGHT}")]
     Weight(String),
     /// A port that is not a number in 1..=65535.
+    #[error("port '{0}' must be 1..65535")]
     Port(String),
     /// A listener with more words than `/unix/path [mode]` allows.
+    #[error("'{0}': expected host:port or /unix/path [mode]")]
     ListenWords(String),
     /// A unix socket's mode that is not an octal file mode.
+    #[error("'{0}' is not an octal file mode")]
     FileMode(String),
     /// A listener address without `:port`. (The words are the standard
     /// library's, as when this was found only by resolving the address.)
+    #[error("cannot resolve '{0}': invalid socket address")]
     NoPort(String),
     /// A listener port that is not a number in 0..=65535 (0: any free
     /// port). (The standard library's words too.)
+    #[error("cannot resolve '{0}': invalid port value")]
     ListenPort(String),
     /// The name lookup failed.
+    #[error("cannot resolve '{address}': {source}")]
     Lookup { address: String, source: io::Error },
     /// The name resolved to nothing.
+    #[error("'{0}' resolves to no address")]
     NoAddress(String),
-}
-
-impl fmt::Display for AddressError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AddressError::EmptyServerLine => f.write_str("empty server line"),
-            AddressError::ServerWords => f.write_str("expected host:port:weight [name]"),
-            AddressError::UnixServer => {
-                f.write_str("unix-socket servers are not supported; use host:port:weight")
-            }
-            AddressError::ServerFields => f.write_str("expected host:port:weight"),
-            AddressError::NodeFields {
-                weight_allowed: true,
-            } => f.write_str("expected host:port[:weight]"),
-            AddressError::NodeFields {
-                weight_allowed: false,
-            } => f.write_str("expected host:port"),
-            AddressError::Weight(weight) => {
-                write!(f, "weight '{weight}' must be 1..={MAX_SERVER_WEIGHT}")
-            }
-            AddressError::Port(port) => write!(f, "port '{port}' must be 1..65535"),
-            AddressError::ListenWords(listen) => {
-                write!(f, "'{listen}': expected host:port or /unix/path [mode]")
-            }
-            AddressError::FileMode(mode) => write!(f, "'{mode}' is not an octal file mode"),
-            AddressError::NoPort(address) => {
-                write!(f, "cannot resolve '{address}': invalid socket address")
-            }
-            AddressError::ListenPort(address) => {
-                write!(f, "cannot resolve '{address}': invalid port value")
-            }
-            AddressError::Lookup { address, source } => {
-                write!(f, "cannot resolve '{address}': {source}")
-            }
-            AddressError::NoAddress(address) => write!(f, "'{address}' resolves to no address"),
-        }
-    }
-}
-
-impl std::error::Error for AddressError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AddressError::Lookup { source, .. } => Some(source),
-            _ => None,
-        }
-    }
 }
 
 /// `host:port` with its port checked and its host not looked up yet.
