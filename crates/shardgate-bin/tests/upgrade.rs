@@ -216,11 +216,15 @@ fn sigterm_during_an_upgrade_that_hangs_stops_the_proxy_at_once() {
 
     let mut client = RespClient::connect(port).unwrap();
     proxy.signal("USR2");
-    assert_eventually!(pid_file.exists(), "the upgrade never started the successor");
-    let successor: u32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|pid| pid.trim().parse().ok())
-        .expect("the successor's pid");
+    // The shell creates the file before it writes the pid: read it once
+    // it holds one.
+    let read_pid =
+        || -> Option<u32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };
+    assert_eventually!(
+        read_pid().is_some(),
+        "the upgrade never started the successor"
+    );
+    let successor: u32 = read_pid().expect("the successor's pid");
     let _successor = Successor(Some(successor));
     assert_eq!(client.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     proxy.signal("TERM");
