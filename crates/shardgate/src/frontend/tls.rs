@@ -78,20 +78,12 @@ impl ClientStream for TlsClient {
     const UNIX: bool = false;
     const CAN_HAND_OVER: bool = false;
 
-    async fn ready_to_read(&self) -> io::Result<()> {
-        let (tcp, session) = self.0.get_ref();
-        // Plaintext already decrypted is not signalled by the socket.
-        if wire::has_plaintext(session) {
-            return Ok(());
-        }
-        tcp.readable().await
-    }
-
     fn poll_ready_to_read(
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         let (tcp, session) = self.0.get_ref();
+        // Plaintext already decrypted is not signalled by the socket.
         if wire::has_plaintext(session) {
             return std::task::Poll::Ready(Ok(()));
         }
