@@ -84,6 +84,7 @@ impl ReplySlot {
     }
 
     /// The reply if it has arrived, without waiting.
+    #[inline]
     pub fn try_take(&mut self) -> Option<ReplyResult> {
         let mut state = self.0.state.borrow_mut();
         match &*state {

@@ -200,3 +200,27 @@ fn request_accessors() {
     assert_eq!(parsed.raw, r.raw);
     assert_eq!(parsed.args, r.args);
 }
+
+#[test]
+fn a_recycled_argument_list_serves_the_next_request() {
+    let mut parser = RequestParser::new(Limits::default());
+    let mut buf =
+        BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n"[..]);
+    let first = parser.next(&mut buf).unwrap().unwrap();
+    let list = first.args.as_ptr();
+    parser.recycle(first.args);
+    let second = parser.next(&mut buf).unwrap().unwrap();
+    assert_eq!(
+        second.args.as_ptr(),
+        list,
+        "the same allocation, not a new one"
+    );
+    assert_eq!(second.arg(1), Some(&b"b"[..]));
+
+    // A long list is not kept.
+    let big = Request::from_args(&vec!["MSET"; 101]);
+    parser.recycle(big.args);
+    let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n"[..]);
+    let third = parser.next(&mut buf).unwrap().unwrap();
+    assert!(third.args.capacity() < 101, "{}", third.args.capacity());
+}

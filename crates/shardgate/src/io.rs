@@ -27,6 +27,25 @@ fn fill<'a>(
     slices.get(..count).unwrap_or_default()
 }
 
+/// One write of the queue's head: a plain write when it holds a single
+/// buffer (a reply at `-P 1`: no slices to fill), else one `writev`.
+fn poll_write_head<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    cx: &mut Context<'_>,
+    queue: &VecDeque<Bytes>,
+) -> Poll<io::Result<usize>> {
+    match queue.len() {
+        1 => {
+            let only = queue.front().map(|b| &b[..]).unwrap_or_default();
+            Pin::new(writer).poll_write(cx, only)
+        }
+        _ => {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            Pin::new(writer).poll_write_vectored(cx, fill(&mut slices, queue))
+        }
+    }
+}
+
 /// Writes every queued buffer, in order, and empties the queue; then
 /// flushes (a TLS stream's last records may still wait in it; a socket's
 /// flush does nothing).
@@ -40,8 +59,7 @@ pub async fn write_all_queued<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     std::future::poll_fn(|cx| {
         while !queue.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            match Pin::new(&mut *writer).poll_write_vectored(cx, fill(&mut slices, queue)) {
+            match poll_write_head(&mut *writer, cx, queue) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(written)) => consume(queue, written),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -77,8 +95,7 @@ pub fn write_queued_now<W: AsyncWrite + Unpin>(
     let mut cx = Context::from_waker(Waker::noop());
     let mut total = 0;
     while !queue.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        match Pin::new(&mut *writer).poll_write_vectored(&mut cx, fill(&mut slices, queue)) {
+        match poll_write_head(&mut *writer, &mut cx, queue) {
             Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => {
                 total += n;

@@ -88,6 +88,17 @@ impl RequestParser {
         }
     }
 
+    /// Takes back a served request's argument list for the next request
+    /// (allocating it anew is an allocation and a free per request at
+    /// `-P 1`). A list longer than [`ARGS_PREALLOC`] is dropped: a big
+    /// request's must not stay with the session.
+    pub fn recycle(&mut self, mut args: Vec<Range<usize>>) {
+        if self.args.capacity() == 0 && args.capacity() <= ARGS_PREALLOC {
+            args.clear();
+            self.args = args;
+        }
+    }
+
     /// Enforces `limits` from the next request on (a request being parsed
     /// is checked against them as its remaining parts arrive).
     pub fn set_limits(&mut self, limits: Limits) {

@@ -291,9 +291,11 @@ impl<S: ClientStream> Session<S> {
             self.push(Pending::Cluster(reply, sent));
             return Flow::Next;
         }
+        let Request { raw, args } = request;
         let slot = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
-            conn.send(request.raw)
+            conn.send(raw)
         });
+        self.parser.recycle(args);
         if self.slowlog {
             self.slow_node = Some(node);
         }

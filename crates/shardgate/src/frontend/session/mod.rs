@@ -81,6 +81,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// whole chunk. The buffer doubles from there up to chunks of
 /// [`READ_CHUNK`].
 const FIRST_READ: usize = 1024;
+/// The largest empty read buffer a busy client keeps between requests (a
+/// pipeline's bigger buffer is released, as an idle client's is).
+const KEEP_WHILE_BUSY: usize = 4 * FIRST_READ;
 
 /// Room for the next read: a small first allocation, then doubling, then
 /// a chunk at a time.
@@ -505,9 +508,13 @@ impl<S: ClientStream> Session<S> {
     /// Waits for more bytes from the client (or, with nothing but the
     /// client to wait for, says it is idle: the session is parked). While
     /// idle the read buffer is released, so an idle client costs no
-    /// buffer memory.
+    /// buffer memory; a busy client keeps a small one for its next
+    /// request (re-making it costs two allocations and two frees per
+    /// request at `-P 1`: the buffer and its shared header).
     async fn read_more(&mut self) -> Result<Read, End> {
-        self.release_empty_read_buffer();
+        if self.busy < BUSY_BATCHES || self.read_buf.capacity() > KEEP_WHILE_BUSY {
+            self.release_empty_read_buffer();
+        }
         self.client.entry.end_batch();
         let entry = self.client.entry.clone();
         loop {
@@ -722,7 +729,7 @@ impl<S: ClientStream> Session<S> {
         // already in when their turn came share the last reading.
         let mut now = None;
         while let Some(Queued {
-            pending,
+            mut pending,
             silent,
             command,
             node,
@@ -731,56 +738,9 @@ impl<S: ClientStream> Session<S> {
             if matches!(pending, Pending::AtSource(_)) {
                 self.at_source.waiting = self.at_source.waiting.saturating_sub(1);
             }
-            let (reply, request, waited) = match pending {
-                Pending::Confirm { links, reply } => {
-                    self.await_acks(links).await?;
-                    (reply, None, true)
-                }
-                other => {
-                    // While a reply is awaited, the client is watched: one
-                    // that leaves during a blocking call ends the session at
-                    // once, cancelling the call (its lease closed). Other
-                    // replies are bounded by the pool's timeout and still
-                    // written: a client that only half-closed (`nc -N`)
-                    // reads them, as from Redis.
-                    let blocking = other.is_blocking();
-                    let unblock = if blocking {
-                        self.client.entry.set_blocked(true);
-                        self.blocking_targets(&other)
-                    } else {
-                        Vec::new()
-                    };
-                    let entry = self.client.entry.clone();
-                    let origin = redirect::Origin {
-                        pool: &self.pool,
-                        conn_key: self.client.conn_key(),
-                        client: self.client.id(),
-                    };
-                    let resolving = other.resolve(origin);
-                    let mut resolving = std::pin::pin!(resolving);
-                    let watch =
-                        watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);
-                    let mut watch = std::pin::pin!(watch);
-                    let mut unblocked = std::pin::pin!(entry.unblock_requested());
-                    let mut waited = false;
-                    let outcome = std::future::poll_fn(|cx| {
-                        if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
-                            return std::task::Poll::Ready(Ok(reply));
-                        }
-                        waited = true;
-                        if blocking && unblocked.as_mut().poll(cx).is_ready() {
-                            unblocked.set(entry.unblock_requested());
-                            unblock_calls(&unblock, entry.take_unblock());
-                        }
-                        watch.as_mut().poll(cx).map(Err)
-                    })
-                    .await;
-                    if blocking {
-                        entry.set_blocked(false);
-                    }
-                    let (reply, request) = outcome?;
-                    (reply, request, waited)
-                }
+            let (reply, request, waited) = match pending.take_if_in() {
+                Some((reply, request)) => (reply, request, false),
+                None => self.await_reply(pending).await?,
             };
             // What cannot follow a redirection (a transaction's pinned
             // connection, EVALSHA) must not pass it on.
@@ -824,6 +784,62 @@ impl<S: ClientStream> Session<S> {
             self.drain_links()?;
         }
         self.flush_out().await
+    }
+
+    /// Waits for a reply that was not in at its turn: the reply, the
+    /// request (for the slow log), and whether it had to wait (the clock
+    /// is read again after a wait).
+    async fn await_reply(&mut self, pending: Pending) -> Result<(Bytes, Option<Bytes>, bool), End> {
+        Ok(match pending {
+            Pending::Confirm { links, reply } => {
+                self.await_acks(links).await?;
+                (reply, None, true)
+            }
+            other => {
+                // While a reply is awaited, the client is watched: one
+                // that leaves during a blocking call ends the session at
+                // once, cancelling the call (its lease closed). Other
+                // replies are bounded by the pool's timeout and still
+                // written: a client that only half-closed (`nc -N`)
+                // reads them, as from Redis.
+                let blocking = other.is_blocking();
+                let unblock = if blocking {
+                    self.client.entry.set_blocked(true);
+                    self.blocking_targets(&other)
+                } else {
+                    Vec::new()
+                };
+                let entry = self.client.entry.clone();
+                let origin = redirect::Origin {
+                    pool: &self.pool,
+                    conn_key: self.client.conn_key(),
+                    client: self.client.id(),
+                };
+                let resolving = other.resolve(origin);
+                let mut resolving = std::pin::pin!(resolving);
+                let watch = watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);
+                let mut watch = std::pin::pin!(watch);
+                let mut unblocked = std::pin::pin!(entry.unblock_requested());
+                let mut waited = false;
+                let outcome = std::future::poll_fn(|cx| {
+                    if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(Ok(reply));
+                    }
+                    waited = true;
+                    if blocking && unblocked.as_mut().poll(cx).is_ready() {
+                        unblocked.set(entry.unblock_requested());
+                        unblock_calls(&unblock, entry.take_unblock());
+                    }
+                    watch.as_mut().poll(cx).map(Err)
+                })
+                .await;
+                if blocking {
+                    entry.set_blocked(false);
+                }
+                let (reply, request) = outcome?;
+                (reply, request, waited)
+            }
+        })
     }
 
     fn record_slow(
