@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release install deb container test lint fmt demo bench bench-tls bench-quick bench-conns bench-failover bench-live bench-placement profile fuzz chaos chaos-short clean module-graph
+.PHONY: deps build release install deb container test lint fmt demo bench bench-tls bench-quick bench-conns bench-failover bench-live bench-placement profile kernel-profile fuzz chaos chaos-short clean module-graph
 
 deps:
 	@bash scripts/install-deps.sh
@@ -90,6 +90,13 @@ bench-placement: deps release
 profile: deps release
 	@command -v valgrind >/dev/null && command -v strace >/dev/null || bash scripts/install-deps.sh valgrind strace
 	python3 bench/profile.py $(ARGS)
+
+# Where the CPU goes with the kernel included, shardgate-2w vs predixy at
+# GET -P 1: perf samples grouped into TCP/IP, context switches, wake-ups,
+# syscalls and user space, µs per request (docs/performance.md).
+kernel-profile: deps release
+	@command -v perf >/dev/null || bash scripts/install-deps.sh linux-perf
+	bash bench/kernel_profile.sh $(ARGS)
 
 # The idle (100,000) and active (10,000) connection tests alone; writes
 # target/bench/CONNECTIONS.md.
