@@ -657,6 +657,8 @@ fn deliver(
     read_buf: &mut BytesMut,
 ) -> Result<(), BackendErrorKind> {
     let mut now = None;
+    // The last send time seen and the latency it gave.
+    let mut last: Option<(Instant, Duration)> = None;
     loop {
         let frame = match scanner.scan(read_buf) {
             Ok(Some(frame)) => frame,
@@ -687,11 +689,18 @@ fn deliver(
         };
         let now = *now.get_or_insert_with(Instant::now);
         shared.stats.outstanding.sub(1);
-        shared.stats.record_latency(
-            entry
-                .sent
-                .map_or(Duration::ZERO, |sent| now.saturating_duration_since(sent)),
-        );
+        // Frames written together share their send time: their latency
+        // is worked out once.
+        let latency = match (entry.sent, last) {
+            (Some(sent), Some((at, latency))) if sent == at => latency,
+            (Some(sent), _) => {
+                let latency = now.saturating_duration_since(sent);
+                last = Some((sent, latency));
+                latency
+            }
+            (None, _) => Duration::ZERO,
+        };
+        shared.stats.record_latency(latency);
         entry.slot.complete_with(Ok(reply), entry.request);
     }
 }

@@ -726,8 +726,9 @@ impl<S: ClientStream> Session<S> {
     async fn collect_replies(&mut self) -> Result<(), End> {
         let limit = self.config().client_output_limit;
         // One clock read per wake-up, not per reply: replies that were
-        // already in when their turn came share the last reading.
-        let mut now = None;
+        // already in when their turn came share the last reading, and the
+        // time since the batch started that it gives.
+        let mut elapsed = None;
         while let Some(Queued {
             mut pending,
             silent,
@@ -749,14 +750,13 @@ impl<S: ClientStream> Session<S> {
                 false => reply,
             };
             if self.metrics {
-                if waited || now.is_none() {
-                    now = Some(Instant::now());
+                if waited || elapsed.is_none() {
+                    elapsed = Some(Instant::now().saturating_duration_since(self.batch_started));
                 }
-                if let (Some(stats), Some(now)) = (self.pool.stats.command(command), now) {
+                if let (Some(stats), Some(elapsed)) = (self.pool.stats.command(command), elapsed) {
                     if matches!(reply.first(), Some(b'-' | b'!')) {
                         stats.errors.inc();
                     }
-                    let elapsed = now.saturating_duration_since(self.batch_started);
                     stats.latency.record(elapsed);
                     if let Some(request) =
                         request.filter(|_| self.pool.state.slowlog.is_slow(elapsed))
