@@ -23,7 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,14 +37,12 @@ use super::episode::EpisodeLog;
 use super::error::{BackendError, BackendErrorKind};
 use super::handshake::{self, Handshake};
 use super::read_buffer;
+use super::slices;
 use super::slot::{slot, ReplySlot, SlotSender};
 use super::stats::NodeStats;
 use super::stream::Stream;
 use super::wake::TaskWake;
 
-const MAX_IOVECS: usize = 64;
-/// An outbox this short is written from a short slice array.
-const SHORT_OUTBOX: usize = 8;
 /// A shared connection whose oldest request has waited this long is
 /// *stuck* (behind a long script, a frozen server...): clients then send
 /// new requests over another connection to the node (see
@@ -575,28 +573,6 @@ async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
     }
 }
 
-/// One `writev` of the outbox's first `N` frames at most (the first from
-/// `skip`). Short outboxes, the usual case, fill a short array: filling
-/// the whole [`MAX_IOVECS`] one costs more than the rest of the write's
-/// bookkeeping.
-fn write_head<const N: usize>(
-    stream: &mut Stream,
-    outbox: &VecDeque<Bytes>,
-    skip: usize,
-) -> io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); N];
-    let mut count = 0;
-    for (i, (slot, frame)) in slices.iter_mut().zip(outbox.iter()).enumerate() {
-        *slot = IoSlice::new(if i == 0 {
-            frame.get(skip..).unwrap_or_default()
-        } else {
-            frame
-        });
-        count += 1;
-    }
-    stream.try_write_vectored(slices.get(..count).unwrap_or_default())
-}
-
 /// Writes as much of the outbox as the socket takes now (over TLS,
 /// records an earlier write left go first).
 fn flush(shared: &Shared, stream: &mut Stream) -> io::Result<()> {
@@ -608,11 +584,9 @@ fn flush(shared: &Shared, stream: &mut Stream) -> io::Result<()> {
     let mut queue = shared.queue.borrow_mut();
     let mut now = None;
     while !queue.outbox.is_empty() {
-        let (outbox, skip) = (&queue.outbox, queue.written);
-        let wrote = match outbox.len() {
-            ..=SHORT_OUTBOX => write_head::<SHORT_OUTBOX>(stream, outbox, skip),
-            _ => write_head::<MAX_IOVECS>(stream, outbox, skip),
-        };
+        let wrote = slices::with_head(&queue.outbox, queue.written, |slices| {
+            stream.try_write_vectored(slices)
+        });
         match wrote {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {

@@ -14,6 +14,7 @@
 //! - `handshake`: TLS, then AUTH / HELLO / SELECT on connect.
 //! - `stream`: [`Stream`], a connection over TCP or TLS.
 //! - `read_buffer`: the buffer replies are read into, let go after a big one.
+//! - `slices`: `writev` slices over a queue of frames.
 //! - `backoff`: how long a lost connection waits before it tries again.
 //! - `stats`: [`NodeStats`], per-node counters.
 //! - `episode`: [`Episode`], backend trouble logged once per episode.
@@ -35,6 +36,7 @@ mod node;
 pub mod probe;
 mod read_buffer;
 pub mod resolve;
+pub mod slices;
 mod slot;
 mod stats;
 pub mod stream;

@@ -4,28 +4,12 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Most buffers handed to one `writev`.
-const MAX_IOVECS: usize = 64;
-
-/// Points `slices` at the head of the queue; returns the filled part.
-fn fill<'a>(
-    slices: &'a mut [IoSlice<'a>; MAX_IOVECS],
-    queue: &'a VecDeque<Bytes>,
-) -> &'a [IoSlice<'a>] {
-    let mut count = 0;
-    for (slot, buf) in slices.iter_mut().zip(queue.iter()) {
-        *slot = IoSlice::new(buf);
-        count += 1;
-    }
-    slices.get(..count).unwrap_or_default()
-}
 
 /// One write of the queue's head: a plain write when it holds a single
 /// buffer (a reply at `-P 1`: no slices to fill), else one `writev`.
@@ -39,10 +23,9 @@ fn poll_write_head<W: AsyncWrite + Unpin>(
             let only = queue.front().map(|b| &b[..]).unwrap_or_default();
             Pin::new(writer).poll_write(cx, only)
         }
-        _ => {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            Pin::new(writer).poll_write_vectored(cx, fill(&mut slices, queue))
-        }
+        _ => crate::backend::slices::with_head(queue, 0, |slices| {
+            Pin::new(writer).poll_write_vectored(cx, slices)
+        }),
     }
 }
 
