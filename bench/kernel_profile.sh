@@ -16,37 +16,14 @@ PREDIXY=$(realpath "${PREDIXY:-../shared/peers/predixy}")
 OUT=${OUT:-target/bench/kernel-profile}
 REQUESTS=300000
 mkdir -p "$OUT" && cd "$OUT"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-RP=$(free_port); SP=$(free_port); PP=$(free_port); AP=$(free_port)
+read -r RP SP PP AP < <(python3 -c "import sys; sys.path.insert(0, '$HERE'); from processes import free_port; print(*(free_port() for _ in range(4)))")
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
 RPID=$!
 trap 'kill $RPID 2>/dev/null' EXIT
 sleep 0.5
 printf 'p:\n  listen: 127.0.0.1:%s\n  servers:\n    - 127.0.0.1:%s:1\n' "$SP" "$RP" > shardgate.yml
-cat > predixy.conf <<EOC
-Name bench
-Bind 127.0.0.1:$PP
-WorkerThreads 2
-ClientTimeout 300
-LogVerbSample 0
-LogDebugSample 0
-LogInfoSample 0
-LogNoticeSample 0
-Authority {
-  Auth {
-    Mode write
-  }
-}
-StandaloneServerPool {
-  Hash crc16
-  Distribution modula
-  RefreshMethod fixed
-  ServerTimeout 2
-  Group g1 {
-    + 127.0.0.1:$RP
-  }
-}
-EOC
+# predixy's configuration as make bench writes it (bench/deploy.py).
+python3 -c "import sys; sys.path.insert(0, '$HERE'); from deploy import predixy_text; print(predixy_text('127.0.0.1:$PP', [$RP]), end='')" > predixy.conf
 for proxy in shardgate predixy; do
   case $proxy in
     shardgate) "$BIN" -c shardgate.yml --admin "127.0.0.1:$AP" --workers 2 >/dev/null 2>&1 & PID=$!; PORT=$SP ;;

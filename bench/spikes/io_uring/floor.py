@@ -5,43 +5,25 @@ microseconds per request from schedstat, medians. Usage: floor.py SHARDGATE_BINA
 (build this spike first: cargo build --release)."""
 import glob, os, statistics, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "../.."))  # bench/: the proxies' configs, free ports
+from deploy import predixy_text  # noqa: E402
+from processes import free_port  # noqa: E402
 PREDIXY = os.environ.get("PREDIXY", os.path.join(HERE, "../../../../shared/peers/predixy"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 SG = sys.argv[1]
 d = tempfile.mkdtemp()
-rp = 26811
+rp = free_port()
+ports = [free_port() for _ in range(4)]  # shardgate, predixy, forwarder, admin
 r = subprocess.Popen(["redis-server", "--port", str(rp), "--save", "", "--dir", d], stdout=subprocess.DEVNULL)
 time.sleep(0.5)
 def cpu(pid):
     return sum(int(open(t + "/schedstat").read().split()[0]) for t in glob.glob(f"/proc/{pid}/task/*"))
-open(f"{d}/sg.yml", "w").write(f"p:\n  listen: 127.0.0.1:26812\n  servers:\n    - 127.0.0.1:{rp}:1\n")
-open(f"{d}/px.conf", "w").write(f"""Name bench
-Bind 127.0.0.1:26813
-WorkerThreads 2
-ClientTimeout 300
-LogVerbSample 0
-LogDebugSample 0
-LogInfoSample 0
-LogNoticeSample 0
-Authority {{
-  Auth {{
-    Mode write
-  }}
-}}
-StandaloneServerPool {{
-  Hash crc16
-  Distribution modula
-  RefreshMethod fixed
-  ServerTimeout 2
-  Group g1 {{
-    + 127.0.0.1:{rp}
-  }}
-}}
-""")
+open(f"{d}/sg.yml", "w").write(f"p:\n  listen: 127.0.0.1:{ports[0]}\n  servers:\n    - 127.0.0.1:{rp}:1\n")
+open(f"{d}/px.conf", "w").write(predixy_text(f"127.0.0.1:{ports[1]}", [rp]))
 targets = {
-    "plain-forwarder": ([os.path.join(HERE, "target/release/fwd_epoll"), "26814", str(rp), "2"], 26814),
-    "shardgate-2w": ([SG, "-c", f"{d}/sg.yml", "--admin", "127.0.0.1:26815", "--workers", "2"], 26812),
-    "predixy": ([PREDIXY, f"{d}/px.conf"], 26813),
+    "plain-forwarder": ([os.path.join(HERE, "target/release/fwd_epoll"), str(ports[2]), str(rp), "2"], ports[2]),
+    "shardgate-2w": ([SG, "-c", f"{d}/sg.yml", "--admin", f"127.0.0.1:{ports[3]}", "--workers", "2"], ports[0]),
+    "predixy": ([PREDIXY, f"{d}/px.conf"], ports[1]),
 }
 tests = [("get", 1, 200000), ("set", 1, 200000), ("get", 16, 1500000), ("set", 16, 1500000)]
 res = {}

@@ -181,10 +181,10 @@ impl Pending {
     }
 
     /// The reply, if it is in already (a plain reply or one made by the
-    /// proxy), as [`Pending::resolve`] would return it. Most replies of a pipeline are in by their turn: this
-    /// spares them the wait's machinery.
-    /// Taken in place (a pending reply is large to move): once it returns
-    /// `Some`, what is left is spent and is dropped.
+    /// proxy), as [`Pending::resolve`] would return it: most replies of a
+    /// pipeline are in by their turn, and this spares them the wait's
+    /// machinery. Taken in place (a pending reply is large to move): once
+    /// it returns `Some`, what is left is spent, to be dropped.
     #[inline]
     pub fn take_if_in(&mut self) -> Option<(Bytes, Option<Bytes>)> {
         match self {
