@@ -116,6 +116,11 @@ fn errors_worded_like_redis() {
     assert_eq!(error(b"*1\r\n$-1\r\n", d), "invalid bulk length");
     assert_eq!(error(b"*1\r\n$abc\r\n", d), "invalid bulk length");
     assert_eq!(error(b"*1\r\n$536870913\r\n", d), "invalid bulk length");
+    // Forms the one-pass count line leaves to the general path.
+    assert_eq!(error(b"*1\r\n$01\r\n", d), "invalid bulk length");
+    assert_eq!(error(b"*1\r\n$+1\r\n", d), "invalid bulk length");
+    assert_eq!(error(b"*+1\r\n", d), "invalid multibulk length");
+    assert_eq!(error(b"*1\r\n$1234567890\r\n", d), "invalid bulk length");
     assert_eq!(
         error(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", d),
         "expected '$', got 'f'"

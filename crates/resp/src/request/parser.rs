@@ -205,24 +205,59 @@ impl RequestParser {
     }
 
     fn array_header(&mut self, buf: &mut BytesMut) -> Result<Step, ProtocolError> {
-        let Some(cr) = self.find_count_end(buf, 0, ErrorKind::TooBigMbulkCountString)? else {
-            return Ok(Step::Need);
-        };
-        let max = i64::try_from(self.limits.max_array_len).unwrap_or(i64::MAX);
-        let n = match buf.get(1..cr).and_then(parse_ll) {
-            Some(n) if n <= max => n,
-            _ => return err(ErrorKind::InvalidMultibulkLength),
-        };
-        let Ok(left @ 1..) = usize::try_from(n) else {
-            return Ok(Step::Skip(cr + 2));
+        let (left, pos) = match self.plain_count_line(buf, 1) {
+            Some((n @ 1.., next)) if n <= self.limits.max_array_len => (n, next),
+            _ => {
+                let Some(cr) = self.find_count_end(buf, 0, ErrorKind::TooBigMbulkCountString)?
+                else {
+                    return Ok(Step::Need);
+                };
+                let max = i64::try_from(self.limits.max_array_len).unwrap_or(i64::MAX);
+                let n = match buf.get(1..cr).and_then(parse_ll) {
+                    Some(n) if n <= max => n,
+                    _ => return err(ErrorKind::InvalidMultibulkLength),
+                };
+                let Ok(left @ 1..) = usize::try_from(n) else {
+                    return Ok(Step::Skip(cr + 2));
+                };
+                (left, cr + 2)
+            }
         };
         self.args.reserve_exact(left.min(ARGS_PREALLOC));
         self.state = State::Array {
-            pos: cr + 2,
+            pos,
             left,
             bulk: None,
         };
         self.array(buf)
+    }
+
+    /// The common count line, read in one pass: `digits` at `at`, 1 to 9
+    /// of them without a leading zero (or `0` alone), then a CR and the
+    /// byte after it, all arrived. Returns the count and where the next
+    /// line starts. `None` leaves every other case (a partial line, a
+    /// sign, a leading zero, a long or bad number) to the general path,
+    /// which words its errors; what this accepts, that path accepts too,
+    /// with the same value.
+    #[inline]
+    fn plain_count_line(&mut self, buf: &[u8], at: usize) -> Option<(usize, usize)> {
+        let line = buf.get(at..)?;
+        let mut value = 0usize;
+        for (i, &b) in line.iter().enumerate().take(10) {
+            match b {
+                // A digit after a leading `0` (`05`) is not a number.
+                b'0'..=b'9' if i == 0 || value != 0 => {
+                    value = value * 10 + usize::from(b - b'0');
+                }
+                // The CR within the line-length limit, and its LF arrived.
+                b'\r' if i > 0 && i < line.len() - 1 && i < self.limits.max_inline_len => {
+                    self.scanned = 0;
+                    return Some((value, at + i + 2));
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Reads arguments until the array is complete or the bytes run out.
@@ -237,9 +272,19 @@ impl RequestParser {
         };
         let max_bulk = i64::try_from(self.limits.max_bulk_len).unwrap_or(i64::MAX);
         loop {
-            let len = match bulk {
-                Some(len) => len,
-                None => {
+            let plain = match (bulk, buf.get(pos)) {
+                (None, Some(b'$')) => self
+                    .plain_count_line(buf, pos + 1)
+                    .filter(|&(len, _)| len <= self.limits.max_bulk_len),
+                _ => None,
+            };
+            let len = match (bulk, plain) {
+                (Some(len), _) => len,
+                (None, Some((len, next))) => {
+                    pos = next;
+                    len
+                }
+                (None, None) => {
                     let Some(cr) =
                         self.find_count_end(buf, pos, ErrorKind::TooBigBulkCountString)?
                     else {
