@@ -63,6 +63,18 @@ fn pool(port: u16, servers: &[(&str, &RedisServer)], extra: &str) -> String {
     yaml
 }
 
+/// Runs a script that fills `key` with a big value, straight on `server`:
+/// seconds of work on a loaded machine, past a client's usual 10 s read
+/// timeout.
+fn fill(server: &RedisServer, script: &str, key: &str) {
+    let mut client = server.client();
+    client.set_read_timeout(Some(Duration::from_secs(120)));
+    assert_eq!(
+        client.cmd(&["EVAL", script, "1", key]).unwrap(),
+        Reply::Integer(1)
+    );
+}
+
 fn int(reply: &Reply) -> Option<i64> {
     match reply {
         Reply::Integer(n) => Some(*n),
@@ -585,7 +597,7 @@ fn modula_to_slots_under_load_through_two_proxies_moves_big_keys_intact() {
     let fill_zset = "for i=1,1000000 do redis.call('ZADD', KEYS[1], i, 'm'..i) end return 1";
     for (script, key) in [(fill_hash, &hash), (fill_zset, &zset)] {
         let home = &servers[owner(&modula(p1), key).unwrap()];
-        assert_eq!(home.cmd(&["EVAL", script, "1", key]), Reply::Integer(1));
+        fill(home, script, key);
     }
     // Filling them kept their servers busy: both proxies must see every
     // shard up again before the load starts.
@@ -696,9 +708,9 @@ fn an_abort_during_a_big_keys_migrate_waits_for_it_and_brings_the_key_back() {
         .expect("a key for s4");
     let home = &servers[owner(&pool(port, &three, ""), &big).unwrap()];
     // About 110 MB: its MIGRATE takes a second or more here.
-    let fill =
+    let script =
         "for i=1,1000000 do redis.call('HSET', KEYS[1], 'f'..i, string.rep('x', 90)) end return 1";
-    assert_eq!(home.cmd(&["EVAL", fill, "1", &big]), Reply::Integer(1));
+    fill(home, script, &big);
     assert_eventually!(
         proxy
             .admin_get("/ready")
