@@ -35,6 +35,26 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
     }
 }
 
+/// The common length line, read in one pass: `line` starts with 1 to 9
+/// digits without a leading zero (or `0` alone), then a CR at an index
+/// below `max_line`, and a byte after it has arrived. Returns the value and
+/// the CR's index. `None` for everything else (a partial line, a sign, a
+/// leading zero, a long or bad number), which callers leave to their
+/// general path: what this accepts, [`string2ll`] reads the same.
+#[inline]
+pub(crate) fn plain_length(line: &[u8], max_line: usize) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (i, &b) in line.iter().enumerate().take(10) {
+        match b {
+            // A digit after a leading `0` (`05`) is not a number.
+            b'0'..=b'9' if i == 0 || value != 0 => value = value * 10 + usize::from(b - b'0'),
+            b'\r' if i > 0 && i + 1 < line.len() && i < max_line => return Some((value, i)),
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Formats `n` in decimal into a stack buffer; returns the buffer and the
 /// index where the digits start.
 pub(crate) fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -91,6 +111,34 @@ mod tests {
         ] {
             assert_eq!(string2ll(bad), None, "{}", bad.escape_ascii());
         }
+    }
+
+    #[test]
+    fn plain_length_takes_what_string2ll_reads_the_same() {
+        for (line, want) in [
+            (&b"0\r\n"[..], Some((0, 1))),
+            (b"7\r\n", Some((7, 1))),
+            (b"123456789\r\n", Some((123_456_789, 9))),
+            (b"12\rx", Some((12, 2))),
+            // Left to the general path:
+            (b"12\r", None),
+            (b"\r\n", None),
+            (b"05\r\n", None),
+            (b"00\r\n", None),
+            (b"-1\r\n", None),
+            (b"+1\r\n", None),
+            (b"1234567890\r\n", None),
+            (b"1 \r\n", None),
+        ] {
+            assert_eq!(plain_length(line, 1024), want, "{}", line.escape_ascii());
+            if let Some((value, cr)) = want {
+                let digits = line.get(..cr).unwrap();
+                assert_eq!(string2ll(digits), i64::try_from(value).ok());
+            }
+        }
+        // The CR must lie within the line limit.
+        assert_eq!(plain_length(b"123\r\n", 4), Some((123, 3)));
+        assert_eq!(plain_length(b"123\r\n", 3), None);
     }
 
     #[test]

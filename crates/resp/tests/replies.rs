@@ -175,6 +175,12 @@ fn scanner_errors() {
     assert_eq!(scan_err(b".\r\n", d), ErrorKind::UnexpectedEnd);
     assert_eq!(scan_err(b"*1\r\n.\r\n", d), ErrorKind::UnexpectedEnd);
     assert_eq!(scan_err(b"$?\r\n+x\r\n", d), ErrorKind::ExpectedChunk);
+    // Whole but malformed: the one-pass reading of plain replies leaves
+    // them to the general scan.
+    assert_eq!(scan_err(b"$1\r\nab\r\n", d), ErrorKind::ExpectedCrlf);
+    assert_eq!(scan_err(b"$1\rXa\r\n", d), ErrorKind::ExpectedCrlf);
+    assert_eq!(scan_err(b"$01\r\na\r\n", d), ErrorKind::InvalidBulkLength);
+    assert_eq!(scan_err(b":1\rX", d), ErrorKind::ExpectedCrlf);
     let small = Limits {
         max_bulk_len: 4,
         max_array_len: 2,
@@ -191,6 +197,11 @@ fn scanner_errors() {
         ErrorKind::InvalidMultibulkLength
     );
     assert_eq!(scan_err(b"+123456789", small), ErrorKind::LineTooLong);
+    assert_eq!(scan_err(b"+12345678\r\n", small), ErrorKind::LineTooLong);
+    assert_eq!(
+        scan_err(b"$4\r\nabcd\r\n$5\r\n", small),
+        ErrorKind::InvalidBulkLength
+    );
     assert_eq!(scan_err(b"*1\r\n*1\r\n*1\r\n", small), ErrorKind::TooDeep);
     assert_eq!(scan_err(b"*1\r\n*1\r\n$?\r\n", small), ErrorKind::TooDeep);
     // Two levels are fine, and an empty aggregate opens no level.

@@ -3,7 +3,7 @@
 
 use crate::error::{err, ErrorKind};
 use crate::find::find_byte;
-use crate::number::string2ll as parse_ll;
+use crate::number::{plain_length, string2ll as parse_ll};
 use crate::{Limits, ProtocolError};
 
 /// A complete reply frame found at the front of the buffer.
@@ -80,6 +80,14 @@ impl ReplyScanner {
     /// frame is not complete yet (progress is kept). After an error the
     /// backend connection is unusable; the scanner is reset.
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<ReplyFrame>, ProtocolError> {
+        // At a frame's start (nothing consumed yet), most replies are
+        // whole and plain.
+        if self.pos == 0 {
+            if let Some(frame) = self.plain_frame(buf) {
+                self.scanned = 0;
+                return Ok(Some(frame));
+            }
+        }
         match self.scan_items(buf) {
             Ok(Some(len)) => {
                 let kind = self.kind.unwrap_or(b'|');
@@ -92,6 +100,35 @@ impl ReplyScanner {
                 Err(e)
             }
         }
+    }
+
+    /// The commonest replies, whole at the front of `buf`, read in one
+    /// pass: a `+`, `-` or `:` line, a nil, or a bulk string whose length
+    /// [`plain_length`] reads. `None` leaves the rest (partial, nil,
+    /// aggregate, malformed) to the general scan, which words the errors;
+    /// what this accepts, that scan accepts with the same length.
+    #[inline]
+    fn plain_frame(&self, buf: &[u8]) -> Option<ReplyFrame> {
+        let kind = *buf.first()?;
+        let line_window = buf.get(..buf.len().min(self.limits.max_inline_len.saturating_add(1)))?;
+        let len = match kind {
+            b'+' | b'-' | b':' => {
+                let cr = find_byte(b'\r', line_window)?;
+                (buf.get(cr + 1) == Some(&b'\n')).then_some(cr + 2)?
+            }
+            b'$' if buf.starts_with(b"$-1\r\n") => 5,
+            b'$' => {
+                let (n, cr) = plain_length(buf.get(1..)?, self.limits.max_inline_len)?;
+                let payload = cr + 3;
+                let end = payload.checked_add(n)?.checked_add(2)?;
+                let well_formed = n <= self.limits.max_bulk_len
+                    && buf.get(payload - 1) == Some(&b'\n')
+                    && buf.get(end - 2..end) == Some(b"\r\n");
+                well_formed.then_some(end)?
+            }
+            _ => return None,
+        };
+        Some(ReplyFrame { len, kind })
     }
 
     fn reset(&mut self) {

@@ -24,7 +24,7 @@ use bytes::{Buf, BytesMut};
 use super::{inline::split_args, Request};
 use crate::error::{err, ErrorKind};
 use crate::find::find_byte;
-use crate::number::string2ll as parse_ll;
+use crate::number::{plain_length, string2ll as parse_ll};
 use crate::{Limits, ProtocolError};
 
 /// Argument slots reserved up front: enough for common commands, small
@@ -232,32 +232,14 @@ impl RequestParser {
         self.array(buf)
     }
 
-    /// The common count line, read in one pass: `digits` at `at`, 1 to 9
-    /// of them without a leading zero (or `0` alone), then a CR and the
-    /// byte after it, all arrived. Returns the count and where the next
-    /// line starts. `None` leaves every other case (a partial line, a
-    /// sign, a leading zero, a long or bad number) to the general path,
-    /// which words its errors; what this accepts, that path accepts too,
-    /// with the same value.
+    /// A count line at `at` (after its `*` or `$`) that
+    /// [`plain_length`] reads: its value and where the next line starts.
     #[inline]
     fn plain_count_line(&mut self, buf: &[u8], at: usize) -> Option<(usize, usize)> {
-        let line = buf.get(at..)?;
-        let mut value = 0usize;
-        for (i, &b) in line.iter().enumerate().take(10) {
-            match b {
-                // A digit after a leading `0` (`05`) is not a number.
-                b'0'..=b'9' if i == 0 || value != 0 => {
-                    value = value * 10 + usize::from(b - b'0');
-                }
-                // The CR within the line-length limit, and its LF arrived.
-                b'\r' if i > 0 && i < line.len() - 1 && i < self.limits.max_inline_len => {
-                    self.scanned = 0;
-                    return Some((value, at + i + 2));
-                }
-                _ => return None,
-            }
-        }
-        None
+        // The limit counts from the line's `*` or `$`.
+        let (value, cr) = plain_length(buf.get(at..)?, self.limits.max_inline_len)?;
+        self.scanned = 0;
+        Some((value, at + cr + 2))
     }
 
     /// Reads arguments until the array is complete or the bytes run out.
