@@ -48,6 +48,12 @@ fn extract<A: Args + ?Sized, S: KeySink>(spec: &CommandSpec, args: &A, out: &mut
     if !spec.arity_ok(argc) {
         return 0;
     }
+    if let Some(flags) = only_key_at_1(spec) {
+        if argc > 1 {
+            out.push_key(1, flags);
+            return 1;
+        }
+    }
     let all = spec.key_spec_flags();
     let names_keys = spec
         .key_specs
@@ -63,6 +69,25 @@ fn extract<A: Args + ?Sized, S: KeySink>(spec: &CommandSpec, args: &A, out: &mut
         procs::run(proc, spec, args, out);
     }
     out.len() - start
+}
+
+/// The commonest shape (GET, INCR, HGET, LPUSH...): one key spec, for
+/// argument 1 alone, with fixed flags and complete. For it the walk below
+/// finds argument 1 whenever it exists; checked first because it is most
+/// requests. Returns the spec's flags.
+#[inline]
+fn only_key_at_1(spec: &CommandSpec) -> Option<KeySpecFlags> {
+    let [only] = spec.key_specs else {
+        return None;
+    };
+    let plain = only.begin_search == BeginSearch::Index(1)
+        && matches!(only.find_keys, FindKeys::Range { last_key: 0, .. })
+        && !only.flags.intersects(
+            KeySpecFlags::NOT_KEY
+                .union(KeySpecFlags::INCOMPLETE)
+                .union(KeySpecFlags::VARIABLE_FLAGS),
+        );
+    plain.then_some(only.flags)
 }
 
 /// Redis's `getKeysUsingKeySpecs` without `GET_KEYSPEC_RETURN_PARTIAL`.
