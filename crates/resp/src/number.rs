@@ -41,18 +41,27 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
 /// the CR's index. `None` for everything else (a partial line, a sign, a
 /// leading zero, a long or bad number), which callers leave to their
 /// general path: what this accepts, [`string2ll`] reads the same.
-#[inline]
+#[inline(always)] // on the path of every request and reply
 pub(crate) fn plain_length(line: &[u8], max_line: usize) -> Option<(usize, usize)> {
-    let mut value = 0usize;
-    for (i, &b) in line.iter().enumerate().take(10) {
-        match b {
-            // A digit after a leading `0` (`05`) is not a number.
-            b'0'..=b'9' if i == 0 || value != 0 => value = value * 10 + usize::from(b - b'0'),
-            b'\r' if i > 0 && i + 1 < line.len() && i < max_line => return Some((value, i)),
-            _ => return None,
+    let mut value = usize::from(line.first()?.wrapping_sub(b'0'));
+    if value > 9 {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        let b = *line.get(i)?;
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            // A digit after a leading `0` (`05`), or a tenth digit.
+            if value == 0 || i == 9 {
+                return None;
+            }
+            value = value * 10 + usize::from(digit);
+            i += 1;
+        } else {
+            return (b == b'\r' && i + 1 < line.len() && i < max_line).then_some((value, i));
         }
     }
-    None
 }
 
 /// Formats `n` in decimal into a stack buffer; returns the buffer and the

@@ -234,7 +234,7 @@ impl RequestParser {
 
     /// A count line at `at` (after its `*` or `$`) that
     /// [`plain_length`] reads: its value and where the next line starts.
-    #[inline]
+    #[inline(always)] // every line of every request
     fn plain_count_line(&mut self, buf: &[u8], at: usize) -> Option<(usize, usize)> {
         // The limit counts from the line's `*` or `$`.
         let (value, cr) = plain_length(buf.get(at..)?, self.limits.max_inline_len)?;
