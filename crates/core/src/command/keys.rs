@@ -48,7 +48,7 @@ fn extract<A: Args + ?Sized, S: KeySink>(spec: &CommandSpec, args: &A, out: &mut
     if !spec.arity_ok(argc) {
         return 0;
     }
-    if let Some(flags) = only_key_at_1(spec) {
+    if let Some(flags) = only_key_at_1(spec, S::FLAGS) {
         if argc > 1 {
             out.push_key(1, flags);
             return 1;
@@ -71,22 +71,24 @@ fn extract<A: Args + ?Sized, S: KeySink>(spec: &CommandSpec, args: &A, out: &mut
     out.len() - start
 }
 
-/// The commonest shape (GET, INCR, HGET, LPUSH...): one key spec, for
-/// argument 1 alone, with fixed flags and complete. For it the walk below
-/// finds argument 1 whenever it exists; checked first because it is most
-/// requests. Returns the spec's flags.
+/// The commonest shape (GET, SET, INCR, HGET, LPUSH...): one key spec, for
+/// argument 1 alone, and complete. For it the walk below (or, with
+/// variable flags, the command's own key finder) finds argument 1 whenever
+/// it exists; checked first because it is most requests. Returns the
+/// spec's flags; with variable flags (SET ... GET), only when the caller
+/// keeps no flags (`with_flags` false): the finder words those.
 #[inline]
-fn only_key_at_1(spec: &CommandSpec) -> Option<KeySpecFlags> {
+fn only_key_at_1(spec: &CommandSpec, with_flags: bool) -> Option<KeySpecFlags> {
     let [only] = spec.key_specs else {
         return None;
     };
+    let mut not_plain = KeySpecFlags::NOT_KEY.union(KeySpecFlags::INCOMPLETE);
+    if with_flags {
+        not_plain = not_plain.union(KeySpecFlags::VARIABLE_FLAGS);
+    }
     let plain = only.begin_search == BeginSearch::Index(1)
         && matches!(only.find_keys, FindKeys::Range { last_key: 0, .. })
-        && !only.flags.intersects(
-            KeySpecFlags::NOT_KEY
-                .union(KeySpecFlags::INCOMPLETE)
-                .union(KeySpecFlags::VARIABLE_FLAGS),
-        );
+        && !only.flags.intersects(not_plain);
     plain.then_some(only.flags)
 }
 

@@ -13,12 +13,15 @@ pub struct KeyRef {
 
 /// Where extracted keys go: plain indexes or [`KeyRef`]s.
 pub(super) trait KeySink {
+    /// Whether the sink keeps each key's flags (else only its index).
+    const FLAGS: bool;
     fn push_key(&mut self, index: usize, flags: KeySpecFlags);
     fn len(&self) -> usize;
     fn truncate(&mut self, len: usize);
 }
 
 impl KeySink for Vec<usize> {
+    const FLAGS: bool = false;
     fn push_key(&mut self, index: usize, _flags: KeySpecFlags) {
         self.push(index);
     }
@@ -31,6 +34,7 @@ impl KeySink for Vec<usize> {
 }
 
 impl KeySink for Vec<KeyRef> {
+    const FLAGS: bool = true;
     fn push_key(&mut self, index: usize, flags: KeySpecFlags) {
         self.push(KeyRef { index, flags });
     }
