@@ -22,6 +22,20 @@ fn hash_lowercase(mut hash: u32, bytes: &[u8]) -> u32 {
     hash
 }
 
+/// `name` lowercased into `buf`, and the hash of that: `None` when it is
+/// longer than any command's name. Table names are lowercase, so the
+/// lowered name is then compared as it is.
+#[inline]
+fn lowered<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> Option<(&'b [u8], u32)> {
+    let lower = buf.get_mut(..name.len())?;
+    let mut hash = FNV_OFFSET;
+    for (to, &b) in lower.iter_mut().zip(name) {
+        *to = b.to_ascii_lowercase();
+        hash = (hash ^ u32::from(*to)).wrapping_mul(FNV_PRIME);
+    }
+    Some((lower, hash))
+}
+
 /// The entry with this hash for which `is_it` holds, and its position in
 /// `ALL` (top-level commands come first).
 fn find(hash: u32, is_it: impl Fn(&[u8]) -> bool) -> Option<(usize, &'static CommandSpec)> {
@@ -41,11 +55,9 @@ fn find(hash: u32, is_it: impl Fn(&[u8]) -> bool) -> Option<(usize, &'static Com
 /// The command (or `parent|sub` subcommand) with this exact name, ASCII
 /// case-insensitively.
 pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
-    if name.len() > MAX_NAME_LEN {
-        return None;
-    }
-    let hash = hash_lowercase(FNV_OFFSET, name);
-    find(hash, |candidate| candidate.eq_ignore_ascii_case(name)).map(|(_, spec)| spec)
+    let mut buf = [0; MAX_NAME_LEN];
+    let (lower, hash) = lowered(name, &mut buf)?;
+    find(hash, |candidate| candidate == lower).map(|(_, spec)| spec)
 }
 
 /// A command's position in the table: a dense index for per-command
@@ -92,12 +104,11 @@ pub fn resolve<A: Args + ?Sized>(args: &A) -> Resolution {
     let Some(name) = args.arg(0) else {
         return Resolution::Unknown;
     };
-    if name.len() > MAX_NAME_LEN {
+    let mut buf = [0; MAX_NAME_LEN];
+    let Some((lower, hash)) = lowered(name, &mut buf) else {
         return Resolution::Unknown;
-    }
-    let hash = hash_lowercase(FNV_OFFSET, name);
-    let Some((entry, command)) = find(hash, |candidate| candidate.eq_ignore_ascii_case(name))
-    else {
+    };
+    let Some((entry, command)) = find(hash, |candidate| candidate == lower) else {
         return Resolution::Unknown;
     };
     if entry >= COMMANDS.len() {
