@@ -10,7 +10,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering, Ordering::Relaxed,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
@@ -64,9 +64,12 @@ pub struct ClientEntry {
 
 /// Milliseconds from a fixed start (the first call) to `at`.
 fn clock_ms(at: Instant) -> u64 {
+    u64::try_from(since_clock_start(at).as_millis()).unwrap_or(u64::MAX)
+}
+
+fn since_clock_start(at: Instant) -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+    at.saturating_duration_since(*START.get_or_init(Instant::now))
 }
 
 /// The name every client starts with, shared.
@@ -148,10 +151,11 @@ impl ClientEntry {
 
     /// Notes activity at `now` (once per batch: no clock read here).
     pub fn touch(&self, now: Instant) {
-        self.last_active_s.store(
-            u32::try_from(clock_ms(now) / 1000).unwrap_or(u32::MAX),
-            Relaxed,
-        );
+        // Whole seconds are the duration's own field: no division (this
+        // runs once per batch).
+        let seconds = since_clock_start(now).as_secs();
+        self.last_active_s
+            .store(u32::try_from(seconds).unwrap_or(u32::MAX), Relaxed);
     }
 
     /// Notes the command being run (CLIENT LIST's `cmd=`).
