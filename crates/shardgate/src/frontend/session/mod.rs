@@ -87,7 +87,20 @@ const KEEP_WHILE_BUSY: usize = 4 * FIRST_READ;
 
 /// Room for the next read: a small first allocation, then doubling, then
 /// a chunk at a time.
+///
+/// An empty buffer first takes back the room its requests used, which
+/// costs nothing once they are all dropped (and is skipped while any is
+/// still held). Without it a busy client's next pipeline was read in two
+/// calls, split where the last one ended in the allocation: half of the
+/// batches at `-P 16` (576 bytes read as 448 + 128).
 fn make_room(read_buf: &mut BytesMut) {
+    if read_buf.is_empty() && read_buf.capacity() < KEEP_WHILE_BUSY {
+        // The buffer's allocation is one of these sizes (see below and
+        // `KEEP_WHILE_BUSY`); the first that fits it is taken back whole.
+        let _reclaimed = [KEEP_WHILE_BUSY, 2 * FIRST_READ, FIRST_READ]
+            .into_iter()
+            .any(|size| read_buf.try_reclaim(size));
+    }
     let capacity = read_buf.capacity();
     if capacity - read_buf.len() < FIRST_READ / 4 {
         read_buf.reserve(capacity.clamp(FIRST_READ, READ_CHUNK));
