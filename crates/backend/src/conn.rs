@@ -485,6 +485,9 @@ async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
         if finished(shared) {
             return Stop::Closed;
         }
+        if !shared.queue.borrow().outbox.is_empty() {
+            yield_to_other_tasks().await;
+        }
         if let Err(e) = flush(shared, &mut stream) {
             return Stop::Failed(BackendErrorKind::ConnectionLost(e.to_string().into()));
         }
@@ -571,6 +574,23 @@ async fn serve(shared: &Shared, mut stream: Stream) -> Stop {
             }
         }
     }
+}
+
+/// Lets every task already scheduled on this worker run first: sessions
+/// woken with this one queue their frames too, and one write carries them
+/// all. (Not `tokio::task::yield_now`, which waits for the next poll of the
+/// I/O driver.)
+async fn yield_to_other_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Writes as much of the outbox as the socket takes now (over TLS,
