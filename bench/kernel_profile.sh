@@ -2,10 +2,12 @@
 # Where the CPU goes, kernel included (docs/performance.md): perf record
 # (cpu-clock, kernel and user samples) of shardgate with 2 workers and of
 # predixy with 2 threads, each in front of the same redis-server, for
-# redis-benchmark GET -P 1 with 50 clients; one run each. Then the samples
-# are grouped (bench/kernel_profile.py) into µs per request.
+# redis-benchmark GET -P $PIPELINE (default 1) with 50 clients; one run
+# each. Then the samples are grouped (bench/kernel_profile.py) into µs per
+# request.
 #
 #   bench/kernel_profile.sh [shardgate binary]
+#   PIPELINE=16 REQUESTS=3000000 bench/kernel_profile.sh
 #
 # Needs perf, redis-server, redis-benchmark and predixy ($PREDIXY, default
 # ../shared/peers/predixy). Writes into $OUT (target/bench/kernel-profile).
@@ -14,7 +16,8 @@ HERE=$(dirname "$(realpath "$0")")
 BIN=$(realpath "${1:-target/release/shardgate}")
 PREDIXY=$(realpath "${PREDIXY:-../shared/peers/predixy}")
 OUT=${OUT:-target/bench/kernel-profile}
-REQUESTS=300000
+PIPELINE=${PIPELINE:-1}
+REQUESTS=${REQUESTS:-300000}
 mkdir -p "$OUT" && cd "$OUT"
 read -r RP SP PP AP < <(python3 -c "import sys; sys.path.insert(0, '$HERE'); from processes import free_port; print(*(free_port() for _ in range(4)))")
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null 2>&1 &
@@ -30,11 +33,11 @@ for proxy in shardgate predixy; do
     predixy) "$PREDIXY" predixy.conf >/dev/null 2>&1 & PID=$!; PORT=$PP ;;
   esac
   sleep 1
-  redis-benchmark -p "$PORT" -c 50 -n 20000 -t get -P 1 -q >/dev/null 2>&1
+  redis-benchmark -p "$PORT" -c 50 -n 20000 -t get -P "$PIPELINE" -q >/dev/null 2>&1
   perf record -F 4999 -e cpu-clock -p "$PID" -o "perf_$proxy.data" 2>/dev/null &
   RECORDER=$!
   sleep 0.5
-  redis-benchmark -p "$PORT" -c 50 -n "$REQUESTS" -r 100000 -t get -P 1 -q 2>&1 | tr '\r' '\n' | grep "per sec" | sed "s/^/$proxy /"
+  redis-benchmark -p "$PORT" -c 50 -n "$REQUESTS" -r 100000 -t get -P "$PIPELINE" -q 2>&1 | tr '\r' '\n' | grep "per sec" | sed "s/^/$proxy /"
   kill -INT "$RECORDER"; wait "$RECORDER" || true
   kill "$PID"; wait "$PID" 2>/dev/null || true
   perf report -i "perf_$proxy.data" --no-children --sort dso,sym --stdio 2>/dev/null > "report_$proxy.txt"
