@@ -26,10 +26,13 @@ pub fn with_head<'q, R>(
     skip: usize,
     write: impl FnOnce(&[IoSlice<'q>]) -> R,
 ) -> R {
-    match queue.len() {
-        ..=SHORT => fill::<SHORT, R>(queue, skip, write),
-        ..=MEDIUM => fill::<MEDIUM, R>(queue, skip, write),
-        _ => fill::<MAX_IOVECS, R>(queue, skip, write),
+    let frames = queue.len();
+    if frames <= SHORT {
+        fill::<SHORT, R>(queue, skip, write)
+    } else if frames <= MEDIUM {
+        fill::<MEDIUM, R>(queue, skip, write)
+    } else {
+        fill::<MAX_IOVECS, R>(queue, skip, write)
     }
 }
 
