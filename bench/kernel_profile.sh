@@ -4,7 +4,7 @@
 # predixy with 2 threads, each in front of the same redis-server, for
 # redis-benchmark GET -P $PIPELINE (default 1) with 50 clients; one run
 # each. Then the samples are grouped (bench/kernel_profile.py) into µs per
-# request.
+# request, and the syscalls counted in the same run are listed per request.
 #
 #   bench/kernel_profile.sh [shardgate binary]
 #   PIPELINE=16 REQUESTS=3000000 bench/kernel_profile.sh
@@ -36,10 +36,22 @@ for proxy in shardgate predixy; do
   redis-benchmark -p "$PORT" -c 50 -n 20000 -t get -P "$PIPELINE" -q >/dev/null 2>&1
   perf record -F 4999 -e cpu-clock -p "$PID" -o "perf_$proxy.data" 2>/dev/null &
   RECORDER=$!
+  # Syscalls counted by tracepoint: unlike strace, this does not slow the
+  # proxy down and so leaves its batching as it is.
+  perf stat -e 'syscalls:sys_enter_*' -p "$PID" -o "syscalls_$proxy.txt" 2>/dev/null &
+  COUNTER=$!
   sleep 0.5
   redis-benchmark -p "$PORT" -c 50 -n "$REQUESTS" -r 100000 -t get -P "$PIPELINE" -q 2>&1 | tr '\r' '\n' | grep "per sec" | sed "s/^/$proxy /"
-  kill -INT "$RECORDER"; wait "$RECORDER" || true
+  kill -INT "$RECORDER" "$COUNTER"; wait "$RECORDER" "$COUNTER" || true
   kill "$PID"; wait "$PID" 2>/dev/null || true
   perf report -i "perf_$proxy.data" --no-children --sort dso,sym --stdio 2>/dev/null > "report_$proxy.txt"
 done
 python3 "$HERE/kernel_profile.py" "$REQUESTS" report_shardgate.txt report_predixy.txt
+echo
+echo "syscalls per request (perf stat; those above 0.001):"
+for proxy in shardgate predixy; do
+  awk -v n="$REQUESTS" -v p="$proxy" '$1 ~ /^[0-9,]+$/ && $2 ~ /sys_enter_/ {
+    c = $1; gsub(",", "", c); name = $2; sub(".*sys_enter_", "", name)
+    if (c / n >= 0.001) printf "  %-10s %-14s %.4f\n", p, name, c / n
+  }' "syscalls_$proxy.txt" | sort -k3 -nr
+done
