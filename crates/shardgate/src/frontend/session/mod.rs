@@ -95,8 +95,9 @@ const KEEP_WHILE_BUSY: usize = 4 * FIRST_READ;
 /// batches at `-P 16` (576 bytes read as 448 + 128).
 fn make_room(read_buf: &mut BytesMut) {
     if read_buf.is_empty() && read_buf.capacity() < KEEP_WHILE_BUSY {
-        // The buffer's allocation is one of these sizes (see below and
-        // `KEEP_WHILE_BUSY`); the first that fits it is taken back whole.
+        // A reclaim that succeeds takes back the whole allocation, and
+        // succeeds when the allocation holds the size asked for: asked
+        // from the largest a kept buffer has down to the first allocation.
         let _reclaimed = [KEEP_WHILE_BUSY, 2 * FIRST_READ, FIRST_READ]
             .into_iter()
             .any(|size| read_buf.try_reclaim(size));
