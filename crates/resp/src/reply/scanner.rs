@@ -104,9 +104,9 @@ impl ReplyScanner {
 
     /// The commonest replies, whole at the front of `buf`, read in one
     /// pass: a `+`, `-` or `:` line, a nil, or a bulk string whose length
-    /// [`plain_length`] reads. `None` leaves the rest (partial, nil,
-    /// aggregate, malformed) to the general scan, which words the errors;
-    /// what this accepts, that scan accepts with the same length.
+    /// [`plain_length`] reads. `None` leaves the rest (partial, aggregate,
+    /// RESP3, malformed) to the general scan, which words the errors; what
+    /// this accepts, that scan accepts with the same length.
     #[inline]
     fn plain_frame(&self, buf: &[u8]) -> Option<ReplyFrame> {
         let kind = *buf.first()?;
