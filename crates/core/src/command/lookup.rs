@@ -1,10 +1,11 @@
 //! Name -> [`CommandSpec`], case-insensitively and without allocating.
 //!
-//! The name is hashed lowercased (FNV-1a) as it is read, then found in the
-//! generated open-addressing table (`table::INDEX`, at most
-//! `table::MAX_PROBE` extra probes) and compared ASCII case-insensitively in
-//! place: nothing is copied. Subcommands live in the same table as
-//! `parent|sub`, so `CONFIG GET` costs a second probe, nothing more.
+//! The name is lowercased into a stack buffer and hashed (FNV-1a) as it is
+//! read, then found in the generated open-addressing table (`table::INDEX`,
+//! at most `table::MAX_PROBE` extra probes) and compared with the table's
+//! lowercase name as it is. Subcommands live in the same table as
+//! `parent|sub`, so `CONFIG GET` costs a second probe (compared ASCII
+//! case-insensitively in place), nothing more.
 
 use super::args::Args;
 use super::spec::CommandSpec;
@@ -14,26 +15,33 @@ use super::table::{ALL, COMMANDS, INDEX, MAX_NAME_LEN, MAX_PROBE};
 const FNV_OFFSET: u32 = 0x811C_9DC5;
 const FNV_PRIME: u32 = 0x0100_0193;
 
-/// Continues an FNV-1a hash over `bytes`, lowercased.
-fn hash_lowercase(mut hash: u32, bytes: &[u8]) -> u32 {
-    for &b in bytes {
-        hash = (hash ^ u32::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
-    }
-    hash
+/// One FNV-1a step over an already lowercased byte.
+#[inline]
+fn fnv_step(hash: u32, lower: u8) -> u32 {
+    (hash ^ u32::from(lower)).wrapping_mul(FNV_PRIME)
 }
 
-/// `name` lowercased into `buf`, and the hash of that: `None` when it is
-/// longer than any command's name. Table names are lowercase, so the
-/// lowered name is then compared as it is.
+/// Continues an FNV-1a hash over `bytes`, lowercased.
+fn hash_lowercase(hash: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(hash, |hash, b| fnv_step(hash, b.to_ascii_lowercase()))
+}
+
+/// The entry named `name` (a command, or a `parent|sub` subcommand), ASCII
+/// case-insensitively, and its position in `ALL`. The name is lowercased
+/// once, into a stack buffer, as it is hashed; table names are lowercase,
+/// so it is then compared as it is.
 #[inline]
-fn lowered<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> Option<(&'b [u8], u32)> {
+fn find_name(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    let mut buf = [0; MAX_NAME_LEN];
     let lower = buf.get_mut(..name.len())?;
     let mut hash = FNV_OFFSET;
     for (to, &b) in lower.iter_mut().zip(name) {
         *to = b.to_ascii_lowercase();
-        hash = (hash ^ u32::from(*to)).wrapping_mul(FNV_PRIME);
+        hash = fnv_step(hash, *to);
     }
-    Some((lower, hash))
+    find(hash, |candidate| candidate == &*lower)
 }
 
 /// The entry with this hash for which `is_it` holds, and its position in
@@ -55,9 +63,7 @@ fn find(hash: u32, is_it: impl Fn(&[u8]) -> bool) -> Option<(usize, &'static Com
 /// The command (or `parent|sub` subcommand) with this exact name, ASCII
 /// case-insensitively.
 pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut buf = [0; MAX_NAME_LEN];
-    let (lower, hash) = lowered(name, &mut buf)?;
-    find(hash, |candidate| candidate == lower).map(|(_, spec)| spec)
+    find_name(name).map(|(_, spec)| spec)
 }
 
 /// A command's position in the table: a dense index for per-command
@@ -104,11 +110,7 @@ pub fn resolve<A: Args + ?Sized>(args: &A) -> Resolution {
     let Some(name) = args.arg(0) else {
         return Resolution::Unknown;
     };
-    let mut buf = [0; MAX_NAME_LEN];
-    let Some((lower, hash)) = lowered(name, &mut buf) else {
-        return Resolution::Unknown;
-    };
-    let Some((entry, command)) = find(hash, |candidate| candidate == lower) else {
+    let Some((entry, command)) = find_name(name) else {
         return Resolution::Unknown;
     };
     if entry >= COMMANDS.len() {
@@ -150,14 +152,7 @@ pub fn lookup<A: Args + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
 
 /// The id of a command or `parent|sub` subcommand by its exact name.
 pub fn id_of(name: &str) -> Option<CommandId> {
-    if name.len() > MAX_NAME_LEN {
-        return None;
-    }
-    let hash = hash_lowercase(FNV_OFFSET, name.as_bytes());
-    find(hash, |candidate| {
-        candidate.eq_ignore_ascii_case(name.as_bytes())
-    })
-    .map(|(entry, _)| CommandId(entry as u16))
+    find_name(name.as_bytes()).map(|(entry, _)| CommandId(entry as u16))
 }
 
 /// All top-level commands, sorted by name (subcommands hang off their
