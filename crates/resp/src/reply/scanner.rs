@@ -110,10 +110,11 @@ impl ReplyScanner {
     #[inline]
     fn plain_frame(&self, buf: &[u8]) -> Option<ReplyFrame> {
         let kind = *buf.first()?;
-        let line_window = buf.get(..buf.len().min(self.limits.max_inline_len.saturating_add(1)))?;
         let len = match kind {
             b'+' | b'-' | b':' => {
-                let cr = find_byte(b'\r', line_window)?;
+                // The CR within the line limit, as `find_crlf` looks.
+                let window = buf.len().min(self.limits.max_inline_len.saturating_add(1));
+                let cr = find_byte(b'\r', buf.get(..window)?)?;
                 (buf.get(cr + 1) == Some(&b'\n')).then_some(cr + 2)?
             }
             b'$' if buf.starts_with(b"$-1\r\n") => 5,
