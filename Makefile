@@ -94,7 +94,7 @@ profile: deps release
 # Where the CPU goes with the kernel included, shardgate-2w vs predixy at
 # GET -P 1 (PIPELINE=16 REQUESTS=3000000 for -P 16): perf samples grouped
 # into TCP/IP, context switches, wake-ups, syscalls and user space, µs per
-# request (docs/performance.md).
+# request, then the syscalls per request by type (docs/performance.md).
 kernel-profile: deps release
 	@command -v perf >/dev/null || bash scripts/install-deps.sh linux-perf
 	bash bench/kernel_profile.sh $(ARGS)
