@@ -67,6 +67,7 @@ fn clock_ms(at: Instant) -> u64 {
     u64::try_from(since_clock_start(at).as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The time from a fixed start (the first call) to `at`.
 fn since_clock_start(at: Instant) -> Duration {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     at.saturating_duration_since(*START.get_or_init(Instant::now))

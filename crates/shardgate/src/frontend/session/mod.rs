@@ -98,9 +98,11 @@ fn make_room(read_buf: &mut BytesMut) {
         // A reclaim that succeeds takes back the whole allocation, and
         // succeeds when the allocation holds the size asked for: asked
         // from the largest a kept buffer has down to the first allocation.
-        let _reclaimed = [KEEP_WHILE_BUSY, 2 * FIRST_READ, FIRST_READ]
-            .into_iter()
-            .any(|size| read_buf.try_reclaim(size));
+        for size in [KEEP_WHILE_BUSY, 2 * FIRST_READ, FIRST_READ] {
+            if read_buf.try_reclaim(size) {
+                break;
+            }
+        }
     }
     let capacity = read_buf.capacity();
     if capacity - read_buf.len() < FIRST_READ / 4 {
