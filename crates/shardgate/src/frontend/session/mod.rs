@@ -958,3 +958,27 @@ fn unblock_calls(targets: &[(Rc<crate::backend::Node>, crate::backend::Conn)], h
         drop(node.side(false).send(request.raw));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{make_room, BytesMut, FIRST_READ};
+
+    #[test]
+    fn an_empty_buffer_takes_back_the_room_its_requests_used() {
+        let mut read_buf = BytesMut::new();
+        make_room(&mut read_buf);
+        let allocated = read_buf.capacity();
+        assert!(allocated >= FIRST_READ);
+        // A pipeline of 576 bytes, parsed and split off the front.
+        read_buf.extend_from_slice(&[b'x'; 576]);
+        let batch = read_buf.split_to(576).freeze();
+        // While the batch is held (in flight), nothing is taken back.
+        make_room(&mut read_buf);
+        assert_eq!(read_buf.capacity(), allocated - 576);
+        // Once it is dropped, the next read has the whole allocation: the
+        // next pipeline is not split where the last one ended.
+        drop(batch);
+        make_room(&mut read_buf);
+        assert_eq!(read_buf.capacity(), allocated);
+    }
+}
