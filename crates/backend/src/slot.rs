@@ -86,14 +86,31 @@ impl ReplySlot {
     /// The reply if it has arrived, without waiting.
     #[inline]
     pub fn try_take(&mut self) -> Option<ReplyResult> {
+        self.try_take_if(|_| true)
+    }
+
+    /// The reply if it has arrived and `accept` takes it; otherwise it
+    /// stays, for the waiting path (a redirection to follow).
+    #[inline]
+    pub fn try_take_if(
+        &mut self,
+        accept: impl FnOnce(&ReplyResult) -> bool,
+    ) -> Option<ReplyResult> {
         let mut state = self.0.state.borrow_mut();
         match &*state {
-            State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
-                State::Done(result) => Some(result),
-                _ => None,
-            },
+            State::Done(result) if accept(result) => {
+                match std::mem::replace(&mut *state, State::Taken) {
+                    State::Done(result) => Some(result),
+                    _ => None,
+                }
+            }
             _ => None,
         }
+    }
+
+    /// True when the reply has arrived and `accept` says yes to it.
+    pub fn is_in_and(&self, accept: impl FnOnce(&ReplyResult) -> bool) -> bool {
+        matches!(&*self.0.state.borrow(), State::Done(result) if accept(result))
     }
 }
 
@@ -155,5 +172,17 @@ mod tests {
         sender.complete(Ok(Bytes::from_static(b":1\r\n")));
         assert!(receiver.try_take().is_some());
         assert!(receiver.try_take().is_none());
+    }
+
+    #[test]
+    fn a_refused_reply_stays_for_the_waiting_path() {
+        let (sender, mut receiver) = slot();
+        assert!(!receiver.is_in_and(|_| true));
+        sender.complete(Ok(Bytes::from_static(b"-MOVED 1 127.0.0.1:7000\r\n")));
+        assert!(receiver.is_in_and(|_| true));
+        assert!(!receiver.is_in_and(|_| false));
+        assert!(receiver.try_take_if(|_| false).is_none());
+        assert!(receiver.try_take_if(|_| true).is_some());
+        assert!(!receiver.is_in_and(|_| true));
     }
 }

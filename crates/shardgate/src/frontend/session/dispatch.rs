@@ -276,14 +276,16 @@ impl<S: ClientStream> Session<S> {
         // elsewhere); it reaches the client as TRYAGAIN (`unredirected`).
         if self.config().cluster && !scripts::runs_client_code(command::CommandId(self.command)) {
             let key_at = self.first_key_at(&request);
+            let Request { raw, args } = request;
             let reply = node.with_shared(self.client.conn_key(), self.client.id(), |conn| {
-                conn.send(request.raw.clone())
+                conn.send(raw.clone())
             });
+            self.parser.recycle(args);
             if self.slowlog {
                 self.slow_node = Some(node.clone());
             }
             let sent = Sent {
-                request: request.raw,
+                request: raw,
                 key_at,
                 node,
                 read,

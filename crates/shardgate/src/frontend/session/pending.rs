@@ -8,7 +8,7 @@ use crate::backend::{Lease, ReplyResult, ReplySlot};
 use crate::fanout::{self, encode_error, split::SplitPlan, PartReply};
 use crate::route::Merge;
 
-use super::redirect::{Follow, Origin, Sent};
+use super::redirect::{self, Follow, Origin, Sent};
 
 /// Which link an acknowledgement comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,38 @@ impl FanoutPart {
             slot,
             lease: None,
             follow: None,
+        }
+    }
+
+    /// Its reply has arrived, and is not a redirection to follow.
+    fn is_in(&self) -> bool {
+        match self.follow {
+            Some(_) => self.slot.is_in_and(redirect::settled),
+            None => self.slot.is_in_and(|_| true),
+        }
+    }
+
+    /// Its reply as the merge takes it; a lease goes back to its pool
+    /// once it answered (closed otherwise, when dropped).
+    fn into_reply(self, result: ReplyResult) -> PartReply {
+        if let (Ok(_), Some(lease)) = (&result, self.lease) {
+            lease.release();
+        }
+        match result {
+            Ok(frame) => PartReply::answered(self.shard, frame),
+            Err(error) => PartReply::failed(self.shard, &error.client_message()),
+        }
+    }
+}
+
+impl Combine {
+    /// The one reply the client gets.
+    fn merge(self, replies: Vec<PartReply>) -> Bytes {
+        match self {
+            Combine::Split(plan) => fanout::split::merge(&plan, replies),
+            Combine::Broadcast { merge, info } => {
+                fanout::broadcast::merge(merge, replies, info.as_deref())
+            }
         }
     }
 }
@@ -193,8 +225,44 @@ impl Pending {
                 let reply = slot.try_take()?;
                 Some((reply_bytes(reply), slot.take_request()))
             }
+            // A redirection is followed by `resolve`; any other reply is
+            // the answer.
+            Pending::Cluster(slot, sent) => {
+                let reply = slot.try_take_if(redirect::settled)?;
+                Some((reply_bytes(reply), Some(std::mem::take(&mut sent.request))))
+            }
+            Pending::Fanout { .. } => self.take_fanout_if_in(),
             _ => None,
         }
+    }
+
+    /// A split or broadcast whose parts have all answered (none with a
+    /// redirection to follow), merged.
+    #[inline(never)]
+    fn take_fanout_if_in(&mut self) -> Option<(Bytes, Option<Bytes>)> {
+        let Pending::Fanout { parts, .. } = self else {
+            return None;
+        };
+        if !parts.iter().all(FanoutPart::is_in) {
+            return None;
+        }
+        let Pending::Fanout { parts, combine } =
+            std::mem::replace(self, Pending::Ready(Bytes::new()))
+        else {
+            return None;
+        };
+        // A loop, not `collect`: collecting in place into the parts' own
+        // allocation would shrink it with a `realloc`.
+        let mut replies = Vec::with_capacity(parts.len());
+        for mut part in parts {
+            replies.push(match part.slot.try_take() {
+                Some(result) => part.into_reply(result),
+                // (Not seen: every part was found in just now, on this
+                // one thread.)
+                None => PartReply::failed(part.shard, "ERR shardgate: reply lost"),
+            });
+        }
+        Some(((*combine).merge(replies), None))
     }
 
     /// Waits for the reply and returns the bytes the client gets, with the
@@ -248,25 +316,14 @@ impl Pending {
             }
             Pending::Fanout { parts, combine } => {
                 let mut replies = Vec::with_capacity(parts.len());
-                for part in parts {
-                    let result = match part.follow {
-                        Some(follow) => follow.resolve(part.slot).await,
-                        None => part.slot.await,
+                for mut part in parts {
+                    let result = match part.follow.take() {
+                        Some(follow) => follow.resolve(&mut part.slot).await,
+                        None => (&mut part.slot).await,
                     };
-                    if let (Ok(_), Some(lease)) = (&result, part.lease) {
-                        lease.release();
-                    }
-                    replies.push(match result {
-                        Ok(frame) => PartReply::answered(part.shard, frame),
-                        Err(error) => PartReply::failed(part.shard, &error.client_message()),
-                    });
+                    replies.push(part.into_reply(result));
                 }
-                match *combine {
-                    Combine::Split(plan) => fanout::split::merge(&plan, replies),
-                    Combine::Broadcast { merge, info } => {
-                        fanout::broadcast::merge(merge, replies, info.as_deref())
-                    }
-                }
+                (*combine).merge(replies)
             }
             Pending::EvalSha { slot, retry } => reply_bytes(retry.resolve(slot).await),
             Pending::AtSource(at) => {

@@ -137,7 +137,8 @@ impl Follow {
 
 /// A reply that is the command's answer: nothing to follow.
 #[inline]
-fn settled(reply: &ReplyResult) -> bool {
+/// A reply that is the answer: not a redirection to follow.
+pub(super) fn settled(reply: &ReplyResult) -> bool {
     matches!(reply, Ok(frame) if redirect(frame).is_none())
 }
 
@@ -151,7 +152,7 @@ enum Step {
 impl Follow {
     /// The reply the client gets: `first`'s, or after redirections the
     /// final node's.
-    pub async fn resolve(self: Box<Self>, first: ReplySlot) -> ReplyResult {
+    pub async fn resolve(self: Box<Self>, first: &mut ReplySlot) -> ReplyResult {
         let reply = first.await;
         if settled(&reply) {
             return reply;
