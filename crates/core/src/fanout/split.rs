@@ -55,14 +55,16 @@ pub fn plan_grouped(
     group_of: impl Fn(&[u8]) -> Option<(usize, u16)>,
 ) -> Result<SplitPlan, Refusal> {
     let stride = stride(kind);
-    let name = request.arg(0).unwrap_or_default();
     let keys = request.argc().saturating_sub(1) / stride;
-    // Parts in the order their first key comes. A static pool has a few
-    // groups (its shards), found by a scan; past `SCAN_UP_TO` (a cluster
-    // pool's MGET of 10,000 keys may touch 10,000 slots) by a map.
+    // Each key's group (an index into `groups`, in order of each group's
+    // first key), then each group's keys: every list is allocated once,
+    // at its size. A static pool has a few groups (its shards), found by a
+    // scan; past `SCAN_UP_TO` (a cluster pool's MGET of 10,000 keys may
+    // touch 10,000 slots) by a map.
     const SCAN_UP_TO: usize = 8;
-    let mut groups: Vec<((usize, u16), Vec<usize>)> = Vec::new();
+    let mut groups: Vec<((usize, u16), usize)> = Vec::new();
     let mut index: HashMap<(usize, u16), usize> = HashMap::new();
+    let mut group_at = Vec::with_capacity(keys);
     for position in 0..keys {
         let key = request.arg(1 + position * stride).unwrap_or_default();
         let group = group_of(key).ok_or(Refusal::NoShard)?;
@@ -74,33 +76,41 @@ pub fn plan_grouped(
             }
             index.get(&group).copied()
         };
-        match found.and_then(|i| groups.get_mut(i)) {
-            Some((_, positions)) => positions.push(position),
+        let at = match found {
+            Some(at) => at,
             None => {
                 if !index.is_empty() {
                     index.insert(group, groups.len());
                 }
-                groups.push((group, vec![position]));
+                groups.push((group, 0));
+                groups.len() - 1
             }
+        };
+        if let Some((_, count)) = groups.get_mut(at) {
+            *count += 1;
+        }
+        group_at.push(at);
+    }
+    let mut positions: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|&(_, count)| Vec::with_capacity(count))
+        .collect();
+    for (position, &at) in group_at.iter().enumerate() {
+        if let Some(list) = positions.get_mut(at) {
+            list.push(position);
         }
     }
     let parts = groups
         .into_iter()
-        .map(|((shard, _), positions)| {
-            let mut args: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * stride);
-            args.push(name);
-            for &position in &positions {
-                for offset in 0..stride {
-                    args.push(
-                        request
-                            .arg(1 + position * stride + offset)
-                            .unwrap_or_default(),
-                    );
-                }
-            }
+        .zip(positions)
+        .map(|(((shard, _), _), positions)| {
+            // The command name, then each key with its value (MSET).
+            let runs = positions
+                .iter()
+                .map(|&p| 1 + p * stride..1 + (p + 1) * stride);
             Part {
                 shard,
-                request: Request::from_args(&args),
+                request: request.select(std::iter::once(0..1).chain(runs)),
                 positions,
             }
         })

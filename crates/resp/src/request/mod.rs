@@ -40,6 +40,63 @@ impl Request {
             .map(|r| self.raw.get(r.clone()).unwrap_or_default())
     }
 
+    /// A request made of some of this one's arguments: `runs` are ranges
+    /// of argument indexes, in the order wanted (MSET's part for one shard:
+    /// `0..1`, then each of its keys with its value). Each argument is
+    /// copied as the client encoded it, `$len` line and all, so nothing is
+    /// re-encoded; two allocations (the bytes and the ranges), sized
+    /// exactly. A run past the last argument is left out.
+    pub fn select<I>(&self, runs: I) -> Request
+    where
+        I: Iterator<Item = Range<usize>> + Clone,
+    {
+        let (count, size) = runs.clone().fold((0, 0), |(count, size), run| {
+            match self.encoded(run.clone()) {
+                Some((_, bytes)) => (count + run.len(), size + bytes.len()),
+                None => (count, size),
+            }
+        });
+        let mut num = [0u8; 20];
+        let count_line = format_u64(count as u64, &mut num);
+        let mut out = BytesMut::with_capacity(3 + count_line.len() + size);
+        out.put_u8(b'*');
+        out.put_slice(count_line);
+        out.put_slice(b"\r\n");
+        let mut args = Vec::with_capacity(count);
+        for run in runs {
+            let (Some((from, bytes)), Some(ranges)) =
+                (self.encoded(run.clone()), self.args.get(run))
+            else {
+                continue;
+            };
+            // Each payload keeps its place relative to its run's first byte.
+            let to = out.len();
+            args.extend(
+                ranges
+                    .iter()
+                    .map(|r| r.start - from + to..r.end - from + to),
+            );
+            out.put_slice(bytes);
+        }
+        Request {
+            raw: out.freeze(),
+            args,
+        }
+    }
+
+    /// How arguments `run` are encoded in `raw`, from the first one's
+    /// `$len` line to the last one's closing CRLF, and where that starts.
+    /// An argument's `$len` line starts where the one before it ended (the
+    /// first's, after the `*N` line).
+    fn encoded(&self, run: Range<usize>) -> Option<(usize, &[u8])> {
+        let last = self.args.get(run.end.checked_sub(1)?)?;
+        let start = match run.start {
+            0 => self.raw.iter().position(|&b| b == b'\n')? + 1,
+            i => self.args.get(i - 1)?.end + 2,
+        };
+        Some((start, self.raw.get(start..last.end + 2)?))
+    }
+
     /// Encodes a new request from arguments (used when the proxy splits
     /// MGET and friends per shard). One allocation, sized exactly.
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
@@ -93,6 +150,38 @@ mod tests {
         assert_eq!(r.raw.len(), 5 + 11 * (7 + 1234 + 2));
         let empty: [&[u8]; 0] = [];
         assert_eq!(&Request::from_args(&empty).raw[..], b"*0\r\n");
+    }
+
+    #[test]
+    fn select_copies_arguments_as_they_were_encoded() {
+        let raw = &b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$3\r\none\r\n$2\r\nbb\r\n$0\r\n\r\n"[..];
+        let mut parser = RequestParser::new(crate::Limits::default());
+        let mut buf = BytesMut::from(raw);
+        let request = parser.next(&mut buf).expect("parses").expect("whole");
+        let part = request.select([0..1, 3..5].into_iter());
+        assert_eq!(&part.raw[..], b"*3\r\n$4\r\nMSET\r\n$2\r\nbb\r\n$0\r\n\r\n");
+        assert_eq!(
+            part.args().collect::<Vec<_>>(),
+            vec![&b"MSET"[..], b"bb", b""]
+        );
+        let part = request.select([0..1, 1..3].into_iter());
+        assert_eq!(
+            &part.raw[..],
+            b"*3\r\n$4\r\nMSET\r\n$1\r\na\r\n$3\r\none\r\n"
+        );
+        assert_eq!(
+            part.args().collect::<Vec<_>>(),
+            vec![&b"MSET"[..], b"a", b"one"]
+        );
+        // Runs past the end are left out, and the count says so.
+        let part = request.select([0..1, 4..6, 9..10].into_iter());
+        assert_eq!(&part.raw[..], b"*1\r\n$4\r\nMSET\r\n");
+        // A request the proxy encoded itself (an inline command's) works the same.
+        let made = Request::from_args(&["DEL", "x", "yy"]);
+        assert_eq!(
+            &made.select([0..1, 2..3].into_iter()).raw[..],
+            b"*2\r\n$3\r\nDEL\r\n$2\r\nyy\r\n"
+        );
     }
 }
 

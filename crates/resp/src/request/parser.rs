@@ -27,9 +27,14 @@ use crate::find::find_byte;
 use crate::number::{plain_length, string2ll as parse_ll};
 use crate::{Limits, ProtocolError};
 
-/// Argument slots reserved up front: enough for common commands, small
-/// enough that a huge announced count costs nothing until its bytes arrive.
+/// Argument slots reserved up front at least: enough for common commands.
+/// Beyond it, as many as the bytes already read could hold, so that a
+/// huge announced count costs nothing until its bytes arrive, and a
+/// whole request in the buffer (MSET's 21 arguments) is indexed without
+/// growing the list.
 const ARGS_PREALLOC: usize = 16;
+/// The fewest bytes an argument takes: `$0\r\n\r\n`.
+const MIN_ARG_LEN: usize = 6;
 
 /// Where the parse of the request at the front of the buffer stands.
 #[derive(Debug, Clone, Copy)]
@@ -223,7 +228,9 @@ impl RequestParser {
                 (left, cr + 2)
             }
         };
-        self.args.reserve_exact(left.min(ARGS_PREALLOC));
+        let could_be_here = buf.len().saturating_sub(pos) / MIN_ARG_LEN;
+        self.args
+            .reserve_exact(left.min(could_be_here.max(ARGS_PREALLOC)));
         self.state = State::Array {
             pos,
             left,
