@@ -97,8 +97,9 @@ impl Request {
         Some((start, self.raw.get(start..last.end + 2)?))
     }
 
-    /// Encodes a new request from arguments (used when the proxy splits
-    /// MGET and friends per shard). One allocation, sized exactly.
+    /// Encodes a new request from arguments (commands the proxy sends of
+    /// its own: handshakes, SCRIPT LOAD, CLIENT UNBLOCK...). One
+    /// allocation, sized exactly.
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
         let size = 3
             + digits(args.len())
