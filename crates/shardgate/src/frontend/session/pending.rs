@@ -51,10 +51,8 @@ impl FanoutPart {
 
     /// Its reply has arrived, and is not a redirection to follow.
     fn is_in(&self) -> bool {
-        match self.follow {
-            Some(_) => self.slot.is_in_and(redirect::settled),
-            None => self.slot.is_in_and(|_| true),
-        }
+        self.slot
+            .is_in_and(|reply| self.follow.is_none() || redirect::settled(reply))
     }
 
     /// Its reply as the merge takes it; a lease goes back to its pool
@@ -212,11 +210,13 @@ impl Pending {
         }
     }
 
-    /// The reply, if it is in already (a plain reply or one made by the
-    /// proxy), as [`Pending::resolve`] would return it: most replies of a
-    /// pipeline are in by their turn, and this spares them the wait's
-    /// machinery. Taken in place (a pending reply is large to move): once
-    /// it returns `Some`, what is left is spent, to be dropped.
+    /// The reply, if it is in already (one made by the proxy, a plain or
+    /// cluster pool's reply that is no redirection, a split or broadcast
+    /// whose parts have all answered), as [`Pending::resolve`] would
+    /// return it: most replies of a pipeline are in by their turn, and
+    /// this spares them the wait's machinery. Taken in place (a pending
+    /// reply is large to move): once it returns `Some`, what is left is
+    /// spent, to be dropped.
     #[inline]
     pub fn take_if_in(&mut self) -> Option<(Bytes, Option<Bytes>)> {
         match self {
