@@ -145,6 +145,63 @@ pub fn resolve<A: Args + ?Sized>(args: &A) -> Resolution {
     }
 }
 
+/// Longest command name a [`Resolver`] remembers (`georadiusbymember_ro`
+/// is 20 bytes; the commands pipelines repeat are shorter).
+const REMEMBERED_NAME_LEN: usize = 16;
+
+/// [`resolve`] with a memory of the last command it found: a pipeline
+/// repeats one command, and a name equal byte for byte to the last one
+/// resolves the same way without hashing or probing the table. Containers
+/// are not remembered (their subcommand decides), nor unknown names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resolver {
+    last: Option<Remembered>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    name: [u8; REMEMBERED_NAME_LEN],
+    len: usize,
+    id: CommandId,
+    spec: &'static CommandSpec,
+}
+
+impl Resolver {
+    /// What [`resolve`] would answer for `args`.
+    #[inline]
+    pub fn resolve<A: Args + ?Sized>(&mut self, args: &A) -> Resolution {
+        let Some(name) = args.arg(0) else {
+            return Resolution::Unknown;
+        };
+        if let Some(last) = &self.last {
+            if last.name.get(..last.len) == Some(name) {
+                return Resolution::Known(last.id, last.spec);
+            }
+        }
+        let resolution = resolve(args);
+        // A subcommand's spec is no answer to its container's name alone.
+        let top_level = |id: CommandId, spec: &CommandSpec| {
+            usize::from(id.0) < COMMANDS.len() && !spec.is_container()
+        };
+        if let Resolution::Known(id, spec) = resolution {
+            let mut remembered = [0; REMEMBERED_NAME_LEN];
+            if let Some(to) = remembered
+                .get_mut(..name.len())
+                .filter(|_| top_level(id, spec))
+            {
+                to.copy_from_slice(name);
+                self.last = Some(Remembered {
+                    name: remembered,
+                    len: name.len(),
+                    id,
+                    spec,
+                });
+            }
+        }
+        resolution
+    }
+}
+
 /// The command a request runs (see [`resolve`]); None when unknown.
 pub fn lookup<A: Args + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
     resolve(args).spec()
@@ -189,6 +246,36 @@ mod tests {
             lookup(&["GEORADIUS_RO"]).map(CommandSpec::name),
             Some("georadius_ro")
         );
+    }
+
+    #[test]
+    fn a_resolver_answers_as_resolve_does_whatever_came_before() {
+        let calls: [&[&str]; 10] = [
+            &["GET", "k"],
+            &["GET", "k"],
+            &["get", "k"],
+            &["CONFIG", "GET", "maxmemory"],
+            &["CONFIG", "SET", "a", "b"],
+            &["CONFIG", "SET", "a", "b"],
+            &["nosuchcommand"],
+            &["GE"],
+            &["GETSET", "k", "v"],
+            &["georadiusbymember_ro", "k", "m", "1", "km"],
+        ];
+        let name = |r: Resolution| r.spec().map(CommandSpec::name);
+        let mut resolver = Resolver::default();
+        for round in 0..2 {
+            for args in calls.iter().chain(calls.iter().rev()) {
+                let expected = resolve(*args);
+                let got = resolver.resolve(*args);
+                assert_eq!(name(got), name(expected), "{args:?}, round {round}");
+                assert_eq!(
+                    matches!(got, Resolution::UnknownSubcommand(..)),
+                    matches!(expected, Resolution::UnknownSubcommand(..)),
+                    "{args:?}"
+                );
+            }
+        }
     }
 
     #[test]

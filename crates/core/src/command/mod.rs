@@ -25,7 +25,8 @@
 //! - `flags`: the flag sets ([`CommandFlags`], [`AclCategories`],
 //!   [`KeySpecFlags`]) and [`Group`].
 //! - `table`: the generated static table and its name index.
-//! - `lookup`: case-insensitive, allocation-free name lookup.
+//! - `lookup`: case-insensitive, allocation-free name lookup, and a
+//!   [`Resolver`] that remembers the last command a pipeline repeats.
 //! - `args`: [`Args`], the argument view the codec's request implements.
 //! - `keys`: key extraction from key specs (`getKeysUsingKeySpecs`).
 //! - `procs`: Redis's per-command key finders, for incomplete specs.
@@ -52,7 +53,7 @@ mod spec;
 mod table;
 
 pub use args::Args;
-pub use lookup::{commands, id_of, lookup, lookup_name, resolve, CommandId, Resolution};
+pub use lookup::{commands, id_of, lookup, lookup_name, resolve, CommandId, Resolution, Resolver};
 pub use sink::KeyRef;
 pub use spec::{
     AclCategories, BeginSearch, CommandFlags, CommandSpec, FindKeys, Group, KeySpec, KeySpecFlags,

@@ -32,7 +32,7 @@ impl<S: ClientStream> Session<S> {
     }
 
     fn dispatch_request(&mut self, request: Request) -> Flow {
-        let resolution = command::resolve(&request);
+        let resolution = self.resolver.resolve(&request);
         if matches!(resolution, Resolution::Unknown) && is_http(&request) {
             // Never forwarded: Redis would close the connection carrying it.
             return Flow::Close(End::CrossProtocol);

@@ -90,6 +90,7 @@ impl<S: ClientStream> Session<S> {
             // session has none.
             waker: Rc::new(SessionWaker::default()),
             keys: Vec::new(),
+            resolver: Default::default(),
             command: UNKNOWN_COMMAND,
             batch_readers: Default::default(),
             slowlog: idle.slowlog,

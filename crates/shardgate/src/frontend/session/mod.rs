@@ -348,6 +348,8 @@ pub(crate) struct Session<S> {
     keys: Vec<usize>,
     /// The metrics index of the command being dispatched.
     command: u16,
+    /// Resolves command names, remembering the one a pipeline repeats.
+    resolver: crate::command::Resolver,
     /// Per shard, the node this batch's reads go to (chosen on first use).
     batch_readers: std::cell::RefCell<Vec<(usize, dispatch::BatchReader)>>,
     /// The slow log is on (it needs the metrics' timings).
