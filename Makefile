@@ -92,7 +92,8 @@ profile: deps release
 	python3 bench/profile.py $(ARGS)
 
 # Where the CPU goes with the kernel included, shardgate-2w vs predixy at
-# GET -P 1 (PIPELINE=16 REQUESTS=3000000 for -P 16): perf samples grouped
+# GET -P 1 (PIPELINE=16 REQUESTS=3000000 for -P 16; SHARDS=3 TEST=set for
+# SET over 3 redis-servers): perf samples grouped
 # into TCP/IP, context switches, wake-ups, syscalls and user space, µs per
 # request, then the syscalls per request by type (docs/performance.md).
 kernel-profile: deps release

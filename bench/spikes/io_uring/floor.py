@@ -1,9 +1,9 @@
 """Where the floor is (docs/performance.md): this spike's plain tokio forwarder,
 shardgate with 2 workers and predixy with 2 threads in front of one redis-server,
 GET and SET at -P 1 and -P 16, 50 clients, ROUNDS rounds in rotated order; CPU
-microseconds per request from schedstat, medians. Usage: floor.py SHARDGATE_BINARY
+microseconds per request from schedstat and requests/s from redis-benchmark, medians. Usage: floor.py SHARDGATE_BINARY
 (build this spike first: cargo build --release)."""
-import glob, os, statistics, subprocess, sys, tempfile, time
+import glob, os, re, statistics, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "../.."))  # bench/: the proxies' configs, free ports
 from deploy import predixy_text  # noqa: E402
@@ -27,6 +27,7 @@ targets = {
 }
 tests = [("get", 1, 200000), ("set", 1, 200000), ("get", 16, 1500000), ("set", 16, 1500000)]
 res = {}
+rate = {}
 try:
     names = list(targets)
     for rnd in range(ROUNDS):
@@ -37,14 +38,22 @@ try:
             time.sleep(1)
             for t, P, n in tests:
                 c0 = cpu(p.pid)
-                subprocess.run(["redis-benchmark", "-p", str(port), "-t", t, "-P", str(P), "-n", str(n), "-c", "50", "-r", "100000", "-q"], capture_output=True)
+                out = subprocess.run(["redis-benchmark", "-p", str(port), "-t", t, "-P", str(P), "-n", str(n), "-c", "50", "-r", "100000", "-q"], capture_output=True, text=True).stdout
                 res.setdefault((name, t, P), []).append((cpu(p.pid) - c0) / 1000 / n)
+                found = re.findall(r"([0-9.]+) requests per second", out.replace("\r", "\n"))
+                rate.setdefault((name, t, P), []).append(float(found[-1]) if found else 0.0)
             p.terminate(); p.wait()
     print("| test | -P | " + " | ".join(names) + " | plain ÷ predixy | shardgate-2w ÷ predixy |")
     print("|---|---|" + "---|" * (len(names) + 2))
     for t, P, n in tests:
         m = {k: statistics.median(res[(k, t, P)]) for k in names}
         print(f"| {t.upper()} | {P} | " + " | ".join(f"{m[k]:.2f}" for k in names) + f" | {m['plain-forwarder']/m['predixy']:.2f}x | {m['shardgate-2w']/m['predixy']:.2f}x |")
+    print("\nrequests/s:\n")
+    print("| test | -P | " + " | ".join(names) + " | plain ÷ predixy | shardgate-2w ÷ predixy |")
+    print("|---|---|" + "---|" * (len(names) + 2))
+    for t, P, n in tests:
+        m = {k: statistics.median(rate[(k, t, P)]) for k in names}
+        print(f"| {t.upper()} | {P} | " + " | ".join(f"{m[k]:,.0f}" for k in names) + f" | {m['plain-forwarder']/m['predixy']:.2f}x | {m['shardgate-2w']/m['predixy']:.2f}x |")
     for k, v in sorted(res.items()):
         print(k, [round(x, 2) for x in v], file=sys.stderr)
 finally:
