@@ -2,9 +2,11 @@
 # Where the CPU goes, kernel included (docs/performance.md): perf record
 # (cpu-clock, kernel and user samples) of shardgate with 2 workers and of
 # predixy with 2 threads, each in front of the same redis-servers ($SHARDS,
-# default 1), for redis-benchmark $TEST (default get) -P $PIPELINE
-# (default 1) with 50 clients; one run each. Then the samples are grouped (bench/kernel_profile.py) into µs per
-# request, and the syscalls counted in the same run are listed per request.
+# default 1; keys spread by each proxy's default hashing), for
+# redis-benchmark $TEST (default get) -P $PIPELINE (default 1) with 50
+# clients; one run each. Then the samples are grouped
+# (bench/kernel_profile.py) into µs per request, and the syscalls counted
+# in the same run are listed per request.
 #
 #   bench/kernel_profile.sh [shardgate binary]
 #   PIPELINE=16 REQUESTS=3000000 bench/kernel_profile.sh
