@@ -127,6 +127,8 @@ struct Shared {
     task: TaskWake,
     handles: Cell<usize>,
     close_now: Cell<bool>,
+    /// Never to be given back to an idle pool (see [`Conn::retire`]).
+    retired: Cell<bool>,
     /// Reconnect after a failure (shared connections) or stay closed (leased).
     reconnects: bool,
     /// Lowercase SHAs of scripts loaded through this TCP connection.
@@ -236,6 +238,7 @@ impl Conn {
             task: TaskWake::default(),
             handles: Cell::new(1),
             close_now: Cell::new(false),
+            retired: Cell::new(false),
             reconnects,
             scripts: RefCell::default(),
         });
@@ -316,6 +319,18 @@ impl Conn {
     pub fn close(&self) {
         self.shared.close_now.set(true);
         self.shared.wake_task();
+    }
+
+    /// Marks a leased connection as not to be reused once its client is
+    /// done with it: something about it may still be on its way to the
+    /// server (a CLIENT UNBLOCK for its id), which must not reach the
+    /// next client's call on it.
+    pub fn retire(&self) {
+        self.shared.retired.set(true);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.shared.retired.get()
     }
 
     pub fn name(&self) -> &Arc<str> {

@@ -238,7 +238,11 @@ impl Node {
 
     fn give_back(&self, key: ConnKey, conn: Conn) {
         let mut idle = self.idle_leases.borrow_mut();
-        if conn.is_usable() && conn.in_flight() == 0 && idle.len() < MAX_IDLE_LEASES {
+        if conn.is_usable()
+            && !conn.is_retired()
+            && conn.in_flight() == 0
+            && idle.len() < MAX_IDLE_LEASES
+        {
             idle.push((key, conn));
         } else {
             conn.close();

@@ -401,3 +401,52 @@ fn at_the_descriptor_limit_new_clients_are_told_and_served_again_later() {
     );
     assert!(proxy.log().contains("accepting clients again"));
 }
+
+/// The proxy counts a client as blocked once its call is sent; its server
+/// only once the call has arrived. A CLIENT UNBLOCK in between (here, the
+/// call's connection is still opening through a slow network) must still
+/// end the call, not leave it blocked for its full timeout.
+#[test]
+fn client_unblock_ends_a_call_still_on_its_way_to_its_server() {
+    let server = test_support::RedisServer::start();
+    let relay = test_support::Relay::start(server.port());
+    relay.set_delay(Duration::from_millis(300));
+    let setup = common::start_with_addrs(
+        &[format!("127.0.0.1:{}", relay.port())],
+        &[
+            "timeout: 3000",
+            "health_check: {interval: 500, timeout: 3000}",
+        ],
+    );
+    for (how, expected) in [
+        ("TIMEOUT", Reply::Nil),
+        (
+            "ERROR",
+            Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()),
+        ),
+    ] {
+        let mut blocked = setup.client();
+        let Ok(Reply::Integer(id)) = blocked.cmd(&["CLIENT", "ID"]) else {
+            panic!("CLIENT ID");
+        };
+        blocked.send(&["BLPOP", "nothing", "30"]).unwrap();
+        let mut other = setup.client();
+        // (CLIENT LIST is the proxy's own: it answers at once.)
+        assert_eventually!(
+            matches!(other.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]), Ok(Reply::Bulk(line)) if String::from_utf8_lossy(&line).contains(" flags=b ")),
+            "CLIENT LIST never showed the blocked client"
+        );
+        let asked = Instant::now();
+        assert_eq!(
+            other
+                .cmd(&["CLIENT", "UNBLOCK", &id.to_string(), how])
+                .unwrap(),
+            Reply::Integer(1)
+        );
+        blocked.set_read_timeout(Some(Duration::from_secs(10)));
+        assert_eq!(blocked.read_reply().unwrap(), expected, "{how}");
+        assert!(asked.elapsed() < Duration::from_secs(10), "{how}");
+        // The other client's connection still works.
+        assert_eq!(other.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
+    }
+}

@@ -35,25 +35,41 @@ pub fn start(servers: usize, extra: &[&str]) -> Setup {
 
 /// Like [`start`], over given servers, with extra command-line arguments.
 pub fn start_with(servers: Vec<RedisServer>, extra: &[&str], args: &[&str]) -> Setup {
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr()).collect();
+    let (proxy, port) = start_proxy(&addrs, extra, args);
+    Setup {
+        servers,
+        proxy,
+        port,
+    }
+}
+
+/// Like [`start`], over servers given by address (a relay in front of a
+/// server, say), which the caller keeps running.
+pub fn start_with_addrs(addrs: &[String], extra: &[&str]) -> Setup {
+    let (proxy, port) = start_proxy(addrs, extra, &[]);
+    Setup {
+        servers: Vec::new(),
+        proxy,
+        port,
+    }
+}
+
+fn start_proxy(addrs: &[String], extra: &[&str], args: &[&str]) -> (Shardgate, u16) {
     let port = free_port();
     let mut yaml = format!("test:\n  listen: 127.0.0.1:{port}\n  redis: true\n");
     for line in extra {
         yaml.push_str(&format!("  {line}\n"));
     }
     yaml.push_str("  servers:\n");
-    for server in &servers {
-        yaml.push_str(&format!("    - {}:1\n", server.addr()));
+    for addr in addrs {
+        yaml.push_str(&format!("    - {addr}:1\n"));
     }
     let mut builder = Shardgate::builder(BIN, &yaml).wait_port(port);
     for arg in args {
         builder = builder.arg(*arg);
     }
-    let proxy = builder.start();
-    Setup {
-        servers,
-        proxy,
-        port,
-    }
+    (builder.start(), port)
 }
 
 pub fn ok() -> Reply {

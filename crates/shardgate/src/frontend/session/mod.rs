@@ -838,6 +838,9 @@ impl<S: ClientStream> Session<S> {
                 let watch = watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);
                 let mut watch = std::pin::pin!(watch);
                 let mut unblocked = std::pin::pin!(entry.unblock_requested());
+                // Alive while the call waits: CLIENT UNBLOCK's retries
+                // stop when it is gone.
+                let waiting = Rc::new(());
                 let mut waited = false;
                 let outcome = std::future::poll_fn(|cx| {
                     if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
@@ -846,11 +849,16 @@ impl<S: ClientStream> Session<S> {
                     waited = true;
                     if blocking && unblocked.as_mut().poll(cx).is_ready() {
                         unblocked.set(entry.unblock_requested());
-                        unblock_calls(&unblock, entry.take_unblock());
+                        tokio::task::spawn_local(unblock_calls(
+                            unblock.clone(),
+                            entry.take_unblock(),
+                            Rc::downgrade(&waiting),
+                        ));
                     }
                     watch.as_mut().poll(cx).map(Err)
                 })
                 .await;
+                drop(waiting);
                 if blocking {
                     entry.set_blocked(false);
                 }
@@ -946,18 +954,56 @@ fn warn_cross_protocol(pool: &str, addr: &str) {
 /// call waits on is unblocked on its server (`CLIENT UNBLOCK <its id>
 /// TIMEOUT|ERROR`, sent on a connection of its own), so the call answers
 /// exactly as Redis answers an unblocked client.
-fn unblock_calls(targets: &[(Rc<crate::backend::Node>, crate::backend::Conn)], how: u8) {
+///
+/// The proxy counts its client as blocked once the call is sent; the
+/// server only once the call has reached it. Before that the server
+/// answers 0 (and a connection still opening has no id to name), so each
+/// connection is asked again, a few milliseconds apart, until its server
+/// answers 1 or the call has answered (`waiting` is gone). The
+/// connections are retired: a CLIENT UNBLOCK still on its way when the
+/// call answers must not reach the next client's call on them.
+async fn unblock_calls(
+    mut targets: Vec<(Rc<crate::backend::Node>, crate::backend::Conn)>,
+    how: u8,
+    waiting: std::rc::Weak<()>,
+) {
     let how: &[u8] = match how {
         crate::pool::clients::UNBLOCK_ERROR => b"ERROR",
         crate::pool::clients::UNBLOCK_TIMEOUT => b"TIMEOUT",
         _ => return,
     };
-    for (node, conn) in targets {
-        let Some(id) = conn.server_id() else { continue };
-        let id = id.to_string();
-        let request = resp::Request::from_args(&[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes(), how]);
-        // Its reply (1 or 0) is not needed: the blocked call answers.
-        drop(node.side(false).send(request.raw));
+    for (_, conn) in &targets {
+        conn.retire();
+    }
+    let mut pause = std::time::Duration::from_millis(1);
+    while waiting.strong_count() > 0 && !targets.is_empty() {
+        let asked: Vec<_> = targets
+            .drain(..)
+            .map(|(node, conn)| {
+                let reply = conn.server_id().map(|id| {
+                    let id = id.to_string();
+                    let request =
+                        resp::Request::from_args(&[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes(), how]);
+                    node.side(false).send(request.raw)
+                });
+                (node, conn, reply)
+            })
+            .collect();
+        for (node, conn, reply) in asked {
+            let unblocked = match reply {
+                Some(reply) => matches!(reply.await, Ok(r) if r[..] == b":1\r\n"[..]),
+                None => false,
+            };
+            // (A connection that closed has ended its call.)
+            if !unblocked && conn.is_usable() {
+                targets.push((node, conn));
+            }
+        }
+        if targets.is_empty() || waiting.strong_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
 
