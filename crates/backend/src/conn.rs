@@ -329,7 +329,7 @@ impl Conn {
         self.shared.retired.set(true);
     }
 
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.shared.retired.get()
     }
 

@@ -288,7 +288,8 @@ impl Lease {
 
     /// Returns the connection to the idle pool: the caller vouches that
     /// its session state is clean (after EXEC, DISCARD, UNWATCH, or a
-    /// blocking call that answered).
+    /// blocking call that answered). One that cannot be reused (down,
+    /// busy, [retired](Conn::retire), or the pool full) is closed.
     pub fn release(mut self) {
         if self.changed_key {
             return; // dropped unreleased: closed

@@ -405,7 +405,8 @@ fn at_the_descriptor_limit_new_clients_are_told_and_served_again_later() {
 /// The proxy counts a client as blocked once its call is sent; its server
 /// only once the call has arrived. A CLIENT UNBLOCK in between (here, the
 /// call's connection is still opening through a slow network) must still
-/// end the call, not leave it blocked for its full timeout.
+/// end the call, not leave it blocked for its full timeout. A client
+/// that repeats it must not multiply what the proxy sends the server.
 #[test]
 fn client_unblock_ends_a_call_still_on_its_way_to_its_server() {
     let server = test_support::RedisServer::start();
@@ -418,6 +419,18 @@ fn client_unblock_ends_a_call_still_on_its_way_to_its_server() {
             "health_check: {interval: 500, timeout: 3000}",
         ],
     );
+    // How many CLIENT UNBLOCKs the server has run (asked past the relay).
+    let unblocks_run = || {
+        let mut direct = RespClient::connect(server.port()).unwrap();
+        let Ok(Reply::Bulk(stats)) = direct.cmd(&["INFO", "commandstats"]) else {
+            panic!("INFO commandstats");
+        };
+        String::from_utf8_lossy(&stats)
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_client|unblock:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     for (how, expected) in [
         ("TIMEOUT", Reply::Nil),
         (
@@ -436,16 +449,30 @@ fn client_unblock_ends_a_call_still_on_its_way_to_its_server() {
             matches!(other.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]), Ok(Reply::Bulk(line)) if String::from_utf8_lossy(&line).contains(" flags=b ")),
             "CLIENT LIST never showed the blocked client"
         );
-        let asked = Instant::now();
+        let (run_before, asked) = (unblocks_run(), Instant::now());
         assert_eq!(
             other
                 .cmd(&["CLIENT", "UNBLOCK", &id.to_string(), how])
                 .unwrap(),
             Reply::Integer(1)
         );
+        // The same, again and again, while the call is still on its way.
+        for _ in 0..20 {
+            other
+                .cmd(&["CLIENT", "UNBLOCK", &id.to_string(), how])
+                .unwrap();
+        }
         blocked.set_read_timeout(Some(Duration::from_secs(10)));
         assert_eq!(blocked.read_reply().unwrap(), expected, "{how}");
         assert!(asked.elapsed() < Duration::from_secs(10), "{how}");
+        // One request stream for the call, not one per CLIENT UNBLOCK:
+        // each round trip takes 600 ms here, so a single one asks a few
+        // times at most.
+        let run = unblocks_run() - run_before;
+        assert!(
+            (1..10).contains(&run),
+            "{how}: the server ran {run} CLIENT UNBLOCKs"
+        );
         // The other client's connection still works.
         assert_eq!(other.cmd(&["PING"]).unwrap(), Reply::Simple("PONG".into()));
     }

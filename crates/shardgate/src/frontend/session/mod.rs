@@ -50,7 +50,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use resp::{Limits, ProtocolError, Request, RequestParser};
@@ -313,7 +313,7 @@ struct Queued {
 /// future dropped, re-made when it sends again: about 4 % more of the
 /// proxy's instructions per request at `-P 1`, paid only by clients that
 /// are not busy).
-const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+const BUSY_GAP: Duration = Duration::from_millis(10);
 const BUSY_BATCHES: u8 = 16;
 
 /// What waiting for the client found.
@@ -612,7 +612,7 @@ impl<S: ClientStream> Session<S> {
     /// what the client still sends is read and dropped for a moment.
     async fn close_gracefully(&mut self) {
         use tokio::io::AsyncWriteExt;
-        const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+        const LINGER: Duration = Duration::from_millis(500);
         let _ = self.stream.shutdown().await;
         let mut sink = vec![0u8; 4096];
         let drain = async {
@@ -838,22 +838,30 @@ impl<S: ClientStream> Session<S> {
                 let watch = watch_client(&mut self.stream, &mut self.read_buf, blocking, &entry);
                 let mut watch = std::pin::pin!(watch);
                 let mut unblocked = std::pin::pin!(entry.unblock_requested());
-                // Alive while the call waits: CLIENT UNBLOCK's retries
-                // stop when it is gone.
-                let waiting = Rc::new(());
+                // Alive while a blocking call waits: the CLIENT UNBLOCK
+                // task for it stops when it is gone. (Only for blocking
+                // calls: other replies must not cost an allocation.)
+                let waiting = blocking.then(|| Rc::new(()));
                 let mut waited = false;
                 let outcome = std::future::poll_fn(|cx| {
                     if let std::task::Poll::Ready(reply) = resolving.as_mut().poll(cx) {
                         return std::task::Poll::Ready(Ok(reply));
                     }
                     waited = true;
-                    if blocking && unblocked.as_mut().poll(cx).is_ready() {
-                        unblocked.set(entry.unblock_requested());
-                        tokio::task::spawn_local(unblock_calls(
-                            unblock.clone(),
-                            entry.take_unblock(),
-                            Rc::downgrade(&waiting),
-                        ));
+                    if let Some(waiting) = &waiting {
+                        if unblocked.as_mut().poll(cx).is_ready() {
+                            unblocked.set(entry.unblock_requested());
+                            let how = entry.take_unblock();
+                            // One task per call at a time: a client that
+                            // repeats CLIENT UNBLOCK must not multiply the
+                            // requests on the node's side connection.
+                            // (Redis, too, keeps the first one's reason.)
+                            if Rc::weak_count(waiting) == 0 {
+                                let task =
+                                    unblock_calls(unblock.clone(), how, Rc::downgrade(waiting));
+                                tokio::task::spawn_local(task);
+                            }
+                        }
                     }
                     watch.as_mut().poll(cx).map(Err)
                 })
@@ -872,7 +880,7 @@ impl<S: ClientStream> Session<S> {
         &self,
         request: &bytes::Bytes,
         node: Option<&crate::backend::Node>,
-        elapsed: std::time::Duration,
+        elapsed: Duration,
     ) {
         let node = node.map_or_else(|| "".into(), |n| n.label.clone());
         let entry = &self.client.entry;
@@ -959,9 +967,13 @@ fn warn_cross_protocol(pool: &str, addr: &str) {
 /// server only once the call has reached it. Before that the server
 /// answers 0 (and a connection still opening has no id to name), so each
 /// connection is asked again, a few milliseconds apart, until its server
-/// answers 1 or the call has answered (`waiting` is gone). The
-/// connections are retired: a CLIENT UNBLOCK still on its way when the
-/// call answers must not reach the next client's call on them.
+/// answers 1 or the call has answered (`waiting` is gone). The asking
+/// ends, too, once the call must have arrived or failed: its connection
+/// had `connect_timeout` to open (its handshake included) and `timeout`
+/// for the call's write, and one more `timeout` is left to spare. (A call that followed a redirection waits
+/// elsewhere, and its first node answers 0 until then.) The connections
+/// are retired: a CLIENT UNBLOCK still on its way when the call answers
+/// must not reach the next client's call on them.
 async fn unblock_calls(
     mut targets: Vec<(Rc<crate::backend::Node>, crate::backend::Conn)>,
     how: u8,
@@ -972,18 +984,22 @@ async fn unblock_calls(
         crate::pool::clients::UNBLOCK_TIMEOUT => b"TIMEOUT",
         _ => return,
     };
+    let now = Instant::now();
+    let mut arrived_by = now;
     for (_, conn) in &targets {
         conn.retire();
+        let settings = conn.settings();
+        arrived_by = arrived_by.max(now + settings.connect_timeout + settings.timeout * 2);
     }
-    let mut pause = std::time::Duration::from_millis(1);
-    while waiting.strong_count() > 0 && !targets.is_empty() {
+    let mut pause = Duration::from_millis(1);
+    while waiting.strong_count() > 0 && Instant::now() < arrived_by {
         let asked: Vec<_> = targets
             .drain(..)
             .map(|(node, conn)| {
                 let reply = conn.server_id().map(|id| {
                     let id = id.to_string();
                     let request =
-                        resp::Request::from_args(&[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes(), how]);
+                        Request::from_args(&[&b"CLIENT"[..], b"UNBLOCK", id.as_bytes(), how]);
                     node.side(false).send(request.raw)
                 });
                 (node, conn, reply)
@@ -999,11 +1015,11 @@ async fn unblock_calls(
                 targets.push((node, conn));
             }
         }
-        if targets.is_empty() || waiting.strong_count() == 0 {
+        if targets.is_empty() {
             break;
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
